@@ -1,0 +1,84 @@
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "dataplane/transport/endpoint.h"
+#include "dataplane/transport/kernel_endpoint.h"
+#include "dataplane/transport/userland_endpoint.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace smig::transport {
+
+using google::protobuf::util::TimeUtil;
+
+absl::StatusOr<StackChoice> ParseStackChoice(absl::string_view text) {
+  if (text == "auto") return StackChoice::kAuto;
+  if (text == "kernel") return StackChoice::kKernel;
+  if (text == "userland") return StackChoice::kUserland;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown SCTP stack \"", text, "\": use auto, kernel or userland"));
+}
+
+absl::string_view StackName(v1::StackKind kind) {
+  switch (kind) {
+    case v1::STACK_KIND_KERNEL: return "kernel";
+    case v1::STACK_KIND_USERLAND: return "userland";
+    default: return "unspecified";
+  }
+}
+
+bool KernelSctpAvailable() {
+  int fd = socket(AF_INET, SOCK_SEQPACKET | SOCK_CLOEXEC, IPPROTO_SCTP);
+  if (fd < 0) return false;
+  close(fd);
+  return true;
+}
+
+absl::StatusOr<std::unique_ptr<Endpoint>> CreateEndpoint(StackChoice choice,
+                                                         const EndpointOptions& options) {
+  switch (choice) {
+    case StackChoice::kKernel:
+      return CreateKernelEndpoint(options);
+    case StackChoice::kUserland:
+      return CreateUserlandEndpoint(options);
+    case StackChoice::kAuto:
+      break;
+  }
+  if (KernelSctpAvailable()) {
+    std::clog << "smig: --sctp-stack=auto chose the kernel stack (lksctp)\n";
+    return CreateKernelEndpoint(options);
+  }
+  std::clog << "smig: --sctp-stack=auto chose the userland stack (usrsctp over UDP): this "
+               "kernel cannot open SCTP sockets\n";
+  return CreateUserlandEndpoint(options);
+}
+
+v1::FailoverProfile FastFailoverProfile() {
+  v1::FailoverProfile p;
+  *p.mutable_rto_initial() = TimeUtil::MillisecondsToDuration(100);
+  *p.mutable_rto_min() = TimeUtil::MillisecondsToDuration(50);
+  *p.mutable_rto_max() = TimeUtil::MillisecondsToDuration(200);
+  *p.mutable_heartbeat_interval() = TimeUtil::MillisecondsToDuration(100);
+  p.set_path_max_retrans(2);
+  p.set_pf_threshold(0);
+  *p.mutable_sack_delay() = TimeUtil::MillisecondsToDuration(10);
+  p.set_assoc_max_retrans(4);
+  return p;
+}
+
+v1::FailoverProfile DefaultFailoverProfile() {
+  v1::FailoverProfile p;
+  *p.mutable_rto_initial() = TimeUtil::MillisecondsToDuration(3000);
+  *p.mutable_rto_min() = TimeUtil::MillisecondsToDuration(1000);
+  *p.mutable_rto_max() = TimeUtil::MillisecondsToDuration(60000);
+  *p.mutable_heartbeat_interval() = TimeUtil::MillisecondsToDuration(30000);
+  p.set_path_max_retrans(5);
+  *p.mutable_sack_delay() = TimeUtil::MillisecondsToDuration(200);
+  p.set_assoc_max_retrans(10);
+  return p;
+}
+
+}  // namespace smig::transport

@@ -1,0 +1,309 @@
+#include "dataplane/transport/kernel_endpoint.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/sctp.h>
+#include <poll.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "dataplane/transport/stack_endpoint.h"
+
+namespace smig::transport {
+namespace {
+
+#include "dataplane/transport/sctp_api.inc"
+
+int PollFor(int fd, short events, absl::Time deadline) {
+  absl::Duration left = deadline - absl::Now();
+  if (left <= absl::ZeroDuration()) return 0;
+  pollfd p{fd, events, 0};
+  return poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
+}
+
+// The UDP port of the kernel's SCTP encapsulation, per network namespace (Linux >= 5.11).
+absl::Status EnableKernelUdpEncapsulation(uint16_t port) {
+  const char* path = "/proc/sys/net/sctp/udp_port";
+  std::ifstream in(path);
+  if (!in) {
+    return absl::UnimplementedError(
+        "this kernel has no SCTP UDP encapsulation (net.sctp.udp_port; needs Linux >= 5.11)");
+  }
+  int current = -1;
+  in >> current;
+  if (current == port) return absl::OkStatus();
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("opening ", path));
+  std::string value = absl::StrCat(port, "\n");
+  ssize_t n = write(fd, value.data(), value.size());
+  int err = errno;
+  close(fd);
+  if (n < 0) {
+    if (err == EADDRINUSE) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("UDP encapsulation port ", port, " is already in use"));
+    }
+    return ErrnoStatus(err, absl::StrCat("setting net.sctp.udp_port to ", port));
+  }
+  return absl::OkStatus();
+}
+
+class KernelEndpoint final : public StackEndpoint {
+ public:
+  KernelEndpoint(const EndpointOptions& options, int fd, uint16_t port)
+      : StackEndpoint(options), fd_(fd), port_(port), hz_(KernelHz()) {}
+
+  ~KernelEndpoint() override {
+    linger l{1, 0};  // abort what is left: close never waits on a dead peer
+    setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+    close(fd_);
+  }
+
+  v1::StackKind stack() const override { return v1::STACK_KIND_KERNEL; }
+  uint16_t local_port() const override { return port_; }
+  int wait_fd() const override { return fd_; }
+
+  // The Api of sctp_api.inc.
+  absl::Status SetOpt(int level, int name, const void* v, socklen_t len) {
+    if (setsockopt(fd_, level, name, v, len) != 0) return ErrnoStatus(errno, "setsockopt");
+    return absl::OkStatus();
+  }
+  absl::Status GetOpt(int level, int name, void* v, socklen_t* len) {
+    if (getsockopt(fd_, level, name, v, len) != 0) return ErrnoStatus(errno, "getsockopt");
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::vector<SocketAddress>> PeerAddresses(sctp_assoc_t assoc) {
+    return Addresses(assoc, sctp_getpaddrs, sctp_freepaddrs, "sctp_getpaddrs");
+  }
+  absl::StatusOr<std::vector<SocketAddress>> LocalAddresses(sctp_assoc_t assoc) {
+    return Addresses(assoc, sctp_getladdrs, sctp_freeladdrs, "sctp_getladdrs");
+  }
+  double SrttMs(uint32_t jiffies) const { return jiffies * 1000.0 / hz_; }
+  v1::PathState State(int32_t s) const {
+    switch (s) {
+      case SCTP_ACTIVE: return v1::PATH_STATE_ACTIVE;
+      case SCTP_INACTIVE: return v1::PATH_STATE_INACTIVE;
+      case SCTP_PF: return v1::PATH_STATE_POTENTIALLY_FAILED;
+      case SCTP_UNCONFIRMED: return v1::PATH_STATE_UNCONFIRMED;
+      default: return v1::PATH_STATE_UNSPECIFIED;
+    }
+  }
+
+ protected:
+  absl::StatusOr<std::optional<Piece>> ReadPiece(char* buffer, size_t capacity) override {
+    iovec iov{buffer, capacity};
+    sctp_rcvinfo info{};
+    socklen_t info_len = sizeof(info);
+    unsigned int info_type = 0;
+    int flags = MSG_DONTWAIT;
+    ssize_t n = sctp_recvv(fd_, &iov, 1, nullptr, nullptr, &info, &info_len, &info_type, &flags);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return std::nullopt;
+      return ErrnoStatus(errno, "sctp_recvv");
+    }
+    Piece p;
+    p.length = static_cast<size_t>(n);
+    p.notification = (flags & MSG_NOTIFICATION) != 0;
+    p.end_of_record = (flags & MSG_EOR) != 0;
+    if (!p.notification && info_type == SCTP_RECVV_RCVINFO) {
+      p.assoc = static_cast<AssocId>(info.rcv_assoc_id);
+      p.stream = info.rcv_sid;
+      p.ppid = ntohl(info.rcv_ppid);
+      p.unordered = (info.rcv_flags & SCTP_UNORDERED) != 0;
+    }
+    return p;
+  }
+
+  std::optional<v1::Event> TranslateNotification(const char* data, size_t length) override {
+    return TranslateRfc6458Notification(data, length);
+  }
+
+  absl::StatusOr<SendResult> SendRaw(AssocId assoc, const SendOptions& o,
+                                     absl::string_view data) override {
+    iovec iov{const_cast<char*>(data.data()), data.size()};
+    sctp_sndinfo info{};
+    info.snd_sid = o.stream;
+    info.snd_ppid = htonl(o.ppid);
+    info.snd_flags = o.unordered ? SCTP_UNORDERED : 0;
+    info.snd_assoc_id = static_cast<sctp_assoc_t>(assoc);
+    if (sctp_sendv(fd_, &iov, 1, nullptr, 0, &info, sizeof(info), SCTP_SENDV_SNDINFO,
+                   MSG_DONTWAIT) >= 0) {
+      return SendResult::kSent;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return SendResult::kWouldBlock;
+    return ErrnoStatus(errno, absl::StrCat("send on association ", assoc));
+  }
+
+  void WaitWritable(absl::Time deadline) override { PollFor(fd_, POLLOUT, deadline); }
+  void WaitReadable(absl::Time deadline) override { PollFor(fd_, POLLIN, deadline); }
+
+  absl::StatusOr<AssocId> ConnectRaw(const std::vector<SocketAddress>& peers) override {
+    if (options().udp_encaps_port != 0) {
+      sctp_udpencaps encaps{};
+      encaps.sue_assoc_id = SCTP_FUTURE_ASSOC;
+      encaps.sue_port = htons(options().remote_udp_encaps_port ? options().remote_udp_encaps_port
+                                                               : 9899);
+      if (absl::Status s = ::smig::transport::SetOpt(*this, SCTP_REMOTE_UDP_ENCAPS_PORT, encaps,
+                                                     "SCTP_REMOTE_UDP_ENCAPS_PORT");
+          !s.ok()) {
+        return s;
+      }
+    }
+    std::string packed = PackAddresses(peers);
+    sctp_assoc_t id = 0;
+    if (sctp_connectx(fd_, reinterpret_cast<sockaddr*>(packed.data()),
+                      static_cast<int>(peers.size()), &id) < 0 &&
+        errno != EINPROGRESS) {
+      return ErrnoStatus(errno, absl::StrCat("connecting to ", peers.front().ToString()));
+    }
+    return static_cast<AssocId>(id);
+  }
+
+  absl::Status SetPrimaryRaw(AssocId assoc, const SocketAddress& peer) override {
+    sctp_prim prim{};
+    prim.ssp_assoc_id = static_cast<sctp_assoc_t>(assoc);
+    std::memcpy(&prim.ssp_addr, peer.sockaddr_ptr(), peer.length());
+    return ::smig::transport::SetOpt(*this, SCTP_PRIMARY_ADDR, prim,
+                                     absl::StrCat("primary ", peer.ToString()));
+  }
+
+  absl::Status EndRaw(AssocId assoc, EndKind kind) override {
+    iovec iov{nullptr, 0};
+    sctp_sndinfo info{};
+    info.snd_flags = kind == EndKind::kGraceful ? SCTP_EOF : SCTP_ABORT;
+    info.snd_assoc_id = static_cast<sctp_assoc_t>(assoc);
+    if (sctp_sendv(fd_, &iov, 0, nullptr, 0, &info, sizeof(info), SCTP_SENDV_SNDINFO,
+                   MSG_DONTWAIT) < 0) {
+      return ErrnoStatus(errno, absl::StrCat("ending association ", assoc));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<v1::AssociationInfo> QueryRaw(AssocId assoc) override {
+    return QueryAssociation(*this, static_cast<sctp_assoc_t>(assoc));
+  }
+
+ private:
+  template <typename Get, typename Free>
+  absl::StatusOr<std::vector<SocketAddress>> Addresses(sctp_assoc_t assoc, Get get, Free release,
+                                                       const char* what) {
+    sockaddr* addrs = nullptr;
+    int n = get(fd_, assoc, &addrs);
+    if (n < 0) return ErrnoStatus(errno, what);
+    std::vector<SocketAddress> out;
+    const char* cursor = reinterpret_cast<const char*>(addrs);
+    for (int i = 0; i < n; ++i) {
+      const auto* sa = reinterpret_cast<const sockaddr*>(cursor);
+      socklen_t len = sa->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+      if (absl::StatusOr<SocketAddress> a = SocketAddress::FromSockaddr(sa, len); a.ok()) {
+        out.push_back(*a);
+      }
+      cursor += len;
+    }
+    if (addrs != nullptr) release(addrs);
+    return out;
+  }
+
+  int fd_;
+  uint16_t port_;
+  int hz_;
+};
+
+}  // namespace
+
+int KernelHz() {
+  if (const char* env = std::getenv("SMIG_KERNEL_HZ")) {
+    int hz = 0;
+    if (absl::SimpleAtoi(env, &hz) && hz > 0) return hz;
+  }
+  utsname u{};
+  if (uname(&u) == 0) {
+    std::ifstream config(absl::StrCat("/boot/config-", u.release));
+    std::string line;
+    while (std::getline(config, line)) {
+      absl::string_view v = line;
+      int hz = 0;
+      if (absl::ConsumePrefix(&v, "CONFIG_HZ=") && absl::SimpleAtoi(v, &hz) && hz > 0) return hz;
+    }
+  }
+  return 250;
+}
+
+absl::StatusOr<std::unique_ptr<Endpoint>> CreateKernelEndpoint(const EndpointOptions& options) {
+  absl::StatusOr<std::vector<SocketAddress>> locals =
+      ParseAddressList(options.local_addresses, options.port);
+  if (!locals.ok()) return locals.status();
+  if (locals->empty()) {
+    absl::StatusOr<SocketAddress> any = SocketAddress::Parse("0.0.0.0", options.port);
+    locals->push_back(*any);
+  }
+  bool v6 = std::any_of(locals->begin(), locals->end(),
+                        [](const SocketAddress& a) { return a.family() == AF_INET6; });
+  int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                  IPPROTO_SCTP);
+  if (fd < 0) return ErrnoStatus(errno, "opening a kernel SCTP socket");
+  auto fail = [fd](absl::Status s) {
+    close(fd);
+    return s;
+  };
+  if (options.udp_encaps_port != 0) {
+    if (absl::Status s = EnableKernelUdpEncapsulation(options.udp_encaps_port); !s.ok()) {
+      return fail(s);
+    }
+  }
+  // Bind the first address (which fixes the port), then add the others on that port.
+  if (bind(fd, locals->front().sockaddr_ptr(), locals->front().length()) != 0) {
+    return fail(ErrnoStatus(errno, absl::StrCat("binding ", locals->front().ToString())));
+  }
+  sockaddr_storage bound{};
+  socklen_t bound_len = sizeof(bound);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &bound_len);
+  uint16_t port = SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&bound), bound_len)
+                      .value_or(SocketAddress())
+                      .port();
+  if (locals->size() > 1) {
+    std::vector<SocketAddress> rest(locals->begin() + 1, locals->end());
+    for (SocketAddress& a : rest) a.set_port(port);
+    std::string packed = PackAddresses(rest);
+    if (sctp_bindx(fd, reinterpret_cast<sockaddr*>(packed.data()), static_cast<int>(rest.size()),
+                   SCTP_BINDX_ADD_ADDR) != 0) {
+      return fail(ErrnoStatus(errno, "binding the extra local addresses"));
+    }
+  }
+  auto ep = std::make_unique<KernelEndpoint>(options, fd, port);
+  if (absl::Status s = ApplyEndpointOptions(*ep, options); !s.ok()) return s;
+
+  const v1::FailoverProfile& p = options.profile;
+  sctp_paddrthlds_v2 th{};
+  th.spt_assoc_id = SCTP_FUTURE_ASSOC;
+  th.spt_pathmaxrxt = static_cast<uint16_t>(p.path_max_retrans());
+  th.spt_pathpfthld =
+      static_cast<uint16_t>(p.has_pf_threshold() ? p.pf_threshold() : p.path_max_retrans());
+  th.spt_pathcpthld = 0xffff;  // no primary switch-over: the primary returns when it heals
+  if (absl::Status s = SetOpt(*ep, SCTP_PEER_ADDR_THLDS_V2, th, "SCTP_PEER_ADDR_THLDS_V2");
+      !s.ok()) {
+    return s;
+  }
+  sctp_assoc_value expose{};
+  expose.assoc_id = SCTP_FUTURE_ASSOC;
+  expose.assoc_value = 2;  // SCTP_PF_EXPOSE_ENABLE, which the uapi header lacks
+  // Older kernels lack the option and report PF through GET_PEER_ADDR_INFO only.
+  (void)SetOpt(*ep, SCTP_EXPOSE_POTENTIALLY_FAILED_STATE, expose, "SCTP_EXPOSE_PF_STATE");
+
+  int buf = static_cast<int>(std::max<size_t>(4 * options.max_message_size, 4 << 20));
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+  if (options.listen && listen(fd, 128) != 0) return ErrnoStatus(errno, "listen");
+  return ep;
+}
+
+}  // namespace smig::transport

@@ -22,9 +22,10 @@ namespace {
 
 // SCTP-PF thresholds (RFC 7829): usrsctp implements the option but its header omits it.
 constexpr int kSctpPeerAddrThlds = 0x23;
+// Note the field order: usrsctp puts the address first, unlike Linux.
 struct UsrsctpPaddrThlds {
-  sctp_assoc_t spt_assoc_id;
   sockaddr_storage spt_address;
+  sctp_assoc_t spt_assoc_id;
   uint16_t spt_pathmaxrxt;
   uint16_t spt_pathpfthld;
   uint16_t spt_pathcpthld;  // usrsctp accepts only 0xffff
@@ -194,7 +195,11 @@ class UserlandEndpoint final : public StackEndpoint {
     return ErrnoStatus(errno, absl::StrCat("send on association ", assoc));
   }
 
-  void WaitWritable(absl::Time deadline) override { PollFor(writable_, deadline); }
+  // usrsctp does not reliably raise a write upcall when a one-to-many socket's send space
+  // frees up (seen here: sends then waited for the full deadline), so retry every 1 ms.
+  void WaitWritable(absl::Time deadline) override {
+    PollFor(writable_, std::min(deadline, absl::Now() + absl::Milliseconds(1)));
+  }
   void WaitReadable(absl::Time deadline) override {
     PollFor(readable_, deadline);
     Drain(readable_);
@@ -233,7 +238,8 @@ class UserlandEndpoint final : public StackEndpoint {
     sctp_sndinfo info{};
     info.snd_flags = kind == EndKind::kGraceful ? SCTP_EOF : SCTP_ABORT;
     info.snd_assoc_id = assoc;
-    if (usrsctp_sendv(sock_, nullptr, 0, nullptr, 0, &info, sizeof(info), SCTP_SENDV_SNDINFO,
+    static const char kNothing = 0;  // usrsctp rejects a null buffer even for 0 bytes
+    if (usrsctp_sendv(sock_, &kNothing, 0, nullptr, 0, &info, sizeof(info), SCTP_SENDV_SNDINFO,
                       0) < 0) {
       return ErrnoStatus(errno, absl::StrCat("ending association ", assoc));
     }

@@ -1,0 +1,192 @@
+#include "tests/integration/testbed.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "google/protobuf/util/json_util.h"
+
+extern char** environ;
+
+namespace smig::testbed {
+
+absl::StatusOr<std::string> Sh(const std::string& command) {
+  std::string full = command + " 2>&1";
+  FILE* p = popen(full.c_str(), "r");
+  if (p == nullptr) return absl::InternalError(absl::StrCat("popen failed: ", command));
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int rc = pclose(p);
+  if (rc != 0) {
+    return absl::InternalError(absl::StrCat("`", command, "` failed (", rc, "): ", out));
+  }
+  return out;
+}
+
+bool CanCreateNamespaces() { return geteuid() == 0; }
+
+absl::StatusOr<std::unique_ptr<TwoHostNet>> TwoHostNet::Create() {
+  static std::atomic<int> counter{0};
+  std::string tag = absl::StrCat("smig", getpid(), "x", counter++);
+  std::unique_ptr<TwoHostNet> net(new TwoHostNet(tag + "a", tag + "b"));
+  for (const std::string& ns : {net->ns_a_, net->ns_b_}) {
+    if (auto s = Sh("ip netns add " + ns); !s.ok()) return s.status();
+    if (auto s = Sh("ip -n " + ns + " link set lo up"); !s.ok()) return s.status();
+  }
+  for (int path = 1; path <= 2; ++path) {
+    std::string a = absl::StrCat("a", path), b = absl::StrCat("b", path);
+    std::vector<std::string> cmds = {
+        absl::StrCat("ip link add ", a, " netns ", net->ns_a_, " type veth peer name ", b,
+                     " netns ", net->ns_b_),
+        absl::StrCat("ip -n ", net->ns_a_, " addr add ", AddrA(path), "/24 dev ", a),
+        absl::StrCat("ip -n ", net->ns_b_, " addr add ", AddrB(path), "/24 dev ", b),
+        absl::StrCat("ip -n ", net->ns_a_, " link set ", a, " up"),
+        absl::StrCat("ip -n ", net->ns_b_, " link set ", b, " up"),
+    };
+    for (const std::string& c : cmds) {
+      if (auto s = Sh(c); !s.ok()) return s.status();
+    }
+  }
+  return net;
+}
+
+TwoHostNet::~TwoHostNet() {
+  (void)Sh("ip netns del " + ns_a_);
+  (void)Sh("ip netns del " + ns_b_);
+}
+
+std::vector<std::string> TwoHostNet::InA(std::vector<std::string> argv) const {
+  argv.insert(argv.begin(), {"ip", "netns", "exec", ns_a_});
+  return argv;
+}
+
+std::vector<std::string> TwoHostNet::InB(std::vector<std::string> argv) const {
+  argv.insert(argv.begin(), {"ip", "netns", "exec", ns_b_});
+  return argv;
+}
+
+absl::Status TwoHostNet::SetLink(int path, bool up) {
+  return Sh(absl::StrCat("ip -n ", ns_a_, " link set a", path, up ? " up" : " down")).status();
+}
+
+absl::Status TwoHostNet::SetDrop(int path, bool drop) {
+  std::string table = absl::StrCat("smigdrop", path);
+  if (!drop) return Sh(absl::StrCat("ip netns exec ", ns_b_, " nft delete table inet ", table)).status();
+  std::string iface = absl::StrCat("b", path);
+  return Sh(absl::StrCat("ip netns exec ", ns_b_, " nft 'add table inet ", table, "; add chain inet ",
+                         table, " in { type filter hook input priority 0; }; add chain inet ", table,
+                         " out { type filter hook output priority 0; }; add rule inet ", table,
+                         " in iifname \"", iface, "\" drop; add rule inet ", table,
+                         " out oifname \"", iface, "\" drop'"))
+      .status();
+}
+
+absl::StatusOr<uint64_t> TwoHostNet::TxPacketsA(int path) {
+  absl::StatusOr<std::string> out = Sh(
+      absl::StrCat("ip netns exec ", ns_a_, " cat /sys/class/net/a", path, "/statistics/tx_packets"));
+  if (!out.ok()) return out.status();
+  uint64_t v = 0;
+  if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(*out), &v)) {
+    return absl::InternalError(absl::StrCat("bad counter: ", *out));
+  }
+  return v;
+}
+
+absl::StatusOr<std::unique_ptr<Process>> Process::Start(const std::vector<std::string>& argv,
+                                                        const std::string& stdout_path) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, stdout_path.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::string err_path = stdout_path + ".err";
+  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0644);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) return absl::InternalError(absl::StrCat("cannot start ", argv[0], ": ", strerror(rc)));
+  return std::unique_ptr<Process>(new Process(pid, stdout_path));
+}
+
+Process::~Process() {
+  if (!reaped_) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+}
+
+absl::StatusOr<int> Process::Wait(absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    int status = 0;
+    pid_t r = waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+      reaped_ = true;
+      if (WIFEXITED(status)) return WEXITSTATUS(status);
+      return 128 + WTERMSIG(status);
+    }
+    if (absl::Now() >= deadline) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+      reaped_ = true;
+      return absl::DeadlineExceededError(
+          absl::StrCat("process ", pid_, " did not exit within ", absl::FormatDuration(timeout)));
+    }
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+}
+
+void Process::Kill(int signal) { kill(pid_, signal); }
+
+std::string Process::Stderr() const {
+  std::ifstream in(path_ + ".err");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::vector<transport::v1::CatRecord> ReadRecords(const std::string& path) {
+  std::vector<transport::v1::CatRecord> out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    transport::v1::CatRecord r;
+    if (google::protobuf::util::JsonStringToMessage(line, &r).ok()) out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::optional<transport::v1::CatSummary> LastSummary(
+    const std::vector<transport::v1::CatRecord>& records) {
+  for (auto it = records.rbegin(); it != records.rend(); ++it) {
+    if (it->has_summary()) return it->summary();
+  }
+  return std::nullopt;
+}
+
+std::string ScratchDir() {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string dir = absl::StrCat(tmp ? tmp : "/tmp", "/smig-test-", getpid());
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+}  // namespace smig::testbed

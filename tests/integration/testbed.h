@@ -1,0 +1,93 @@
+// A testbed for tests and benchmarks that cross a real network: two hosts in network
+// namespaces joined by two veth pairs on separate subnets (so each SCTP path is a real,
+// separately breakable link), child processes inside them, and their JSON-line output.
+//
+//   absl::StatusOr<std::unique_ptr<TwoHostNet>> net = TwoHostNet::Create();
+//   auto rx = Process::Start((*net)->InB({kSctpcat, "--listen", ...}), "/tmp/rx.json");
+//   (*net)->SetLink(2, false);          // cut path 2
+//   std::vector<CatRecord> recs = ReadRecords("/tmp/rx.json");
+//
+// Only this process's own namespaces and their private subnets are touched; the
+// destructor removes the namespaces (and with them every veth and nft rule).
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "smig/transport/v1/sctpcat.pb.h"
+
+namespace smig::testbed {
+
+// Runs `command` with /bin/sh; returns its output, or an error with the output if it failed.
+absl::StatusOr<std::string> Sh(const std::string& command);
+
+// True when this process may create network namespaces (root).
+bool CanCreateNamespaces();
+
+class TwoHostNet {
+ public:
+  // Host A ("client", e.g. a vehicle) has 10.77.<path>.2, host B ("server") 10.77.<path>.1,
+  // for path 1 and 2, on interfaces a<path>/b<path>.
+  static absl::StatusOr<std::unique_ptr<TwoHostNet>> Create();
+  ~TwoHostNet();
+
+  const std::string& ns_a() const { return ns_a_; }
+  const std::string& ns_b() const { return ns_b_; }
+  static std::string AddrA(int path) { return "10.77." + std::to_string(path) + ".2"; }
+  static std::string AddrB(int path) { return "10.77." + std::to_string(path) + ".1"; }
+
+  // argv prefixed to run inside a namespace.
+  std::vector<std::string> InA(std::vector<std::string> argv) const;
+  std::vector<std::string> InB(std::vector<std::string> argv) const;
+
+  // Link down/up on A's side of a path.
+  absl::Status SetLink(int path, bool up);
+  // nftables drop of everything in and out of B's side of a path.
+  absl::Status SetDrop(int path, bool drop);
+  // Packets A sent on a path (the interface counter: ground truth for per-path traffic).
+  absl::StatusOr<uint64_t> TxPacketsA(int path);
+
+ private:
+  TwoHostNet(std::string a, std::string b) : ns_a_(std::move(a)), ns_b_(std::move(b)) {}
+  std::string ns_a_, ns_b_;
+};
+
+// A child process; killed (SIGKILL) by the destructor if still running.
+class Process {
+ public:
+  // stdout goes to `stdout_path`, stderr to `stdout_path + ".err"`.
+  static absl::StatusOr<std::unique_ptr<Process>> Start(const std::vector<std::string>& argv,
+                                                         const std::string& stdout_path);
+  ~Process();
+
+  pid_t pid() const { return pid_; }
+  absl::Time started() const { return started_; }
+  // The exit code; DEADLINE_EXCEEDED (after SIGKILL) if it does not exit in time.
+  absl::StatusOr<int> Wait(absl::Duration timeout);
+  void Kill(int signal);
+  std::string Stderr() const;
+
+ private:
+  Process(pid_t pid, std::string path) : pid_(pid), path_(std::move(path)) {}
+  pid_t pid_;
+  std::string path_;
+  absl::Time started_ = absl::Now();
+  bool reaped_ = false;
+};
+
+// Parses smig-sctpcat's JSON lines; lines that are not records are skipped.
+std::vector<transport::v1::CatRecord> ReadRecords(const std::string& path);
+// The last summary record, if any.
+std::optional<transport::v1::CatSummary> LastSummary(
+    const std::vector<transport::v1::CatRecord>& records);
+
+// A scratch directory unique to this process, under $TMPDIR or /tmp.
+std::string ScratchDir();
+
+}  // namespace smig::testbed

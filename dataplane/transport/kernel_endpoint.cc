@@ -246,6 +246,10 @@ absl::StatusOr<std::unique_ptr<Endpoint>> CreateKernelEndpoint(const EndpointOpt
     absl::StatusOr<SocketAddress> any = SocketAddress::Parse("0.0.0.0", options.port);
     locals->push_back(*any);
   }
+  // Before the socket: Linux copies net.sctp.udp_port into each socket when it is created.
+  if (options.udp_encaps_port != 0) {
+    if (absl::Status s = EnableKernelUdpEncapsulation(options.udp_encaps_port); !s.ok()) return s;
+  }
   bool v6 = std::any_of(locals->begin(), locals->end(),
                         [](const SocketAddress& a) { return a.family() == AF_INET6; });
   int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC,
@@ -255,11 +259,6 @@ absl::StatusOr<std::unique_ptr<Endpoint>> CreateKernelEndpoint(const EndpointOpt
     close(fd);
     return s;
   };
-  if (options.udp_encaps_port != 0) {
-    if (absl::Status s = EnableKernelUdpEncapsulation(options.udp_encaps_port); !s.ok()) {
-      return fail(s);
-    }
-  }
   // Bind the first address (which fixes the port), then add the others on that port.
   if (bind(fd, locals->front().sockaddr_ptr(), locals->front().length()) != 0) {
     return fail(ErrnoStatus(errno, absl::StrCat("binding ", locals->front().ToString())));

@@ -15,6 +15,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
 
@@ -95,15 +96,17 @@ absl::Status TwoHostNet::SetDrop(int path, bool drop) {
       .status();
 }
 
-absl::StatusOr<uint64_t> TwoHostNet::TxPacketsA(int path) {
-  absl::StatusOr<std::string> out = Sh(
-      absl::StrCat("ip netns exec ", ns_a_, " cat /sys/class/net/a", path, "/statistics/tx_packets"));
-  if (!out.ok()) return out.status();
-  uint64_t v = 0;
-  if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(*out), &v)) {
-    return absl::InternalError(absl::StrCat("bad counter: ", *out));
+absl::StatusOr<uint64_t> TwoHostNet::TxPackets(pid_t pid_in_a, int path) {
+  std::ifstream dev(absl::StrCat("/proc/", pid_in_a, "/net/dev"));
+  std::string line;
+  std::string want = absl::StrCat("a", path, ":");
+  while (std::getline(dev, line)) {
+    std::vector<std::string> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    // iface: rx_bytes rx_packets errs drop fifo frame compressed multicast tx_bytes tx_packets
+    uint64_t v = 0;
+    if (f.size() > 10 && f[0] == want && absl::SimpleAtoi(f[10], &v)) return v;
   }
-  return v;
+  return absl::NotFoundError(absl::StrCat("no interface a", path, " in /proc/", pid_in_a, "/net/dev"));
 }
 
 absl::StatusOr<std::unique_ptr<Process>> Process::Start(const std::vector<std::string>& argv,

@@ -50,8 +50,9 @@ class TwoHostNet {
   absl::Status SetLink(int path, bool up);
   // nftables drop of everything in and out of B's side of a path.
   absl::Status SetDrop(int path, bool drop);
-  // Packets A sent on a path (the interface counter: ground truth for per-path traffic).
-  absl::StatusOr<uint64_t> TxPacketsA(int path);
+  // Packets A sent on a path (the interface counter: ground truth for per-path traffic),
+  // read from /proc/<pid_in_a>/net/dev so that no process is started (slow in the VM).
+  static absl::StatusOr<uint64_t> TxPackets(pid_t pid_in_a, int path);
 
  private:
   TwoHostNet(std::string a, std::string b) : ns_a_(std::move(a)), ns_b_(std::move(b)) {}

@@ -163,8 +163,11 @@ TEST_F(TransportTest, StreamsPpidsUnorderedAndALargeMessageArriveWhole) {
 TEST_F(TransportTest, GracefulShutdownDeliversQueuedData) {
   absl::StatusOr<Pair> p = ConnectedPair();
   ASSERT_TRUE(p.ok()) << p.status();
-  for (int i = 0; i < 200; ++i) {
-    ASSERT_TRUE(p->client->Send(p->client_assoc, {.stream = 1}, std::string(4000, 'x')).ok());
+  // Less than the send buffer can hold (Linux caps SO_SNDBUF at net.core.wmem_max), since
+  // nobody reads until the shutdown.
+  for (int i = 0; i < 40; ++i) {
+    absl::Status s = p->client->Send(p->client_assoc, {.stream = 1}, std::string(4000, 'x'));
+    ASSERT_TRUE(s.ok()) << s;
   }
   ASSERT_TRUE(p->client->Shutdown(p->client_assoc).ok());
   int got = 0;
@@ -180,7 +183,7 @@ TEST_F(TransportTest, GracefulShutdownDeliversQueuedData) {
     }
   }
   EXPECT_TRUE(complete);
-  EXPECT_EQ(got, 200);
+  EXPECT_EQ(got, 40);
   EXPECT_TRUE(p->server->Associations().empty());
 }
 
@@ -255,15 +258,23 @@ class TwoHostTest : public TransportTest {
   std::string dir_;
 };
 
+// Waits until a smig-sctpcat has printed its first record (its endpoint is open): process
+// start-up is slow under the VM's software emulation, so no fixed sleep fits.
+void AwaitReady(const std::string& path, absl::Duration timeout = absl::Seconds(15)) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (ReadRecords(path).empty() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+}
+
 struct Window {
   uint64_t path1 = 0, path2 = 0;
 };
 
-// Per-path packets A sent during `d`.
-Window Measure(TwoHostNet& net, absl::Duration d) {
-  uint64_t a1 = net.TxPacketsA(1).value_or(0), a2 = net.TxPacketsA(2).value_or(0);
+// Per-path packets A sent during `d`; `pid` is any process in A.
+Window Measure(pid_t pid, absl::Duration d) {
+  uint64_t a1 = TwoHostNet::TxPackets(pid, 1).value_or(0);
+  uint64_t a2 = TwoHostNet::TxPackets(pid, 2).value_or(0);
   absl::SleepFor(d);
-  return {net.TxPacketsA(1).value_or(0) - a1, net.TxPacketsA(2).value_or(0) - a2};
+  return {TwoHostNet::TxPackets(pid, 1).value_or(0) - a1, TwoHostNet::TxPackets(pid, 2).value_or(0) - a2};
 }
 
 enum class Cut { kLinkDown, kNftDrop };
@@ -274,27 +285,27 @@ TEST_P(FailoverTest, CutPrimaryWhileStreamingLosesNothing) {
   const std::string primary = TwoHostNet::AddrB(2) + ":5000";
   auto rx = Process::Start(Receiver(), Out("rx.json"));
   ASSERT_TRUE(rx.ok()) << rx.status();
-  absl::SleepFor(absl::Milliseconds(500));
-  auto tx = Process::Start(Sender({"--send=numbered", "--rate=1000", "--size=200", "--duration=8s",
+  AwaitReady(Out("rx.json"));
+  auto tx = Process::Start(Sender({"--send=numbered", "--rate=1000", "--size=200", "--duration=12s",
                                    "--primary=" + primary, "--stats-interval=250ms"}),
                            Out("tx.json"));
   ASSERT_TRUE(tx.ok()) << tx.status();
 
   absl::SleepFor(absl::Milliseconds(1500));
-  Window before = Measure(*net_, absl::Seconds(1));  // t = 1.5 .. 2.5 s
+  Window before = Measure((*tx)->pid(), absl::Seconds(1));  // t = 1.5 .. 2.5 s
   if (GetParam() == Cut::kLinkDown) {
     ASSERT_TRUE(net_->SetLink(2, false).ok());
   } else {
     ASSERT_TRUE(net_->SetDrop(2, true).ok());
   }
-  Window during = Measure(*net_, absl::Milliseconds(1500));
+  Window during = Measure((*tx)->pid(), absl::Milliseconds(1500));
   if (GetParam() == Cut::kLinkDown) {
     ASSERT_TRUE(net_->SetLink(2, true).ok());
   } else {
     ASSERT_TRUE(net_->SetDrop(2, false).ok());
   }
-  absl::SleepFor(absl::Milliseconds(1500));  // the primary is confirmed again by heartbeats
-  Window after = Measure(*net_, absl::Seconds(1));
+  absl::SleepFor(absl::Seconds(2));  // the primary is confirmed again by heartbeats
+  Window after = Measure((*tx)->pid(), absl::Seconds(1));
 
   absl::StatusOr<int> tx_rc = (*tx)->Wait(absl::Seconds(20));
   absl::StatusOr<int> rx_rc = (*rx)->Wait(absl::Seconds(10));
@@ -336,7 +347,7 @@ TEST_P(FailoverTest, CutPrimaryWhileStreamingLosesNothing) {
   ASSERT_TRUE(sent && got);
   std::cout << "[result] sent " << sent->messages_sent() << " received " << got->unique_received()
             << " duplicates " << got->duplicates() << " max_gap_ms " << got->max_gap_ms() << "\n";
-  EXPECT_GT(sent->messages_sent(), 7000u);
+  EXPECT_GT(sent->messages_sent(), 11000u);
   EXPECT_EQ(got->unique_received(), sent->messages_sent()) << "messages lost";
   EXPECT_EQ(got->missing(), 0u);
   EXPECT_EQ(got->duplicates(), 0u);
@@ -351,25 +362,35 @@ INSTANTIATE_TEST_SUITE_P(Cuts, FailoverTest, ::testing::Values(Cut::kLinkDown, C
 TEST_F(TwoHostTest, PeerKilledIsNoticedWithinOneSecondAndCloseDoesNotHang) {
   auto rx = Process::Start(Receiver(), Out("rx.json"));
   ASSERT_TRUE(rx.ok()) << rx.status();
-  absl::SleepFor(absl::Milliseconds(500));
+  AwaitReady(Out("rx.json"));
   auto tx = Process::Start(Sender({"--send=numbered", "--rate=1000", "--size=200", "--duration=20s"}),
                            Out("tx.json"));
   ASSERT_TRUE(tx.ok()) << tx.status();
   absl::SleepFor(absl::Milliseconds(1500));
   absl::Time killed_at = absl::Now();
   (*rx)->Kill(SIGKILL);
-  absl::StatusOr<int> rc = (*tx)->Wait(absl::Seconds(3));  // exits after ASSOC_LOST, closing
-  ASSERT_TRUE(rc.ok()) << "sender did not notice the dead peer and exit: " << rc.status();
+  absl::StatusOr<int> rc = (*tx)->Wait(absl::Seconds(5));  // exits after the end, closing
   absl::Duration exited_after = absl::Now() - killed_at;
+  std::string tail;
+  for (const auto& r : ReadRecords(Out("tx.json"))) tail = r.DebugString();
+  ASSERT_TRUE(rc.ok()) << "sender did not notice the dead peer and exit: " << rc.status()
+                       << "; its last record: " << tail;
 
+  // A dead process on a live kernel: that kernel ends the association for it (SHUTDOWN or
+  // ABORT). A dead usrsctp process says nothing; only the tuned timers notice (ASSOC_LOST).
   std::optional<absl::Duration> lost_after;
+  std::string how;
   for (const auto& r : ReadRecords(Out("tx.json"))) {
-    if (r.has_event() && r.event().type() == v1::EVENT_TYPE_ASSOC_LOST) {
-      lost_after = (*tx)->started() + absl::Seconds(r.t_s()) - killed_at;
+    if (!r.has_event() || lost_after) continue;
+    v1::EventType t = r.event().type();
+    if (t == v1::EVENT_TYPE_ASSOC_LOST || t == v1::EVENT_TYPE_PEER_SHUTDOWN ||
+        t == v1::EVENT_TYPE_SHUTDOWN_COMPLETE) {
+      lost_after = absl::UnixEpoch() + absl::Seconds(r.unix_s()) - killed_at;
+      how = v1::EventType_Name(t);
     }
   }
-  ASSERT_TRUE(lost_after.has_value()) << "no ASSOC_LOST event";
-  std::cout << "[result] ASSOC_LOST " << absl::FormatDuration(*lost_after)
+  ASSERT_TRUE(lost_after.has_value()) << "the association never ended";
+  std::cout << "[result] " << how << " " << absl::FormatDuration(*lost_after)
             << " after kill -9; sender exited after " << absl::FormatDuration(exited_after) << "\n";
   EXPECT_LE(*lost_after, absl::Seconds(1));
   EXPECT_LE(exited_after, absl::Milliseconds(1500));
@@ -381,7 +402,7 @@ TEST_F(TwoHostTest, UdpEncapsulationPortTakenIsDetected) {
       net_->InA({SMIG_SCTPCAT, "--sctp-stack=userland", "--listen", "--udp-port=9911"}),
       Out("holder.json"));
   ASSERT_TRUE(holder.ok()) << holder.status();
-  absl::SleepFor(absl::Milliseconds(500));
+  AwaitReady(Out("holder.json"));
   auto second = Process::Start(net_->InA(Cat({"--check-stack", "--udp-port=9911"})),
                                Out("second.json"));
   ASSERT_TRUE(second.ok()) << second.status();
@@ -407,7 +428,7 @@ TEST_F(TwoHostTest, KernelUdpEncapsulationCarriesTraffic) {
                           " && ip netns exec " + net_->ns_b() +
                           " nft add rule inet smigcount in udp dport 9899 counter")
                   .ok());
-  absl::SleepFor(absl::Milliseconds(500));
+  AwaitReady(Out("rx.json"));
   auto tx = Process::Start(
       net_->InA(Cat({"--peer=" + TwoHostNet::AddrB(1), "--peer-port=5000", "--udp-port=9899",
                      "--peer-udp-port=9899", "--send=numbered", "--count=500", "--rate=0"})),

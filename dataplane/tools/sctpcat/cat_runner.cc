@@ -18,6 +18,7 @@ namespace v1 = transport::v1;
 class CatRunner::StdinReader {
  public:
   StdinReader(std::istream& in, size_t max_chunk) : state_(std::make_shared<State>()) {
+    if (max_chunk == 0) max_chunk = std::string::npos;  // no limit; a step of 0 never ends
     thread_ = std::thread([state = state_, &in, max_chunk] {
       std::string line;
       while (std::getline(in, line)) {
@@ -69,7 +70,9 @@ CatRunner::CatRunner(transport::Endpoint& endpoint, CatOptions options, std::ost
 CatRunner::~CatRunner() = default;
 
 void CatRunner::Emit(v1::CatRecord record) {
-  record.set_t_s(absl::ToDoubleSeconds(absl::Now() - start_));
+  absl::Time now = absl::Now();
+  record.set_t_s(absl::ToDoubleSeconds(now - start_));
+  record.set_unix_s(absl::ToDoubleSeconds(now - absl::UnixEpoch()));
   google::protobuf::util::JsonPrintOptions o;
   o.preserve_proto_field_names = true;
   o.always_print_primitive_fields = true;

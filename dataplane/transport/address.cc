@@ -4,7 +4,10 @@
 
 #include <cstring>
 
+#include <algorithm>
+
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
@@ -43,7 +46,9 @@ absl::StatusOr<SocketAddress> SocketAddress::ParseHostPort(absl::string_view tex
         absl::StrCat("malformed address \"", text, "\": write IPv6 as [addr]:port"));
   }
   uint32_t port = 0;
-  if (!absl::SimpleAtoi(text.substr(colon + 1), &port) || port > 65535) {
+  absl::string_view digits = text.substr(colon + 1);
+  if (digits.size() > 5 || !std::all_of(digits.begin(), digits.end(), absl::ascii_isdigit) ||
+      !absl::SimpleAtoi(digits, &port) || port > 65535) {
     return absl::InvalidArgumentError(
         absl::StrCat("malformed address \"", text, "\": bad port"));
   }

@@ -177,6 +177,13 @@ std::vector<transport::v1::CatRecord> ReadRecords(const std::string& path) {
   return out;
 }
 
+void AwaitFirstRecord(const std::string& path, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (ReadRecords(path).empty() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+}
+
 std::optional<transport::v1::CatSummary> LastSummary(
     const std::vector<transport::v1::CatRecord>& records) {
   for (auto it = records.rbegin(); it != records.rend(); ++it) {

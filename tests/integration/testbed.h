@@ -84,6 +84,9 @@ class Process {
 
 // Parses smig-sctpcat's JSON lines; lines that are not records are skipped.
 std::vector<transport::v1::CatRecord> ReadRecords(const std::string& path);
+// Waits until a smig-sctpcat has printed its first record (its endpoint is open): process
+// start-up is slow under the VM's software emulation, so no fixed sleep fits.
+void AwaitFirstRecord(const std::string& path, absl::Duration timeout = absl::Seconds(15));
 // The last summary record, if any.
 std::optional<transport::v1::CatSummary> LastSummary(
     const std::vector<transport::v1::CatRecord>& records);

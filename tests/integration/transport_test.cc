@@ -258,13 +258,6 @@ class TwoHostTest : public TransportTest {
   std::string dir_;
 };
 
-// Waits until a smig-sctpcat has printed its first record (its endpoint is open): process
-// start-up is slow under the VM's software emulation, so no fixed sleep fits.
-void AwaitReady(const std::string& path, absl::Duration timeout = absl::Seconds(15)) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (ReadRecords(path).empty() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
-}
-
 struct Window {
   uint64_t path1 = 0, path2 = 0;
 };
@@ -285,7 +278,7 @@ TEST_P(FailoverTest, CutPrimaryWhileStreamingLosesNothing) {
   const std::string primary = TwoHostNet::AddrB(2) + ":5000";
   auto rx = Process::Start(Receiver(), Out("rx.json"));
   ASSERT_TRUE(rx.ok()) << rx.status();
-  AwaitReady(Out("rx.json"));
+  testbed::AwaitFirstRecord(Out("rx.json"));
   auto tx = Process::Start(Sender({"--send=numbered", "--rate=1000", "--size=200", "--duration=12s",
                                    "--primary=" + primary, "--stats-interval=250ms"}),
                            Out("tx.json"));
@@ -362,7 +355,7 @@ INSTANTIATE_TEST_SUITE_P(Cuts, FailoverTest, ::testing::Values(Cut::kLinkDown, C
 TEST_F(TwoHostTest, PeerKilledIsNoticedWithinOneSecondAndCloseDoesNotHang) {
   auto rx = Process::Start(Receiver(), Out("rx.json"));
   ASSERT_TRUE(rx.ok()) << rx.status();
-  AwaitReady(Out("rx.json"));
+  testbed::AwaitFirstRecord(Out("rx.json"));
   auto tx = Process::Start(Sender({"--send=numbered", "--rate=1000", "--size=200", "--duration=20s"}),
                            Out("tx.json"));
   ASSERT_TRUE(tx.ok()) << tx.status();
@@ -402,7 +395,7 @@ TEST_F(TwoHostTest, UdpEncapsulationPortTakenIsDetected) {
       net_->InA({SMIG_SCTPCAT, "--sctp-stack=userland", "--listen", "--udp-port=9911"}),
       Out("holder.json"));
   ASSERT_TRUE(holder.ok()) << holder.status();
-  AwaitReady(Out("holder.json"));
+  testbed::AwaitFirstRecord(Out("holder.json"));
   auto second = Process::Start(net_->InA(Cat({"--check-stack", "--udp-port=9911"})),
                                Out("second.json"));
   ASSERT_TRUE(second.ok()) << second.status();
@@ -428,7 +421,7 @@ TEST_F(TwoHostTest, KernelUdpEncapsulationCarriesTraffic) {
                           " && ip netns exec " + net_->ns_b() +
                           " nft add rule inet smigcount in udp dport 9899 counter")
                   .ok());
-  AwaitReady(Out("rx.json"));
+  testbed::AwaitFirstRecord(Out("rx.json"));
   auto tx = Process::Start(
       net_->InA(Cat({"--peer=" + TwoHostNet::AddrB(1), "--peer-port=5000", "--udp-port=9899",
                      "--peer-udp-port=9899", "--send=numbered", "--count=500", "--rate=0"})),

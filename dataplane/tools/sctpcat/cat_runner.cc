@@ -108,7 +108,10 @@ void CatRunner::Handle(const v1::Event& event) {
     case v1::EVENT_TYPE_ASSOC_LOST:
     case v1::EVENT_TYPE_ASSOC_CANT_START:
     case v1::EVENT_TYPE_SHUTDOWN_COMPLETE:
-      if (!assoc_ || *assoc_ == event.assoc_id()) assoc_ended_ = true;
+      if (!assoc_ || *assoc_ == event.assoc_id()) {
+        assoc_ended_ = true;
+        end_ = event.type();
+      }
       break;
     default:
       break;
@@ -244,6 +247,11 @@ absl::Status CatRunner::Run(const std::atomic<bool>& stop) {
       EmitStats();
       next_stats += options_.stats_interval;
     }
+  }
+  if (result.ok() && (end_ == v1::EVENT_TYPE_ASSOC_LOST || end_ == v1::EVENT_TYPE_ASSOC_CANT_START)) {
+    result = absl::UnavailableError(absl::StrCat(
+        "association ", assoc_.value_or(0),
+        end_ == v1::EVENT_TYPE_ASSOC_LOST ? " was lost (peer dead or aborted)" : " could not start"));
   }
   if (!result.ok()) EmitError(result);
   Finish();

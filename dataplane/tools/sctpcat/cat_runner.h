@@ -34,7 +34,7 @@ struct CatOptions {
   Input input = Input::kNone;
   std::istream* stdin_stream = nullptr;  // for kStdin; read on a helper thread
   double rate = 0;                       // numbered messages per second; 0 = as fast as possible
-  size_t size = 1000;                    // numbered message size, or stdin chunk limit
+  size_t size = 1000;                    // numbered message size, or stdin chunk limit (0: none)
   uint64_t count = 0;                    // numbered messages to send; 0 = until duration/stop
   absl::Duration duration = absl::InfiniteDuration();
   std::vector<uint16_t> streams = {1};   // used round-robin
@@ -58,6 +58,7 @@ class CatRunner {
 
   // Runs until the input is done and the association shut down (sender), until the first
   // association ends (with `once`), or until `stop` is set. Prints the summary last.
+  // UNAVAILABLE when the association could not start or was lost rather than shut down.
   absl::Status Run(const std::atomic<bool>& stop);
 
   const transport::v1::CatSummary& summary() const { return summary_; }
@@ -83,6 +84,7 @@ class CatRunner {
   std::optional<transport::AssocId> assoc_;  // the association this runner sends on
   bool assoc_up_ = false;
   bool assoc_ended_ = false;
+  transport::v1::EventType end_ = transport::v1::EVENT_TYPE_UNSPECIFIED;  // how it ended
   bool input_done_ = false;
   uint64_t next_sequence_ = 0;
   absl::Time next_send_;

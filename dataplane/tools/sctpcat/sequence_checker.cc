@@ -8,6 +8,7 @@
 namespace smig::sctpcat {
 namespace {
 constexpr size_t kMaxLatencySamples = 1 << 20;
+constexpr size_t kMaxStalls = 10000;
 constexpr char kMagic[4] = {'S', 'M', 'G', 'N'};
 constexpr uint64_t kMaxSequence = uint64_t{1} << 32;
 
@@ -54,7 +55,13 @@ bool SequenceChecker::Observe(absl::string_view payload, absl::Time received_at)
   ++unique_;
   if (any_) {
     if (seq < highest_) ++out_of_order_;
-    max_gap_ = std::max(max_gap_, received_at - last_delivery_);
+    absl::Duration gap = received_at - last_delivery_;
+    max_gap_ = std::max(max_gap_, gap);
+    if (gap > kStallThreshold && stalls_.size() < kMaxStalls) {
+      transport::v1::Stall& s = stalls_.emplace_back();
+      s.set_end_unix_s(absl::ToDoubleSeconds(received_at - absl::UnixEpoch()));
+      s.set_gap_ms(absl::ToDoubleMilliseconds(gap));
+    }
   }
   highest_ = any_ ? std::max(highest_, seq) : seq;
   any_ = true;
@@ -74,6 +81,7 @@ void SequenceChecker::Fill(transport::v1::CatSummary& summary) const {
   summary.set_max_gap_ms(absl::ToDoubleMilliseconds(max_gap_));
   summary.set_latency_p50_ms(Percentile(latency_ms_, 0.50));
   summary.set_latency_p99_ms(Percentile(latency_ms_, 0.99));
+  summary.mutable_stalls()->Assign(stalls_.begin(), stalls_.end());
 }
 
 }  // namespace smig::sctpcat

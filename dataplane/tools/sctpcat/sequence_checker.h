@@ -19,6 +19,8 @@
 namespace smig::sctpcat {
 
 constexpr size_t kNumberedHeaderSize = 20;
+// Delivery pauses longer than this are listed one by one in the summary.
+constexpr absl::Duration kStallThreshold = absl::Milliseconds(10);
 
 // `size` is clamped up to the header size.
 std::string MakeNumberedMessage(uint64_t sequence, absl::Time sent_at, size_t size);
@@ -39,6 +41,7 @@ class SequenceChecker {
   absl::Time last_delivery_;
   absl::Duration max_gap_ = absl::ZeroDuration();
   std::vector<double> latency_ms_;
+  std::vector<transport::v1::Stall> stalls_;
 };
 
 }  // namespace smig::sctpcat

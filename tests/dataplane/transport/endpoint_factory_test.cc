@@ -1,0 +1,55 @@
+#include "dataplane/transport/endpoint.h"
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/util/time_util.h"
+#include "gtest/gtest.h"
+
+namespace smig::transport {
+namespace {
+
+using ::google::protobuf::util::TimeUtil;
+using ::testing::HasSubstr;
+
+TEST(ParseStackChoiceTest, AcceptsTheThreeNames) {
+  EXPECT_EQ(*ParseStackChoice("auto"), StackChoice::kAuto);
+  EXPECT_EQ(*ParseStackChoice("kernel"), StackChoice::kKernel);
+  EXPECT_EQ(*ParseStackChoice("userland"), StackChoice::kUserland);
+}
+
+TEST(ParseStackChoiceTest, RejectsOthersNamingTheValue) {
+  for (absl::string_view bad : {"lksctp", "", "Kernel", "user"}) {
+    absl::StatusOr<StackChoice> c = ParseStackChoice(bad);
+    EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument) << "\"" << bad << "\"";
+    EXPECT_THAT(c.status().message(), HasSubstr(absl::StrCat("\"", bad, "\""))) << bad;
+  }
+}
+
+TEST(StackNameTest, NamesEachKind) {
+  EXPECT_EQ(StackName(v1::STACK_KIND_KERNEL), "kernel");
+  EXPECT_EQ(StackName(v1::STACK_KIND_USERLAND), "userland");
+  EXPECT_EQ(StackName(v1::STACK_KIND_UNSPECIFIED), "unspecified");
+}
+
+TEST(FailoverProfileTest, FastProfileHasTheMeasuredTimers) {
+  v1::FailoverProfile p = FastFailoverProfile();
+  EXPECT_EQ(TimeUtil::DurationToMilliseconds(p.heartbeat_interval()), 100);
+  EXPECT_EQ(TimeUtil::DurationToMilliseconds(p.rto_min()), 50);
+  EXPECT_EQ(TimeUtil::DurationToMilliseconds(p.rto_max()), 200);
+  EXPECT_EQ(TimeUtil::DurationToMilliseconds(p.rto_initial()), 100);
+  ASSERT_TRUE(p.has_pf_threshold()) << "an unset threshold turns PF off";
+  EXPECT_EQ(p.pf_threshold(), 0u);
+  EXPECT_EQ(p.path_max_retrans(), 2u);
+}
+
+TEST(FailoverProfileTest, DefaultProfileHasRfc4960TimersAndNoPf) {
+  v1::FailoverProfile p = DefaultFailoverProfile();
+  EXPECT_EQ(TimeUtil::DurationToMilliseconds(p.rto_min()), 1000);
+  EXPECT_EQ(TimeUtil::DurationToMilliseconds(p.rto_max()), 60000);
+  EXPECT_EQ(TimeUtil::DurationToMilliseconds(p.heartbeat_interval()), 30000);
+  EXPECT_EQ(p.path_max_retrans(), 5u);
+  EXPECT_FALSE(p.has_pf_threshold());
+}
+
+}  // namespace
+}  // namespace smig::transport

@@ -1,0 +1,129 @@
+// An in-memory transport::Endpoint for testing the layers above the transport without
+// sockets: whole messages move between endpoints of one FakeNetwork at once, with the
+// events and argument errors of the real stacks, and tests steer path state and failures.
+//
+//   FakeNetwork net;
+//   std::unique_ptr<FakeEndpoint> server =
+//       net.CreateEndpoint({.local_addresses = {"10.1.0.1", "10.2.0.1"}, .port = 5000});
+//   std::unique_ptr<FakeEndpoint> client = net.CreateEndpoint({.local_addresses = {"10.1.0.2"}});
+//   absl::StatusOr<AssocId> a = client->Connect({"10.1.0.1", "10.2.0.1"}, 5000);
+//   // EVENT_TYPE_ASSOC_UP is now queued on both sides.
+//   client->Send(*a, {.stream = 1, .ppid = 42}, "hi");
+//   net.SetPathState(*client, *a, "10.1.0.1:5000", v1::PATH_STATE_INACTIVE);
+//
+// Lifetimes: the FakeNetwork must outlive every endpoint it created. All state lives in
+// the network behind one mutex, so destroying or killing an endpoint never leaves its
+// peers pointing at freed memory. As with the real stacks, destroying an endpoint aborts
+// its associations (its peers get ASSOC_LOST).
+//
+// Where the fake differs, to stay small and deterministic: a Connect() that finds no
+// listener queues ASSOC_CANT_START at once; no local address means 127.0.0.1; port 0 takes
+// the next free one from 40000; an association is forgotten when Receive() hands up its
+// ending event, as StackEndpoint does.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "dataplane/transport/endpoint.h"
+
+namespace smig::transport::testing {
+
+class FakeEndpoint;
+
+class FakeNetwork {
+ public:
+  FakeNetwork() = default;
+  FakeNetwork(const FakeNetwork&) = delete;
+  FakeNetwork& operator=(const FakeNetwork&) = delete;
+
+  std::unique_ptr<FakeEndpoint> CreateEndpoint(const EndpointOptions& options);
+
+  // Sets the state of one path as `local` sees it and queues the matching PATH_* event
+  // there (ACTIVE, INACTIVE and POTENTIALLY_FAILED only). `peer_address` is "ip:port".
+  absl::Status SetPathState(const FakeEndpoint& local, AssocId assoc,
+                            absl::string_view peer_address, v1::PathState state);
+  absl::Status SetSrtt(const FakeEndpoint& local, AssocId assoc, absl::string_view peer_address,
+                       double srtt_ms);
+  // The endpoint's host dies: its peers get ASSOC_LOST; it loses its associations, stops
+  // accepting new ones and gets no event itself.
+  void KillEndpoint(const FakeEndpoint& endpoint);
+
+ private:
+  friend class FakeEndpoint;
+  struct Path {
+    std::string address;
+    v1::PathState state = v1::PATH_STATE_ACTIVE;
+    double srtt_ms = 0;
+    uint64_t bytes = 0;
+    uint64_t messages = 0;
+  };
+  struct Assoc {
+    uint64_t peer_node = 0;  // 0: never came up
+    AssocId peer_assoc = 0;
+    bool ended = false;  // its ending event is queued; sends fail from now on
+    uint32_t streams = 0;
+    std::vector<Path> paths;  // the peer's addresses, in its order
+    std::string primary;
+  };
+  struct Node {
+    EndpointOptions options;
+    std::vector<std::string> hosts;  // numeric, normalised
+    uint16_t port = 0;
+    int event_fd = -1;
+    bool alive = true;
+    AssocId next_assoc = 1;
+    std::map<AssocId, Assoc> assocs;
+    std::deque<Incoming> queue;
+    absl::CondVar ready;
+  };
+
+  void Push(Node& node, Incoming in) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Marks `a` ended and queues `type` at its peer, whose side ends too.
+  void EndPeer(Assoc& a, v1::EventType type) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Detach(Node& node) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Path* FindPath(const FakeEndpoint& local, AssocId assoc, absl::string_view address)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  absl::Mutex mu_;
+  uint64_t next_node_ ABSL_GUARDED_BY(mu_) = 1;
+  uint16_t next_port_ ABSL_GUARDED_BY(mu_) = 40000;
+  std::map<uint64_t, Node> nodes_ ABSL_GUARDED_BY(mu_);  // std::map: Node addresses stay put
+};
+
+class FakeEndpoint final : public Endpoint {
+ public:
+  ~FakeEndpoint() override;
+
+  v1::StackKind stack() const override { return v1::STACK_KIND_UNSPECIFIED; }
+  uint16_t local_port() const override { return port_; }
+  absl::StatusOr<AssocId> Connect(const std::vector<std::string>& peer_addresses,
+                                  uint16_t peer_port) override;
+  absl::Status Send(AssocId assoc, const SendOptions& options, absl::string_view data) override;
+  absl::StatusOr<std::optional<Incoming>> Receive(absl::Duration timeout) override;
+  // An eventfd, readable while messages or events are queued.
+  int wait_fd() const override { return event_fd_; }
+  absl::Status SetPrimary(AssocId assoc, absl::string_view peer_address) override;
+  absl::StatusOr<v1::AssociationInfo> GetAssociation(AssocId assoc) override;
+  std::vector<AssocId> Associations() const override;
+  absl::Status Shutdown(AssocId assoc) override;
+  absl::Status Abort(AssocId assoc) override;
+
+ private:
+  friend class FakeNetwork;
+  FakeEndpoint(FakeNetwork& net, uint64_t node, uint16_t port, int event_fd)
+      : net_(net), node_(node), port_(port), event_fd_(event_fd) {}
+
+  FakeNetwork& net_;
+  const uint64_t node_;
+  const uint16_t port_;
+  const int event_fd_;
+};
+
+}  // namespace smig::transport::testing

@@ -1,0 +1,31 @@
+# Unit tests: no network, no namespaces; each runs in well under a second.
+include(GoogleTest)
+
+smig_library(smig_fakes
+  SRCS ${CMAKE_CURRENT_LIST_DIR}/fakes/fake_endpoint.cc
+  DEPS smig_transport absl::strings absl::synchronization absl::time)
+
+# smig_unit_test(NAME SRCS ... DEPS ...): one gtest binary, its tests labelled "unit".
+function(smig_unit_test name)
+  cmake_parse_arguments(ARG "" "" "SRCS;DEPS" ${ARGN})
+  smig_binary(${name} SRCS ${ARG_SRCS} DEPS ${ARG_DEPS} GTest::gtest_main GTest::gmock)
+  gtest_discover_tests(${name} PROPERTIES LABELS unit DISCOVERY_TIMEOUT 30)
+endfunction()
+
+set(_unit ${CMAKE_CURRENT_LIST_DIR})
+smig_unit_test(address_test
+  SRCS ${_unit}/dataplane/transport/address_test.cc DEPS smig_transport)
+smig_unit_test(message_assembler_test
+  SRCS ${_unit}/dataplane/transport/message_assembler_test.cc DEPS smig_transport)
+smig_unit_test(path_table_test
+  SRCS ${_unit}/dataplane/transport/path_table_test.cc DEPS smig_transport)
+smig_unit_test(endpoint_factory_test
+  SRCS ${_unit}/dataplane/transport/endpoint_factory_test.cc DEPS smig_transport)
+smig_unit_test(fake_endpoint_test
+  SRCS ${_unit}/fakes/fake_endpoint_test.cc DEPS smig_fakes)
+smig_unit_test(sequence_checker_test
+  SRCS ${_unit}/dataplane/tools/sctpcat/sequence_checker_test.cc DEPS smig_sctpcat_lib)
+smig_unit_test(cat_runner_test
+  SRCS ${_unit}/dataplane/tools/sctpcat/cat_runner_test.cc DEPS smig_sctpcat_lib smig_fakes)
+smig_unit_test(flags_test
+  SRCS ${_unit}/common/flags_test.cc DEPS smig_common_flags absl::flags)

@@ -119,4 +119,16 @@ std::string PackAddresses(const std::vector<SocketAddress>& addresses) {
   return packed;
 }
 
+std::vector<SocketAddress> UnpackAddresses(const sockaddr* packed, int count) {
+  std::vector<SocketAddress> out;
+  const char* cursor = reinterpret_cast<const char*>(packed);
+  for (int i = 0; i < count; ++i) {
+    const auto* sa = reinterpret_cast<const sockaddr*>(cursor);
+    socklen_t len = sa->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+    if (absl::StatusOr<SocketAddress> a = SocketAddress::FromSockaddr(sa, len); a.ok()) out.push_back(*a);
+    cursor += len;
+  }
+  return out;
+}
+
 }  // namespace smig::transport

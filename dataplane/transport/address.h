@@ -50,5 +50,7 @@ absl::StatusOr<std::vector<SocketAddress>> ParseAddressList(
 
 // Packs addresses back to back, as sctp_bindx/sctp_connectx and their usrsctp twins want.
 std::string PackAddresses(const std::vector<SocketAddress>& addresses);
+// The reverse, for what sctp_getpaddrs/sctp_getladdrs return; skips other families.
+std::vector<SocketAddress> UnpackAddresses(const sockaddr* packed, int count);
 
 }  // namespace smig::transport

@@ -36,6 +36,9 @@ namespace smig::transport {
 using AssocId = uint32_t;
 namespace v1 = ::smig::transport::v1;
 
+// The IANA port of SCTP over UDP (RFC 6951).
+constexpr uint16_t kDefaultUdpEncapsPort = 9899;
+
 struct EndpointOptions {
   // Numeric local addresses to bind (the radios of a vehicle, the NICs of a server).
   // Empty binds the wildcard address.

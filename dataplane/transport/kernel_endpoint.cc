@@ -57,10 +57,10 @@ absl::Status EnableKernelUdpEncapsulation(uint16_t port) {
   return absl::OkStatus();
 }
 
-class KernelEndpoint final : public StackEndpoint {
+class KernelEndpoint final : public Rfc6458Endpoint<KernelEndpoint> {
  public:
   KernelEndpoint(const EndpointOptions& options, int fd, uint16_t port)
-      : StackEndpoint(options), fd_(fd), port_(port), hz_(KernelHz()) {}
+      : Rfc6458Endpoint(options), fd_(fd), port_(port), hz_(KernelHz()) {}
 
   ~KernelEndpoint() override {
     linger l{1, 0};  // abort what is left: close never waits on a dead peer
@@ -72,7 +72,7 @@ class KernelEndpoint final : public StackEndpoint {
   uint16_t local_port() const override { return port_; }
   int wait_fd() const override { return fd_; }
 
-  // The Api of sctp_api.inc.
+  // The calls Rfc6458Endpoint builds on.
   absl::Status SetOpt(int level, int name, const void* v, socklen_t len) {
     if (setsockopt(fd_, level, name, v, len) != 0) return ErrnoStatus(errno, "setsockopt");
     return absl::OkStatus();
@@ -81,12 +81,26 @@ class KernelEndpoint final : public StackEndpoint {
     if (getsockopt(fd_, level, name, v, len) != 0) return ErrnoStatus(errno, "getsockopt");
     return absl::OkStatus();
   }
-  absl::StatusOr<std::vector<SocketAddress>> PeerAddresses(sctp_assoc_t assoc) {
-    return Addresses(assoc, sctp_getpaddrs, sctp_freepaddrs, "sctp_getpaddrs");
+  ssize_t RecvV(void* buf, size_t len, sctp_rcvinfo* info, socklen_t* info_len,
+                unsigned int* info_type, int* flags) {
+    iovec iov{buf, len};
+    return sctp_recvv(fd_, &iov, 1, nullptr, nullptr, info, info_len, info_type, flags);
   }
-  absl::StatusOr<std::vector<SocketAddress>> LocalAddresses(sctp_assoc_t assoc) {
-    return Addresses(assoc, sctp_getladdrs, sctp_freeladdrs, "sctp_getladdrs");
+  ssize_t SendV(const void* data, size_t len, const sctp_sndinfo* info, int flags) {
+    iovec iov{const_cast<void*>(data), len};
+    return sctp_sendv(fd_, &iov, len == 0 ? 0 : 1, nullptr, 0, const_cast<sctp_sndinfo*>(info),
+                      sizeof(*info), SCTP_SENDV_SNDINFO, flags);
   }
+  int ConnectX(sockaddr* packed, int count, sctp_assoc_t* id) {
+    return sctp_connectx(fd_, packed, count, id);
+  }
+  int GetAddrs(bool peer, sctp_assoc_t assoc, sockaddr** addrs) {
+    return peer ? sctp_getpaddrs(fd_, assoc, addrs) : sctp_getladdrs(fd_, assoc, addrs);
+  }
+  void FreeAddrs(bool peer, sockaddr* addrs) {
+    peer ? sctp_freepaddrs(addrs) : sctp_freeladdrs(addrs);
+  }
+  bool Encapsulates() const { return options().udp_encaps_port != 0; }
   double SrttMs(uint32_t jiffies) const { return jiffies * 1000.0 / hz_; }
   v1::PathState State(int32_t s) const {
     switch (s) {
@@ -99,120 +113,10 @@ class KernelEndpoint final : public StackEndpoint {
   }
 
  protected:
-  absl::StatusOr<std::optional<Piece>> ReadPiece(char* buffer, size_t capacity) override {
-    iovec iov{buffer, capacity};
-    sctp_rcvinfo info{};
-    socklen_t info_len = sizeof(info);
-    unsigned int info_type = 0;
-    int flags = MSG_DONTWAIT;
-    ssize_t n = sctp_recvv(fd_, &iov, 1, nullptr, nullptr, &info, &info_len, &info_type, &flags);
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return std::nullopt;
-      return ErrnoStatus(errno, "sctp_recvv");
-    }
-    Piece p;
-    p.length = static_cast<size_t>(n);
-    p.notification = (flags & MSG_NOTIFICATION) != 0;
-    p.end_of_record = (flags & MSG_EOR) != 0;
-    if (!p.notification && info_type == SCTP_RECVV_RCVINFO) {
-      p.assoc = static_cast<AssocId>(info.rcv_assoc_id);
-      p.stream = info.rcv_sid;
-      p.ppid = ntohl(info.rcv_ppid);
-      p.unordered = (info.rcv_flags & SCTP_UNORDERED) != 0;
-    }
-    return p;
-  }
-
-  std::optional<v1::Event> TranslateNotification(const char* data, size_t length) override {
-    return TranslateRfc6458Notification(data, length);
-  }
-
-  absl::StatusOr<SendResult> SendRaw(AssocId assoc, const SendOptions& o,
-                                     absl::string_view data) override {
-    iovec iov{const_cast<char*>(data.data()), data.size()};
-    sctp_sndinfo info{};
-    info.snd_sid = o.stream;
-    info.snd_ppid = htonl(o.ppid);
-    info.snd_flags = o.unordered ? SCTP_UNORDERED : 0;
-    info.snd_assoc_id = static_cast<sctp_assoc_t>(assoc);
-    if (sctp_sendv(fd_, &iov, 1, nullptr, 0, &info, sizeof(info), SCTP_SENDV_SNDINFO,
-                   MSG_DONTWAIT) >= 0) {
-      return SendResult::kSent;
-    }
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return SendResult::kWouldBlock;
-    return ErrnoStatus(errno, absl::StrCat("send on association ", assoc));
-  }
-
   void WaitWritable(absl::Time deadline) override { PollFor(fd_, POLLOUT, deadline); }
   void WaitReadable(absl::Time deadline) override { PollFor(fd_, POLLIN, deadline); }
 
-  absl::StatusOr<AssocId> ConnectRaw(const std::vector<SocketAddress>& peers) override {
-    if (options().udp_encaps_port != 0) {
-      sctp_udpencaps encaps{};
-      encaps.sue_assoc_id = SCTP_FUTURE_ASSOC;
-      encaps.sue_port = htons(options().remote_udp_encaps_port ? options().remote_udp_encaps_port
-                                                               : 9899);
-      if (absl::Status s = ::smig::transport::SetOpt(*this, SCTP_REMOTE_UDP_ENCAPS_PORT, encaps,
-                                                     "SCTP_REMOTE_UDP_ENCAPS_PORT");
-          !s.ok()) {
-        return s;
-      }
-    }
-    std::string packed = PackAddresses(peers);
-    sctp_assoc_t id = 0;
-    if (sctp_connectx(fd_, reinterpret_cast<sockaddr*>(packed.data()),
-                      static_cast<int>(peers.size()), &id) < 0 &&
-        errno != EINPROGRESS) {
-      return ErrnoStatus(errno, absl::StrCat("connecting to ", peers.front().ToString()));
-    }
-    return static_cast<AssocId>(id);
-  }
-
-  absl::Status SetPrimaryRaw(AssocId assoc, const SocketAddress& peer) override {
-    sctp_prim prim{};
-    prim.ssp_assoc_id = static_cast<sctp_assoc_t>(assoc);
-    std::memcpy(&prim.ssp_addr, peer.sockaddr_ptr(), peer.length());
-    return ::smig::transport::SetOpt(*this, SCTP_PRIMARY_ADDR, prim,
-                                     absl::StrCat("primary ", peer.ToString()));
-  }
-
-  absl::Status EndRaw(AssocId assoc, EndKind kind) override {
-    iovec iov{nullptr, 0};
-    sctp_sndinfo info{};
-    info.snd_flags = kind == EndKind::kGraceful ? SCTP_EOF : SCTP_ABORT;
-    info.snd_assoc_id = static_cast<sctp_assoc_t>(assoc);
-    if (sctp_sendv(fd_, &iov, 0, nullptr, 0, &info, sizeof(info), SCTP_SENDV_SNDINFO,
-                   MSG_DONTWAIT) < 0) {
-      return ErrnoStatus(errno, absl::StrCat("ending association ", assoc));
-    }
-    return absl::OkStatus();
-  }
-
-  absl::StatusOr<v1::AssociationInfo> QueryRaw(AssocId assoc) override {
-    return QueryAssociation(*this, static_cast<sctp_assoc_t>(assoc));
-  }
-
  private:
-  template <typename Get, typename Free>
-  absl::StatusOr<std::vector<SocketAddress>> Addresses(sctp_assoc_t assoc, Get get, Free release,
-                                                       const char* what) {
-    sockaddr* addrs = nullptr;
-    int n = get(fd_, assoc, &addrs);
-    if (n < 0) return ErrnoStatus(errno, what);
-    std::vector<SocketAddress> out;
-    const char* cursor = reinterpret_cast<const char*>(addrs);
-    for (int i = 0; i < n; ++i) {
-      const auto* sa = reinterpret_cast<const sockaddr*>(cursor);
-      socklen_t len = sa->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
-      if (absl::StatusOr<SocketAddress> a = SocketAddress::FromSockaddr(sa, len); a.ok()) {
-        out.push_back(*a);
-      }
-      cursor += len;
-    }
-    if (addrs != nullptr) release(addrs);
-    return out;
-  }
-
   int fd_;
   uint16_t port_;
   int hz_;

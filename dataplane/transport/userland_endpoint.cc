@@ -30,7 +30,6 @@ struct UsrsctpPaddrThlds {
   uint16_t spt_pathpfthld;
   uint16_t spt_pathcpthld;  // usrsctp accepts only 0xffff
 };
-constexpr uint16_t kDefaultUdpPort = 9899;
 
 // Binds a UDP socket to `port` on the wildcard address; true if the port was free.
 absl::Status ProbeUdpPort(uint16_t port) {
@@ -89,10 +88,10 @@ void Drain(int efd) {
   }
 }
 
-class UserlandEndpoint final : public StackEndpoint {
+class UserlandEndpoint final : public Rfc6458Endpoint<UserlandEndpoint> {
  public:
   UserlandEndpoint(const EndpointOptions& options, struct socket* sock)
-      : StackEndpoint(options),
+      : Rfc6458Endpoint(options),
         sock_(sock),
         readable_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
         writable_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
@@ -112,17 +111,14 @@ class UserlandEndpoint final : public StackEndpoint {
   v1::StackKind stack() const override { return v1::STACK_KIND_USERLAND; }
   uint16_t local_port() const override {
     sockaddr* addrs = nullptr;
-    uint16_t port = 0;
-    if (usrsctp_getladdrs(sock_, 0, &addrs) > 0) {
-      socklen_t len = addrs->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
-      port = SocketAddress::FromSockaddr(addrs, len).value_or(SocketAddress()).port();
-    }
+    int n = usrsctp_getladdrs(sock_, 0, &addrs);
+    std::vector<SocketAddress> locals = UnpackAddresses(addrs, std::max(n, 0));
     if (addrs != nullptr) usrsctp_freeladdrs(addrs);
-    return port;
+    return locals.empty() ? 0 : locals.front().port();
   }
   int wait_fd() const override { return readable_; }
 
-  // The Api of sctp_api.inc.
+  // The calls Rfc6458Endpoint builds on.
   absl::Status SetOpt(int level, int name, const void* v, socklen_t len) {
     if (usrsctp_setsockopt(sock_, level, name, v, len) != 0) {
       return ErrnoStatus(errno, "usrsctp_setsockopt");
@@ -135,12 +131,28 @@ class UserlandEndpoint final : public StackEndpoint {
     }
     return absl::OkStatus();
   }
-  absl::StatusOr<std::vector<SocketAddress>> PeerAddresses(sctp_assoc_t assoc) {
-    return Addresses(assoc, usrsctp_getpaddrs, usrsctp_freepaddrs, "usrsctp_getpaddrs");
+  ssize_t RecvV(void* buf, size_t len, sctp_rcvinfo* info, socklen_t* info_len,
+                unsigned int* info_type, int* flags) {
+    sockaddr_storage from{};
+    socklen_t from_len = sizeof(from);
+    return usrsctp_recvv(sock_, buf, len, reinterpret_cast<sockaddr*>(&from), &from_len, info,
+                         info_len, info_type, flags);
   }
-  absl::StatusOr<std::vector<SocketAddress>> LocalAddresses(sctp_assoc_t assoc) {
-    return Addresses(assoc, usrsctp_getladdrs, usrsctp_freeladdrs, "usrsctp_getladdrs");
+  ssize_t SendV(const void* data, size_t len, const sctp_sndinfo* info, int flags) {
+    Drain(writable_);  // a later write upcall must wake WaitWritable
+    return usrsctp_sendv(sock_, data, len, nullptr, 0, const_cast<sctp_sndinfo*>(info),
+                         sizeof(*info), SCTP_SENDV_SNDINFO, flags);
   }
+  int ConnectX(sockaddr* packed, int count, sctp_assoc_t* id) {
+    return usrsctp_connectx(sock_, packed, count, id);
+  }
+  int GetAddrs(bool peer, sctp_assoc_t assoc, sockaddr** addrs) {
+    return peer ? usrsctp_getpaddrs(sock_, assoc, addrs) : usrsctp_getladdrs(sock_, assoc, addrs);
+  }
+  void FreeAddrs(bool peer, sockaddr* addrs) {
+    peer ? usrsctp_freepaddrs(addrs) : usrsctp_freeladdrs(addrs);
+  }
+  bool Encapsulates() const { return true; }
   double SrttMs(uint32_t ms) const { return ms; }
   v1::PathState State(int32_t s) const {
     if (s & SCTP_UNCONFIRMED) return v1::PATH_STATE_UNCONFIRMED;
@@ -149,52 +161,6 @@ class UserlandEndpoint final : public StackEndpoint {
   }
 
  protected:
-  absl::StatusOr<std::optional<Piece>> ReadPiece(char* buffer, size_t capacity) override {
-    sctp_rcvinfo info{};
-    socklen_t info_len = sizeof(info);
-    unsigned int info_type = 0;
-    int flags = MSG_DONTWAIT;
-    sockaddr_storage from{};
-    socklen_t from_len = sizeof(from);
-    ssize_t n = usrsctp_recvv(sock_, buffer, capacity, reinterpret_cast<sockaddr*>(&from),
-                              &from_len, &info, &info_len, &info_type, &flags);
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return std::nullopt;
-      return ErrnoStatus(errno, "usrsctp_recvv");
-    }
-    Piece p;
-    p.length = static_cast<size_t>(n);
-    p.notification = (flags & MSG_NOTIFICATION) != 0;
-    p.end_of_record = (flags & MSG_EOR) != 0;
-    if (!p.notification && info_type == SCTP_RECVV_RCVINFO) {
-      p.assoc = info.rcv_assoc_id;
-      p.stream = info.rcv_sid;
-      p.ppid = ntohl(info.rcv_ppid);
-      p.unordered = (info.rcv_flags & SCTP_UNORDERED) != 0;
-    }
-    return p;
-  }
-
-  std::optional<v1::Event> TranslateNotification(const char* data, size_t length) override {
-    return TranslateRfc6458Notification(data, length);
-  }
-
-  absl::StatusOr<SendResult> SendRaw(AssocId assoc, const SendOptions& o,
-                                     absl::string_view data) override {
-    sctp_sndinfo info{};
-    info.snd_sid = o.stream;
-    info.snd_ppid = htonl(o.ppid);
-    info.snd_flags = o.unordered ? SCTP_UNORDERED : 0;
-    info.snd_assoc_id = assoc;
-    Drain(writable_);
-    if (usrsctp_sendv(sock_, data.data(), data.size(), nullptr, 0, &info, sizeof(info),
-                      SCTP_SENDV_SNDINFO, 0) >= 0) {
-      return SendResult::kSent;
-    }
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return SendResult::kWouldBlock;
-    return ErrnoStatus(errno, absl::StrCat("send on association ", assoc));
-  }
-
   // usrsctp does not reliably raise a write upcall when a one-to-many socket's send space
   // frees up (seen here: sends then waited for the full deadline), so retry every 1 ms.
   void WaitWritable(absl::Time deadline) override {
@@ -203,51 +169,6 @@ class UserlandEndpoint final : public StackEndpoint {
   void WaitReadable(absl::Time deadline) override {
     PollFor(readable_, deadline);
     Drain(readable_);
-  }
-
-  absl::StatusOr<AssocId> ConnectRaw(const std::vector<SocketAddress>& peers) override {
-    // Only the connecting side names the peer's UDP port; a listener learns it from packets.
-    sctp_udpencaps encaps{};
-    encaps.sue_assoc_id = SCTP_FUTURE_ASSOC;
-    encaps.sue_port = htons(options().remote_udp_encaps_port ? options().remote_udp_encaps_port
-                                                             : kDefaultUdpPort);
-    if (absl::Status s = ::smig::transport::SetOpt(*this, SCTP_REMOTE_UDP_ENCAPS_PORT, encaps,
-                                                   "SCTP_REMOTE_UDP_ENCAPS_PORT");
-        !s.ok()) {
-      return s;
-    }
-    std::string packed = PackAddresses(peers);
-    sctp_assoc_t id = 0;
-    if (usrsctp_connectx(sock_, reinterpret_cast<sockaddr*>(packed.data()),
-                         static_cast<int>(peers.size()), &id) < 0 &&
-        errno != EINPROGRESS) {
-      return ErrnoStatus(errno, absl::StrCat("connecting to ", peers.front().ToString()));
-    }
-    return static_cast<AssocId>(id);
-  }
-
-  absl::Status SetPrimaryRaw(AssocId assoc, const SocketAddress& peer) override {
-    sctp_setprim prim{};
-    prim.ssp_assoc_id = assoc;
-    std::memcpy(&prim.ssp_addr, peer.sockaddr_ptr(), peer.length());
-    return ::smig::transport::SetOpt(*this, SCTP_PRIMARY_ADDR, prim,
-                                     absl::StrCat("primary ", peer.ToString()));
-  }
-
-  absl::Status EndRaw(AssocId assoc, EndKind kind) override {
-    sctp_sndinfo info{};
-    info.snd_flags = kind == EndKind::kGraceful ? SCTP_EOF : SCTP_ABORT;
-    info.snd_assoc_id = assoc;
-    static const char kNothing = 0;  // usrsctp rejects a null buffer even for 0 bytes
-    if (usrsctp_sendv(sock_, &kNothing, 0, nullptr, 0, &info, sizeof(info), SCTP_SENDV_SNDINFO,
-                      0) < 0) {
-      return ErrnoStatus(errno, absl::StrCat("ending association ", assoc));
-    }
-    return absl::OkStatus();
-  }
-
-  absl::StatusOr<v1::AssociationInfo> QueryRaw(AssocId assoc) override {
-    return QueryAssociation(*this, assoc);
   }
 
  private:
@@ -263,26 +184,6 @@ class UserlandEndpoint final : public StackEndpoint {
     if (events & (SCTP_EVENT_WRITE | SCTP_EVENT_ERROR)) Signal(self->writable_);
   }
 
-  template <typename Get, typename Free>
-  absl::StatusOr<std::vector<SocketAddress>> Addresses(sctp_assoc_t assoc, Get get, Free release,
-                                                       const char* what) {
-    sockaddr* addrs = nullptr;
-    int n = get(sock_, assoc, &addrs);
-    if (n < 0) return ErrnoStatus(errno, what);
-    std::vector<SocketAddress> out;
-    const char* cursor = reinterpret_cast<const char*>(addrs);
-    for (int i = 0; i < n; ++i) {
-      const auto* sa = reinterpret_cast<const sockaddr*>(cursor);
-      socklen_t len = sa->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
-      if (absl::StatusOr<SocketAddress> a = SocketAddress::FromSockaddr(sa, len); a.ok()) {
-        out.push_back(*a);
-      }
-      cursor += len;
-    }
-    if (addrs != nullptr) release(addrs);
-    return out;
-  }
-
   struct socket* sock_;
   int readable_;
   int writable_;
@@ -291,7 +192,7 @@ class UserlandEndpoint final : public StackEndpoint {
 }  // namespace
 
 absl::Status StartUsrsctp(uint16_t udp_port) {
-  if (udp_port == 0) udp_port = kDefaultUdpPort;
+  if (udp_port == 0) udp_port = kDefaultUdpEncapsPort;
   UsrsctpState& st = Usrsctp();
   absl::MutexLock lock(&st.mu);
   if (st.port == udp_port) return absl::OkStatus();

@@ -29,3 +29,10 @@ smig_unit_test(cat_runner_test
   SRCS ${_unit}/dataplane/tools/sctpcat/cat_runner_test.cc DEPS smig_sctpcat_lib smig_fakes)
 smig_unit_test(flags_test
   SRCS ${_unit}/common/flags_test.cc DEPS smig_common_flags absl::flags)
+smig_unit_test(frame_test
+  SRCS ${_unit}/dataplane/protocol/frame_test.cc DEPS smig_protocol)
+find_package(OpenSSL REQUIRED)
+smig_unit_test(hello_test
+  SRCS ${_unit}/dataplane/protocol/hello_test.cc DEPS smig_protocol OpenSSL::Crypto)
+smig_unit_test(reassembler_test
+  SRCS ${_unit}/dataplane/vehicle/reassembler_test.cc DEPS smig_vehicle)

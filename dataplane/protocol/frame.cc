@@ -52,9 +52,9 @@ absl::string_view FrameErrorName(FrameError e) {
   return "unknown";
 }
 
-FrameError FrameErrorOf(const absl::Status& status) {
+absl::optional<FrameError> FrameErrorOf(const absl::Status& status) {
   auto p = status.GetPayload(kErrorPayloadUrl);
-  if (!p || p->size() != 1) return FrameError::kTooShort;
+  if (!p || p->size() != 1) return absl::nullopt;
   return static_cast<FrameError>(std::string(*p)[0]);
 }
 

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/types/optional.h"
 #include "absl/strings/string_view.h"
 
 namespace smig::dataplane {
@@ -43,12 +44,13 @@ struct FrameView {
 // Why a frame was rejected; FrameErrorName() gives a label for metrics.
 enum class FrameError { kTooShort, kBadMagic, kBadVersion, kBadKind, kBadLength };
 absl::string_view FrameErrorName(FrameError e);
-// The FrameError behind a DecodeFrame() status (INVALID_ARGUMENT with a payload).
-FrameError FrameErrorOf(const absl::Status& status);
+// The FrameError behind a DecodeFrame() status; nullopt for any other status.
+absl::optional<FrameError> FrameErrorOf(const absl::Status& status);
 
 std::string EncodeFrame(const FrameHeader& header, absl::string_view payload);
 // Writes the header for a payload of `payload_size` bytes into `out` (kFrameHeaderSize
-// bytes), so a caller can read the payload in place behind it.
+// bytes), so a caller can read the payload in place behind it. Payloads are capped far
+// below the 4 GiB the length field can express (EndpointOptions::max_message_size).
 void EncodeFrameHeader(const FrameHeader& header, size_t payload_size, char* out);
 absl::StatusOr<FrameView> DecodeFrame(absl::string_view wire);
 

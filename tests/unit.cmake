@@ -31,8 +31,9 @@ smig_unit_test(flags_test
   SRCS ${_unit}/common/flags_test.cc DEPS smig_common_flags absl::flags)
 smig_unit_test(frame_test
   SRCS ${_unit}/dataplane/protocol/frame_test.cc DEPS smig_protocol)
-find_package(OpenSSL REQUIRED)
 smig_unit_test(hello_test
   SRCS ${_unit}/dataplane/protocol/hello_test.cc DEPS smig_protocol OpenSSL::Crypto)
 smig_unit_test(reassembler_test
   SRCS ${_unit}/dataplane/vehicle/reassembler_test.cc DEPS smig_vehicle)
+smig_unit_test(grpc_server_test
+  SRCS ${_unit}/common/grpc_server_test.cc DEPS smig_grpc_server)

@@ -1,0 +1,66 @@
+// GrpcServer: how every smig server starts. It adds, to the services it is given:
+// grpc.health.v1 (Check/Watch; Kubernetes gRPC probes), server reflection (grpcurl), a
+// Prometheus /metrics endpoint for `registry`, and a graceful stop.
+//
+//   auto registry = std::make_shared<prometheus::Registry>();
+//   MyService service;
+//   absl::StatusOr<std::unique_ptr<GrpcServer>> server =
+//       GrpcServer::Start({.grpc_address = "0.0.0.0:7000", .metrics_address = "0.0.0.0:9100"},
+//                         {&service}, registry);
+//   WaitForTerminationSignal();          // SIGTERM or SIGINT
+//   (*server)->Shutdown(absl::Seconds(5));
+//
+// Lifetimes: the services and the registry must outlive the server.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace grpc {
+class Server;
+class Service;
+}  // namespace grpc
+namespace prometheus {
+class Exposer;
+class Registry;
+}  // namespace prometheus
+
+namespace smig {
+
+struct GrpcServerOptions {
+  std::string grpc_address = "127.0.0.1:0";     // port 0: pick one (see grpc_port())
+  std::string metrics_address = "127.0.0.1:0";  // empty: no /metrics
+};
+
+class GrpcServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(
+      const GrpcServerOptions& options, const std::vector<grpc::Service*>& services,
+      std::shared_ptr<prometheus::Registry> registry);
+  ~GrpcServer();
+
+  int grpc_port() const { return grpc_port_; }
+  int metrics_port() const { return metrics_port_; }
+  // Health of one service ("" is the whole server); all start SERVING.
+  void SetServing(const std::string& service, bool serving);
+  // Reports NOT_SERVING, lets calls in flight finish for up to `grace`, then stops.
+  void Shutdown(absl::Duration grace);
+
+ private:
+  GrpcServer() = default;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  int grpc_port_ = 0;
+  int metrics_port_ = 0;
+};
+
+// Blocks the calling thread until SIGTERM or SIGINT arrives (they are blocked in the
+// caller; call before starting other threads so that they inherit the mask).
+void BlockTerminationSignals();
+int WaitForTerminationSignal();
+
+}  // namespace smig

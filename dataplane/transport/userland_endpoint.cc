@@ -1,12 +1,15 @@
 #include "dataplane/transport/userland_endpoint.h"
 
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 #include <usrsctp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -49,20 +52,37 @@ absl::Status ProbeUdpPort(uint16_t port) {
   return ErrnoStatus(err, absl::StrCat("probing UDP port ", port));
 }
 
-// usrsctp's UDP sockets are not close-on-exec; children must not inherit the port.
-void MarkUsrsctpSocketsCloexec(uint16_t port) {
+// Fixes up the sockets usrsctp_init opened, found by scanning our descriptors:
+// - its UDP sockets are not close-on-exec: children must not inherit the port;
+// - as root it also opens raw SCTP sockets and answers every SCTP packet the host gets,
+//   aborting the kernel stack's associations in this network namespace. smig's userland
+//   stack only speaks SCTP over UDP, so those sockets get a filter that drops everything.
+void TameUsrsctpSockets(uint16_t udp_port) {
+  sock_filter drop_all[] = {{BPF_RET | BPF_K, 0, 0, 0}};
+  sock_fprog prog{1, drop_all};
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
     int fd = std::atoi(entry.path().filename().c_str());
-    sockaddr_storage ss{};
-    socklen_t len = sizeof(ss);
-    int type = 0;
-    socklen_t tlen = sizeof(type);
-    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0 || type != SOCK_DGRAM) continue;
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) continue;
-    absl::StatusOr<SocketAddress> a =
-        SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
-    if (a.ok() && a->port() == port) fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
+    int type = 0, protocol = 0;
+    socklen_t tlen = sizeof(type), plen = sizeof(protocol);
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &plen) != 0) {
+      continue;
+    }
+    bool ours = false;
+    if (type == SOCK_RAW && protocol == IPPROTO_SCTP) {
+      setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog));
+      ours = true;
+    } else if (type == SOCK_DGRAM) {
+      sockaddr_storage ss{};
+      socklen_t len = sizeof(ss);
+      if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+        absl::StatusOr<SocketAddress> a =
+            SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+        ours = a.ok() && a->port() == udp_port;
+      }
+    }
+    if (ours) fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
   }
 }
 
@@ -139,7 +159,6 @@ class UserlandEndpoint final : public Rfc6458Endpoint<UserlandEndpoint> {
                          info_len, info_type, flags);
   }
   ssize_t SendV(const void* data, size_t len, const sctp_sndinfo* info, int flags) {
-    Drain(writable_);  // a later write upcall must wake WaitWritable
     return usrsctp_sendv(sock_, data, len, nullptr, 0, const_cast<sctp_sndinfo*>(info),
                          sizeof(*info), SCTP_SENDV_SNDINFO, flags);
   }
@@ -164,7 +183,10 @@ class UserlandEndpoint final : public Rfc6458Endpoint<UserlandEndpoint> {
   // usrsctp does not reliably raise a write upcall when a one-to-many socket's send space
   // frees up (seen here: sends then waited for the full deadline), so retry every 1 ms.
   void WaitWritable(absl::Time deadline) override {
+    Drain(writable_);
+    want_write_.store(true);
     PollFor(writable_, std::min(deadline, absl::Now() + absl::Milliseconds(1)));
+    want_write_.store(false);
   }
   void WaitReadable(absl::Time deadline) override {
     PollFor(readable_, deadline);
@@ -181,12 +203,16 @@ class UserlandEndpoint final : public Rfc6458Endpoint<UserlandEndpoint> {
     auto* self = static_cast<UserlandEndpoint*>(arg);
     int events = usrsctp_get_events(sock);
     if (events & (SCTP_EVENT_READ | SCTP_EVENT_ERROR)) Signal(self->readable_);
-    if (events & (SCTP_EVENT_WRITE | SCTP_EVENT_ERROR)) Signal(self->writable_);
+    // Only a waiting sender needs the write wake-up: it costs a syscall on this busy thread.
+    if ((events & (SCTP_EVENT_WRITE | SCTP_EVENT_ERROR)) && self->want_write_.load()) {
+      Signal(self->writable_);
+    }
   }
 
   struct socket* sock_;
   int readable_;
   int writable_;
+  std::atomic<bool> want_write_{false};
 };
 
 }  // namespace
@@ -208,7 +234,7 @@ absl::Status StartUsrsctp(uint16_t udp_port) {
     return absl::InternalError(
         absl::StrCat("usrsctp started but does not hold UDP port ", udp_port));
   }
-  MarkUsrsctpSocketsCloexec(udp_port);
+  TameUsrsctpSockets(udp_port);
   st.port = udp_port;
   return absl::OkStatus();
 }

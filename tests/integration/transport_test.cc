@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "dataplane/transport/endpoint.h"
+#include "dataplane/transport/userland_endpoint.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/testbed.h"
@@ -222,6 +223,23 @@ TEST_F(TransportTest, BadInputGetsClearErrors) {
       NextOf<Message>(*p->server, absl::Seconds(5), [](const Message&) { return true; });
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ(m->data, "still fine");
+}
+
+TEST_F(TransportTest, KernelStackWorksBesideUsrsctpInTheSameNamespace) {
+  if (Stack() != StackChoice::kKernel) {
+    GTEST_SKIP() << "kernel-only: a usrsctp stack running as root must not answer kernel SCTP";
+  }
+  EndpointOptions userland = LoopbackOptions(true);
+  userland.udp_encaps_port = FreeUdpPort();
+  absl::StatusOr<std::unique_ptr<Endpoint>> u = CreateEndpoint(StackChoice::kUserland, userland);
+  ASSERT_TRUE(u.ok()) << u.status();
+  absl::StatusOr<Pair> p = ConnectedPair();  // kernel endpoints, same namespace and process
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_TRUE(p->client->Send(p->client_assoc, {.stream = 1}, "beside usrsctp").ok());
+  absl::StatusOr<Message> m =
+      NextOf<Message>(*p->server, absl::Seconds(5), [](const Message&) { return true; });
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->data, "beside usrsctp");
 }
 
 // ---- Tests across two network namespaces, with smig-sctpcat as the two peers. ----

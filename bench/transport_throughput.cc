@@ -18,7 +18,6 @@
 // Only bytes received inside the measuring window count. MB is 10^6 bytes.
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -27,8 +26,8 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
-#include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -41,10 +40,10 @@
 #include "absl/flags/flag.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/match.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/flags.h"
@@ -56,7 +55,10 @@ ABSL_FLAG(double, seconds, 3.0, "Measuring window per stack and size, in seconds
 ABSL_FLAG(std::string, profile, "default", "Failover profile: fast or default (RFC 4960 timers)");
 ABSL_FLAG(uint32_t, udp_port, 9899, "UDP encapsulation port of this process's usrsctp stack");
 ABSL_FLAG(uint32_t, sctp_port, 0,
-          "SCTP port of the listening endpoint (0: pick a free one before each run)");
+          "SCTP port of the listening endpoint (0: the stack picks a free one for each run)");
+ABSL_FLAG(uint32_t, udp_rcvbuf, 0,
+          "Experiment: after usrsctp starts, set this SO_RCVBUF (SO_RCVBUFFORCE) on its UDP "
+          "socket, which usrsctp fixes at 128 KiB. 0 leaves it alone");
 ABSL_FLAG(std::vector<std::string>, stacks, std::vector<std::string>({"userland", "tcp", "kernel"}),
           "Which to run, comma-separated: userland, tcp, kernel");
 
@@ -100,6 +102,7 @@ struct Result {
   uint64_t send_errors = 0;
   uint64_t recv_errors = 0;
   std::string first_error;
+  int udp_rcvbuf = 0;      // --udp-rcvbuf experiment: the size the kernel reported
   double mb_per_s() const { return seconds > 0 ? bytes / seconds / 1e6 : 0; }
 };
 
@@ -110,6 +113,7 @@ void PrintResult(const Result& r, const std::string& profile) {
       "\"cpu_cores\":%.2f,\"send_errors\":%d,\"recv_errors\":%d",
       r.stack, profile, r.msg_bytes, r.seconds, r.bytes, r.msgs, r.mb_per_s(),
       r.seconds > 0 ? r.msgs / r.seconds : 0.0, r.cpu_cores, r.send_errors, r.recv_errors);
+  if (r.udp_rcvbuf != 0) absl::StrAppend(&line, ",\"udp_rcvbuf\":", r.udp_rcvbuf);
   if (!r.first_error.empty()) absl::StrAppend(&line, ",\"error\":\"", Escape(r.first_error), "\"");
   std::cout << line << "}" << std::endl;
 }
@@ -124,6 +128,34 @@ void PrintSkipped(const std::string& stack, size_t msg_bytes, const std::string&
 }
 
 // ---------------------------------------------------------------- SCTP (either stack)
+
+// The experiment of --udp-rcvbuf: finds this process's UDP sockets bound to `port` (usrsctp's
+// encapsulation sockets) and sets their receive buffer. Returns the size the kernel reports
+// for the first one (twice the request, as Linux books overhead), or 0 if none was found.
+int SetUsrsctpUdpRcvbuf(uint16_t port, int bytes) {
+  int reported = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    int fd = std::atoi(entry.path().filename().c_str());
+    int type = 0;
+    socklen_t tlen = sizeof(type);
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0 || type != SOCK_DGRAM) continue;
+    sockaddr_storage ss{};
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) continue;
+    uint16_t bound = 0;
+    if (ss.ss_family == AF_INET) bound = ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+    if (ss.ss_family == AF_INET6) bound = ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+    if (bound != port) continue;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) != 0) {
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));  // capped by rmem_max
+    }
+    int now = 0;
+    socklen_t nlen = sizeof(now);
+    if (reported == 0 && getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &now, &nlen) == 0) reported = now;
+  }
+  return reported;
+}
 
 // Waits on `ep` for ASSOC_UP; other incoming items are ignored.
 absl::StatusOr<t::AssocId> WaitUp(t::Endpoint& ep, absl::Time deadline) {
@@ -145,7 +177,7 @@ absl::StatusOr<t::AssocId> WaitUp(t::Endpoint& ep, absl::Time deadline) {
 
 absl::StatusOr<Result> RunSctp(t::StackChoice choice, const std::string& name, size_t msg_bytes,
                                absl::Duration window, const t::v1::FailoverProfile& profile,
-                               uint16_t udp_port, uint16_t sctp_port) {
+                               uint16_t udp_port, uint16_t sctp_port, int udp_rcvbuf) {
   t::EndpointOptions base;
   base.local_addresses = {"127.0.0.1"};
   base.profile = profile;
@@ -161,6 +193,13 @@ absl::StatusOr<Result> RunSctp(t::StackChoice choice, const std::string& name, s
   if (!listener.ok()) return listener.status();
   uint16_t port = (*listener)->local_port();
   if (port == 0) return absl::InternalError("listener has no port");
+  int udp_rcvbuf_set = 0;
+  if (choice == t::StackChoice::kUserland && udp_rcvbuf > 0) {
+    udp_rcvbuf_set = SetUsrsctpUdpRcvbuf(udp_port, udp_rcvbuf);
+    if (udp_rcvbuf_set == 0) {
+      return absl::InternalError("--udp-rcvbuf: no usrsctp UDP socket found");
+    }
+  }
 
   t::EndpointOptions co = base;
   co.listen = false;
@@ -177,6 +216,7 @@ absl::StatusOr<Result> RunSctp(t::StackChoice choice, const std::string& name, s
   Result r;
   r.stack = name;
   r.msg_bytes = msg_bytes;
+  r.udp_rcvbuf = udp_rcvbuf_set;
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> send_errors{0};
   std::string send_error;  // written by the sender before it exits, read after join
@@ -201,7 +241,8 @@ absl::StatusOr<Result> RunSctp(t::StackChoice choice, const std::string& name, s
   while (true) {
     absl::Time now = absl::Now();
     if (now >= end) break;
-    absl::StatusOr<std::optional<t::Incoming>> in = rx.Receive(std::min(end - now, absl::Milliseconds(100)));
+    absl::StatusOr<std::optional<t::Incoming>> in =
+        rx.Receive(std::min(end - now, absl::Milliseconds(100)));
     if (!in.ok()) {
       if (recv_errors++ == 0) recv_error = std::string(in.status().ToString());
       if (!absl::IsResourceExhausted(in.status())) break;
@@ -216,7 +257,9 @@ absl::StatusOr<Result> RunSctp(t::StackChoice choice, const std::string& name, s
       const auto& ev = std::get<t::v1::Event>(**in);
       if (ev.type() == t::v1::EVENT_TYPE_ASSOC_LOST ||
           ev.type() == t::v1::EVENT_TYPE_SHUTDOWN_COMPLETE) {
-        if (recv_errors++ == 0) recv_error = "association ended: " + t::v1::EventType_Name(ev.type());
+        if (recv_errors++ == 0) {
+          recv_error = "association ended: " + t::v1::EventType_Name(ev.type());
+        }
         break;
       }
     }
@@ -393,6 +436,9 @@ int main(int argc, char** argv) {
   }
   const uint32_t udp_port = absl::GetFlag(FLAGS_udp_port);
   if (udp_port == 0 || udp_port > 65535) return Fail("--udp-port must be in 1..65535");
+  const uint32_t udp_rcvbuf_flag = absl::GetFlag(FLAGS_udp_rcvbuf);
+  if (udp_rcvbuf_flag > (1u << 30)) return Fail("--udp-rcvbuf must be at most 1 GiB");
+  const int udp_rcvbuf = static_cast<int>(udp_rcvbuf_flag);
   const uint32_t sctp_port_flag = absl::GetFlag(FLAGS_sctp_port);
   if (sctp_port_flag > 65535) return Fail("--sctp-port must be in 0..65535");
   const uint16_t sctp_port = static_cast<uint16_t>(sctp_port_flag);
@@ -439,7 +485,7 @@ int main(int argc, char** argv) {
   if (run_kernel) {
     for (size_t size : sizes) {
       if (kernel_available) {
-        record(RunSctp(t::StackChoice::kKernel, "kernel", size, window, profile, 0, sctp_port),
+        record(RunSctp(t::StackChoice::kKernel, "kernel", size, window, profile, 0, sctp_port, 0),
                "kernel", size);
       } else {
         PrintSkipped("kernel", size, profile_name,
@@ -451,7 +497,7 @@ int main(int argc, char** argv) {
     if (run_tcp) record(RunTcp(size, window), "tcp", size);
     if (run_userland) {
       record(RunSctp(t::StackChoice::kUserland, "userland", size, window, profile,
-                     static_cast<uint16_t>(udp_port), sctp_port),
+                     static_cast<uint16_t>(udp_port), sctp_port, udp_rcvbuf),
              "userland", size);
     }
   }

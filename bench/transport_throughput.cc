@@ -6,8 +6,8 @@
 //
 // It runs, for each message size:
 //   kernel    two smig Endpoints on the kernel stack (plain SCTP) when KernelSctpAvailable(),
-//             otherwise a line with "skipped":true. All kernel runs come first: once usrsctp
-//             runs in a process, kernel SCTP associations in that namespace fail to start.
+//             otherwise a line with "skipped":true. All kernel runs come first, so that
+//             they never share the process with a running usrsctp stack.
 //   tcp       a TCP connection over 127.0.0.1; a sender thread write()s messages of the
 //             given size, the main thread read()s and counts bytes.
 //   userland  two smig Endpoints (usrsctp, SCTP over UDP on --udp-port) in this process:
@@ -392,10 +392,6 @@ absl::StatusOr<Result> RunTcp(size_t msg_bytes, absl::Duration window) {
 
 // ---------------------------------------------------------------- main
 
-constexpr absl::string_view kKernelAbortHint =
-    "kernel SCTP associations fail to start while any process in this network namespace runs "
-    "usrsctp as root: usrsctp's raw SCTP socket answers the kernel's INIT with ABORT";
-
 void OnAlarm(int) {
   static const char kMsg[] =
       "{\"bench\":\"throughput\",\"error\":\"watchdog: the benchmark overran its time budget\"}\n";
@@ -467,21 +463,18 @@ int main(int argc, char** argv) {
   auto record = [&](absl::StatusOr<Result> r, const std::string& name, size_t size) {
     if (!r.ok()) {
       ++failures;
-      std::string line = absl::StrFormat(
-          "{\"bench\":\"throughput\",\"stack\":\"%s\",\"profile\":\"%s\",\"msg_bytes\":%d,"
-          "\"error\":\"%s\"",
-          name, profile_name, size, Escape(r.status().ToString()));
-      if (name == "kernel" && absl::StrContains(r.status().message(), "CANT_START")) {
-        absl::StrAppend(&line, ",\"hint\":\"", Escape(kKernelAbortHint), "\"");
-      }
-      std::cout << line << "}" << std::endl;
+      std::cout << absl::StrFormat(
+                       "{\"bench\":\"throughput\",\"stack\":\"%s\",\"profile\":\"%s\","
+                       "\"msg_bytes\":%d,\"error\":\"%s\"}",
+                       name, profile_name, size, Escape(r.status().ToString()))
+                << std::endl;
       return;
     }
     PrintResult(*r, profile_name);
     if (r->bytes > 0) mbps[size][name] = r->mb_per_s();
   };
-  // The kernel stack goes first, for every size: once usrsctp runs in this process, its raw
-  // SCTP socket answers the kernel's INITs with ABORT (see kKernelAbortHint).
+  // The kernel stack goes first, for every size, so that its numbers never share the
+  // process with a running usrsctp stack.
   if (run_kernel) {
     for (size_t size : sizes) {
       if (kernel_available) {

@@ -1,0 +1,228 @@
+#include "dataplane/vehicle/vehicle_engine.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+namespace smig::dataplane {
+
+namespace tv1 = transport::v1;
+
+VehicleEngine::VehicleEngine(transport::Endpoint& endpoint, HelloAuthenticator auth,
+                             Options options)
+    : endpoint_(endpoint), auth_(std::move(auth)), options_(std::move(options)) {}
+
+void VehicleEngine::Handle(const absl::StatusOr<std::optional<transport::Incoming>>& in,
+                           absl::Time now) {
+  if (!in.ok()) {
+    ++counters_.dropped["receive_error"];
+  } else if (in->has_value()) {
+    if (const auto* m = std::get_if<transport::Message>(&**in)) {
+      OnMessage(*m, now);
+    } else {
+      OnEvent(std::get<tv1::Event>(**in));
+    }
+  }
+  Tick(now);
+}
+
+void VehicleEngine::Drop(transport::AssocId assoc, absl::string_view reason, bool abort) {
+  ++counters_.dropped[std::string(reason)];
+  if (!abort) return;
+  (void)endpoint_.Abort(assoc);
+  ++counters_.associations_aborted;
+  auto it = claims_.find(assoc);
+  if (it != claims_.end()) {
+    sessions_[it->second.session].assocs.erase(assoc);
+    claims_.erase(it);
+  }
+}
+
+void VehicleEngine::OnMessage(const transport::Message& m, absl::Time now) {
+  absl::StatusOr<FrameView> frame = DecodeFrame(m.data);
+  bool claimed = claims_.contains(m.assoc);
+  if (!frame.ok()) {
+    // Garbage before a HELLO means the association is not an smig edge at all.
+    Drop(m.assoc, FrameErrorName(FrameErrorOf(frame.status()).value_or(FrameError::kTooShort)),
+         !claimed);
+    return;
+  }
+  if (frame->header.kind == FrameKind::kControl) {
+    v1::ControlMessage control;
+    if (m.stream != 0 || !control.ParseFromString(std::string(frame->payload))) {
+      Drop(m.assoc, "bad_control", !claimed);
+      return;
+    }
+    if (!control.has_hello()) {
+      Drop(m.assoc, "unexpected_control", !claimed);
+      return;
+    }
+    if (claimed) {
+      Drop(m.assoc, "duplicate_hello", false);
+      return;
+    }
+    OnHello(m.assoc, control.hello());
+    return;
+  }
+  if (!claimed) {
+    Drop(m.assoc, "no_hello", true);  // DATA before HELLO: never let it near the player
+    return;
+  }
+  if (frame->header.session_id != claims_[m.assoc].session) {
+    Drop(m.assoc, "wrong_session", false);
+    return;
+  }
+  if (m.stream != frame->header.flow_id + 1) {
+    Drop(m.assoc, "wrong_stream", false);
+    return;
+  }
+  OnData(m.assoc, *frame, now);
+}
+
+void VehicleEngine::OnHello(transport::AssocId assoc, const v1::Hello& hello) {
+  if (absl::Status s = auth_.Verify(hello); !s.ok()) {
+    ++counters_.hello_rejected;
+    Drop(assoc, "bad_hello", true);
+    return;
+  }
+  Session& s = sessions_[hello.session_id()];
+  if (s.any_contiguous && hello.generation() < s.contiguous_generation) {
+    ++counters_.hello_rejected;
+    Drop(assoc, "stale_generation", true);
+    return;
+  }
+  for (const auto& [other, generation] : s.assocs) {
+    if (generation == hello.generation()) {
+      // Two edges claim the same session and generation: only one state can be current.
+      ++counters_.hello_rejected;
+      Drop(assoc, "conflicting_claim", true);
+      return;
+    }
+  }
+  claims_[assoc] = Claim{hello.session_id(), hello.generation(), hello.server_id()};
+  s.assocs[assoc] = hello.generation();
+  v1::ControlMessage ack;
+  ack.mutable_hello_ack()->set_session_id(hello.session_id());
+  FillProgress(hello.session_id(), s, ack.mutable_hello_ack()->mutable_flows());
+  SendControl(assoc, hello.session_id(), ack);
+}
+
+void VehicleEngine::OnData(transport::AssocId assoc, const FrameView& frame, absl::Time now) {
+  const Claim& claim = claims_[assoc];
+  Session& s = sessions_[claim.session];
+  std::unique_ptr<Flow>& flow = s.flows[frame.header.flow_id];
+  // Every flow starts at sequence 0: a session is opened before its first frame is sent.
+  if (flow == nullptr) flow = std::make_unique<Flow>(options_.reassembly);
+  auto [cov, fresh] = flow->coverage.try_emplace(claim.generation,
+                                                 Coverage{frame.header.sequence, frame.header.sequence});
+  if (!fresh) {
+    cov->second.first = std::min(cov->second.first, frame.header.sequence);
+    cov->second.last = std::max(cov->second.last, frame.header.sequence);
+  }
+  ready_.clear();
+  flow->reassembler.Offer(frame.header.sequence, frame.payload, now, ready_);
+  if (options_.deliver) {
+    for (const std::string& payload : ready_) options_.deliver(claim.session, frame.header.flow_id, payload);
+  }
+  CheckContiguous(claim.session, s);
+}
+
+void VehicleEngine::CheckContiguous(uint64_t session_id, Session& s) {
+  if (s.assocs.empty() || s.flows.empty()) return;
+  uint64_t newest = 0;
+  for (const auto& [assoc, generation] : s.assocs) newest = std::max(newest, generation);
+  if (s.any_contiguous && s.contiguous_generation >= newest) return;
+  // The newest generation is contiguous when, on every flow, the player's position lies
+  // inside or right after the range it has sent: from here on it alone can feed the player.
+  for (const auto& [id, flow] : s.flows) {
+    auto cov = flow->coverage.find(newest);
+    uint64_t next = flow->reassembler.next_sequence();
+    if (cov == flow->coverage.end() || cov->second.first > next || next > cov->second.last + 1) {
+      return;
+    }
+  }
+  s.any_contiguous = true;
+  s.contiguous_generation = newest;
+  if (options_.on_contiguous) options_.on_contiguous(session_id, newest);
+  v1::ControlMessage progress;
+  progress.mutable_progress()->set_session_id(session_id);
+  progress.mutable_progress()->set_contiguous(true);
+  progress.mutable_progress()->set_contiguous_generation(newest);
+  FillProgress(session_id, s, progress.mutable_progress()->mutable_flows());
+  for (const auto& [assoc, generation] : s.assocs) SendControl(assoc, session_id, progress);
+}
+
+void VehicleEngine::OnEvent(const tv1::Event& e) {
+  switch (e.type()) {
+    case tv1::EVENT_TYPE_ASSOC_LOST:
+    case tv1::EVENT_TYPE_ASSOC_CANT_START:
+    case tv1::EVENT_TYPE_SHUTDOWN_COMPLETE: {
+      auto it = claims_.find(e.assoc_id());
+      if (it == claims_.end()) return;
+      sessions_[it->second.session].assocs.erase(e.assoc_id());
+      claims_.erase(it);
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+void VehicleEngine::FillProgress(uint64_t, const Session& s,
+                                 google::protobuf::RepeatedPtrField<v1::FlowProgress>* out) const {
+  for (const auto& [id, flow] : s.flows) {
+    v1::FlowProgress* p = out->Add();
+    p->set_flow_id(id);
+    p->set_next_sequence(flow->reassembler.next_sequence());
+    p->set_delivered_bytes(flow->reassembler.stats().delivered_bytes);
+  }
+}
+
+void VehicleEngine::SendControl(transport::AssocId assoc, uint64_t session,
+                                const v1::ControlMessage& m) {
+  FrameHeader h{.kind = FrameKind::kControl, .flow_id = 0, .flags = 0, .session_id = session};
+  absl::Status s = endpoint_.Send(assoc, {.stream = 0}, EncodeFrame(h, m.SerializeAsString()));
+  if (!s.ok()) ++counters_.dropped["control_send_failed"];
+}
+
+void VehicleEngine::Tick(absl::Time now) {
+  if (now < next_progress_) return;
+  next_progress_ = now + options_.progress_interval;
+  for (const auto& [id, s] : sessions_) {
+    if (s.assocs.empty()) continue;
+    v1::ControlMessage progress;
+    progress.mutable_progress()->set_session_id(id);
+    progress.mutable_progress()->set_contiguous(s.any_contiguous);
+    progress.mutable_progress()->set_contiguous_generation(s.contiguous_generation);
+    FillProgress(id, s, progress.mutable_progress()->mutable_flows());
+    for (const auto& [assoc, generation] : s.assocs) SendControl(assoc, id, progress);
+  }
+}
+
+std::vector<uint64_t> VehicleEngine::Sessions() const {
+  std::vector<uint64_t> out;
+  for (const auto& [id, s] : sessions_) out.push_back(id);
+  return out;
+}
+
+std::map<uint32_t, VehicleEngine::FlowView> VehicleEngine::Flows(uint64_t session) const {
+  std::map<uint32_t, FlowView> out;
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) return out;
+  for (const auto& [id, flow] : it->second.flows) {
+    out[id] = FlowView{flow->reassembler.next_sequence(), flow->reassembler.stats(),
+                       flow->reassembler.buffered_frames()};
+  }
+  return out;
+}
+
+std::vector<uint64_t> VehicleEngine::Generations(uint64_t session) const {
+  std::vector<uint64_t> out;
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) return out;
+  for (const auto& [assoc, generation] : it->second.assocs) out.push_back(generation);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace smig::dataplane

@@ -1,0 +1,113 @@
+// VehicleEngine: the vehicle side of the data plane, over one transport::Endpoint that the
+// edges connect to. It
+//  - checks each association's HELLO (HMAC) and binds the association to one session and
+//    generation, aborting associations whose HELLO is wrong, missing or conflicting;
+//  - drops and counts frames that fail validation, so nothing from them reaches the player;
+//  - merges every association's DATA frames per flow through a FlowReassembler and hands
+//    each payload to `deliver` exactly once, in order;
+//  - answers HELLOs with the player's position, reports Progress, and says when the newest
+//    generation's association carries every flow contiguously (make-before-break).
+//
+//   VehicleEngine engine(endpoint, auth, {.deliver = [&](uint64_t s, uint32_t f,
+//                                                        absl::string_view data) {...}});
+//   while (running) engine.Handle(endpoint.Receive(absl::Milliseconds(10)), absl::Now());
+//
+// Not thread-safe: one loop owns it. `endpoint` must outlive it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "dataplane/protocol/frame.h"
+#include "dataplane/protocol/hello.h"
+#include "dataplane/transport/endpoint.h"
+#include "dataplane/vehicle/reassembler.h"
+#include "smig/dataplane/v1/wire.pb.h"
+
+namespace smig::dataplane {
+
+class VehicleEngine {
+ public:
+  struct Options {
+    // Receives each flow's payloads exactly once, in order.
+    std::function<void(uint64_t session, uint32_t flow, absl::string_view data)> deliver;
+    // Told when a generation's association becomes contiguous for every flow.
+    std::function<void(uint64_t session, uint64_t generation)> on_contiguous;
+    FlowReassembler::Options reassembly;
+    absl::Duration progress_interval = absl::Milliseconds(100);
+  };
+  // Why frames or associations were refused; the names label smig_frames_dropped_total.
+  struct Counters {
+    std::map<std::string, uint64_t> dropped;  // reason -> frames
+    uint64_t hello_rejected = 0;
+    uint64_t associations_aborted = 0;
+  };
+  struct FlowView {
+    uint64_t next_sequence = 0;
+    FlowReassembler::Stats stats;
+    size_t buffered_frames = 0;
+  };
+
+  VehicleEngine(transport::Endpoint& endpoint, HelloAuthenticator auth, Options options);
+
+  // Feeds what Endpoint::Receive() returned (messages, events, or nothing).
+  void Handle(const absl::StatusOr<std::optional<transport::Incoming>>& in, absl::Time now);
+  // Periodic work: progress reports. Handle() calls it too.
+  void Tick(absl::Time now);
+
+  const Counters& counters() const { return counters_; }
+  std::vector<uint64_t> Sessions() const;
+  std::map<uint32_t, FlowView> Flows(uint64_t session) const;
+  // The generations that have a live association, per session.
+  std::vector<uint64_t> Generations(uint64_t session) const;
+
+ private:
+  struct Claim {  // what an association's HELLO bound it to
+    uint64_t session = 0;
+    uint64_t generation = 0;
+    std::string server;
+  };
+  struct Coverage {  // the sequence numbers one generation has sent on a flow
+    uint64_t first = 0;
+    uint64_t last = 0;
+  };
+  struct Flow {
+    explicit Flow(const FlowReassembler::Options& o) : reassembler(o) {}
+    FlowReassembler reassembler;
+    std::map<uint64_t, Coverage> coverage;  // generation -> range
+  };
+  struct Session {
+    std::map<uint32_t, std::unique_ptr<Flow>> flows;
+    std::map<transport::AssocId, uint64_t> assocs;  // association -> generation
+    uint64_t contiguous_generation = 0;
+    bool any_contiguous = false;
+  };
+
+  void OnMessage(const transport::Message& m, absl::Time now);
+  void OnEvent(const transport::v1::Event& e);
+  void OnHello(transport::AssocId assoc, const v1::Hello& hello);
+  void OnData(transport::AssocId assoc, const FrameView& frame, absl::Time now);
+  void Drop(transport::AssocId assoc, absl::string_view reason, bool abort);
+  void SendControl(transport::AssocId assoc, uint64_t session, const v1::ControlMessage& m);
+  void FillProgress(uint64_t session_id, const Session& s,
+                    google::protobuf::RepeatedPtrField<v1::FlowProgress>* out) const;
+  void CheckContiguous(uint64_t session_id, Session& s);
+
+  transport::Endpoint& endpoint_;
+  HelloAuthenticator auth_;
+  Options options_;
+  Counters counters_;
+  std::map<transport::AssocId, Claim> claims_;
+  std::map<uint64_t, Session> sessions_;
+  absl::Time next_progress_ = absl::InfinitePast();
+  std::vector<std::string> ready_;  // scratch for delivered payloads
+};
+
+}  // namespace smig::dataplane

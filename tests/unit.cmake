@@ -39,3 +39,5 @@ smig_unit_test(grpc_server_test
   SRCS ${_unit}/common/grpc_server_test.cc DEPS smig_grpc_server)
 smig_unit_test(vehicle_engine_test
   SRCS ${_unit}/dataplane/vehicle/vehicle_engine_test.cc DEPS smig_vehicle smig_fakes)
+smig_unit_test(migration_test
+  SRCS ${_unit}/dataplane/edge/migration_test.cc DEPS smig_edge smig_vehicle smig_fakes)

@@ -1,0 +1,283 @@
+#include "dataplane/edge/edge_engine.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace smig::dataplane {
+
+namespace tv1 = transport::v1;
+using google::protobuf::util::TimeUtil;
+
+namespace {
+constexpr uint32_t kSessionFormatVersion = 1;
+constexpr absl::Duration kReconnectBackoff = absl::Seconds(1);
+constexpr absl::Duration kMaxWait = absl::Milliseconds(5);
+
+google::protobuf::Timestamp ToProto(absl::Time t) {
+  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
+}
+}  // namespace
+
+EdgeEngine::EdgeEngine(transport::Endpoint& endpoint, HelloAuthenticator auth, Options options)
+    : endpoint_(endpoint), auth_(std::move(auth)), options_(std::move(options)) {}
+
+absl::Status EdgeEngine::Serve(const v1::SessionState& state, absl::Time now) {
+  const uint64_t id = state.session_id();
+  if (state.format_version() != kSessionFormatVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "session state format version ", state.format_version(), " is not supported (this edge "
+        "speaks version ", kSessionFormatVersion, ")"));
+  }
+  if (sessions_.contains(id)) {
+    return absl::AlreadyExistsError(absl::StrCat("session ", id, " is already served here"));
+  }
+  if (state.flows().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("session ", id, " has no flows"));
+  }
+  if (state.vehicle_addresses().empty() || state.vehicle_port() == 0 ||
+      state.vehicle_port() > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("session ", id, " needs the vehicle's addresses and SCTP port"));
+  }
+  Session s;
+  s.state = state;
+  s.state.set_server_id(options_.server_id);
+  for (const v1::FlowState& fs : state.flows()) {
+    if (fs.flow_id() > 0xfffe) {
+      return absl::InvalidArgumentError(absl::StrCat("flow id ", fs.flow_id(), " is too large"));
+    }
+    if (s.flows.contains(fs.flow_id())) {
+      return absl::InvalidArgumentError(absl::StrCat("flow ", fs.flow_id(), " appears twice"));
+    }
+    absl::StatusOr<std::unique_ptr<media::Source>> source = options_.make_source(fs, now);
+    if (!source.ok()) return source.status();
+    Flow& f = s.flows[fs.flow_id()];
+    f.state = fs;
+    f.source = std::move(*source);
+    f.vehicle_next = fs.next_sequence();
+  }
+  sessions_.emplace(id, std::move(s));
+  Pump(now);  // connects
+  return absl::OkStatus();
+}
+
+void EdgeEngine::Handle(const absl::StatusOr<std::optional<transport::Incoming>>& in,
+                        absl::Time now) {
+  if (!in.ok() || !in->has_value()) return;
+  if (const auto* e = std::get_if<tv1::Event>(&**in)) {
+    auto it = by_assoc_.find(e->assoc_id());
+    if (it == by_assoc_.end()) return;
+    auto sit = sessions_.find(it->second);
+    if (sit == sessions_.end()) return;
+    Session& s = sit->second;
+    switch (e->type()) {
+      case tv1::EVENT_TYPE_ASSOC_UP: {
+        v1::ControlMessage hello;
+        *hello.mutable_hello() =
+            auth_.Sign(s.state.session_id(), options_.server_id, s.state.generation());
+        FrameHeader h{.kind = FrameKind::kControl, .session_id = s.state.session_id()};
+        if (!endpoint_.Send(e->assoc_id(), {.stream = 0}, EncodeFrame(h, hello.SerializeAsString()))
+                 .ok()) {
+          ++send_errors_;
+        }
+        break;
+      }
+      case tv1::EVENT_TYPE_ASSOC_LOST:
+      case tv1::EVENT_TYPE_ASSOC_CANT_START:
+      case tv1::EVENT_TYPE_SHUTDOWN_COMPLETE:
+        by_assoc_.erase(it);
+        if (s.releasing) {
+          sessions_.erase(sit);
+        } else {
+          s.assoc.reset();  // Pump reconnects after a back-off
+          s.acked = false;
+          s.next_connect = now + kReconnectBackoff;
+        }
+        break;
+      default:
+        break;
+    }
+    return;
+  }
+  const auto& m = std::get<transport::Message>(**in);
+  auto it = by_assoc_.find(m.assoc);
+  if (it == by_assoc_.end() || m.stream != 0) return;
+  absl::StatusOr<FrameView> frame = DecodeFrame(m.data);
+  v1::ControlMessage control;
+  if (!frame.ok() || frame->header.kind != FrameKind::kControl ||
+      !control.ParseFromString(std::string(frame->payload))) {
+    return;
+  }
+  auto sit = sessions_.find(it->second);
+  if (sit != sessions_.end()) OnControl(sit->second, control);
+  (void)now;
+}
+
+void EdgeEngine::OnControl(Session& s, const v1::ControlMessage& m) {
+  const google::protobuf::RepeatedPtrField<v1::FlowProgress>* flows = nullptr;
+  if (m.has_hello_ack()) {
+    s.acked = true;
+    flows = &m.hello_ack().flows();
+  } else if (m.has_progress()) {
+    flows = &m.progress().flows();
+    if (m.progress().contiguous() && m.progress().contiguous_generation() > s.state.generation() &&
+        options_.on_superseded) {
+      options_.on_superseded(s.state.session_id(), m.progress().contiguous_generation());
+    }
+  }
+  if (flows == nullptr) return;
+  for (const v1::FlowProgress& p : *flows) {
+    auto f = s.flows.find(p.flow_id());
+    if (f == s.flows.end()) continue;
+    f->second.vehicle_next = p.next_sequence();
+    f->second.vehicle_reported = true;
+  }
+}
+
+void EdgeEngine::SendFrames(Session& s, Flow& f) {
+  while (!f.pending.empty()) {
+    const media::Chunk& c = f.pending.front().chunk;
+    FrameHeader h{.kind = FrameKind::kData,
+                  .flow_id = static_cast<uint16_t>(f.state.flow_id()),
+                  .flags = static_cast<uint16_t>(c.end_of_flow ? kFlagEndOfFlow : 0),
+                  .session_id = s.state.session_id(),
+                  .sequence = f.state.next_sequence(),
+                  .source_offset = c.offset};
+    absl::Status st = endpoint_.Send(*s.assoc, {.stream = static_cast<uint16_t>(h.flow_id + 1)},
+                                     EncodeFrame(h, c.data));
+    if (!st.ok()) {
+      ++send_errors_;
+      return;  // stays pending: retried on the next Pump
+    }
+    f.history.push_back({h.sequence, c.offset, f.pending.front().at});
+    if (f.history.size() > options_.sent_history) f.history.pop_front();
+    f.state.set_next_sequence(h.sequence + 1);
+    f.state.set_source_offset(c.offset + c.data.size());
+    ++f.frames;
+    f.bytes += c.data.size();
+    ++frames_sent_;
+    f.pending.pop_front();
+  }
+}
+
+void EdgeEngine::Pump(absl::Time now) {
+  for (auto& [id, s] : sessions_) {
+    if (s.releasing) continue;
+    if (!s.assoc && now >= s.next_connect) {
+      std::vector<std::string> addrs(s.state.vehicle_addresses().begin(),
+                                     s.state.vehicle_addresses().end());
+      absl::StatusOr<transport::AssocId> a =
+          endpoint_.Connect(addrs, static_cast<uint16_t>(s.state.vehicle_port()));
+      if (a.ok()) {
+        s.assoc = *a;
+        by_assoc_[*a] = id;
+      } else {
+        s.next_connect = now + kReconnectBackoff;
+      }
+    }
+    for (auto& [fid, f] : s.flows) {
+      scratch_.clear();
+      if (absl::Status st = f.source->Poll(now, scratch_); !st.ok()) ++send_errors_;
+      for (media::Chunk& c : scratch_) f.pending.push_back({std::move(c), now});
+      if (s.assoc && s.acked) SendFrames(s, f);
+    }
+  }
+}
+
+absl::Duration EdgeEngine::NextWait(absl::Time now) const {
+  absl::Duration wait = kMaxWait;
+  for (const auto& [id, s] : sessions_) {
+    for (const auto& [fid, f] : s.flows) {
+      if (!f.pending.empty() && s.acked) return absl::ZeroDuration();
+      wait = std::min(wait, std::max(absl::ZeroDuration(), f.source->NextDue() - now));
+    }
+  }
+  return wait;
+}
+
+absl::StatusOr<v1::SessionState> EdgeEngine::Export(uint64_t session, absl::Time now) const {
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) {
+    return absl::NotFoundError(absl::StrCat("session ", session, " is not served here"));
+  }
+  const Session& s = it->second;
+  v1::SessionState out = s.state;
+  out.set_generation(s.state.generation() + 1);  // the generation the next edge will serve
+  out.clear_flows();
+  *out.mutable_exported_at() = ToProto(now);
+  for (const auto& [fid, f] : s.flows) {
+    v1::FlowState* fs = out.add_flows();
+    *fs = f.state;
+    // Restart where the player is, when the vehicle said so and this edge still knows where
+    // that frame was; otherwise at the oldest frame it remembers (duplicates, never holes).
+    uint64_t want = f.vehicle_reported ? f.vehicle_next : f.state.next_sequence();
+    if (want >= f.state.next_sequence() || f.history.empty()) {
+      fs->set_next_sequence(f.state.next_sequence());
+      fs->set_source_offset(f.state.source_offset());
+      *fs->mutable_checkpoint_due_at() = ToProto(now);
+      continue;
+    }
+    const Sent* at = &f.history.front();
+    for (const Sent& sent : f.history) {
+      if (sent.sequence <= want) at = &sent;
+    }
+    fs->set_next_sequence(at->sequence);
+    fs->set_source_offset(at->offset);
+    *fs->mutable_checkpoint_due_at() = ToProto(at->due);
+  }
+  return out;
+}
+
+absl::Status EdgeEngine::Release(uint64_t session) {
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) {
+    return absl::NotFoundError(absl::StrCat("session ", session, " is not served here"));
+  }
+  Session& s = it->second;
+  s.releasing = true;
+  if (!s.assoc) {
+    sessions_.erase(it);
+    return absl::OkStatus();
+  }
+  return endpoint_.Shutdown(*s.assoc);
+}
+
+std::vector<uint64_t> EdgeEngine::Sessions() const {
+  std::vector<uint64_t> out;
+  for (const auto& [id, s] : sessions_) out.push_back(id);
+  return out;
+}
+
+absl::StatusOr<v1::Session> EdgeEngine::Describe(uint64_t session) const {
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) {
+    return absl::NotFoundError(absl::StrCat("session ", session, " is not served here"));
+  }
+  const Session& s = it->second;
+  v1::Session out;
+  out.set_session_id(session);
+  out.set_role(v1::ROLE_EDGE);
+  out.set_generation(s.state.generation());
+  out.set_server_id(options_.server_id);
+  out.set_phase(s.releasing ? v1::SESSION_PHASE_RELEASING
+                : !s.acked  ? v1::SESSION_PHASE_CONNECTING
+                            : v1::SESSION_PHASE_SERVING);
+  for (const auto& [fid, f] : s.flows) {
+    v1::FlowStatus* fl = out.add_flows();
+    fl->set_flow_id(fid);
+    fl->set_next_sequence(f.state.next_sequence());
+    fl->set_source_offset(f.state.source_offset());
+    fl->set_frames(f.frames);
+    fl->set_bytes(f.bytes);
+  }
+  if (s.assoc) {
+    if (absl::StatusOr<tv1::AssociationInfo> a = endpoint_.GetAssociation(*s.assoc); a.ok()) {
+      *out.add_associations() = *a;
+    }
+  }
+  return out;
+}
+
+}  // namespace smig::dataplane

@@ -1,0 +1,115 @@
+// EdgeEngine: the edge side of the data plane. For each session it serves, it opens an
+// association to the vehicle's radios, claims it with a HELLO, and once the vehicle
+// answers, frames each flow's source chunks (stream flow_id + 1) with sequence numbers
+// that continue the session's. It exports a session's state as a checkpoint the next edge
+// can serve from, and releases a session with a graceful shutdown.
+//
+//   EdgeEngine edge(endpoint, auth, {.server_id = "edge-a", .make_source = ...});
+//   edge.Serve(state, absl::Now());                 // OpenSession / ImportState
+//   while (running) {
+//     edge.Handle(endpoint.Receive(edge.NextWait(absl::Now())), absl::Now());
+//     edge.Pump(absl::Now());
+//   }
+//
+// Not thread-safe: one loop owns it. `endpoint` must outlive it.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "dataplane/media/source.h"
+#include "dataplane/protocol/frame.h"
+#include "dataplane/protocol/hello.h"
+#include "dataplane/transport/endpoint.h"
+#include "smig/dataplane/v1/agent.pb.h"
+#include "smig/dataplane/v1/session.pb.h"
+#include "smig/dataplane/v1/wire.pb.h"
+
+namespace smig::dataplane {
+
+class EdgeEngine {
+ public:
+  using SourceFactory = std::function<absl::StatusOr<std::unique_ptr<media::Source>>(
+      const v1::FlowState& flow, absl::Time now)>;
+  struct Options {
+    std::string server_id;
+    SourceFactory make_source;
+    // Told when the vehicle reports a newer generation contiguous: this edge may release.
+    std::function<void(uint64_t session, uint64_t generation)> on_superseded;
+    // Frames kept per flow after sending, to export a checkpoint at the vehicle's position.
+    size_t sent_history = 16384;
+  };
+
+  EdgeEngine(transport::Endpoint& endpoint, HelloAuthenticator auth, Options options);
+
+  // Starts serving `state` from its checkpoint. ALREADY_EXISTS if the session is served
+  // here, INVALID_ARGUMENT for a state without flows or vehicle addresses, FAILED_PRECONDITION
+  // for another format_version, or the source's error.
+  absl::Status Serve(const v1::SessionState& state, absl::Time now);
+  // A checkpoint at the vehicle's last reported position (or at what was sent, when the
+  // vehicle has not reported yet). NOT_FOUND for an unknown session.
+  absl::StatusOr<v1::SessionState> Export(uint64_t session, absl::Time now) const;
+  // Graceful: queued frames are delivered, then the association shuts down.
+  absl::Status Release(uint64_t session);
+
+  void Handle(const absl::StatusOr<std::optional<transport::Incoming>>& in, absl::Time now);
+  // Sends every chunk that is due.
+  void Pump(absl::Time now);
+  // How long the loop may wait before Pump has work (sources with a schedule).
+  absl::Duration NextWait(absl::Time now) const;
+
+  std::vector<uint64_t> Sessions() const;
+  absl::StatusOr<v1::Session> Describe(uint64_t session) const;
+  uint64_t frames_sent() const { return frames_sent_; }
+  uint64_t send_errors() const { return send_errors_; }
+
+ private:
+  struct Sent {
+    uint64_t sequence;
+    uint64_t offset;
+    absl::Time due;  // when the source made it due: the stream's timeline
+  };
+  struct Flow {
+    v1::FlowState state;  // next_sequence/source_offset: the next frame to send
+    std::unique_ptr<media::Source> source;
+    struct Due {
+      media::Chunk chunk;
+      absl::Time at;  // when the source made it due
+    };
+    std::deque<Due> pending;  // due but not sent yet (association not ready, buffer full)
+    std::deque<Sent> history;
+    uint64_t vehicle_next = 0;  // from HelloAck/Progress
+    bool vehicle_reported = false;
+    uint64_t frames = 0, bytes = 0;
+  };
+  struct Session {
+    v1::SessionState state;
+    std::optional<transport::AssocId> assoc;
+    bool acked = false;     // the vehicle accepted our HELLO
+    bool releasing = false;
+    absl::Time next_connect = absl::InfinitePast();
+    std::map<uint32_t, Flow> flows;
+  };
+
+  void OnControl(Session& s, const v1::ControlMessage& m);
+  void SendFrames(Session& s, Flow& f);
+
+  transport::Endpoint& endpoint_;
+  HelloAuthenticator auth_;
+  Options options_;
+  std::map<uint64_t, Session> sessions_;
+  std::map<transport::AssocId, uint64_t> by_assoc_;
+  std::vector<media::Chunk> scratch_;
+  uint64_t frames_sent_ = 0;
+  uint64_t send_errors_ = 0;
+};
+
+}  // namespace smig::dataplane

@@ -41,3 +41,4 @@ smig_unit_test(vehicle_engine_test
   SRCS ${_unit}/dataplane/vehicle/vehicle_engine_test.cc DEPS smig_vehicle smig_fakes)
 smig_unit_test(migration_test
   SRCS ${_unit}/dataplane/edge/migration_test.cc DEPS smig_edge smig_vehicle smig_fakes)
+smig_unit_test(config_test SRCS ${_unit}/common/config_test.cc DEPS smig_config smig_proto)

@@ -42,3 +42,4 @@ smig_unit_test(vehicle_engine_test
 smig_unit_test(migration_test
   SRCS ${_unit}/dataplane/edge/migration_test.cc DEPS smig_edge smig_vehicle smig_fakes)
 smig_unit_test(config_test SRCS ${_unit}/common/config_test.cc DEPS smig_config smig_proto)
+smig_unit_test(grpc_status_test SRCS ${_unit}/common/grpc_status_test.cc DEPS smig_grpc_status)

@@ -1,0 +1,15 @@
+// Maps absl::Status to grpc::Status code by code (both follow google.rpc.Code), keeping
+// the message, for the thin gRPC adapters of every smig server.
+//
+//   grpc::Status Get(...) override { return ToGrpcStatus(engine_.Get(...)); }
+#pragma once
+
+#include <grpcpp/support/status.h>
+
+#include "absl/status/status.h"
+
+namespace smig {
+
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+}  // namespace smig

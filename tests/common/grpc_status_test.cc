@@ -1,0 +1,22 @@
+#include "common/grpc_status.h"
+
+#include "gtest/gtest.h"
+
+namespace smig {
+namespace {
+
+TEST(GrpcStatusTest, EveryCodeMapsToTheSameNumberAndTheMessageIsKept) {
+  // google.rpc.Code numbers both enums the same way; check every one explicitly.
+  for (int c = 0; c <= 16; ++c) {
+    absl::Status s(static_cast<absl::StatusCode>(c), c == 0 ? "" : "what happened");
+    grpc::Status g = ToGrpcStatus(s);
+    EXPECT_EQ(static_cast<int>(g.error_code()), c);
+    if (c != 0) EXPECT_EQ(g.error_message(), "what happened");
+  }
+  EXPECT_EQ(ToGrpcStatus(absl::NotFoundError("session 7")).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(ToGrpcStatus(absl::Status(static_cast<absl::StatusCode>(99), "odd")).error_code(),
+            grpc::StatusCode::UNKNOWN);
+}
+
+}  // namespace
+}  // namespace smig

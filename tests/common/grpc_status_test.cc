@@ -11,7 +11,9 @@ TEST(GrpcStatusTest, EveryCodeMapsToTheSameNumberAndTheMessageIsKept) {
     absl::Status s(static_cast<absl::StatusCode>(c), c == 0 ? "" : "what happened");
     grpc::Status g = ToGrpcStatus(s);
     EXPECT_EQ(static_cast<int>(g.error_code()), c);
-    if (c != 0) EXPECT_EQ(g.error_message(), "what happened");
+    if (c != 0) {
+      EXPECT_EQ(g.error_message(), "what happened");
+    }
   }
   EXPECT_EQ(ToGrpcStatus(absl::NotFoundError("session 7")).error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(ToGrpcStatus(absl::Status(static_cast<absl::StatusCode>(99), "odd")).error_code(),

@@ -43,3 +43,15 @@ smig_unit_test(migration_test
   SRCS ${_unit}/dataplane/edge/migration_test.cc DEPS smig_edge smig_vehicle smig_fakes)
 smig_unit_test(config_test SRCS ${_unit}/common/config_test.cc DEPS smig_config smig_proto)
 smig_unit_test(grpc_status_test SRCS ${_unit}/common/grpc_status_test.cc DEPS smig_grpc_status)
+smig_unit_test(node_test
+  SRCS ${_unit}/dataplane/daemon/node_test.cc DEPS smig_agent_service smig_grpc_server smig_fakes)
+smig_unit_test(ts_pacing_test
+  SRCS ${_unit}/dataplane/media/ts_pacing_test.cc DEPS smig_media)
+smig_unit_test(file_source_test
+  SRCS ${_unit}/dataplane/media/file_source_test.cc DEPS smig_media)
+smig_unit_test(udp_source_test
+  SRCS ${_unit}/dataplane/media/udp_source_test.cc DEPS smig_media)
+smig_unit_test(tcp_source_test
+  SRCS ${_unit}/dataplane/media/tcp_source_test.cc DEPS smig_media)
+smig_unit_test(sink_test
+  SRCS ${_unit}/dataplane/media/sink_test.cc DEPS smig_media)

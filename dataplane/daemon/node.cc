@@ -1,0 +1,393 @@
+#include "dataplane/daemon/node.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include <future>
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace smig::dataplane {
+
+namespace tv1 = transport::v1;
+using google::protobuf::util::TimeUtil;
+
+namespace {
+constexpr size_t kMaxQueuedEvents = 1024;
+constexpr absl::Duration kLoopWait = absl::Milliseconds(5);
+constexpr absl::Duration kMetricsEvery = absl::Milliseconds(200);
+}  // namespace
+
+void EventQueue::Push(const v1::AgentEvent& e) {
+  if (filter_ != 0 && e.session_id() != 0 && e.session_id() != filter_) return;
+  absl::MutexLock lock(&mu_);
+  if (events_.size() >= kMaxQueuedEvents) events_.pop_front();
+  events_.push_back(e);
+}
+
+std::optional<v1::AgentEvent> EventQueue::Pop(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return closed_ || !events_.empty(); };
+  mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
+  if (events_.empty()) return std::nullopt;
+  v1::AgentEvent e = std::move(events_.front());
+  events_.pop_front();
+  return e;
+}
+
+void EventQueue::Close() {
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
+}
+
+// Prometheus series of one node; engines keep the counts, the loop exports the deltas.
+struct DataplaneNode::Metrics {
+  explicit Metrics(prometheus::Registry& r, const std::string& role)
+      : bytes(prometheus::BuildCounter()
+                  .Name("smig_session_bytes_total")
+                  .Help("Media bytes sent (edge) or delivered to the player (vehicle).")
+                  .Register(r)
+                  .Add({{"role", role}})),
+        frames(prometheus::BuildCounter()
+                   .Name("smig_frames_total")
+                   .Help("Media frames sent (edge) or delivered to the player (vehicle).")
+                   .Register(r)
+                   .Add({{"role", role}})),
+        dropped(prometheus::BuildCounter()
+                    .Name("smig_frames_dropped_total")
+                    .Help("Frames the vehicle refused, by reason.")
+                    .Register(r)),
+        duplicates(prometheus::BuildCounter()
+                       .Name("smig_duplicates_dropped_total")
+                       .Help("Frames that arrived again from another association and were dropped.")
+                       .Register(r)
+                       .Add({})),
+        send_errors(prometheus::BuildCounter()
+                        .Name("smig_send_errors_total")
+                        .Help("Frames an edge could not hand to SCTP at once (retried).")
+                        .Register(r)
+                        .Add({})),
+        sessions(prometheus::BuildGauge()
+                     .Name("smig_sessions_active")
+                     .Help("Sessions this data plane serves (edge) or receives (vehicle).")
+                     .Register(r)
+                     .Add({{"role", role}})) {}
+  prometheus::Counter& bytes;
+  prometheus::Counter& frames;
+  prometheus::Family<prometheus::Counter>& dropped;
+  prometheus::Counter& duplicates;
+  prometheus::Counter& send_errors;
+  prometheus::Gauge& sessions;
+  // What was exported so far, to add only the difference.
+  uint64_t bytes_seen = 0, frames_seen = 0, duplicates_seen = 0, send_errors_seen = 0;
+  std::map<std::string, uint64_t> dropped_seen;
+  absl::Time next = absl::InfinitePast();
+};
+
+DataplaneNode::DataplaneNode(Deps deps)
+    : config_(std::move(deps.config)),
+      endpoint_(std::move(deps.endpoint)),
+      make_sink_(std::move(deps.make_sink)),
+      registry_(std::move(deps.registry)) {
+  if (registry_) {
+    metrics_ = std::make_unique<Metrics>(
+        *registry_, config_.role() == v1::ROLE_EDGE ? "edge" : "vehicle");
+  }
+}
+
+absl::StatusOr<std::unique_ptr<DataplaneNode>> DataplaneNode::Start(Deps deps) {
+  if (deps.config.role() != v1::ROLE_EDGE && deps.config.role() != v1::ROLE_VEHICLE) {
+    return absl::InvalidArgumentError("role must be ROLE_EDGE or ROLE_VEHICLE");
+  }
+  if (deps.endpoint == nullptr) return absl::InvalidArgumentError("no SCTP endpoint");
+  absl::StatusOr<HelloAuthenticator> auth = HelloAuthenticator::Create(deps.deployment_key);
+  if (!auth.ok()) return auth.status();
+  if (deps.config.role() == v1::ROLE_EDGE && deps.config.server_id().empty()) {
+    return absl::InvalidArgumentError("an edge needs a server_id");
+  }
+  EdgeEngine::SourceFactory make_source = std::move(deps.make_source);
+  std::unique_ptr<DataplaneNode> node(new DataplaneNode(std::move(deps)));
+  DataplaneNode* self = node.get();
+  if (node->config_.role() == v1::ROLE_EDGE) {
+    node->edge_ = std::make_unique<EdgeEngine>(
+        *node->endpoint_, *auth,
+        EdgeEngine::Options{
+            .server_id = node->config_.server_id(),
+            .make_source = std::move(make_source),
+            .on_superseded = [self](uint64_t session, uint64_t generation) {
+              v1::AgentEvent e;
+              e.set_session_id(session);
+              e.set_contiguous_generation(generation);
+              self->Publish(std::move(e));
+            }});
+  } else {
+    node->vehicle_ = std::make_unique<VehicleEngine>(
+        *node->endpoint_, *auth,
+        VehicleEngine::Options{
+            .deliver = [self](uint64_t s, uint32_t f, absl::string_view d) { self->Deliver(s, f, d); },
+            .on_contiguous = [self](uint64_t session, uint64_t generation) {
+              v1::AgentEvent e;
+              e.set_session_id(session);
+              e.set_contiguous_generation(generation);
+              self->Publish(std::move(e));
+            }});
+  }
+  node->loop_ = std::thread([self] { self->Loop(); });
+  return node;
+}
+
+DataplaneNode::~DataplaneNode() { Stop(absl::ZeroDuration()); }
+
+void DataplaneNode::Deliver(uint64_t session, uint32_t flow, absl::string_view data) {
+  auto key = std::make_pair(session, flow);
+  auto it = sinks_.find(key);
+  if (it == sinks_.end()) {
+    auto conf = config_.sinks().find(flow);
+    if (conf == config_.sinks().end() || !make_sink_) {
+      v1::AgentEvent e;
+      e.set_session_id(session);
+      e.set_error(absl::StrCat("no sink configured for flow ", flow, "; its data is discarded"));
+      Publish(std::move(e));
+      it = sinks_.emplace(key, nullptr).first;
+    } else {
+      absl::StatusOr<std::unique_ptr<media::Sink>> sink = make_sink_(conf->second);
+      if (!sink.ok()) {
+        v1::AgentEvent e;
+        e.set_session_id(session);
+        e.set_error(absl::StrCat("flow ", flow, ": ", sink.status().ToString()));
+        Publish(std::move(e));
+      }
+      it = sinks_.emplace(key, sink.ok() ? std::move(*sink) : nullptr).first;
+    }
+  }
+  if (it->second != nullptr) {
+    if (absl::Status s = it->second->Write(data); !s.ok() && metrics_) {
+      metrics_->dropped.Add({{"reason", "sink_error"}}).Increment();
+    }
+  }
+}
+
+void DataplaneNode::Publish(v1::AgentEvent e) {
+  *e.mutable_time() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(absl::Now()));
+  absl::MutexLock lock(&mu_);
+  for (const auto& q : subscribers_) q->Push(e);
+}
+
+std::shared_ptr<EventQueue> DataplaneNode::Subscribe(uint64_t session_filter) {
+  auto q = std::make_shared<EventQueue>(session_filter);
+  absl::MutexLock lock(&mu_);
+  subscribers_.push_back(q);
+  return q;
+}
+
+void DataplaneNode::Unsubscribe(const std::shared_ptr<EventQueue>& q) {
+  absl::MutexLock lock(&mu_);
+  subscribers_.erase(std::remove(subscribers_.begin(), subscribers_.end(), q), subscribers_.end());
+}
+
+void DataplaneNode::OnLoop(std::function<void()> fn) {
+  if (stop_.load()) {
+    fn();  // the loop is gone: nothing else touches the engines any more
+    return;
+  }
+  auto done = std::make_shared<std::promise<void>>();
+  std::future<void> f = done->get_future();
+  {
+    absl::MutexLock lock(&mu_);
+    posted_.push_back([fn = std::move(fn), done] {
+      fn();
+      done->set_value();
+    });
+  }
+  f.wait();
+}
+
+void DataplaneNode::Loop() {
+  while (!stop_.load()) {
+    std::deque<std::function<void()>> posted;
+    {
+      absl::MutexLock lock(&mu_);
+      posted.swap(posted_);
+    }
+    for (auto& fn : posted) fn();
+    absl::Time now = absl::Now();
+    absl::Duration wait = edge_ ? std::min(edge_->NextWait(now), kLoopWait) : kLoopWait;
+    absl::StatusOr<std::optional<transport::Incoming>> in = endpoint_->Receive(wait);
+    now = absl::Now();
+    if (in.ok() && in->has_value()) {
+      if (const auto* ev = std::get_if<tv1::Event>(&**in)) {
+        v1::AgentEvent e;
+        *e.mutable_transport() = *ev;
+        Publish(std::move(e));
+      }
+    }
+    if (edge_) {
+      edge_->Handle(in, now);
+      edge_->Pump(now);
+    } else {
+      vehicle_->Handle(in, now);
+    }
+    if (metrics_ && now >= metrics_->next) {
+      metrics_->next = now + kMetricsEvery;
+      uint64_t bytes = 0, frames = 0, duplicates = 0, send_errors = 0;
+      size_t sessions = 0;
+      if (edge_) {
+        frames = edge_->frames_sent();
+        send_errors = edge_->send_errors();
+        for (uint64_t id : edge_->Sessions()) {
+          ++sessions;
+          if (absl::StatusOr<v1::Session> s = edge_->Describe(id); s.ok()) {
+            for (const auto& f : s->flows()) bytes += f.bytes();
+          }
+        }
+      } else {
+        for (uint64_t id : vehicle_->Sessions()) {
+          ++sessions;
+          for (const auto& [fid, f] : vehicle_->Flows(id)) {
+            bytes += f.stats.delivered_bytes;
+            frames += f.stats.delivered_frames;
+            duplicates += f.stats.duplicates;
+          }
+        }
+        for (const auto& [reason, n] : vehicle_->counters().dropped) {
+          uint64_t& seen = metrics_->dropped_seen[reason];
+          metrics_->dropped.Add({{"reason", reason}}).Increment(static_cast<double>(n - seen));
+          seen = n;
+        }
+      }
+      // A released edge session takes its bytes with it: only ever add.
+      auto add = [](prometheus::Counter& c, uint64_t now_value, uint64_t& seen) {
+        if (now_value > seen) c.Increment(static_cast<double>(now_value - seen));
+        seen = std::max(seen, now_value);
+      };
+      add(metrics_->bytes, bytes, metrics_->bytes_seen);
+      add(metrics_->frames, frames, metrics_->frames_seen);
+      add(metrics_->duplicates, duplicates, metrics_->duplicates_seen);
+      add(metrics_->send_errors, send_errors, metrics_->send_errors_seen);
+      metrics_->sessions.Set(static_cast<double>(sessions));
+    }
+  }
+}
+
+absl::StatusOr<v1::Session> DataplaneNode::ImportState(const v1::SessionState& state) {
+  if (!edge_) return absl::FailedPreconditionError("this data plane is a vehicle, not an edge");
+  absl::StatusOr<v1::Session> out;
+  OnLoop([&] {
+    absl::Status s = edge_->Serve(state, absl::Now());
+    out = s.ok() ? edge_->Describe(state.session_id()) : absl::StatusOr<v1::Session>(s);
+  });
+  return out;
+}
+
+absl::StatusOr<v1::Session> DataplaneNode::OpenSession(const v1::OpenSessionRequest& r) {
+  if (r.session_id() == 0) return absl::InvalidArgumentError("session_id 0 is reserved");
+  v1::SessionState state;
+  state.set_format_version(1);
+  state.set_session_id(r.session_id());
+  state.set_generation(1);
+  *state.mutable_vehicle_addresses() = r.vehicle_addresses();
+  state.set_vehicle_port(r.vehicle_port());
+  *state.mutable_flows() = r.flows();
+  return ImportState(state);
+}
+
+absl::StatusOr<v1::SessionState> DataplaneNode::ExportState(uint64_t session) {
+  if (!edge_) return absl::FailedPreconditionError("this data plane is a vehicle, not an edge");
+  absl::StatusOr<v1::SessionState> out;
+  OnLoop([&] { out = edge_->Export(session, absl::Now()); });
+  return out;
+}
+
+absl::StatusOr<v1::Session> DataplaneNode::ReleaseSession(uint64_t session) {
+  if (!edge_) return absl::FailedPreconditionError("this data plane is a vehicle, not an edge");
+  absl::StatusOr<v1::Session> out;
+  OnLoop([&] {
+    out = edge_->Describe(session);
+    if (!out.ok()) return;
+    if (absl::Status s = edge_->Release(session); !s.ok()) out = s;
+    else out->set_phase(v1::SESSION_PHASE_RELEASING);
+  });
+  return out;
+}
+
+v1::Session DataplaneNode::DescribeVehicle(uint64_t session) const {
+  v1::Session out;
+  out.set_session_id(session);
+  out.set_role(v1::ROLE_VEHICLE);
+  out.set_phase(v1::SESSION_PHASE_SERVING);
+  std::vector<uint64_t> gens = vehicle_->Generations(session);
+  if (!gens.empty()) out.set_generation(gens.back());
+  for (const auto& [fid, f] : vehicle_->Flows(session)) {
+    v1::FlowStatus* fl = out.add_flows();
+    fl->set_flow_id(fid);
+    fl->set_next_sequence(f.next_sequence);
+    fl->set_frames(f.stats.delivered_frames);
+    fl->set_bytes(f.stats.delivered_bytes);
+    fl->set_duplicates_dropped(f.stats.duplicates);
+    fl->set_buffered_frames(f.buffered_frames);
+  }
+  for (transport::AssocId a : endpoint_->Associations()) {
+    if (absl::StatusOr<tv1::AssociationInfo> info = endpoint_->GetAssociation(a); info.ok()) {
+      *out.add_associations() = *info;
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<v1::Session> DataplaneNode::GetSession(uint64_t session) {
+  absl::StatusOr<v1::Session> out;
+  OnLoop([&] {
+    if (edge_) {
+      out = edge_->Describe(session);
+      return;
+    }
+    std::vector<uint64_t> ids = vehicle_->Sessions();
+    if (std::find(ids.begin(), ids.end(), session) == ids.end()) {
+      out = absl::NotFoundError(absl::StrCat("session ", session, " is unknown to this vehicle"));
+      return;
+    }
+    out = DescribeVehicle(session);
+  });
+  return out;
+}
+
+std::vector<v1::Session> DataplaneNode::ListSessions() {
+  std::vector<v1::Session> out;
+  OnLoop([&] {
+    if (edge_) {
+      for (uint64_t id : edge_->Sessions()) {
+        if (absl::StatusOr<v1::Session> s = edge_->Describe(id); s.ok()) out.push_back(*s);
+      }
+    } else {
+      for (uint64_t id : vehicle_->Sessions()) out.push_back(DescribeVehicle(id));
+    }
+  });
+  return out;
+}
+
+void DataplaneNode::Stop(absl::Duration grace) {
+  if (!loop_.joinable()) return;
+  if (edge_ && grace > absl::ZeroDuration()) {
+    OnLoop([&] {
+      for (uint64_t id : edge_->Sessions()) (void)edge_->Release(id);
+    });
+    absl::Time deadline = absl::Now() + grace;
+    while (absl::Now() < deadline) {
+      bool empty = false;
+      OnLoop([&] { empty = edge_->Sessions().empty(); });
+      if (empty) break;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+  }
+  stop_.store(true);
+  loop_.join();
+  for (auto& [key, sink] : sinks_) {
+    if (sink) (void)sink->Close();
+  }
+  absl::MutexLock lock(&mu_);
+  for (const auto& q : subscribers_) q->Close();
+}
+
+}  // namespace smig::dataplane

@@ -1,0 +1,28 @@
+#include "dataplane/media/source.h"
+
+#include "absl/status/status.h"
+#include "dataplane/media/file_source.h"
+#include "dataplane/media/tcp_source.h"
+#include "dataplane/media/udp_source.h"
+
+namespace smig::dataplane::media {
+
+absl::StatusOr<std::unique_ptr<Source>> MakeSource(const v1::Source& source,
+                                                   uint64_t start_offset, absl::Time start,
+                                                   double catch_up,
+                                                   absl::optional<absl::Time> start_due) {
+  switch (source.kind_case()) {
+    case v1::Source::kFile:
+      return FileSource::Open(source.file(), start_offset, start, catch_up, start_due);
+    case v1::Source::kUdpListen:
+      return UdpSource::Bind(source.udp_listen());
+    case v1::Source::kTcpListen:
+      return TcpSource::Listen(source.tcp_listen());
+    case v1::Source::KIND_NOT_SET:
+      break;
+  }
+  return absl::InvalidArgumentError(
+      "the flow's source names no kind (file, udp_listen or tcp_listen)");
+}
+
+}  // namespace smig::dataplane::media

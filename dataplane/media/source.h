@@ -1,0 +1,58 @@
+// Source: one flow's media as it enters an edge, cut into chunks that each become one
+// DATA frame. The edge's loop polls every source and sends what is due:
+//
+//   std::unique_ptr<Source> src = *MakeSource(flow.source(), flow.source_offset(), absl::Now());
+//   std::vector<Chunk> chunks;
+//   for (;;) {
+//     // wait until src->fd() is readable or src->NextDue(), whichever comes first
+//     if (absl::Status s = src->Poll(absl::Now(), chunks); !s.ok()) return s;
+//     for (Chunk& c : chunks) Send(c);  // c.offset -> FrameHeader::source_offset
+//     chunks.clear();
+//   }
+//
+// Sources never block, so one thread can drive every flow of every session, and a flow
+// whose source is late holds up no other (DESIGN.md: flows never block each other).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/optional.h"
+#include "smig/dataplane/v1/session.pb.h"
+
+namespace smig::dataplane::media {
+
+struct Chunk {
+  uint64_t offset;  // where `data` starts in the flow's source
+  std::string data;
+  bool end_of_flow = false;  // nothing follows; may come with empty data (a closed stream)
+};
+
+class Source {  // one flow's media at an edge; not thread-safe; driven by one loop
+ public:
+  virtual ~Source() = default;
+  // Appends every chunk that is due at `now` (never blocks).
+  virtual absl::Status Poll(absl::Time now, std::vector<Chunk>& out) = 0;
+  // A descriptor that becomes readable when Poll may have live data; -1 for time-driven
+  // sources. It may change after a Poll (TcpSource: listener, then connection), so ask
+  // again before every wait.
+  virtual int fd() const = 0;
+  // The earliest time Poll would return more for a time-driven source (InfiniteFuture if none).
+  virtual absl::Time NextDue() const = 0;
+};
+
+// The source a FlowState names. `start_offset`, `start`, `catch_up` and `start_due` place
+// a VOD file on the timeline (FileSource::Open has the pacing rule); live sources ignore
+// them: their offsets count the bytes this edge has received, and a new edge lines up
+// with the previous one by fingerprint (UdpSource::SeekAfterFingerprint), not by offset.
+// INVALID_ARGUMENT if no kind is set.
+absl::StatusOr<std::unique_ptr<Source>> MakeSource(
+    const v1::Source& source, uint64_t start_offset, absl::Time start, double catch_up = 1.0,
+    absl::optional<absl::Time> start_due = absl::nullopt);
+
+}  // namespace smig::dataplane::media

@@ -1,0 +1,246 @@
+// The data plane node and its agent API, end to end over gRPC, with the fake transport:
+// open a session on edge A, migrate it to edge B with ExportState/ImportState, watch the
+// vehicle report B contiguous, release A; and the agent's errors for bad requests.
+#include <grpcpp/grpcpp.h>
+#include <prometheus/registry.h>
+
+#include "common/grpc_server.h"
+#include "dataplane/daemon/agent_service.h"
+#include "dataplane/daemon/node.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/util/time_util.h"
+#include "gtest/gtest.h"
+#include "tests/fakes/fake_endpoint.h"
+
+namespace smig::dataplane {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+using transport::testing::FakeNetwork;
+
+constexpr char kKey[] = "0123456789abcdef-deployment";
+constexpr uint64_t kChunks = 300;
+constexpr absl::Duration kPeriod = absl::Milliseconds(3);
+
+std::string Payload(uint64_t k) { return absl::StrCat("chunk-", k, ";"); }
+
+// VOD-like: chunk k of a synthetic stream is due at anchor + (k - first) * kPeriod.
+class PacedSource : public media::Source {
+ public:
+  PacedSource(uint64_t first, absl::Time anchor) : next_(first), first_(first), anchor_(anchor) {}
+  absl::Status Poll(absl::Time now, std::vector<media::Chunk>& out) override {
+    while (next_ < kChunks && Due(next_) <= now) {
+      out.push_back({next_, Payload(next_), next_ + 1 == kChunks});
+      ++next_;
+    }
+    return absl::OkStatus();
+  }
+  int fd() const override { return -1; }
+  absl::Time NextDue() const override { return next_ < kChunks ? Due(next_) : absl::InfiniteFuture(); }
+
+ private:
+  absl::Time Due(uint64_t k) const { return anchor_ + static_cast<int64_t>(k - first_) * kPeriod; }
+  uint64_t next_, first_;
+  absl::Time anchor_;
+};
+
+// Collects what the vehicle delivers (the loop thread writes, the test reads).
+struct Player {
+  absl::Mutex mu;
+  std::string bytes ABSL_GUARDED_BY(mu);
+};
+class MemorySink : public media::Sink {
+ public:
+  explicit MemorySink(Player& p) : p_(p) {}
+  absl::Status Write(absl::string_view d) override {
+    absl::MutexLock lock(&p_.mu);
+    p_.bytes.append(d.data(), d.size());
+    return absl::OkStatus();
+  }
+  absl::Status Close() override { return absl::OkStatus(); }
+
+ private:
+  Player& p_;
+};
+
+struct Running {
+  std::unique_ptr<DataplaneNode> node;
+  std::unique_ptr<AgentService> service;
+  std::unique_ptr<GrpcServer> server;
+  std::unique_ptr<v1::DataplaneAgent::Stub> stub;
+};
+
+class NodeTest : public ::testing::Test {
+ protected:
+  Running Start(v1::Role role, const std::string& name, const std::string& addr) {
+    v1::DataplaneConfig c;
+    c.set_role(role);
+    c.set_server_id(name);
+    (*c.mutable_sinks())[0].set_udp("127.0.0.1:1");  // replaced by MemorySink below
+    DataplaneNode::Deps d;
+    d.config = c;
+    d.endpoint = net_.CreateEndpoint({.local_addresses = {addr}, .port = static_cast<uint16_t>(
+                                          role == v1::ROLE_VEHICLE ? 6000 : 0),
+                                      .listen = role == v1::ROLE_VEHICLE});
+    d.deployment_key = kKey;
+    d.registry = std::make_shared<prometheus::Registry>();
+    d.make_source = [](const v1::FlowState& f, absl::Time now) -> absl::StatusOr<std::unique_ptr<media::Source>> {
+      absl::Time anchor = now;
+      if (f.has_checkpoint_due_at()) {
+        anchor = absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(f.checkpoint_due_at()));
+      }
+      return std::make_unique<PacedSource>(f.source_offset(), anchor);
+    };
+    d.make_sink = [this](const v1::Sink&) -> absl::StatusOr<std::unique_ptr<media::Sink>> {
+      return std::make_unique<MemorySink>(player_);
+    };
+    Running r;
+    r.node = *DataplaneNode::Start(std::move(d));
+    r.service = std::make_unique<AgentService>(*r.node);
+    r.server = *GrpcServer::Start({.metrics_address = ""}, {r.service.get()}, nullptr);
+    r.stub = v1::DataplaneAgent::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", r.server->grpc_port()), grpc::InsecureChannelCredentials()));
+    return r;
+  }
+
+  v1::OpenSessionRequest Open() {
+    v1::OpenSessionRequest r;
+    r.set_session_id(42);
+    r.add_vehicle_addresses("10.9.0.1");
+    r.set_vehicle_port(6000);
+    r.add_flows()->mutable_source()->set_file("synthetic");
+    return r;
+  }
+
+  std::string Played() {
+    absl::MutexLock lock(&player_.mu);
+    return player_.bytes;
+  }
+  std::string Expected(uint64_t upto) {
+    std::string s;
+    for (uint64_t k = 0; k < upto; ++k) s += Payload(k);
+    return s;
+  }
+
+  FakeNetwork net_;
+  Player player_;
+};
+
+TEST_F(NodeTest, OpenMigrateReleaseThroughTheAgentApiLosesAndRepeatsNothing) {
+  Running vehicle = Start(v1::ROLE_VEHICLE, "car", "10.9.0.1");
+  Running a = Start(v1::ROLE_EDGE, "edge-a", "10.1.0.1");
+  Running b = Start(v1::ROLE_EDGE, "edge-b", "10.2.0.1");
+
+  grpc::ClientContext watch_ctx;
+  v1::WatchEventsRequest watch_req;
+  watch_req.set_session_id(42);
+  auto watch = vehicle.stub->WatchEvents(&watch_ctx, watch_req);
+
+  {
+    grpc::ClientContext ctx;
+    v1::Session s;
+    grpc::Status st = a.stub->OpenSession(&ctx, Open(), &s);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ(s.role(), v1::ROLE_EDGE);
+  }
+  absl::SleepFor(absl::Milliseconds(300));
+  v1::SessionState state;
+  {
+    grpc::ClientContext ctx;
+    v1::ExportStateRequest req;
+    req.set_session_id(42);
+    ASSERT_TRUE(a.stub->ExportState(&ctx, req, &state).ok());
+    EXPECT_EQ(state.generation(), 2u);
+    EXPECT_GT(state.flows(0).next_sequence(), 0u);
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::ImportStateRequest req;
+    *req.mutable_state() = state;
+    v1::Session s;
+    grpc::Status st = b.stub->ImportState(&ctx, req, &s);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+  // The vehicle tells when generation 2 (edge B) carries the flow contiguously.
+  bool contiguous = false;
+  for (v1::AgentEvent e; !contiguous && watch->Read(&e);) {
+    contiguous = e.has_contiguous_generation() && e.contiguous_generation() == 2;
+  }
+  ASSERT_TRUE(contiguous);
+  {
+    grpc::ClientContext ctx;
+    v1::ReleaseSessionRequest req;
+    req.set_session_id(42);
+    v1::ReleaseSessionResponse resp;
+    ASSERT_TRUE(a.stub->ReleaseSession(&ctx, req, &resp).ok());
+  }
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (Played().size() < Expected(kChunks).size() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(Played(), Expected(kChunks));  // every chunk once, in order
+  {
+    grpc::ClientContext ctx;
+    v1::GetSessionRequest req;
+    req.set_session_id(42);
+    v1::Session s;
+    ASSERT_TRUE(vehicle.stub->GetSession(&ctx, req, &s).ok());
+    EXPECT_EQ(s.flows(0).frames(), kChunks);
+    EXPECT_GT(s.flows(0).duplicates_dropped(), 0u);  // A and B overlapped
+  }
+  watch_ctx.TryCancel();
+  a.node->Stop(absl::Seconds(1));
+  b.node->Stop(absl::Seconds(1));
+  vehicle.node->Stop(absl::ZeroDuration());
+}
+
+TEST_F(NodeTest, BadRequestsGetPreciseCodes) {
+  Running vehicle = Start(v1::ROLE_VEHICLE, "car", "10.9.0.1");
+  Running a = Start(v1::ROLE_EDGE, "edge-a", "10.1.0.1");
+  auto call_import = [](Running& r, const v1::SessionState& s) {
+    grpc::ClientContext ctx;
+    v1::ImportStateRequest req;
+    *req.mutable_state() = s;
+    v1::Session resp;
+    return r.stub->ImportState(&ctx, req, &resp);
+  };
+  v1::SessionState wrong_version;
+  wrong_version.set_format_version(7);
+  wrong_version.set_session_id(1);
+  grpc::Status st = call_import(a, wrong_version);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(st.error_message(), ::testing::HasSubstr("version 7"));
+
+  EXPECT_EQ(call_import(vehicle, wrong_version).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+
+  v1::SessionState no_flows;
+  no_flows.set_format_version(1);
+  no_flows.set_session_id(3);
+  no_flows.add_vehicle_addresses("10.9.0.1");
+  no_flows.set_vehicle_port(6000);
+  EXPECT_EQ(call_import(a, no_flows).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  grpc::ClientContext ctx;
+  v1::GetSessionRequest get;
+  get.set_session_id(404);
+  v1::Session s;
+  st = vehicle.stub->GetSession(&ctx, get, &s);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(st.error_message(), ::testing::HasSubstr("404"));
+
+  grpc::ClientContext ctx2;
+  v1::ExportStateRequest exp;
+  exp.set_session_id(404);
+  v1::SessionState out;
+  EXPECT_EQ(a.stub->ExportState(&ctx2, exp, &out).error_code(), grpc::StatusCode::NOT_FOUND);
+
+  grpc::ClientContext ctx3;
+  v1::OpenSessionRequest open = Open();
+  open.set_session_id(0);
+  EXPECT_EQ(a.stub->OpenSession(&ctx3, open, &s).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  a.node->Stop(absl::ZeroDuration());
+  vehicle.node->Stop(absl::ZeroDuration());
+}
+
+}  // namespace
+}  // namespace smig::dataplane

@@ -1,0 +1,170 @@
+#include "dataplane/media/udp_source.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "dataplane/media/fingerprint.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/dataplane/media/socket_helpers.h"
+
+namespace smig::dataplane::media {
+namespace {
+
+using ::smig::dataplane::media::testing::HasChunks;
+using ::smig::dataplane::media::testing::PollUntil;
+using ::smig::dataplane::media::testing::UdpSocketTo;
+using ::testing::HasSubstr;
+
+std::string Datagram(int i) { return absl::StrCat("datagram-", i, std::string(i % 5, '+')); }
+
+class UdpSourceTest : public ::testing::Test {
+ protected:
+  void Open(size_t ring = UdpSource::kDefaultRingChunks) {
+    absl::StatusOr<std::unique_ptr<UdpSource>> src = UdpSource::Bind("127.0.0.1:0", ring);
+    ASSERT_TRUE(src.ok()) << src.status();
+    src_ = std::move(*src);
+    ASSERT_NE(src_->local_port(), 0);
+    peer_ = UdpSocketTo(src_->local_port());
+  }
+  void TearDown() override {
+    if (peer_ >= 0) ::close(peer_);
+  }
+  void Send(const std::string& d) {
+    ASSERT_EQ(::send(peer_, d.data(), d.size(), 0), static_cast<ssize_t>(d.size()));
+  }
+  // Sends datagrams [from, to) and reads them all.
+  std::vector<Chunk> SendAndPoll(int from, int to) {
+    for (int i = from; i < to; ++i) Send(Datagram(i));
+    return PollUntil(*src_, HasChunks(static_cast<size_t>(to - from)));
+  }
+
+  std::unique_ptr<UdpSource> src_;
+  int peer_ = -1;
+};
+
+TEST_F(UdpSourceTest, EachDatagramIsOneChunkAtItsByteOffset) {
+  Open();
+  EXPECT_GE(src_->fd(), 0);
+  EXPECT_EQ(src_->NextDue(), absl::InfiniteFuture());
+  std::vector<Chunk> none;
+  ASSERT_TRUE(src_->Poll(absl::Now(), none).ok());
+  EXPECT_TRUE(none.empty());
+
+  std::vector<Chunk> got = SendAndPoll(0, 3);
+  ASSERT_EQ(got.size(), 3u);
+  uint64_t offset = 0;
+  for (int i = 0; i < 3; ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(got[i].data, Datagram(i));
+    EXPECT_EQ(got[i].offset, offset);
+    EXPECT_FALSE(got[i].end_of_flow);
+    offset += got[i].data.size();
+  }
+  EXPECT_EQ(src_->bytes_received(), offset);
+}
+
+TEST_F(UdpSourceTest, DropsEmptyDatagrams) {
+  Open();
+  Send("");
+  Send("x");
+  std::vector<Chunk> got = PollUntil(*src_, HasChunks(1));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].data, "x");
+  EXPECT_EQ(got[0].offset, 0u);
+}
+
+TEST_F(UdpSourceTest, SeekAfterFingerprintReplaysTheRingFromThere) {
+  Open();
+  std::vector<Chunk> first = SendAndPoll(0, 6);
+  ASSERT_EQ(first.size(), 6u);
+
+  // The previous edge's last sent datagram was #2: continue with #3.
+  absl::StatusOr<uint64_t> at = src_->SeekAfterFingerprint(ChunkFingerprint(Datagram(2)));
+  ASSERT_TRUE(at.ok()) << at.status();
+  EXPECT_EQ(*at, first[3].offset);
+
+  Send(Datagram(6));
+  std::vector<Chunk> replay = PollUntil(*src_, HasChunks(4));
+  ASSERT_EQ(replay.size(), 4u);
+  for (int i = 0; i < 4; ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(replay[i].data, Datagram(3 + i));  // ringed #3..#5, then the new #6
+  }
+  EXPECT_EQ(replay[0].offset, *at);
+  EXPECT_EQ(replay[3].offset, first[5].offset + first[5].data.size());
+
+  // A replay happens once.
+  std::vector<Chunk> none;
+  ASSERT_TRUE(src_->Poll(absl::Now(), none).ok());
+  EXPECT_TRUE(none.empty());
+}
+
+TEST_F(UdpSourceTest, SeekToTheNewestDatagramResumesWithLiveOnes) {
+  Open();
+  ASSERT_EQ(SendAndPoll(0, 3).size(), 3u);
+  ASSERT_TRUE(src_->SeekAfterFingerprint(ChunkFingerprint(Datagram(2))).ok());
+  std::vector<Chunk> next = SendAndPoll(3, 4);
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].data, Datagram(3));
+}
+
+TEST_F(UdpSourceTest, NewestMatchWinsForRepeatedDatagrams) {
+  Open();
+  for (const char* d : {"pad", "a", "pad", "b"}) Send(d);
+  ASSERT_EQ(PollUntil(*src_, HasChunks(4)).size(), 4u);
+  absl::StatusOr<uint64_t> at = src_->SeekAfterFingerprint(ChunkFingerprint("pad"));
+  ASSERT_TRUE(at.ok()) << at.status();
+  EXPECT_EQ(*at, 3u + 1u + 3u);
+  std::vector<Chunk> replay;
+  ASSERT_TRUE(src_->Poll(absl::Now(), replay).ok());
+  ASSERT_EQ(replay.size(), 1u);
+  EXPECT_EQ(replay[0].data, "b");
+}
+
+TEST_F(UdpSourceTest, RingKeepsOnlyTheLastNDatagrams) {
+  Open(/*ring=*/4);
+  ASSERT_EQ(SendAndPoll(0, 6).size(), 6u);
+  EXPECT_EQ(src_->ring_size(), 4u);
+  absl::StatusOr<uint64_t> gone = src_->SeekAfterFingerprint(ChunkFingerprint(Datagram(1)));
+  ASSERT_EQ(gone.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(gone.status().message(), HasSubstr("last 4 datagrams"));
+  EXPECT_TRUE(src_->SeekAfterFingerprint(ChunkFingerprint(Datagram(2))).ok());
+}
+
+TEST_F(UdpSourceTest, UnknownFingerprintIsNotFound) {
+  Open();
+  ASSERT_EQ(SendAndPoll(0, 2).size(), 2u);
+  EXPECT_EQ(src_->SeekAfterFingerprint(0x0123456789abcdefULL).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(UdpSourceBindTest, RejectsMalformedAddressAndTakenPort) {
+  EXPECT_EQ(UdpSource::Bind("localhost:5000").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(UdpSource::Bind("127.0.0.1").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(UdpSource::Bind("127.0.0.1:0", 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  absl::StatusOr<std::unique_ptr<UdpSource>> a = UdpSource::Bind("127.0.0.1:0");
+  ASSERT_TRUE(a.ok()) << a.status();
+  absl::StatusOr<std::unique_ptr<UdpSource>> b =
+      UdpSource::Bind(absl::StrCat("127.0.0.1:", (*a)->local_port()));
+  EXPECT_FALSE(b.ok());
+  EXPECT_THAT(b.status().message(), HasSubstr(absl::StrCat((*a)->local_port())));
+}
+
+TEST(ChunkFingerprintTest, IsSha256TruncatedToItsFirstEightBytes) {
+  // FIPS 180-2 test vector: SHA-256("abc") = ba7816bf 8f01cfea ...
+  EXPECT_EQ(ChunkFingerprint("abc"), 0xba7816bf8f01cfeaULL);
+  // SHA-256("") = e3b0c442 98fc1c14 ...
+  EXPECT_EQ(ChunkFingerprint(""), 0xe3b0c44298fc1c14ULL);
+}
+
+}  // namespace
+}  // namespace smig::dataplane::media

@@ -32,7 +32,9 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   builder.AddListeningPort(options.grpc_address, grpc::InsecureServerCredentials(), &s->grpc_port_);
   for (grpc::Service* service : services) builder.RegisterService(service);
   s->server_ = builder.BuildAndStart();
-  if (s->server_ == nullptr || s->grpc_port_ == 0) {
+  // A unix socket ("unix:/path", reachable across network namespaces) has no port.
+  bool unix_socket = options.grpc_address.rfind("unix:", 0) == 0;
+  if (s->server_ == nullptr || (s->grpc_port_ == 0 && !unix_socket)) {
     return absl::UnavailableError(absl::StrCat("cannot serve gRPC on ", options.grpc_address));
   }
   s->SetServing("", true);

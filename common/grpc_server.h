@@ -32,7 +32,8 @@ class Registry;
 namespace smig {
 
 struct GrpcServerOptions {
-  std::string grpc_address = "127.0.0.1:0";     // port 0: pick one (see grpc_port())
+  // "ip:port" (port 0: pick one, see grpc_port()) or "unix:/path".
+  std::string grpc_address = "127.0.0.1:0";
   std::string metrics_address = "127.0.0.1:0";  // empty: no /metrics
 };
 

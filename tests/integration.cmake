@@ -24,3 +24,10 @@ add_test(NAME transport_integration_kernel
 set_tests_properties(transport_integration_kernel PROPERTIES
   LABELS "kernel" ENVIRONMENT "SMIG_TEST_STACK=kernel" SKIP_RETURN_CODE 77 TIMEOUT 1500
   SKIP_REGULAR_EXPRESSION "\\[  SKIPPED \\]")
+
+smig_binary(dataplane_integration_test SRCS ${CMAKE_CURRENT_SOURCE_DIR}/integration/dataplane_test.cc
+  DEPS smig_testbed smig_proto GTest::gtest_main GTest::gmock)
+target_compile_definitions(dataplane_integration_test PRIVATE
+  SMIG_DATAPLANE="$<TARGET_FILE:smig-dataplane>")
+gtest_discover_tests(dataplane_integration_test TEST_PREFIX "userland." DISCOVERY_MODE PRE_TEST
+  PROPERTIES LABELS "integration;userland" ENVIRONMENT "SMIG_TEST_STACK=userland" TIMEOUT 120)

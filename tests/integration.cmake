@@ -31,3 +31,9 @@ target_compile_definitions(dataplane_integration_test PRIVATE
   SMIG_DATAPLANE="$<TARGET_FILE:smig-dataplane>")
 gtest_discover_tests(dataplane_integration_test TEST_PREFIX "userland." DISCOVERY_MODE PRE_TEST
   PROPERTIES LABELS "integration;userland" ENVIRONMENT "SMIG_TEST_STACK=userland" TIMEOUT 120)
+add_test(NAME dataplane_integration_kernel
+  COMMAND ${PROJECT_SOURCE_DIR}/scripts/run-kernel-test $<TARGET_FILE:smig-sctpcat>
+          $<TARGET_FILE:dataplane_integration_test>)
+set_tests_properties(dataplane_integration_kernel PROPERTIES
+  LABELS "kernel" ENVIRONMENT "SMIG_TEST_STACK=kernel" SKIP_RETURN_CODE 77 TIMEOUT 1500
+  SKIP_REGULAR_EXPRESSION "\\\\[  SKIPPED \\\\]")

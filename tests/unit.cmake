@@ -36,7 +36,7 @@ smig_unit_test(hello_test
 smig_unit_test(reassembler_test
   SRCS ${_unit}/dataplane/vehicle/reassembler_test.cc DEPS smig_vehicle)
 smig_unit_test(grpc_server_test
-  SRCS ${_unit}/common/grpc_server_test.cc DEPS smig_grpc_server)
+  SRCS ${_unit}/common/grpc_server_test.cc DEPS smig_grpc_server smig_testbed)
 smig_unit_test(vehicle_engine_test
   SRCS ${_unit}/dataplane/vehicle/vehicle_engine_test.cc DEPS smig_vehicle smig_fakes)
 smig_unit_test(migration_test
@@ -44,7 +44,8 @@ smig_unit_test(migration_test
 smig_unit_test(config_test SRCS ${_unit}/common/config_test.cc DEPS smig_config smig_proto)
 smig_unit_test(grpc_status_test SRCS ${_unit}/common/grpc_status_test.cc DEPS smig_grpc_status)
 smig_unit_test(node_test
-  SRCS ${_unit}/dataplane/daemon/node_test.cc DEPS smig_agent_service smig_grpc_server smig_fakes)
+  SRCS ${_unit}/dataplane/daemon/node_test.cc
+  DEPS smig_agent_service smig_grpc_server smig_fakes smig_testbed)
 smig_unit_test(ts_pacing_test
   SRCS ${_unit}/dataplane/media/ts_pacing_test.cc DEPS smig_media)
 smig_unit_test(file_source_test

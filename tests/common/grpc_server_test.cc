@@ -1,16 +1,14 @@
 #include "common/grpc_server.h"
 
-#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <prometheus/counter.h>
 #include <prometheus/registry.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
+#include "tests/integration/testbed.h"
 
 namespace smig {
 namespace {
@@ -18,26 +16,6 @@ namespace {
 using ::grpc::health::v1::Health;
 using ::grpc::health::v1::HealthCheckRequest;
 using ::grpc::health::v1::HealthCheckResponse;
-
-std::string HttpGet(int port, const std::string& path) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sin{};
-  sin.sin_family = AF_INET;
-  sin.sin_port = htons(static_cast<uint16_t>(port));
-  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin) != 0) {
-    close(fd);
-    return "";
-  }
-  std::string req = absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: localhost\r\n\r\n");
-  (void)!write(fd, req.data(), req.size());
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-  close(fd);
-  return out;
-}
 
 HealthCheckResponse::ServingStatus Check(int port, const std::string& service) {
   auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
@@ -69,7 +47,7 @@ TEST(GrpcServerTest, ServesHealthAndMetricsAndStopsServingOnShutdown) {
   (*server)->SetServing("smig.test.v1.Thing", false);
   EXPECT_EQ(Check((*server)->grpc_port(), "smig.test.v1.Thing"), HealthCheckResponse::NOT_SERVING);
 
-  std::string metrics = HttpGet((*server)->metrics_port(), "/metrics");
+  std::string metrics = testbed::HttpGet((*server)->metrics_port(), "/metrics");
   EXPECT_THAT(metrics, ::testing::HasSubstr("smig_test_events_total 3"));
 
   int port = (*server)->grpc_port();

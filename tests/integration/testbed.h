@@ -91,6 +91,10 @@ void AwaitFirstRecord(const std::string& path, absl::Duration timeout = absl::Se
 std::optional<transport::v1::CatSummary> LastSummary(
     const std::vector<transport::v1::CatRecord>& records);
 
+// GET http://127.0.0.1:port/path over HTTP/1.0; the whole response (headers and body), or
+// "" if nothing answers.
+std::string HttpGet(int port, const std::string& path);
+
 // A scratch directory unique to this process, under $TMPDIR or /tmp.
 std::string ScratchDir();
 

@@ -11,6 +11,9 @@
 #include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/fake_endpoint.h"
+#include "tests/integration/testbed.h"
+
+#include <fstream>
 
 namespace smig::dataplane {
 namespace {
@@ -72,7 +75,8 @@ struct Running {
 
 class NodeTest : public ::testing::Test {
  protected:
-  Running Start(v1::Role role, const std::string& name, const std::string& addr) {
+  Running Start(v1::Role role, const std::string& name, const std::string& addr,
+                bool metrics = false) {
     v1::DataplaneConfig c;
     c.set_role(role);
     c.set_server_id(name);
@@ -83,7 +87,8 @@ class NodeTest : public ::testing::Test {
                                           role == v1::ROLE_VEHICLE ? 6000 : 0),
                                       .listen = role == v1::ROLE_VEHICLE});
     d.deployment_key = kKey;
-    d.registry = std::make_shared<prometheus::Registry>();
+    auto registry = std::make_shared<prometheus::Registry>();
+    d.registry = registry;
     d.make_source = [](const v1::FlowState& f, absl::Time now) -> absl::StatusOr<std::unique_ptr<media::Source>> {
       absl::Time anchor = now;
       if (f.has_checkpoint_due_at()) {
@@ -97,7 +102,8 @@ class NodeTest : public ::testing::Test {
     Running r;
     r.node = *DataplaneNode::Start(std::move(d));
     r.service = std::make_unique<AgentService>(*r.node);
-    r.server = *GrpcServer::Start({.metrics_address = ""}, {r.service.get()}, nullptr);
+    r.server = *GrpcServer::Start({.metrics_address = metrics ? "127.0.0.1:0" : ""},
+                                  {r.service.get()}, registry);
     r.stub = v1::DataplaneAgent::NewStub(grpc::CreateChannel(
         absl::StrCat("127.0.0.1:", r.server->grpc_port()), grpc::InsecureChannelCredentials()));
     return r;
@@ -239,6 +245,34 @@ TEST_F(NodeTest, BadRequestsGetPreciseCodes) {
   open.set_session_id(0);
   EXPECT_EQ(a.stub->OpenSession(&ctx3, open, &s).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   a.node->Stop(absl::ZeroDuration());
+  vehicle.node->Stop(absl::ZeroDuration());
+}
+
+TEST_F(NodeTest, MetricsPassPromtoolAndCountWhatHappened) {
+  if (std::system("command -v promtool >/dev/null") != 0) GTEST_SKIP() << "needs promtool";
+  Running vehicle = Start(v1::ROLE_VEHICLE, "car", "10.9.0.1", /*metrics=*/true);
+  Running a = Start(v1::ROLE_EDGE, "edge-a", "10.1.0.1", /*metrics=*/true);
+  grpc::ClientContext ctx;
+  v1::Session s;
+  ASSERT_TRUE(a.stub->OpenSession(&ctx, Open(), &s).ok());
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (Played().size() < Expected(kChunks).size() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  absl::SleepFor(absl::Milliseconds(300));  // a metrics export round
+  for (Running* r : {&vehicle, &a}) {
+    std::string page = testbed::HttpGet(r->server->metrics_port(), "/metrics");
+    size_t body = page.find("\r\n\r\n");
+    ASSERT_NE(body, std::string::npos) << page;
+    std::string path = ::testing::TempDir() + "/metrics.txt";
+    std::ofstream(path) << page.substr(body + 4);
+    absl::StatusOr<std::string> lint = testbed::Sh("promtool check metrics < " + path);
+    EXPECT_TRUE(lint.ok()) << lint.status();
+    EXPECT_THAT(page, ::testing::HasSubstr("smig_sessions_active"));
+  }
+  std::string car = testbed::HttpGet(vehicle.server->metrics_port(), "/metrics");
+  EXPECT_THAT(car, ::testing::HasSubstr(absl::StrCat("smig_frames_total{role=\"vehicle\"} ", kChunks)));
+  a.node->Stop(absl::Seconds(1));
   vehicle.node->Stop(absl::ZeroDuration());
 }
 

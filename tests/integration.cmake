@@ -1,39 +1,37 @@
-# Integration suites that cross real networks (namespaces, veth) on both SCTP stacks.
-smig_library(smig_testbed SRCS ${CMAKE_CURRENT_SOURCE_DIR}/integration/testbed.cc DEPS smig_proto absl::status absl::statusor
-  absl::strings absl::time)
+# Integration suites that cross real networks (namespaces, veth), each run on both SCTP
+# stacks: on usrsctp here, and on kernel SCTP natively or in the kvm-sctp VM.
+smig_library(smig_testbed SRCS ${CMAKE_CURRENT_SOURCE_DIR}/integration/testbed.cc
+  DEPS smig_proto absl::status absl::statusor absl::strings absl::time)
 
-smig_binary(transport_integration_test SRCS ${CMAKE_CURRENT_SOURCE_DIR}/integration/transport_test.cc
-  DEPS smig_testbed smig_transport GTest::gtest_main GTest::gmock)
-target_compile_definitions(transport_integration_test PRIVATE
-  SMIG_SCTPCAT="$<TARGET_FILE:smig-sctpcat>")
+# smig_network_suite(TARGET SOURCE [USERLAND_FILTER expr] DEPS ... DEFINES ...)
+#  - userland: one ctest test per gtest case (a case skipped for want of root shows as
+#    skipped), labels integration and userland;
+#  - kernel: the whole binary through scripts/run-kernel-test (one VM boot), label kernel.
+#    Exit 77 (skipped, never passed) only when there is neither kernel SCTP nor a VM and
+#    SMIG_REQUIRE_KERNEL is unset (CI sets it, so there it fails instead); and any case
+#    gtest skipped makes the entry "skipped", never "passed".
+function(smig_network_suite target source)
+  cmake_parse_arguments(ARG "" "USERLAND_FILTER" "DEPS;DEFINES" ${ARGN})
+  smig_binary(${target} SRCS ${CMAKE_CURRENT_SOURCE_DIR}/integration/${source}
+    DEPS smig_testbed ${ARG_DEPS} GTest::gtest_main GTest::gmock)
+  target_compile_definitions(${target} PRIVATE ${ARG_DEFINES})
+  set(filter "*")
+  if(ARG_USERLAND_FILTER)
+    set(filter "${ARG_USERLAND_FILTER}")
+  endif()
+  gtest_discover_tests(${target} TEST_PREFIX "userland." TEST_FILTER "${filter}"
+    DISCOVERY_MODE PRE_TEST
+    PROPERTIES LABELS "integration;userland" ENVIRONMENT "SMIG_TEST_STACK=userland" TIMEOUT 120)
+  add_test(NAME ${target}_kernel
+    COMMAND ${PROJECT_SOURCE_DIR}/scripts/run-kernel-test $<TARGET_FILE:smig-sctpcat>
+            $<TARGET_FILE:${target}>)
+  set_tests_properties(${target}_kernel PROPERTIES
+    LABELS "kernel" ENVIRONMENT "SMIG_TEST_STACK=kernel" SKIP_RETURN_CODE 77 TIMEOUT 1500
+    SKIP_REGULAR_EXPRESSION "\\[  SKIPPED \\]")
+endfunction()
 
-# The userland stack: one ctest test per case (a case skipped for want of root shows as
-# skipped). Kernel-only cases are not run here at all.
-gtest_discover_tests(transport_integration_test TEST_PREFIX "userland." TEST_FILTER "-*Kernel*"
-  DISCOVERY_MODE PRE_TEST
-  PROPERTIES LABELS "integration;userland" ENVIRONMENT "SMIG_TEST_STACK=userland" TIMEOUT 120)
-
-# The kernel stack: natively where the kernel has SCTP, else in the kvm-sctp VM.
-# Exit 77 (reported as skipped, never passed) only when neither is possible and
-# SMIG_REQUIRE_KERNEL is unset; CI sets it, so there it fails instead.
-add_test(NAME transport_integration_kernel
-  COMMAND ${PROJECT_SOURCE_DIR}/scripts/run-kernel-test $<TARGET_FILE:smig-sctpcat>
-          $<TARGET_FILE:transport_integration_test>)
-# One VM boot for the whole suite; any case gtest skipped makes the entry "skipped", never
-# "passed".
-set_tests_properties(transport_integration_kernel PROPERTIES
-  LABELS "kernel" ENVIRONMENT "SMIG_TEST_STACK=kernel" SKIP_RETURN_CODE 77 TIMEOUT 1500
-  SKIP_REGULAR_EXPRESSION "\\[  SKIPPED \\]")
-
-smig_binary(dataplane_integration_test SRCS ${CMAKE_CURRENT_SOURCE_DIR}/integration/dataplane_test.cc
-  DEPS smig_testbed smig_proto GTest::gtest_main GTest::gmock)
-target_compile_definitions(dataplane_integration_test PRIVATE
-  SMIG_DATAPLANE="$<TARGET_FILE:smig-dataplane>")
-gtest_discover_tests(dataplane_integration_test TEST_PREFIX "userland." DISCOVERY_MODE PRE_TEST
-  PROPERTIES LABELS "integration;userland" ENVIRONMENT "SMIG_TEST_STACK=userland" TIMEOUT 120)
-add_test(NAME dataplane_integration_kernel
-  COMMAND ${PROJECT_SOURCE_DIR}/scripts/run-kernel-test $<TARGET_FILE:smig-sctpcat>
-          $<TARGET_FILE:dataplane_integration_test>)
-set_tests_properties(dataplane_integration_kernel PROPERTIES
-  LABELS "kernel" ENVIRONMENT "SMIG_TEST_STACK=kernel" SKIP_RETURN_CODE 77 TIMEOUT 1500
-  SKIP_REGULAR_EXPRESSION "\\\\[  SKIPPED \\\\]")
+# Kernel-only cases are not run on the userland stack at all.
+smig_network_suite(transport_integration transport_test.cc USERLAND_FILTER "-*Kernel*"
+  DEPS smig_transport DEFINES SMIG_SCTPCAT="$<TARGET_FILE:smig-sctpcat>")
+smig_network_suite(dataplane_integration dataplane_test.cc
+  DEPS smig_proto DEFINES SMIG_DATAPLANE="$<TARGET_FILE:smig-dataplane>")

@@ -327,6 +327,9 @@ v1::Session DataplaneNode::DescribeVehicle(uint64_t session) const {
     fl->set_bytes(f.stats.delivered_bytes);
     fl->set_duplicates_dropped(f.stats.duplicates);
     fl->set_buffered_frames(f.buffered_frames);
+    *fl->mutable_max_delivery_gap() =
+        TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(f.stats.max_delivery_gap));
+    fl->set_stalls(f.stats.stalls);
   }
   for (transport::AssocId a : endpoint_->Associations()) {
     if (absl::StatusOr<tv1::AssociationInfo> info = endpoint_->GetAssociation(a); info.ok()) {

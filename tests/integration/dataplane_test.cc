@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
 #include "smig/dataplane/v1/agent.grpc.pb.h"
 #include "tests/integration/testbed.h"
@@ -208,6 +209,29 @@ TEST_F(DataplaneTest, MigrationMidStreamKeepsTheFileByteIdentical) {
   EXPECT_TRUE(got == sent) << "the player's file differs from the source";
   EXPECT_GT(seen.flows(0).duplicates_dropped(), 0u);  // both edges sent for a while
   EXPECT_EQ(DecodedFrames(dir_ + "/out.ts"), DecodedFrames(in));
+}
+
+TEST_F(DataplaneTest, ARadioDiesMidStreamAndThePlayerLosesNothing) {
+  std::string in = MakeStream(6);
+  auto vehicle = StartVehicle();
+  auto edge = StartEdge("edge-a");
+  ASSERT_TRUE(vehicle && edge);
+  Open("edge-a", in);
+  absl::SleepFor(absl::Seconds(2));
+  ASSERT_TRUE(net_->SetLink(1, false).ok());  // the primary radio (first vehicle address)
+  v1::Session seen = WaitDelivered(std::filesystem::file_size(in));
+  ASSERT_TRUE(net_->SetLink(1, true).ok());
+  edge->Kill(SIGTERM);
+  vehicle->Kill(SIGTERM);
+  EXPECT_EQ(edge->Wait(absl::Seconds(10)).value_or(-1), 0);
+  EXPECT_EQ(vehicle->Wait(absl::Seconds(10)).value_or(-1), 0);
+  ASSERT_EQ(seen.flows_size(), 1);
+  absl::Duration gap = absl::Nanoseconds(
+      google::protobuf::util::TimeUtil::DurationToNanoseconds(seen.flows(0).max_delivery_gap()));
+  std::cout << "[result] largest delivery gap with a radio down: " << absl::FormatDuration(gap)
+            << "\n";
+  EXPECT_LE(gap, absl::Milliseconds(300));
+  EXPECT_TRUE(Slurp(dir_ + "/out.ts") == Slurp(in)) << "the player's file differs from the source";
 }
 
 }  // namespace

@@ -229,46 +229,48 @@ void DataplaneNode::Loop() {
     } else {
       vehicle_->Handle(in, now);
     }
-    if (metrics_ && now >= metrics_->next) {
-      metrics_->next = now + kMetricsEvery;
-      uint64_t bytes = 0, frames = 0, duplicates = 0, send_errors = 0;
-      size_t sessions = 0;
-      if (edge_) {
-        frames = edge_->frames_sent();
-        send_errors = edge_->send_errors();
-        for (uint64_t id : edge_->Sessions()) {
-          ++sessions;
-          if (absl::StatusOr<v1::Session> s = edge_->Describe(id); s.ok()) {
-            for (const auto& f : s->flows()) bytes += f.bytes();
-          }
-        }
-      } else {
-        for (uint64_t id : vehicle_->Sessions()) {
-          ++sessions;
-          for (const auto& [fid, f] : vehicle_->Flows(id)) {
-            bytes += f.stats.delivered_bytes;
-            frames += f.stats.delivered_frames;
-            duplicates += f.stats.duplicates;
-          }
-        }
-        for (const auto& [reason, n] : vehicle_->counters().dropped) {
-          uint64_t& seen = metrics_->dropped_seen[reason];
-          metrics_->dropped.Add({{"reason", reason}}).Increment(static_cast<double>(n - seen));
-          seen = n;
-        }
+    if (metrics_ && now >= metrics_->next) ExportMetrics(now);
+  }
+}
+
+void DataplaneNode::ExportMetrics(absl::Time now) {
+  metrics_->next = now + kMetricsEvery;
+  uint64_t bytes = 0, frames = 0, duplicates = 0, send_errors = 0;
+  size_t sessions = 0;
+  if (edge_) {
+    frames = edge_->frames_sent();
+    send_errors = edge_->send_errors();
+    for (uint64_t id : edge_->Sessions()) {
+      ++sessions;
+      if (absl::StatusOr<v1::Session> s = edge_->Describe(id); s.ok()) {
+        for (const auto& f : s->flows()) bytes += f.bytes();
       }
-      // A released edge session takes its bytes with it: only ever add.
-      auto add = [](prometheus::Counter& c, uint64_t now_value, uint64_t& seen) {
-        if (now_value > seen) c.Increment(static_cast<double>(now_value - seen));
-        seen = std::max(seen, now_value);
-      };
-      add(metrics_->bytes, bytes, metrics_->bytes_seen);
-      add(metrics_->frames, frames, metrics_->frames_seen);
-      add(metrics_->duplicates, duplicates, metrics_->duplicates_seen);
-      add(metrics_->send_errors, send_errors, metrics_->send_errors_seen);
-      metrics_->sessions.Set(static_cast<double>(sessions));
+    }
+  } else {
+    for (uint64_t id : vehicle_->Sessions()) {
+      ++sessions;
+      for (const auto& [fid, f] : vehicle_->Flows(id)) {
+        bytes += f.stats.delivered_bytes;
+        frames += f.stats.delivered_frames;
+        duplicates += f.stats.duplicates;
+      }
+    }
+    for (const auto& [reason, n] : vehicle_->counters().dropped) {
+      uint64_t& seen = metrics_->dropped_seen[reason];
+      metrics_->dropped.Add({{"reason", reason}}).Increment(static_cast<double>(n - seen));
+      seen = n;
     }
   }
+  // A released edge session takes its bytes with it: only ever add.
+  auto add = [](prometheus::Counter& c, uint64_t value, uint64_t& seen) {
+    if (value > seen) c.Increment(static_cast<double>(value - seen));
+    seen = std::max(seen, value);
+  };
+  add(metrics_->bytes, bytes, metrics_->bytes_seen);
+  add(metrics_->frames, frames, metrics_->frames_seen);
+  add(metrics_->duplicates, duplicates, metrics_->duplicates_seen);
+  add(metrics_->send_errors, send_errors, metrics_->send_errors_seen);
+  metrics_->sessions.Set(static_cast<double>(sessions));
 }
 
 absl::StatusOr<v1::Session> DataplaneNode::ImportState(const v1::SessionState& state) {

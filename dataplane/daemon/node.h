@@ -81,6 +81,8 @@ class DataplaneNode {
   // Runs `fn` on the loop thread and waits for it.
   void OnLoop(std::function<void()> fn);
   void Loop();
+  // Adds what the engines counted since the last call to the Prometheus series.
+  void ExportMetrics(absl::Time now);
   void Publish(v1::AgentEvent e);
   v1::Session DescribeVehicle(uint64_t session) const;
   void Deliver(uint64_t session, uint32_t flow, absl::string_view data);

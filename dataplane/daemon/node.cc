@@ -2,6 +2,7 @@
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
 #include <future>
@@ -73,13 +74,27 @@ struct DataplaneNode::Metrics {
                      .Name("smig_sessions_active")
                      .Help("Sessions this data plane serves (edge) or receives (vehicle).")
                      .Register(r)
-                     .Add({{"role", role}})) {}
+                     .Add({{"role", role}})),
+        migration_stall(prometheus::BuildHistogram()
+                            .Name("smig_migration_stall_seconds")
+                            .Help("Vehicle: the largest pause in delivery to the player between "
+                                  "a new edge's HELLO and its stream becoming contiguous.")
+                            .Register(r)
+                            .Add({}, prometheus::Histogram::BucketBoundaries{
+                                         0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2})),
+        path_events(prometheus::BuildCounter()
+                        .Name("smig_path_events_total")
+                        .Help("SCTP path state changes seen by this data plane, by kind "
+                              "(unreachable and potentially_failed are failovers).")
+                        .Register(r)) {}
   prometheus::Counter& bytes;
   prometheus::Counter& frames;
   prometheus::Family<prometheus::Counter>& dropped;
   prometheus::Counter& duplicates;
   prometheus::Counter& send_errors;
   prometheus::Gauge& sessions;
+  prometheus::Histogram& migration_stall;
+  prometheus::Family<prometheus::Counter>& path_events;
   // What was exported so far, to add only the difference.
   uint64_t bytes_seen = 0, frames_seen = 0, duplicates_seen = 0, send_errors_seen = 0;
   std::map<std::string, uint64_t> dropped_seen;
@@ -127,7 +142,10 @@ absl::StatusOr<std::unique_ptr<DataplaneNode>> DataplaneNode::Start(Deps deps) {
         *node->endpoint_, *auth,
         VehicleEngine::Options{
             .deliver = [self](uint64_t s, uint32_t f, absl::string_view d) { self->Deliver(s, f, d); },
-            .on_contiguous = [self](uint64_t session, uint64_t generation) {
+            .on_contiguous = [self](uint64_t session, uint64_t generation, absl::Duration stall) {
+              if (generation > 1 && self->metrics_) {
+                self->metrics_->migration_stall.Observe(absl::ToDoubleSeconds(stall));
+              }
               v1::AgentEvent e;
               e.set_session_id(session);
               e.set_contiguous_generation(generation);
@@ -218,6 +236,7 @@ void DataplaneNode::Loop() {
     now = absl::Now();
     if (in.ok() && in->has_value()) {
       if (const auto* ev = std::get_if<tv1::Event>(&**in)) {
+        if (metrics_) CountPathEvent(*ev);
         v1::AgentEvent e;
         *e.mutable_transport() = *ev;
         Publish(std::move(e));
@@ -231,6 +250,18 @@ void DataplaneNode::Loop() {
     }
     if (metrics_ && now >= metrics_->next) ExportMetrics(now);
   }
+}
+
+void DataplaneNode::CountPathEvent(const tv1::Event& e) {
+  const char* kind = nullptr;
+  switch (e.type()) {
+    case tv1::EVENT_TYPE_PATH_UNREACHABLE: kind = "unreachable"; break;
+    case tv1::EVENT_TYPE_PATH_POTENTIALLY_FAILED: kind = "potentially_failed"; break;
+    case tv1::EVENT_TYPE_PATH_AVAILABLE: kind = "available"; break;
+    case tv1::EVENT_TYPE_PRIMARY_CHANGED: kind = "primary_changed"; break;
+    default: return;
+  }
+  metrics_->path_events.Add({{"kind", kind}}).Increment();
 }
 
 void DataplaneNode::ExportMetrics(absl::Time now) {

@@ -11,6 +11,7 @@ void FlowReassembler::Deliver(std::string payload, absl::Time now, std::vector<s
   if (delivered_any_) {
     absl::Duration gap = now - last_delivery_;
     stats_.max_delivery_gap = std::max(stats_.max_delivery_gap, gap);
+    window_max_gap_ = std::max(window_max_gap_, gap);
     if (gap > options_.stall_threshold) ++stats_.stalls;
   }
   delivered_any_ = true;

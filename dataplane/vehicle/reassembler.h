@@ -46,6 +46,11 @@ class FlowReassembler {
   Verdict Offer(uint64_t sequence, absl::string_view payload, absl::Time now,
                 std::vector<std::string>& out);
 
+  // The largest delivery pause since the last call to StartWindow(): what a migration
+  // cost the player when the window opens as the migration starts.
+  void StartWindow() { window_max_gap_ = absl::ZeroDuration(); }
+  absl::Duration window_max_gap() const { return window_max_gap_; }
+
   uint64_t next_sequence() const { return next_; }
   size_t buffered_frames() const { return buffer_.size(); }
   size_t buffered_bytes() const { return buffered_bytes_; }
@@ -60,6 +65,7 @@ class FlowReassembler {
   size_t buffered_bytes_ = 0;
   bool delivered_any_ = false;
   absl::Time last_delivery_;
+  absl::Duration window_max_gap_ = absl::ZeroDuration();
   Stats stats_;
 };
 

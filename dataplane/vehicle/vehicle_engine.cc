@@ -99,6 +99,8 @@ void VehicleEngine::OnHello(transport::AssocId assoc, const v1::Hello& hello) {
       return;
     }
   }
+  // A new generation is a migration starting: measure the player's pauses from here.
+  for (auto& [id, flow] : s.flows) flow->reassembler.StartWindow();
   claims_[assoc] = Claim{hello.session_id(), hello.generation(), hello.server_id()};
   s.assocs[assoc] = hello.generation();
   v1::ControlMessage ack;
@@ -143,7 +145,11 @@ void VehicleEngine::CheckContiguous(uint64_t session_id, Session& s) {
   }
   s.any_contiguous = true;
   s.contiguous_generation = newest;
-  if (options_.on_contiguous) options_.on_contiguous(session_id, newest);
+  if (options_.on_contiguous) {
+    absl::Duration stall = absl::ZeroDuration();
+    for (const auto& [id, flow] : s.flows) stall = std::max(stall, flow->reassembler.window_max_gap());
+    options_.on_contiguous(session_id, newest, stall);
+  }
   v1::ControlMessage progress;
   progress.mutable_progress()->set_session_id(session_id);
   progress.mutable_progress()->set_contiguous(true);

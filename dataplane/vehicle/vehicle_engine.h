@@ -38,8 +38,10 @@ class VehicleEngine {
   struct Options {
     // Receives each flow's payloads exactly once, in order.
     std::function<void(uint64_t session, uint32_t flow, absl::string_view data)> deliver;
-    // Told when a generation's association becomes contiguous for every flow.
-    std::function<void(uint64_t session, uint64_t generation)> on_contiguous;
+    // Told when a generation's association becomes contiguous for every flow, with the
+    // largest delivery pause any flow saw since that generation's HELLO (its migration's
+    // stall; for the first generation, since the session began).
+    std::function<void(uint64_t session, uint64_t generation, absl::Duration stall)> on_contiguous;
     FlowReassembler::Options reassembly;
     absl::Duration progress_interval = absl::Milliseconds(100);
   };

@@ -133,7 +133,7 @@ class NodeTest : public ::testing::Test {
 };
 
 TEST_F(NodeTest, OpenMigrateReleaseThroughTheAgentApiLosesAndRepeatsNothing) {
-  Running vehicle = Start(v1::ROLE_VEHICLE, "car", "10.9.0.1");
+  Running vehicle = Start(v1::ROLE_VEHICLE, "car", "10.9.0.1", /*metrics=*/true);
   Running a = Start(v1::ROLE_EDGE, "edge-a", "10.1.0.1");
   Running b = Start(v1::ROLE_EDGE, "edge-b", "10.2.0.1");
 
@@ -194,6 +194,10 @@ TEST_F(NodeTest, OpenMigrateReleaseThroughTheAgentApiLosesAndRepeatsNothing) {
     EXPECT_EQ(s.flows(0).frames(), kChunks);
     EXPECT_GT(s.flows(0).duplicates_dropped(), 0u);  // A and B overlapped
   }
+  // One migration measured: its stall is in the histogram, and small (make-before-break).
+  std::string metrics = testbed::HttpGet(vehicle.server->metrics_port(), "/metrics");
+  EXPECT_THAT(metrics, ::testing::HasSubstr("smig_migration_stall_seconds_count 1"));
+  EXPECT_THAT(metrics, ::testing::HasSubstr("smig_migration_stall_seconds_bucket{le=\"0.1\"} 1"));
   watch_ctx.TryCancel();
   a.node->Stop(absl::Seconds(1));
   b.node->Stop(absl::Seconds(1));

@@ -77,7 +77,7 @@ class MigrationTest : public ::testing::Test {
               }
               last_delivery_ = now_;
             },
-            .on_contiguous = [this](uint64_t, uint64_t g) { contiguous_.push_back(g); }});
+            .on_contiguous = [this](uint64_t, uint64_t g, absl::Duration) { contiguous_.push_back(g); }});
     a_ = std::make_unique<EdgeEngine>(*a_ep_, auth, EdgeEngine::Options{.server_id = "edge-a", .make_source = Factory()});
     b_ = std::make_unique<EdgeEngine>(
         *b_ep_, auth,

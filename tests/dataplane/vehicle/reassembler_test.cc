@@ -357,5 +357,19 @@ TEST(ReassemblerTest, StallThresholdIsAnOption) {
   EXPECT_EQ(r.stats().max_delivery_gap, absl::Milliseconds(1001));
 }
 
+TEST(FlowReassemblerWindowTest, WindowGapCountsOnlyPausesAfterStartWindow) {
+  FlowReassembler r({});
+  std::vector<std::string> out;
+  absl::Time t0 = absl::UnixEpoch();
+  r.Offer(0, "a", t0, out);
+  r.Offer(1, "b", t0 + absl::Milliseconds(80), out);  // before the window
+  r.StartWindow();
+  EXPECT_EQ(r.window_max_gap(), absl::ZeroDuration());
+  r.Offer(2, "c", t0 + absl::Milliseconds(90), out);
+  r.Offer(3, "d", t0 + absl::Milliseconds(120), out);
+  EXPECT_EQ(r.window_max_gap(), absl::Milliseconds(30));
+  EXPECT_EQ(r.stats().max_delivery_gap, absl::Milliseconds(80));
+}
+
 }  // namespace
 }  // namespace smig::dataplane

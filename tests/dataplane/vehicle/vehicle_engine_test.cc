@@ -71,7 +71,7 @@ class VehicleEngineTest : public ::testing::Test {
       delivered_.push_back(absl::StrCat(s, "/", d));
       (void)f;
     };
-    o.on_contiguous = [this](uint64_t, uint64_t g) { contiguous_.push_back(g); };
+    o.on_contiguous = [this](uint64_t, uint64_t g, absl::Duration) { contiguous_.push_back(g); };
     engine_ = std::make_unique<VehicleEngine>(*vehicle_, *HelloAuthenticator::Create(kKey), o);
   }
 

@@ -1,6 +1,7 @@
 // smig-dataplane: the data plane of an edge server or a vehicle. It tunnels media flows
 // over multi-homed SCTP and serves the agent API (gRPC, with health and reflection) and
 // /metrics. See docs/architecture.md.
+#include <csignal>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -54,6 +55,8 @@ int main(int argc, char** argv) {
                    "  smig-dataplane --config=edge.json\n"
                    "Flag names take dashes or underscores.");
   smig::BlockTerminationSignals();  // before any thread starts, so they inherit it
+  // A peer or player that goes away must cost an error code, never the process.
+  std::signal(SIGPIPE, SIG_IGN);
 
   v1::DataplaneConfig config;
   if (!absl::GetFlag(FLAGS_config).empty()) {

@@ -47,14 +47,16 @@ class DataplaneTest : public ::testing::Test {
     std::ofstream(dir_ + "/key") << "integration-test-deployment-key";
   }
 
-  // A vehicle in namespace A with both radios, delivering flow 0 to a file.
-  std::unique_ptr<Process> StartVehicle() {
+  // A vehicle in namespace A with both radios, delivering flow 0 to a file (or, given a
+  // UDP address, to a player there).
+  std::unique_ptr<Process> StartVehicle(const std::string& udp_player = "") {
+    std::string sink = udp_player.empty() ? absl::StrCat(R"({"file":")", dir_, R"(/out.ts"})")
+                                          : absl::StrCat(R"({"udp":")", udp_player, R"("})");
     std::ofstream(dir_ + "/vehicle.json") << absl::StrCat(
         R"({"role":"ROLE_VEHICLE","local_addresses":[")", TwoHostNet::AddrA(1), R"(",")",
         TwoHostNet::AddrA(2), R"("],"sctp_port":6000,"sctp_stack":")", StackName(),
         R"(","grpc_address":"unix:)", dir_, R"(/vehicle.sock","metrics_address":"off",)",
-        R"("deployment_key_file":")", dir_, R"(/key","sinks":{"0":{"file":")", dir_,
-        R"(/out.ts"}}})");
+        R"("deployment_key_file":")", dir_, R"(/key","sinks":{"0":)", sink, "}}");
     return Start(net_->InA({SMIG_DATAPLANE, "--config=" + dir_ + "/vehicle.json"}), "vehicle");
   }
   // An edge in namespace B; edges sharing B need their own UDP encapsulation port.
@@ -100,13 +102,18 @@ class DataplaneTest : public ::testing::Test {
     return out.ok() ? std::atoi(out->c_str()) : -1;
   }
 
-  void Open(const std::string& edge, const std::string& file) {
+  // Opens session 1 on `edge` with one flow from a file, or from live UDP at "udp:ip:port".
+  void Open(const std::string& edge, const std::string& source) {
     v1::OpenSessionRequest open;
     open.set_session_id(1);
     open.add_vehicle_addresses(TwoHostNet::AddrA(1));
     open.add_vehicle_addresses(TwoHostNet::AddrA(2));
     open.set_vehicle_port(6000);
-    open.add_flows()->mutable_source()->set_file(file);
+    if (source.rfind("udp:", 0) == 0) {
+      open.add_flows()->mutable_source()->set_udp_listen(source.substr(4));
+    } else {
+      open.add_flows()->mutable_source()->set_file(source);
+    }
     grpc::ClientContext ctx;
     v1::Session session;
     grpc::Status st = Stub(edge)->OpenSession(&ctx, open, &session);
@@ -232,6 +239,49 @@ TEST_F(DataplaneTest, ARadioDiesMidStreamAndThePlayerLosesNothing) {
             << "\n";
   EXPECT_LE(gap, absl::Milliseconds(300));
   EXPECT_TRUE(Slurp(dir_ + "/out.ts") == Slurp(in)) << "the player's file differs from the source";
+}
+
+// A live 20 s MPEG-TS stream: ffmpeg sends it over UDP to the edge, the vehicle hands it
+// over UDP to an ffmpeg decoder, which must decode every frame with no continuity error.
+TEST_F(DataplaneTest, LiveUdpStreamReachesADecoderWhole) {
+  std::string in = MakeStream(20);
+  int frames_in = DecodedFrames(in);
+  auto decoder = Process::Start(
+      net_->InA({"ffmpeg", "-nostdin", "-loglevel", "level+debug", "-i",
+                 "udp://127.0.0.1:5004?timeout=4000000&fifo_size=1000000&overrun_nonfatal=1",
+                 "-f", "null", "-"}),
+      dir_ + "/decoder.log");
+  ASSERT_TRUE(decoder.ok()) << decoder.status();
+  auto vehicle = StartVehicle("127.0.0.1:5004");
+  auto edge = StartEdge("edge-a");
+  ASSERT_TRUE(vehicle && edge);
+  Open("edge-a", "udp:127.0.0.1:5000");
+  auto feed = Process::Start(
+      net_->InB({"ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-i", in, "-c", "copy", "-f",
+                 "mpegts", "udp://127.0.0.1:5000?pkt_size=1316&bitrate=2000000"}),
+      dir_ + "/feed.log");
+  ASSERT_TRUE(feed.ok()) << feed.status();
+  ASSERT_EQ((*feed)->Wait(absl::Seconds(60)).value_or(-1), 0) << (*feed)->Stderr();
+  // The decoder ends 4 s after the last datagram (its timeout).
+  EXPECT_TRUE((*decoder)->Wait(absl::Seconds(30)).ok());
+  edge->Kill(SIGTERM);
+  vehicle->Kill(SIGTERM);
+  EXPECT_EQ(edge->Wait(absl::Seconds(10)).value_or(-1), 0);
+  EXPECT_EQ(vehicle->Wait(absl::Seconds(10)).value_or(-1), 0);
+
+  std::string log = (*decoder)->Stderr();
+  size_t cc_errors = 0;
+  for (size_t at = 0; (at = log.find("Continuity check failed", at)) != std::string::npos; ++at) {
+    ++cc_errors;
+  }
+  // The last progress line says how many frames the decoder produced.
+  int frames_out = -1;
+  size_t at = log.rfind("frame=");
+  if (at != std::string::npos) frames_out = std::atoi(log.c_str() + at + 6);
+  std::cout << "[result] frames sent " << frames_in << ", decoded " << frames_out
+            << ", continuity errors " << cc_errors << "\n";
+  EXPECT_EQ(cc_errors, 0u);
+  EXPECT_EQ(frames_out, frames_in);
 }
 
 }  // namespace

@@ -167,6 +167,7 @@ int main(int argc, char** argv) {
 
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
+  std::signal(SIGPIPE, SIG_IGN);  // a vanished peer is an error code, not a dead process
   smig::sctpcat::CatRunner runner(**ep, co, *records);
   absl::Status s = runner.Run(g_stop);
   return s.ok() ? 0 : 1;

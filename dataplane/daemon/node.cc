@@ -270,13 +270,9 @@ void DataplaneNode::ExportMetrics(absl::Time now) {
   size_t sessions = 0;
   if (edge_) {
     frames = edge_->frames_sent();
+    bytes = edge_->bytes_sent();
     send_errors = edge_->send_errors();
-    for (uint64_t id : edge_->Sessions()) {
-      ++sessions;
-      if (absl::StatusOr<v1::Session> s = edge_->Describe(id); s.ok()) {
-        for (const auto& f : s->flows()) bytes += f.bytes();
-      }
-    }
+    sessions = edge_->Sessions().size();
   } else {
     for (uint64_t id : vehicle_->Sessions()) {
       ++sessions;
@@ -292,7 +288,7 @@ void DataplaneNode::ExportMetrics(absl::Time now) {
       seen = n;
     }
   }
-  // A released edge session takes its bytes with it: only ever add.
+  // Counters only ever grow; the engines' totals are cumulative.
   auto add = [](prometheus::Counter& c, uint64_t value, uint64_t& seen) {
     if (value > seen) c.Increment(static_cast<double>(value - seen));
     seen = std::max(seen, value);

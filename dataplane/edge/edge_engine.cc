@@ -158,6 +158,7 @@ void EdgeEngine::SendFrames(Session& s, Flow& f) {
     ++f.frames;
     f.bytes += c.data.size();
     ++frames_sent_;
+    bytes_sent_ += c.data.size();
     f.pending.pop_front();
   }
 }

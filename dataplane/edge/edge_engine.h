@@ -69,6 +69,7 @@ class EdgeEngine {
   std::vector<uint64_t> Sessions() const;
   absl::StatusOr<v1::Session> Describe(uint64_t session) const;
   uint64_t frames_sent() const { return frames_sent_; }
+  uint64_t bytes_sent() const { return bytes_sent_; }
   uint64_t send_errors() const { return send_errors_; }
 
  private:
@@ -109,6 +110,7 @@ class EdgeEngine {
   std::map<transport::AssocId, uint64_t> by_assoc_;
   std::vector<media::Chunk> scratch_;
   uint64_t frames_sent_ = 0;
+  uint64_t bytes_sent_ = 0;
   uint64_t send_errors_ = 0;
 };
 

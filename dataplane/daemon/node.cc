@@ -6,6 +6,7 @@
 #include <prometheus/registry.h>
 
 #include <future>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
@@ -67,9 +68,15 @@ struct DataplaneNode::Metrics {
                        .Add({})),
         send_errors(prometheus::BuildCounter()
                         .Name("smig_send_errors_total")
-                        .Help("Frames an edge could not hand to SCTP at once (retried).")
+                        .Help("Frames an edge's SCTP stack refused with an error (retried).")
                         .Register(r)
                         .Add({})),
+        send_deferrals(prometheus::BuildCounter()
+                           .Name("smig_send_deferrals_total")
+                           .Help("Frames an edge kept queued because an association's send "
+                                 "buffer was full (sent later, not lost).")
+                           .Register(r)
+                           .Add({})),
         sessions(prometheus::BuildGauge()
                      .Name("smig_sessions_active")
                      .Help("Sessions this data plane serves (edge) or receives (vehicle).")
@@ -84,19 +91,48 @@ struct DataplaneNode::Metrics {
                                          0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2})),
         path_events(prometheus::BuildCounter()
                         .Name("smig_path_events_total")
-                        .Help("SCTP path state changes seen by this data plane, by kind "
-                              "(unreachable and potentially_failed are failovers).")
-                        .Register(r)) {}
+                        .Help("SCTP path state changes seen by this data plane, by kind.")
+                        .Register(r)),
+        failovers(prometheus::BuildCounter()
+                      .Name("smig_path_failovers_total")
+                      .Help("Paths that stopped carrying traffic (active to potentially "
+                            "failed or unreachable): SCTP moved their data to another path.")
+                      .Register(r)
+                      .Add({{"role", role}})),
+        capacity(prometheus::BuildGauge()
+                     .Name("smig_sessions_capacity")
+                     .Help("Edge: the most sessions this data plane serves at once.")
+                     .Register(r)),
+        path_srtt(prometheus::BuildGauge()
+                      .Name("smig_path_srtt_seconds")
+                      .Help("Vehicle: smoothed round-trip time of each path to each edge "
+                            "server, as SCTP measures it.")
+                      .Register(r)),
+        path_up(prometheus::BuildGauge()
+                    .Name("smig_path_up")
+                    .Help("Vehicle: 1 while a path to an edge server is active, else 0.")
+                    .Register(r)) {}
   prometheus::Counter& bytes;
   prometheus::Counter& frames;
   prometheus::Family<prometheus::Counter>& dropped;
   prometheus::Counter& duplicates;
   prometheus::Counter& send_errors;
+  prometheus::Counter& send_deferrals;
   prometheus::Gauge& sessions;
   prometheus::Histogram& migration_stall;
   prometheus::Family<prometheus::Counter>& path_events;
+  prometheus::Counter& failovers;
+  prometheus::Family<prometheus::Gauge>& capacity;
+  prometheus::Family<prometheus::Gauge>& path_srtt;
+  prometheus::Family<prometheus::Gauge>& path_up;
+  // Per-path series exported last time, removed when their path or association goes.
+  std::map<std::pair<std::string, std::string>, std::pair<prometheus::Gauge*, prometheus::Gauge*>>
+      paths;
+  // The last state each path reported, to count a failover once (PF then unreachable).
+  std::map<std::pair<transport::AssocId, std::string>, tv1::EventType> path_state;
   // What was exported so far, to add only the difference.
-  uint64_t bytes_seen = 0, frames_seen = 0, duplicates_seen = 0, send_errors_seen = 0;
+  uint64_t bytes_seen = 0, frames_seen = 0, duplicates_seen = 0, send_errors_seen = 0,
+           send_deferrals_seen = 0;
   std::map<std::string, uint64_t> dropped_seen;
   absl::Time next = absl::InfinitePast();
 };
@@ -126,6 +162,11 @@ absl::StatusOr<std::unique_ptr<DataplaneNode>> DataplaneNode::Start(Deps deps) {
   std::unique_ptr<DataplaneNode> node(new DataplaneNode(std::move(deps)));
   DataplaneNode* self = node.get();
   if (node->config_.role() == v1::ROLE_EDGE) {
+    const size_t max_sessions =
+        node->config_.max_sessions() != 0 ? node->config_.max_sessions() : 256;
+    if (node->metrics_) {
+      node->metrics_->capacity.Add({}).Set(static_cast<double>(max_sessions));
+    }
     node->edge_ = std::make_unique<EdgeEngine>(
         *node->endpoint_, *auth,
         EdgeEngine::Options{
@@ -136,7 +177,8 @@ absl::StatusOr<std::unique_ptr<DataplaneNode>> DataplaneNode::Start(Deps deps) {
               e.set_session_id(session);
               e.set_contiguous_generation(generation);
               self->Publish(std::move(e));
-            }});
+            },
+            .max_sessions = max_sessions});
   } else {
     node->vehicle_ = std::make_unique<VehicleEngine>(
         *node->endpoint_, *auth,
@@ -259,21 +301,61 @@ void DataplaneNode::CountPathEvent(const tv1::Event& e) {
     case tv1::EVENT_TYPE_PATH_POTENTIALLY_FAILED: kind = "potentially_failed"; break;
     case tv1::EVENT_TYPE_PATH_AVAILABLE: kind = "available"; break;
     case tv1::EVENT_TYPE_PRIMARY_CHANGED: kind = "primary_changed"; break;
+    case tv1::EVENT_TYPE_ASSOC_LOST:
+    case tv1::EVENT_TYPE_SHUTDOWN_COMPLETE:
+      std::erase_if(metrics_->path_state,
+                    [&](const auto& entry) { return entry.first.first == e.assoc_id(); });
+      return;
     default: return;
   }
   metrics_->path_events.Add({{"kind", kind}}).Increment();
+  if (e.type() == tv1::EVENT_TYPE_PRIMARY_CHANGED) return;
+  tv1::EventType& last = metrics_->path_state[{e.assoc_id(), e.address()}];
+  bool was_up = last == tv1::EVENT_TYPE_UNSPECIFIED || last == tv1::EVENT_TYPE_PATH_AVAILABLE;
+  if (was_up && e.type() != tv1::EVENT_TYPE_PATH_AVAILABLE) metrics_->failovers.Increment();
+  last = e.type();
+}
+
+void DataplaneNode::ExportPathMetrics() {
+  std::set<std::pair<std::string, std::string>> seen;
+  for (const auto& [assoc, server] : vehicle_->Servers()) {
+    absl::StatusOr<tv1::AssociationInfo> info = endpoint_->GetAssociation(assoc);
+    if (!info.ok()) continue;
+    for (const tv1::PathInfo& p : info->paths()) {
+      auto key = std::make_pair(server, p.address());
+      if (!seen.insert(key).second) continue;  // an old and a new association to one server
+      auto [it, added] = metrics_->paths.try_emplace(key);
+      if (added) {
+        std::map<std::string, std::string> labels{{"server", server}, {"peer", p.address()}};
+        it->second = {&metrics_->path_srtt.Add(labels), &metrics_->path_up.Add(labels)};
+      }
+      it->second.first->Set(p.srtt_ms() / 1000.0);
+      it->second.second->Set(p.state() == tv1::PATH_STATE_ACTIVE ? 1 : 0);
+    }
+  }
+  for (auto it = metrics_->paths.begin(); it != metrics_->paths.end();) {
+    if (seen.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    metrics_->path_srtt.Remove(it->second.first);
+    metrics_->path_up.Remove(it->second.second);
+    it = metrics_->paths.erase(it);
+  }
 }
 
 void DataplaneNode::ExportMetrics(absl::Time now) {
   metrics_->next = now + kMetricsEvery;
-  uint64_t bytes = 0, frames = 0, duplicates = 0, send_errors = 0;
+  uint64_t bytes = 0, frames = 0, duplicates = 0, send_errors = 0, send_deferrals = 0;
   size_t sessions = 0;
   if (edge_) {
     frames = edge_->frames_sent();
     bytes = edge_->bytes_sent();
     send_errors = edge_->send_errors();
+    send_deferrals = edge_->send_deferrals();
     sessions = edge_->Sessions().size();
   } else {
+    ExportPathMetrics();
     for (uint64_t id : vehicle_->Sessions()) {
       ++sessions;
       for (const auto& [fid, f] : vehicle_->Flows(id)) {
@@ -297,6 +379,7 @@ void DataplaneNode::ExportMetrics(absl::Time now) {
   add(metrics_->frames, frames, metrics_->frames_seen);
   add(metrics_->duplicates, duplicates, metrics_->duplicates_seen);
   add(metrics_->send_errors, send_errors, metrics_->send_errors_seen);
+  add(metrics_->send_deferrals, send_deferrals, metrics_->send_deferrals_seen);
   metrics_->sessions.Set(static_cast<double>(sessions));
 }
 

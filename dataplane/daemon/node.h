@@ -83,6 +83,7 @@ class DataplaneNode {
   void Loop();
   // Adds what the engines counted since the last call to the Prometheus series.
   void ExportMetrics(absl::Time now);
+  void ExportPathMetrics();
   void CountPathEvent(const transport::v1::Event& e);
   void Publish(v1::AgentEvent e);
   v1::Session DescribeVehicle(uint64_t session) const;

@@ -14,6 +14,7 @@ namespace {
 constexpr uint32_t kSessionFormatVersion = 1;
 constexpr absl::Duration kReconnectBackoff = absl::Seconds(1);
 constexpr absl::Duration kMaxWait = absl::Milliseconds(5);
+constexpr absl::Duration kFullBufferRetry = absl::Milliseconds(1);
 
 google::protobuf::Timestamp ToProto(absl::Time t) {
   return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
@@ -32,6 +33,11 @@ absl::Status EdgeEngine::Serve(const v1::SessionState& state, absl::Time now) {
   }
   if (sessions_.contains(id)) {
     return absl::AlreadyExistsError(absl::StrCat("session ", id, " is already served here"));
+  }
+  if (sessions_.size() >= options_.max_sessions) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "edge ", options_.server_id, " is at capacity (", options_.max_sessions,
+        " sessions); session ", id, " refused"));
   }
   if (state.flows().empty()) {
     return absl::InvalidArgumentError(absl::StrCat("session ", id, " has no flows"));
@@ -136,7 +142,7 @@ void EdgeEngine::OnControl(Session& s, const v1::ControlMessage& m) {
   }
 }
 
-void EdgeEngine::SendFrames(Session& s, Flow& f) {
+void EdgeEngine::SendFrames(Session& s, Flow& f, absl::Time now) {
   while (!f.pending.empty()) {
     const media::Chunk& c = f.pending.front().chunk;
     FrameHeader h{.kind = FrameKind::kData,
@@ -145,8 +151,14 @@ void EdgeEngine::SendFrames(Session& s, Flow& f) {
                   .session_id = s.state.session_id(),
                   .sequence = f.state.next_sequence(),
                   .source_offset = c.offset};
-    absl::Status st = endpoint_.Send(*s.assoc, {.stream = static_cast<uint16_t>(h.flow_id + 1)},
-                                     EncodeFrame(h, c.data));
+    absl::Status st = endpoint_.Send(
+        *s.assoc, {.stream = static_cast<uint16_t>(h.flow_id + 1), .max_wait = absl::ZeroDuration()},
+        EncodeFrame(h, c.data));
+    if (absl::IsUnavailable(st)) {  // full send buffer: stays pending
+      ++send_deferrals_;
+      s.retry_send_at = now + kFullBufferRetry;
+      return;
+    }
     if (!st.ok()) {
       ++send_errors_;
       return;  // stays pending: retried on the next Pump
@@ -182,7 +194,7 @@ void EdgeEngine::Pump(absl::Time now) {
       scratch_.clear();
       if (absl::Status st = f.source->Poll(now, scratch_); !st.ok()) ++send_errors_;
       for (media::Chunk& c : scratch_) f.pending.push_back({std::move(c), now});
-      if (s.assoc && s.acked) SendFrames(s, f);
+      if (s.assoc && s.acked && now >= s.retry_send_at) SendFrames(s, f, now);
     }
   }
 }
@@ -191,7 +203,9 @@ absl::Duration EdgeEngine::NextWait(absl::Time now) const {
   absl::Duration wait = kMaxWait;
   for (const auto& [id, s] : sessions_) {
     for (const auto& [fid, f] : s.flows) {
-      if (!f.pending.empty() && s.acked) return absl::ZeroDuration();
+      if (!f.pending.empty() && s.acked) {
+        wait = std::min(wait, std::max(absl::ZeroDuration(), s.retry_send_at - now));
+      }
       wait = std::min(wait, std::max(absl::ZeroDuration(), f.source->NextDue() - now));
     }
   }

@@ -46,13 +46,15 @@ class EdgeEngine {
     std::function<void(uint64_t session, uint64_t generation)> on_superseded;
     // Frames kept per flow after sending, to export a checkpoint at the vehicle's position.
     size_t sent_history = 16384;
+    // Sessions served at once; Serve() refuses more with RESOURCE_EXHAUSTED.
+    size_t max_sessions = 256;
   };
 
   EdgeEngine(transport::Endpoint& endpoint, HelloAuthenticator auth, Options options);
 
   // Starts serving `state` from its checkpoint. ALREADY_EXISTS if the session is served
   // here, INVALID_ARGUMENT for a state without flows or vehicle addresses, FAILED_PRECONDITION
-  // for another format_version, or the source's error.
+  // for another format_version, RESOURCE_EXHAUSTED at max_sessions, or the source's error.
   absl::Status Serve(const v1::SessionState& state, absl::Time now);
   // A checkpoint at the vehicle's last reported position (or at what was sent, when the
   // vehicle has not reported yet). NOT_FOUND for an unknown session.
@@ -71,6 +73,10 @@ class EdgeEngine {
   uint64_t frames_sent() const { return frames_sent_; }
   uint64_t bytes_sent() const { return bytes_sent_; }
   uint64_t send_errors() const { return send_errors_; }
+  // Sends deferred because an association's send buffer was full (not errors: the frames
+  // stay queued and go out once there is room).
+  uint64_t send_deferrals() const { return send_deferrals_; }
+  size_t max_sessions() const { return options_.max_sessions; }
 
  private:
   struct Sent {
@@ -96,12 +102,15 @@ class EdgeEngine {
     std::optional<transport::AssocId> assoc;
     bool acked = false;     // the vehicle accepted our HELLO
     bool releasing = false;
+    // The send buffer was full: retry then instead of spinning (sends never block the loop,
+    // so one slow vehicle cannot stall the other sessions).
+    absl::Time retry_send_at = absl::InfinitePast();
     absl::Time next_connect = absl::InfinitePast();
     std::map<uint32_t, Flow> flows;
   };
 
   void OnControl(Session& s, const v1::ControlMessage& m);
-  void SendFrames(Session& s, Flow& f);
+  void SendFrames(Session& s, Flow& f, absl::Time now);
 
   transport::Endpoint& endpoint_;
   HelloAuthenticator auth_;
@@ -112,6 +121,7 @@ class EdgeEngine {
   uint64_t frames_sent_ = 0;
   uint64_t bytes_sent_ = 0;
   uint64_t send_errors_ = 0;
+  uint64_t send_deferrals_ = 0;
 };
 
 }  // namespace smig::dataplane

@@ -62,6 +62,9 @@ struct SendOptions {
   uint16_t stream = 0;
   uint32_t ppid = 0;  // host byte order; converted on the wire
   bool unordered = false;
+  // How long Send() may wait for room in a full send buffer before UNAVAILABLE. Event
+  // loops that serve many associations pass zero and retry later instead of blocking.
+  absl::Duration max_wait = absl::Seconds(2);
 };
 
 struct Message {
@@ -89,7 +92,7 @@ class Endpoint {
 
   // Sends one whole message. Errors: NOT_FOUND for an unknown association,
   // INVALID_ARGUMENT for a message over max_message_size or a stream out of range,
-  // UNAVAILABLE when the stack's send buffer is full.
+  // UNAVAILABLE when the stack's send buffer stayed full for options.max_wait.
   virtual absl::Status Send(AssocId assoc, const SendOptions& options,
                             absl::string_view data) = 0;
 

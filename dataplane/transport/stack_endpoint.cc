@@ -8,7 +8,6 @@
 namespace smig::transport {
 namespace {
 constexpr size_t kReadChunk = 64 * 1024;
-constexpr absl::Duration kSendTimeout = absl::Seconds(2);
 }  // namespace
 
 absl::Status ErrnoStatus(int error, absl::string_view what) {
@@ -83,14 +82,15 @@ absl::Status StackEndpoint::Send(AssocId assoc, const SendOptions& options,
                                                    " out of range: association ", assoc,
                                                    " has ", streams, " outbound streams"));
   }
-  absl::Time deadline = absl::Now() + kSendTimeout;
+  absl::Time deadline = absl::Now() + options.max_wait;
   while (true) {
     absl::StatusOr<SendResult> r = SendRaw(assoc, options, data);
     if (!r.ok()) return r.status();
     if (*r == SendResult::kSent) break;
     if (absl::Now() >= deadline) {
       return absl::UnavailableError(absl::StrCat("send buffer of association ", assoc,
-                                                 " stayed full for ", absl::FormatDuration(kSendTimeout)));
+                                                 " stayed full for ",
+                                                 absl::FormatDuration(options.max_wait)));
     }
     WaitWritable(deadline);
   }

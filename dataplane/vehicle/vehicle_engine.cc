@@ -231,4 +231,10 @@ std::vector<uint64_t> VehicleEngine::Generations(uint64_t session) const {
   return out;
 }
 
+std::map<transport::AssocId, std::string> VehicleEngine::Servers() const {
+  std::map<transport::AssocId, std::string> out;
+  for (const auto& [assoc, claim] : claims_) out.emplace(assoc, claim.server);
+  return out;
+}
+
 }  // namespace smig::dataplane

@@ -69,6 +69,8 @@ class VehicleEngine {
   std::map<uint32_t, FlowView> Flows(uint64_t session) const;
   // The generations that have a live association, per session.
   std::vector<uint64_t> Generations(uint64_t session) const;
+  // The edge server id each authenticated association's HELLO named.
+  std::map<transport::AssocId, std::string> Servers() const;
 
  private:
   struct Claim {  // what an association's HELLO bound it to

@@ -117,6 +117,11 @@ void FakeNetwork::KillEndpoint(const FakeEndpoint& endpoint) {
   Detach(nodes_.at(endpoint.node_));
 }
 
+void FakeNetwork::SetSendBufferFull(const FakeEndpoint& endpoint, bool full) {
+  absl::MutexLock lock(&mu_);
+  nodes_.at(endpoint.node_).send_buffer_full = full;
+}
+
 FakeEndpoint::~FakeEndpoint() {
   absl::MutexLock lock(&net_.mu_);
   net_.Detach(net_.nodes_.at(node_));
@@ -181,6 +186,9 @@ absl::Status FakeEndpoint::Send(AssocId assoc, const SendOptions& options,
   if (options.stream >= a.streams) {
     return absl::InvalidArgumentError(absl::StrCat("stream ", options.stream, " out of range: ",
                                                    a.streams, " outbound streams"));
+  }
+  if (self.send_buffer_full) {
+    return absl::UnavailableError(absl::StrCat("send buffer of association ", assoc, " is full"));
   }
   // The attribution PathTable makes for the real stacks.
   FakeNetwork::Path* path = nullptr;

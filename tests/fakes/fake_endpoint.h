@@ -54,6 +54,9 @@ class FakeNetwork {
   // The endpoint's host dies: its peers get ASSOC_LOST; it loses its associations, stops
   // accepting new ones and gets no event itself.
   void KillEndpoint(const FakeEndpoint& endpoint);
+  // While full, the endpoint's Send() fails with UNAVAILABLE, as a real stack does when its
+  // send buffer stays full for SendOptions::max_wait.
+  void SetSendBufferFull(const FakeEndpoint& endpoint, bool full);
 
  private:
   friend class FakeEndpoint;
@@ -78,6 +81,7 @@ class FakeNetwork {
     uint16_t port = 0;
     int event_fd = -1;
     bool alive = true;
+    bool send_buffer_full = false;
     AssocId next_assoc = 1;
     std::map<AssocId, Assoc> assocs;
     std::deque<Incoming> queue;

@@ -162,6 +162,27 @@ TEST_F(MigrationTest, MigrationMidStreamDeliversEveryChunkOnceInOrderWithoutASta
   EXPECT_TRUE(a_->Sessions().empty());
 }
 
+// A full send buffer never blocks the edge's loop: frames wait in the edge's queue and go
+// out in order once SCTP has room again; nothing is counted as an error or lost.
+TEST_F(MigrationTest, AFullSendBufferDefersFramesWithoutLosingThem) {
+  a_pair_ = {a_.get(), a_ep_.get()};
+  b_pair_ = {b_.get(), b_ep_.get()};
+  ASSERT_TRUE(a_->Serve(Fresh(), now_).ok());
+  Run(absl::Milliseconds(500));
+  size_t before = delivered_.size();
+  net_.SetSendBufferFull(*a_ep_, true);
+  Run(absl::Milliseconds(300));
+  EXPECT_LE(delivered_.size(), before + 1);
+  EXPECT_GT(a_->send_deferrals(), 0u);
+  // Retries are spaced, not a busy loop: at most one per millisecond step.
+  EXPECT_LE(a_->send_deferrals(), 301u);
+  net_.SetSendBufferFull(*a_ep_, false);
+  Run(absl::Seconds(4));
+  ASSERT_EQ(delivered_.size(), kChunks);
+  for (uint64_t k = 0; k < kChunks; ++k) ASSERT_EQ(delivered_[k], PacedSource::Payload(k)) << k;
+  EXPECT_EQ(a_->send_errors(), 0u);
+}
+
 TEST_F(MigrationTest, ImportRejectsBadState) {
   a_pair_ = {a_.get(), a_ep_.get()};
   b_pair_ = {b_.get(), b_ep_.get()};
@@ -178,6 +199,18 @@ TEST_F(MigrationTest, ImportRejectsBadState) {
   EXPECT_EQ(b_->Serve(Fresh(), now_).code(), absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(b_->Export(999, now_).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(b_->Release(999).code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(MigrationTest, AnEdgeAtCapacityRefusesMoreSessions) {
+  auto auth = *HelloAuthenticator::Create(kKey);
+  EdgeEngine small(*b_ep_, auth,
+                   {.server_id = "edge-small", .make_source = Factory(), .max_sessions = 1});
+  ASSERT_TRUE(small.Serve(Fresh(), now_).ok());
+  v1::SessionState other = Fresh();
+  other.set_session_id(kSession + 1);
+  absl::Status st = small.Serve(other, now_);
+  EXPECT_EQ(st.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(st.message(), ::testing::HasSubstr("edge-small is at capacity (1 sessions)"));
 }
 
 }  // namespace

@@ -3,13 +3,99 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/support/server_interceptor.h>
+#include <prometheus/counter.h>
 #include <prometheus/exposer.h>
 #include <prometheus/registry.h>
 #include <signal.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "absl/strings/str_cat.h"
 
 namespace smig {
+namespace {
+
+// Counts every finished call by method and status code, so that each refused request
+// (unknown session, bad argument, ...) shows on /metrics as well as in its reply.
+class CountingInterceptor : public grpc::experimental::Interceptor {
+ public:
+  CountingInterceptor(prometheus::Family<prometheus::Counter>& family, std::string method)
+      : family_(family), method_(std::move(method)) {}
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS)) {
+      absl::StatusCode code = static_cast<absl::StatusCode>(methods->GetSendStatus().error_code());
+      family_.Add({{"method", method_}, {"code", absl::StatusCodeToString(code)}}).Increment();
+    }
+    methods->Proceed();
+  }
+
+ private:
+  prometheus::Family<prometheus::Counter>& family_;
+  std::string method_;
+};
+
+class CountingInterceptorFactory : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit CountingInterceptorFactory(prometheus::Registry& registry)
+      : family_(prometheus::BuildCounter()
+                    .Name("smig_grpc_requests_total")
+                    .Help("gRPC calls this server finished, by method and status code.")
+                    .Register(registry)) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    return new CountingInterceptor(family_, info->method());
+  }
+
+ private:
+  prometheus::Family<prometheus::Counter>& family_;
+};
+
+absl::StatusOr<std::string> ReadPem(const std::string& path, const char* what) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read the TLS ", what, " ", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const TlsFiles& tls) {
+  if (tls.cert_file.empty() && tls.key_file.empty() && tls.client_ca_file.empty()) {
+    return grpc::InsecureServerCredentials();
+  }
+  if (tls.cert_file.empty() || tls.key_file.empty()) {
+    return absl::InvalidArgumentError("TLS needs both cert_file and key_file");
+  }
+  grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  absl::StatusOr<std::string> cert = ReadPem(tls.cert_file, "certificate");
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key = ReadPem(tls.key_file, "private key");
+  if (!key.ok()) return key.status();
+  ssl.pem_key_cert_pairs.push_back({*key, *cert});
+  if (!tls.client_ca_file.empty()) {  // mTLS: only clients with a certificate from this CA
+    absl::StatusOr<std::string> ca = ReadPem(tls.client_ca_file, "client CA");
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *ca;
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
+
+GrpcServerOptions ServerOptionsFromConfig(const common::v1::ServerConfig& config) {
+  GrpcServerOptions o;
+  if (!config.grpc_address().empty()) o.grpc_address = config.grpc_address();
+  if (config.metrics_address() == "off") {
+    o.metrics_address.clear();
+  } else if (!config.metrics_address().empty()) {
+    o.metrics_address = config.metrics_address();
+  }
+  o.tls = {config.tls().cert_file(), config.tls().key_file(), config.tls().client_ca_file()};
+  return o;
+}
 
 absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
     const GrpcServerOptions& options, const std::vector<grpc::Service*>& services,
@@ -28,8 +114,15 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   }
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds = Credentials(options.tls);
+  if (!creds.ok()) return creds.status();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.grpc_address, grpc::InsecureServerCredentials(), &s->grpc_port_);
+  builder.AddListeningPort(options.grpc_address, *creds, &s->grpc_port_);
+  if (registry) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> counting;
+    counting.push_back(std::make_unique<CountingInterceptorFactory>(*registry));
+    builder.experimental().SetInterceptorCreators(std::move(counting));
+  }
   for (grpc::Service* service : services) builder.RegisterService(service);
   s->server_ = builder.BuildAndStart();
   // A unix socket ("unix:/path", reachable across network namespaces) has no port.

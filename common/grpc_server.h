@@ -1,6 +1,7 @@
 // GrpcServer: how every smig server starts. It adds, to the services it is given:
 // grpc.health.v1 (Check/Watch; Kubernetes gRPC probes), server reflection (grpcurl), a
-// Prometheus /metrics endpoint for `registry`, and a graceful stop.
+// Prometheus /metrics endpoint for `registry` with smig_grpc_requests_total{method,code}
+// (every finished call), optional TLS/mTLS, and a graceful stop.
 //
 //   auto registry = std::make_shared<prometheus::Registry>();
 //   MyService service;
@@ -19,6 +20,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "smig/common/v1/server.pb.h"
 
 namespace grpc {
 class Server;
@@ -31,11 +33,24 @@ class Registry;
 
 namespace smig {
 
+// PEM files. cert_file + key_file turn on TLS; client_ca_file adds mTLS (clients must show a
+// certificate signed by that CA). All empty: plaintext.
+struct TlsFiles {
+  std::string cert_file;
+  std::string key_file;
+  std::string client_ca_file;
+};
+
 struct GrpcServerOptions {
   // "ip:port" (port 0: pick one, see grpc_port()) or "unix:/path".
   std::string grpc_address = "127.0.0.1:0";
   std::string metrics_address = "127.0.0.1:0";  // empty: no /metrics
+  TlsFiles tls;
 };
+
+// The options a server's config asks for: empty addresses keep the defaults, a
+// metrics_address of "off" turns /metrics off.
+GrpcServerOptions ServerOptionsFromConfig(const common::v1::ServerConfig& config);
 
 class GrpcServer {
  public:

@@ -117,15 +117,12 @@ int main(int argc, char** argv) {
   if (!node.ok()) return Fail(node.status());
 
   smig::dataplane::AgentService agent(**node);
-  smig::GrpcServerOptions so;
-  if (!config.grpc_address().empty()) so.grpc_address = config.grpc_address();
-  if (config.metrics_address() == "off") {
-    so.metrics_address.clear();
-  } else if (!config.metrics_address().empty()) {
-    so.metrics_address = config.metrics_address();
-  }
+  smig::common::v1::ServerConfig sc;
+  sc.set_grpc_address(config.grpc_address());
+  sc.set_metrics_address(config.metrics_address());
+  *sc.mutable_tls() = config.tls();
   absl::StatusOr<std::unique_ptr<smig::GrpcServer>> server =
-      smig::GrpcServer::Start(so, {&agent}, registry);
+      smig::GrpcServer::Start(smig::ServerOptionsFromConfig(sc), {&agent}, registry);
   if (!server.ok()) return Fail(server.status());
   std::cout << "{\"role\":\"" << (config.role() == v1::ROLE_EDGE ? "edge" : "vehicle")
             << "\",\"grpc_port\":" << (*server)->grpc_port()

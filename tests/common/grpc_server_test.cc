@@ -17,9 +17,12 @@ using ::grpc::health::v1::Health;
 using ::grpc::health::v1::HealthCheckRequest;
 using ::grpc::health::v1::HealthCheckResponse;
 
-HealthCheckResponse::ServingStatus Check(int port, const std::string& service) {
-  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
-                                     grpc::InsecureChannelCredentials());
+HealthCheckResponse::ServingStatus Check(
+    int port, const std::string& service,
+    std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials()) {
+  grpc::ChannelArguments args;
+  args.SetSslTargetNameOverride("localhost");  // the test certificate's name
+  auto channel = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port), creds, args);
   auto stub = Health::NewStub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
@@ -49,6 +52,8 @@ TEST(GrpcServerTest, ServesHealthAndMetricsAndStopsServingOnShutdown) {
 
   std::string metrics = testbed::HttpGet((*server)->metrics_port(), "/metrics");
   EXPECT_THAT(metrics, ::testing::HasSubstr("smig_test_events_total 3"));
+  EXPECT_THAT(metrics, ::testing::HasSubstr(
+                           "smig_grpc_requests_total{code=\"OK\",method=\"/grpc.health.v1.Health/Check\"} 2"));
 
   int port = (*server)->grpc_port();
   (*server)->Shutdown(absl::Milliseconds(100));
@@ -64,6 +69,56 @@ TEST(GrpcServerTest, BusyMetricsPortIsAClearError) {
       GrpcServer::Start({.metrics_address = taken}, {}, registry);
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(second.status().message(), ::testing::HasSubstr(taken));
+}
+
+// A self-signed certificate for "localhost" (also its own CA), made with the openssl CLI.
+struct TestPki {
+  std::string dir = testbed::ScratchDir() + "/pki";
+  std::string cert = dir + "/cert.pem", key = dir + "/key.pem";
+  bool Make() {
+    return testbed::Sh("mkdir -p " + dir + " && openssl req -x509 -newkey rsa:2048 -nodes -days 1 "
+                       "-subj /CN=localhost -addext subjectAltName=DNS:localhost -keyout " + key +
+                       " -out " + cert + " 2>&1").ok();
+  }
+  std::string Read(const std::string& path) { return *testbed::Sh("cat " + path); }
+};
+
+TEST(GrpcServerTest, TlsAndMutualTlsFromFiles) {
+  if (std::system("command -v openssl >/dev/null") != 0) GTEST_SKIP() << "needs openssl";
+  TestPki pki;
+  ASSERT_TRUE(pki.Make());
+  auto registry = std::make_shared<prometheus::Registry>();
+  absl::StatusOr<std::unique_ptr<GrpcServer>> tls = GrpcServer::Start(
+      {.metrics_address = "", .tls = {.cert_file = pki.cert, .key_file = pki.key}}, {}, registry);
+  ASSERT_TRUE(tls.ok()) << tls.status();
+  grpc::SslCredentialsOptions trust{.pem_root_certs = pki.Read(pki.cert)};
+  EXPECT_EQ(Check((*tls)->grpc_port(), "", grpc::SslCredentials(trust)),
+            HealthCheckResponse::SERVING);
+  EXPECT_EQ(Check((*tls)->grpc_port(), ""), HealthCheckResponse::UNKNOWN);  // plaintext: refused
+
+  absl::StatusOr<std::unique_ptr<GrpcServer>> mtls = GrpcServer::Start(
+      {.metrics_address = "",
+       .tls = {.cert_file = pki.cert, .key_file = pki.key, .client_ca_file = pki.cert}},
+      {}, registry);
+  ASSERT_TRUE(mtls.ok()) << mtls.status();
+  EXPECT_EQ(Check((*mtls)->grpc_port(), "", grpc::SslCredentials(trust)),
+            HealthCheckResponse::UNKNOWN);  // no client certificate
+  grpc::SslCredentialsOptions with_cert = trust;
+  with_cert.pem_private_key = pki.Read(pki.key);
+  with_cert.pem_cert_chain = pki.Read(pki.cert);
+  EXPECT_EQ(Check((*mtls)->grpc_port(), "", grpc::SslCredentials(with_cert)),
+            HealthCheckResponse::SERVING);
+}
+
+TEST(GrpcServerTest, IncompleteOrMissingTlsFilesAreClearErrors) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  auto only_cert = GrpcServer::Start({.tls = {.cert_file = "/nonexistent.pem"}}, {}, registry);
+  EXPECT_EQ(only_cert.status().code(), absl::StatusCode::kInvalidArgument);
+  auto missing = GrpcServer::Start(
+      {.metrics_address = "", .tls = {.cert_file = "/nonexistent.pem", .key_file = "/k.pem"}}, {},
+      registry);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(), ::testing::HasSubstr("/nonexistent.pem"));
 }
 
 }  // namespace

@@ -34,4 +34,5 @@ endfunction()
 smig_network_suite(transport_integration transport_test.cc USERLAND_FILTER "-*Kernel*"
   DEPS smig_transport DEFINES SMIG_SCTPCAT="$<TARGET_FILE:smig-sctpcat>")
 smig_network_suite(dataplane_integration dataplane_test.cc
-  DEPS smig_proto DEFINES SMIG_DATAPLANE="$<TARGET_FILE:smig-dataplane>")
+  DEPS smig_proto DEFINES SMIG_DATAPLANE="$<TARGET_FILE:smig-dataplane>"
+  SMIG_SCTPCAT="$<TARGET_FILE:smig-sctpcat>")

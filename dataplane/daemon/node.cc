@@ -184,6 +184,12 @@ absl::StatusOr<std::unique_ptr<DataplaneNode>> DataplaneNode::Start(Deps deps) {
         *node->endpoint_, *auth,
         VehicleEngine::Options{
             .deliver = [self](uint64_t s, uint32_t f, absl::string_view d) { self->Deliver(s, f, d); },
+            .on_drop = [self](transport::AssocId assoc, absl::string_view reason, bool aborted) {
+              v1::AgentEvent e;
+              e.set_error(absl::StrCat("association ", assoc, ": frame refused (", reason, ")",
+                                       aborted ? "; association aborted" : ""));
+              self->Publish(std::move(e));
+            },
             .on_contiguous = [self](uint64_t session, uint64_t generation, absl::Duration stall) {
               if (generation > 1 && self->metrics_) {
                 self->metrics_->migration_stall.Observe(absl::ToDoubleSeconds(stall));

@@ -28,6 +28,7 @@ void VehicleEngine::Handle(const absl::StatusOr<std::optional<transport::Incomin
 
 void VehicleEngine::Drop(transport::AssocId assoc, absl::string_view reason, bool abort) {
   ++counters_.dropped[std::string(reason)];
+  if (options_.on_drop) options_.on_drop(assoc, reason, abort);
   if (!abort) return;
   (void)endpoint_.Abort(assoc);
   ++counters_.associations_aborted;

@@ -38,6 +38,9 @@ class VehicleEngine {
   struct Options {
     // Receives each flow's payloads exactly once, in order.
     std::function<void(uint64_t session, uint32_t flow, absl::string_view data)> deliver;
+    // Told of every refused frame or association, with its reason (the label of
+    // smig_frames_dropped_total) and whether the association was aborted for it.
+    std::function<void(transport::AssocId assoc, absl::string_view reason, bool aborted)> on_drop;
     // Told when a generation's association becomes contiguous for every flow, with the
     // largest delivery pause any flow saw since that generation's HELLO (its migration's
     // stall; for the first generation, since the session began).

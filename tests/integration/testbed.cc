@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <signal.h>
@@ -13,6 +15,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <future>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -214,6 +218,74 @@ std::string HttpGet(int port, const std::string& path) {
   close(fd);
   return out;
 }
+
+namespace {
+absl::Status JoinNamespace(const std::string& netns) {
+  std::string path = "/var/run/netns/" + netns;
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return absl::NotFoundError(absl::StrCat("no network namespace ", path));
+  int rc = setns(fd, CLONE_NEWNET);  // this thread only
+  close(fd);
+  if (rc != 0) return absl::InternalError(absl::StrCat("setns ", netns, ": ", strerror(errno)));
+  return absl::OkStatus();
+}
+}  // namespace
+
+absl::Status RunInNamespace(const std::string& netns, const std::function<void()>& fn) {
+  absl::Status status;
+  std::thread t([&] {
+    status = JoinNamespace(netns);
+    if (status.ok()) fn();
+  });
+  t.join();
+  return status;
+}
+
+absl::StatusOr<std::unique_ptr<UdpRecorder>> UdpRecorder::Start(const std::string& netns,
+                                                                uint16_t port) {
+  std::unique_ptr<UdpRecorder> r(new UdpRecorder());
+  std::promise<absl::Status> bound;
+  std::future<absl::Status> ready = bound.get_future();
+  UdpRecorder* self = r.get();
+  r->thread_ = std::thread([self, netns, port, &bound] {
+    if (absl::Status s = JoinNamespace(netns); !s.ok()) return bound.set_value(s);
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int big = 8 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big);
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(port);
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin) != 0) {
+      close(fd);
+      return bound.set_value(absl::UnavailableError(absl::StrCat("bind 127.0.0.1:", port)));
+    }
+    bound.set_value(absl::OkStatus());
+    std::vector<char> buf(65536);
+    while (!self->stop_.load()) {
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0) continue;
+      ssize_t n = recv(fd, buf.data(), buf.size(), MSG_DONTWAIT);
+      if (n <= 0) continue;
+      self->datagrams_.push_back({absl::Now(), static_cast<size_t>(n)});
+      self->bytes_.append(buf.data(), static_cast<size_t>(n));
+    }
+    close(fd);
+  });
+  absl::Status s = ready.get();
+  if (!s.ok()) {
+    r->Stop();
+    return s;
+  }
+  return r;
+}
+
+void UdpRecorder::Stop() {
+  stop_.store(true);
+  if (thread_.joinable()) thread_.join();
+}
+
+UdpRecorder::~UdpRecorder() { Stop(); }
 
 std::string ScratchDir() {
   const char* tmp = std::getenv("TMPDIR");

@@ -13,11 +13,15 @@
 
 #include <sys/types.h>
 
+#include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <thread>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "smig/transport/v1/sctpcat.pb.h"
@@ -94,6 +98,34 @@ std::optional<transport::v1::CatSummary> LastSummary(
 // GET http://127.0.0.1:port/path over HTTP/1.0; the whole response (headers and body), or
 // "" if nothing answers.
 std::string HttpGet(int port, const std::string& path);
+
+// Runs `fn` on a thread that has joined network namespace `netns` (sockets it opens stay
+// there), and waits for it. Lets a test reach a namespace's 127.0.0.1 without a process.
+absl::Status RunInNamespace(const std::string& netns, const std::function<void()>& fn);
+
+// Receives UDP datagrams on 127.0.0.1:port inside a namespace, as a player would, and keeps
+// each one's payload and arrival time (an independent view of what the vehicle egresses).
+class UdpRecorder {
+ public:
+  struct Datagram {
+    absl::Time at;
+    size_t size;
+  };
+  static absl::StatusOr<std::unique_ptr<UdpRecorder>> Start(const std::string& netns,
+                                                            uint16_t port);
+  ~UdpRecorder();
+  // Stops receiving; the results below are final afterwards.
+  void Stop();
+  const std::vector<Datagram>& datagrams() const { return datagrams_; }
+  const std::string& bytes() const { return bytes_; }
+
+ private:
+  UdpRecorder() = default;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::vector<Datagram> datagrams_;
+  std::string bytes_;
+};
 
 // A scratch directory unique to this process, under $TMPDIR or /tmp.
 std::string ScratchDir();

@@ -1,0 +1,178 @@
+// deploy.manifests: what the rendered manifests must say beyond their schemas: the
+// security context of every pod, probes, resources, that every reference resolves
+// (ConfigMaps, config files, named ports, selectors, programs in the image), minimal RBAC,
+// monitoring of all four components, and what each overlay is for.
+//   node tests/deploy/check_manifests.mjs RENDER_DIR
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { Failures, deployDir, describe, kustomizations, renderedDocs } from "./lib.mjs";
+import { buildTreeInImage, copiedBinaries, parseDockerfile, stages } from "./check_dockerfile.mjs";
+
+const renderDir = process.argv[2];
+if (!renderDir) {
+  console.error("usage: check_manifests.mjs RENDER_DIR");
+  process.exit(2);
+}
+const f = new Failures("deploy.manifests");
+
+// Programs a container may run: the binaries the image gets, and the base image's shell.
+const dockerStages = stages(parseDockerfile());
+const programs = new Set(["sh", ...copiedBinaries(dockerStages, buildTreeInImage(dockerStages)).map((c) => c.name)]);
+// Created by hand per cluster (docs/deploy.md), so never in the rendered output.
+const externalSecrets = new Set(["smig-deployment-key"]);
+const components = ["smig-dataplane", "smig-proximity", "smig-decision", "smig-migrator"];
+const dashboard = readFileSync(path.join(deployDir, "grafana/smig-migrations.json"), "utf8");
+
+const matches = (selector, labels) => Object.entries(selector ?? {}).every(([k, v]) => labels?.[k] === v);
+
+function checkWorkload(where, w, byKind, overlay) {
+  const pod = w.spec.template.spec;
+  const podLabels = w.spec.template.metadata?.labels ?? {};
+  const at = `${where}: ${describe(w)}`;
+  f.expect(matches(w.spec.selector?.matchLabels, podLabels), `${at}: selector does not match its pod labels`);
+  const psc = pod.securityContext ?? {};
+  f.expect(psc.runAsNonRoot === true, `${at}: pod securityContext.runAsNonRoot must be true`);
+  f.expect(psc.seccompProfile?.type === "RuntimeDefault", `${at}: pod seccompProfile must be RuntimeDefault`);
+  // Only the PMM talks to the API server.
+  if (pod.serviceAccountName) {
+    f.expect(w.metadata.name === "smig-proximity", `${at}: only smig-proximity has a service account`);
+  } else {
+    f.expect(pod.automountServiceAccountToken === false, `${at}: automountServiceAccountToken must be false`);
+  }
+  const volumes = new Map((pod.volumes ?? []).map((v) => [v.name, v]));
+  for (const v of volumes.values()) {
+    if (v.configMap && overlay) {
+      f.expect(byKind("ConfigMap").some((c) => c.metadata.name === v.configMap.name), `${at}: volume ${v.name}: no ConfigMap ${v.configMap.name}`);
+    }
+    if (v.secret) f.expect(externalSecrets.has(v.secret.secretName), `${at}: volume ${v.name}: unexpected Secret ${v.secret.secretName}`);
+  }
+  const all = [...(pod.initContainers ?? []).map((c) => ({ c, init: true })), ...pod.containers.map((c) => ({ c, init: false }))];
+  for (const { c, init } of all) {
+    const cat = `${at}: container ${c.name}`;
+    const sc = c.securityContext ?? {};
+    f.expect(sc.allowPrivilegeEscalation === false, `${cat}: allowPrivilegeEscalation must be false`);
+    f.expect(sc.readOnlyRootFilesystem === true, `${cat}: readOnlyRootFilesystem must be true`);
+    f.expect(sc.capabilities?.drop?.includes("ALL"), `${cat}: capabilities must drop ALL`);
+    f.expect(!sc.capabilities?.add?.length && !sc.privileged, `${cat}: no capability added, not privileged`);
+    for (const kind of ["requests", "limits"]) {
+      f.expect(c.resources?.[kind]?.cpu && c.resources?.[kind]?.memory, `${cat}: resources.${kind} cpu and memory`);
+    }
+    f.expect(programs.has(c.command?.[0]), `${cat}: runs ${c.command?.[0]}, which the image does not have (${[...programs].join(", ")})`);
+    const mounts = new Map((c.volumeMounts ?? []).map((m) => [m.mountPath, m]));
+    for (const m of mounts.values()) f.expect(volumes.has(m.name), `${cat}: mounts unknown volume ${m.name}`);
+    // --config=FILE: a ConfigMap key, or written by an init container into a shared volume.
+    const config = (c.command ?? []).find((a) => a.startsWith("--config="))?.slice("--config=".length);
+    if (config) {
+      const mount = mounts.get(path.posix.dirname(config));
+      const vol = mount && volumes.get(mount.name);
+      if (!f.expect(vol, `${cat}: --config=${config}: nothing mounted at ${path.posix.dirname(config)}`)) continue;
+      if (vol.configMap && overlay) {
+        const cm = byKind("ConfigMap").find((x) => x.metadata.name === vol.configMap.name);
+        f.expect(cm?.data?.[path.posix.basename(config)] !== undefined, `${cat}: ConfigMap ${vol.configMap.name} has no key ${path.posix.basename(config)}`);
+      } else if (!vol.configMap) {
+        const writer = (pod.initContainers ?? []).find((i) =>
+          (i.volumeMounts ?? []).some((m) => m.name === vol.name && !m.readOnly) && (i.command ?? []).join(" ").includes(config));
+        f.expect(writer, `${cat}: --config=${config}: no init container writes it into volume ${vol.name}`);
+      }
+    }
+    if (init) continue;
+    const ports = new Set((c.ports ?? []).map((p) => p.containerPort));
+    for (const probe of ["livenessProbe", "readinessProbe"]) {
+      const port = c[probe]?.grpc?.port;
+      f.expect(port && ports.has(port), `${cat}: ${probe} must be a gRPC probe on one of its ports`);
+    }
+    f.expect((c.ports ?? []).some((p) => p.name === "metrics"), `${cat}: no port named metrics`);
+  }
+  return { podLabels, ports: all.flatMap(({ c }) => c.ports ?? []) };
+}
+
+for (const k of kustomizations()) {
+  const docs = await renderedDocs(renderDir, k.name);
+  const where = `${k.name}`;
+  const overlay = k.name !== "base";
+  const byKind = (kind) => docs.filter((d) => d.kind === kind);
+  const named = (kind, name) => byKind(kind).find((d) => d.metadata.name === name);
+
+  for (const d of docs) {
+    if (!["Namespace"].includes(d.kind)) f.expect(d.metadata.namespace === "smig", `${where}: ${describe(d)} is not in namespace smig`);
+  }
+  const workloads = [...byKind("Deployment"), ...byKind("DaemonSet")];
+  const pods = new Map(workloads.map((w) => [w.metadata.name, checkWorkload(where, w, byKind, overlay)]));
+  for (const name of components) f.expect(pods.has(name), `${where}: no workload ${name}`);
+
+  // Services select their workload and name ports it has; the ServiceMonitor finds them.
+  for (const s of byKind("Service")) {
+    const target = [...pods.entries()].find(([, p]) => matches(s.spec.selector, p.podLabels));
+    if (!f.expect(target, `${where}: ${describe(s)} selects no workload`)) continue;
+    for (const p of s.spec.ports) {
+      const tp = p.targetPort ?? p.port;
+      const hit = target[1].ports.find((cp) => (typeof tp === "string" ? cp.name === tp : cp.containerPort === tp));
+      f.expect(hit && (hit.protocol ?? "TCP") === (p.protocol ?? "TCP"), `${where}: ${describe(s)} port ${p.name}: no ${p.protocol ?? "TCP"} container port ${tp}`);
+    }
+  }
+  const monitors = byKind("ServiceMonitor");
+  for (const name of components) {
+    const svc = named("Service", name);
+    if (!f.expect(svc, `${where}: no Service ${name}`)) continue;
+    const m = monitors.find((sm) => matches(sm.spec.selector?.matchLabels, svc.metadata.labels));
+    f.expect(m && m.spec.endpoints.every((e) => svc.spec.ports.some((p) => p.name === e.port)),
+      `${where}: no ServiceMonitor scrapes Service ${name} on a port it has`);
+  }
+  for (const d of byKind("Deployment")) {
+    f.expect(byKind("PodDisruptionBudget").some((p) => matches(p.spec.selector?.matchLabels, d.spec.template.metadata.labels)),
+      `${where}: no PodDisruptionBudget for ${describe(d)}`);
+  }
+
+  // The data plane: the edge nodes' own network, discovered through a headless Service.
+  const ds = named("DaemonSet", "smig-dataplane");
+  if (ds) {
+    f.expect(ds.spec.template.spec.hostNetwork === true, `${where}: smig-dataplane needs hostNetwork (multi-homing)`);
+    f.expect(ds.spec.template.spec.nodeSelector?.["smig.io/edge"] === "true", `${where}: smig-dataplane must select nodes labelled smig.io/edge=true`);
+  }
+  f.expect(named("Service", "smig-dataplane")?.spec.clusterIP === "None", `${where}: Service smig-dataplane must be headless`);
+
+  // RBAC: the PMM may read EndpointSlices in its namespace, nothing more.
+  f.expect(!byKind("ClusterRole").length && !byKind("ClusterRoleBinding").length, `${where}: no cluster-wide RBAC`);
+  for (const r of byKind("Role")) {
+    for (const rule of r.rules) {
+      f.expect(JSON.stringify(rule.apiGroups) === '["discovery.k8s.io"]' && JSON.stringify(rule.resources) === '["endpointslices"]' &&
+        rule.verbs.every((v) => ["get", "list", "watch"].includes(v)), `${where}: ${describe(r)} grants more than reading EndpointSlices`);
+    }
+  }
+  for (const b of byKind("RoleBinding")) {
+    f.expect(named("Role", b.roleRef.name), `${where}: ${describe(b)} binds a missing Role ${b.roleRef.name}`);
+    f.expect(b.subjects.every((s) => s.kind === "ServiceAccount" && named("ServiceAccount", s.name)), `${where}: ${describe(b)} binds a missing ServiceAccount`);
+  }
+
+  // PMM discovery names the data plane's Service.
+  const pmm = byKind("ConfigMap").find((c) => c.data?.["proximity.json"]);
+  const service = pmm && JSON.parse(pmm.data["proximity.json"]).discovery?.kubernetes?.service;
+  f.expect(service && named("Service", service)?.spec.clusterIP === "None", `${where}: proximity.json discovery.kubernetes.service must name the headless data plane Service`);
+
+  // The dashboard ConfigMap is the JSON file itself, labelled for the sidecar.
+  const dash = byKind("ConfigMap").find((c) => c.metadata.labels?.grafana_dashboard === "1");
+  f.expect(dash && dash.data?.["smig-migrations.json"] === dashboard, `${where}: no ConfigMap labelled grafana_dashboard=1 holding deploy/grafana/smig-migrations.json`);
+  f.expect(byKind("PrometheusRule").length === 1, `${where}: want one PrometheusRule`);
+
+  // What each overlay is for.
+  const dpConfig = byKind("ConfigMap").find((c) => c.data?.["dataplane.json"]);
+  const dpPorts = named("Service", "smig-dataplane")?.spec.ports ?? [];
+  if (k.name === "base") {
+    f.expect(!dpConfig, "base: the data plane config belongs to the overlays");
+  } else if (f.expect(dpConfig, `${where}: no ConfigMap with dataplane.json`)) {
+    const cfg = JSON.parse(dpConfig.data["dataplane.json"]);
+    f.expect(cfg.grpc_address?.endsWith(":7400") && cfg.metrics_address?.endsWith(":9400"), `${where}: dataplane.json: agent on 7400, metrics on 9400`);
+    if (k.name === "userland") {
+      f.expect(cfg.sctp_stack === "userland" && cfg.udp_encaps_port === 9899, `${where}: dataplane.json: sctp_stack userland, udp_encaps_port 9899`);
+      f.expect(dpPorts.some((p) => p.protocol === "UDP" && p.port === 9899), `${where}: Service smig-dataplane: no UDP 9899`);
+      f.expect(!dpPorts.some((p) => p.protocol === "SCTP"), `${where}: Service smig-dataplane: no SCTP port on userland`);
+    } else if (k.name === "kernel-sctp") {
+      f.expect(cfg.sctp_stack === "kernel" && !cfg.udp_encaps_port, `${where}: dataplane.json: sctp_stack kernel, no UDP encapsulation`);
+      f.expect(dpPorts.some((p) => p.protocol === "SCTP" && p.port === cfg.sctp_port), `${where}: Service smig-dataplane: no SCTP port ${cfg.sctp_port}`);
+      f.expect(/sctp/.test(JSON.stringify(ds?.metadata.annotations ?? {})), `${where}: smig-dataplane: no annotation about the sctp module`);
+    } else {
+      f.add(`${where}: an overlay this check does not know: add what it must say`);
+    }
+  }
+}
+f.finish(`${kustomizations().map((k) => k.name).join(", ")}: security, probes, references, RBAC, monitoring, overlays`);

@@ -1,5 +1,5 @@
 // Maps absl::Status to grpc::Status code by code (both follow google.rpc.Code), keeping
-// the message, for the thin gRPC adapters of every smig server.
+// the message, for the thin gRPC adapters of every smig server (and back, for clients).
 //
 //   grpc::Status Get(...) override { return ToGrpcStatus(engine_.Get(...)); }
 #pragma once
@@ -11,5 +11,7 @@
 namespace smig {
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
+// The reverse, for clients that hand a server's answer on as an absl::Status.
+absl::Status FromGrpcStatus(const grpc::Status& status);
 
 }  // namespace smig

@@ -50,6 +50,9 @@ grpc::Status AgentService::WatchEvents(grpc::ServerContext* ctx,
                                        const v1::WatchEventsRequest* req,
                                        grpc::ServerWriter<v1::AgentEvent>* writer) {
   std::shared_ptr<EventQueue> q = node_.Subscribe(req->session_id());
+  // Tells the client it is subscribed (it may WaitForInitialMetadata()), so that a caller
+  // can subscribe first and then start what it waits for, without missing the event.
+  writer->SendInitialMetadata();
   while (!ctx->IsCancelled()) {
     std::optional<v1::AgentEvent> e = q->Pop(absl::Milliseconds(200));
     if (e && !writer->Write(*e)) break;

@@ -20,5 +20,14 @@ TEST(GrpcStatusTest, EveryCodeMapsToTheSameNumberAndTheMessageIsKept) {
             grpc::StatusCode::UNKNOWN);
 }
 
+TEST(GrpcStatusTest, ClientsGetTheSameCodeAndMessageBack) {
+  for (int c = 0; c <= 16; ++c) {
+    absl::Status s(static_cast<absl::StatusCode>(c), c == 0 ? "" : "what happened");
+    EXPECT_EQ(FromGrpcStatus(ToGrpcStatus(s)), s) << c;
+  }
+  EXPECT_EQ(FromGrpcStatus(grpc::Status(static_cast<grpc::StatusCode>(99), "odd")).code(),
+            absl::StatusCode::kUnknown);
+}
+
 }  // namespace
 }  // namespace smig

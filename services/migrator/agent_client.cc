@@ -1,0 +1,239 @@
+#include "services/migrator/agent_client.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <map>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/grpc_status.h"
+#include "smig/dataplane/v1/agent.grpc.pb.h"
+#include "smig/proximity/v1/proximity.grpc.pb.h"
+
+namespace smig::migrator {
+namespace {
+
+namespace pv1 = ::smig::proximity::v1;
+
+void SetDeadline(grpc::ClientContext& ctx, absl::Duration timeout) {
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+}
+
+// A gRPC error as an absl::Status that says which call to which server failed.
+absl::Status CallError(const grpc::Status& s, absl::string_view call, absl::string_view server,
+                       absl::string_view address) {
+  return absl::Status(FromGrpcStatus(s).code(),
+                      absl::StrCat(call, " at ", server, " (", address, "): ", s.error_message()));
+}
+
+class GrpcContiguityWatch : public ContiguityWatch {
+ public:
+  GrpcContiguityWatch(dv1::DataplaneAgent::Stub& stub, uint64_t session) {
+    dv1::WatchEventsRequest req;
+    req.set_session_id(session);
+    reader_ = stub.WatchEvents(&ctx_, req);
+    thread_ = std::thread([this] {
+      for (dv1::AgentEvent e; reader_->Read(&e);) {
+        if (!e.has_contiguous_generation()) continue;
+        absl::MutexLock lock(&mu_);
+        contiguous_ = std::max(contiguous_, e.contiguous_generation());
+      }
+      absl::MutexLock lock(&mu_);
+      broken_ = true;
+    });
+  }
+  ~GrpcContiguityWatch() override {
+    ctx_.TryCancel();
+    thread_.join();
+  }
+  // The agent sends its initial metadata once it has subscribed.
+  bool Subscribed() { return reader_->WaitForInitialMetadata(), !Broken(); }
+
+  absl::Status Await(uint64_t generation, absl::Time deadline) override {
+    absl::MutexLock lock(&mu_);
+    auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return broken_ || contiguous_ >= generation;
+    };
+    mu_.AwaitWithDeadline(absl::Condition(&done), deadline);
+    if (contiguous_ >= generation) return absl::OkStatus();
+    if (broken_) return absl::UnavailableError("the edge's event stream ended");
+    return absl::DeadlineExceededError(
+        absl::StrCat("the vehicle has not confirmed generation ", generation, " yet"));
+  }
+
+ private:
+  bool Broken() {
+    absl::MutexLock lock(&mu_);
+    return broken_;
+  }
+  grpc::ClientContext ctx_;
+  std::unique_ptr<grpc::ClientReader<dv1::AgentEvent>> reader_;
+  std::thread thread_;
+  absl::Mutex mu_;
+  uint64_t contiguous_ ABSL_GUARDED_BY(mu_) = 0;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+class GrpcAgent : public Agent {
+ public:
+  GrpcAgent(std::string id, std::string address, GrpcAgentOptions options)
+      : id_(std::move(id)),
+        address_(std::move(address)),
+        options_(options),
+        stub_(dv1::DataplaneAgent::NewStub(
+            grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()))) {}
+
+  const std::string& server_id() const override { return id_; }
+  const std::string& address() const { return address_; }
+
+  absl::StatusOr<dv1::Session> OpenSession(const dv1::OpenSessionRequest& request) override {
+    return Call<dv1::Session>("OpenSession", request, &dv1::DataplaneAgent::Stub::OpenSession);
+  }
+  absl::StatusOr<dv1::SessionState> ExportState(uint64_t session) override {
+    dv1::ExportStateRequest req;
+    req.set_session_id(session);
+    return Call<dv1::SessionState>("ExportState", req, &dv1::DataplaneAgent::Stub::ExportState);
+  }
+  absl::StatusOr<dv1::Session> ImportState(const dv1::SessionState& state) override {
+    dv1::ImportStateRequest req;
+    *req.mutable_state() = state;
+    return Call<dv1::Session>("ImportState", req, &dv1::DataplaneAgent::Stub::ImportState);
+  }
+  absl::StatusOr<dv1::Session> ReleaseSession(uint64_t session) override {
+    dv1::ReleaseSessionRequest req;
+    req.set_session_id(session);
+    absl::StatusOr<dv1::ReleaseSessionResponse> r = Call<dv1::ReleaseSessionResponse>(
+        "ReleaseSession", req, &dv1::DataplaneAgent::Stub::ReleaseSession);
+    if (!r.ok()) return r.status();
+    return r->session();
+  }
+  absl::StatusOr<dv1::Session> GetSession(uint64_t session) override {
+    dv1::GetSessionRequest req;
+    req.set_session_id(session);
+    return Call<dv1::Session>("GetSession", req, &dv1::DataplaneAgent::Stub::GetSession);
+  }
+  absl::Status Ping() override {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx, std::min(options_.rpc_timeout, absl::Seconds(2)));
+    dv1::ListSessionsResponse resp;
+    grpc::Status s = stub_->ListSessions(&ctx, dv1::ListSessionsRequest(), &resp);
+    if (s.ok()) return absl::OkStatus();
+    return absl::UnavailableError(absl::StrCat("server ", id_, " (", address_,
+                                               ") does not answer: ", s.error_message()));
+  }
+  absl::StatusOr<std::unique_ptr<ContiguityWatch>> WatchContiguity(uint64_t session) override {
+    auto watch = std::make_unique<GrpcContiguityWatch>(*stub_, session);
+    if (!watch->Subscribed()) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot follow the events of ", id_, " (", address_, ")"));
+    }
+    return watch;
+  }
+
+ private:
+  template <typename Resp, typename Req, typename Method>
+  absl::StatusOr<Resp> Call(absl::string_view name, const Req& req, Method method) {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx, options_.rpc_timeout);
+    Resp resp;
+    grpc::Status s = ((*stub_).*method)(&ctx, req, &resp);
+    if (!s.ok()) return CallError(s, name, id_, address_);
+    return resp;
+  }
+
+  std::string id_, address_;
+  GrpcAgentOptions options_;
+  std::unique_ptr<dv1::DataplaneAgent::Stub> stub_;
+};
+
+class GrpcAgentDirectory : public AgentDirectory {
+ public:
+  GrpcAgentDirectory(std::vector<v1::StaticServer> servers, const std::string& pmm,
+                     GrpcAgentOptions options)
+      : options_(options) {
+    for (const v1::StaticServer& s : servers) addresses_[s.id()] = s.agent_address();
+    if (!pmm.empty()) {
+      pmm_ = pv1::Proximity::NewStub(grpc::CreateChannel(pmm, grpc::InsecureChannelCredentials()));
+    }
+  }
+
+  absl::StatusOr<std::shared_ptr<Agent>> Find(const std::string& server_id) override {
+    absl::MutexLock lock(&mu_);
+    if (!addresses_.contains(server_id) && pmm_) RefreshFromPmm();
+    auto addr = addresses_.find(server_id);
+    if (addr == addresses_.end()) {
+      return absl::NotFoundError(absl::StrCat("server ", server_id, " is unknown",
+                                              pmm_ ? " (not in the PMM's registry)" : ""));
+    }
+    // One channel per server, re-made if the registry moved it.
+    std::shared_ptr<GrpcAgent>& agent = agents_[server_id];
+    if (!agent || agent->address() != addr->second) {
+      agent = std::make_shared<GrpcAgent>(server_id, addr->second, options_);
+    }
+    return agent;
+  }
+
+ private:
+  void RefreshFromPmm() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx, options_.rpc_timeout);
+    pv1::ListServersResponse resp;
+    if (!pmm_->ListServers(&ctx, pv1::ListServersRequest(), &resp).ok()) return;
+    for (const pv1::Server& s : resp.servers()) addresses_[s.id()] = s.agent_address();
+  }
+
+  GrpcAgentOptions options_;
+  std::unique_ptr<pv1::Proximity::Stub> pmm_;
+  absl::Mutex mu_;
+  std::map<std::string, std::string> addresses_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::shared_ptr<GrpcAgent>> agents_ ABSL_GUARDED_BY(mu_);
+};
+
+class PmmTargetPicker : public TargetPicker {
+ public:
+  PmmTargetPicker(const std::string& pmm, absl::Duration timeout)
+      : timeout_(timeout),
+        stub_(pv1::Proximity::NewStub(grpc::CreateChannel(pmm, grpc::InsecureChannelCredentials()))) {}
+
+  absl::StatusOr<std::string> Pick(const v1::Session& session) override {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx, timeout_);
+    pv1::GetProximityRequest req;
+    req.set_vehicle_id(session.vehicle_id());
+    pv1::VehicleProximity p;
+    grpc::Status s = stub_->GetProximity(&ctx, req, &p);
+    if (!s.ok()) {
+      return absl::Status(FromGrpcStatus(s).code(),
+                          absl::StrCat("PMM GetProximity(", session.vehicle_id(), "): ",
+                                       s.error_message()));
+    }
+    for (const pv1::ServerProximity& sp : p.servers()) {
+      if (sp.role() == pv1::ROLE_NEW_TARGET && sp.server_id() != session.server_id()) {
+        return sp.server_id();
+      }
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        "no server is nearer to vehicle ", session.vehicle_id(), " than ", session.server_id()));
+  }
+
+ private:
+  absl::Duration timeout_;
+  std::unique_ptr<pv1::Proximity::Stub> stub_;
+};
+
+}  // namespace
+
+std::unique_ptr<AgentDirectory> MakeGrpcAgentDirectory(std::vector<v1::StaticServer> servers,
+                                                       const std::string& pmm_address,
+                                                       GrpcAgentOptions options) {
+  return std::make_unique<GrpcAgentDirectory>(std::move(servers), pmm_address, options);
+}
+
+std::unique_ptr<TargetPicker> MakePmmTargetPicker(const std::string& pmm_address,
+                                                  absl::Duration rpc_timeout) {
+  if (pmm_address.empty()) return nullptr;
+  return std::make_unique<PmmTargetPicker>(pmm_address, rpc_timeout);
+}
+
+}  // namespace smig::migrator

@@ -1,0 +1,78 @@
+// The SMM's view of the edge data planes it drives: their agent API (proto/smig/dataplane/v1)
+// behind an interface, so the migration engine is tested against fakes and benchmarked
+// without sockets.
+//
+//   std::unique_ptr<AgentDirectory> agents = MakeGrpcAgentDirectory(static_servers, pmm, opts);
+//   absl::StatusOr<std::shared_ptr<Agent>> edge = agents->Find("edge-2");
+//   absl::StatusOr<dv1::SessionState> state = (*edge)->ExportState(7);
+//
+// Thread safety: every method may be called from any thread.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "smig/dataplane/v1/agent.pb.h"
+#include "smig/migrator/v1/migrator.pb.h"
+
+namespace smig::migrator {
+
+namespace dv1 = ::smig::dataplane::v1;
+
+// Follows one session's events at an edge, from before a migration starts (subscribing
+// first means the vehicle's confirmation cannot slip by unseen).
+class ContiguityWatch {
+ public:
+  virtual ~ContiguityWatch() = default;
+  // OK once the vehicle has reported `generation` (or newer) contiguous to this edge;
+  // DEADLINE_EXCEEDED at `deadline`; UNAVAILABLE if the edge's event stream broke.
+  virtual absl::Status Await(uint64_t generation, absl::Time deadline) = 0;
+};
+
+class Agent {
+ public:
+  virtual ~Agent() = default;
+  virtual const std::string& server_id() const = 0;
+  virtual absl::StatusOr<dv1::Session> OpenSession(const dv1::OpenSessionRequest& request) = 0;
+  virtual absl::StatusOr<dv1::SessionState> ExportState(uint64_t session) = 0;
+  virtual absl::StatusOr<dv1::Session> ImportState(const dv1::SessionState& state) = 0;
+  virtual absl::StatusOr<dv1::Session> ReleaseSession(uint64_t session) = 0;
+  virtual absl::StatusOr<dv1::Session> GetSession(uint64_t session) = 0;
+  // A cheap call that proves the agent answers (UNAVAILABLE, naming its address, if not).
+  virtual absl::Status Ping() = 0;
+  virtual absl::StatusOr<std::unique_ptr<ContiguityWatch>> WatchContiguity(uint64_t session) = 0;
+};
+
+class AgentDirectory {
+ public:
+  virtual ~AgentDirectory() = default;
+  // NOT_FOUND naming the server when no registry knows it.
+  virtual absl::StatusOr<std::shared_ptr<Agent>> Find(const std::string& server_id) = 0;
+};
+
+// Where automatic migrations go: the PMM's new target for the session's vehicle.
+class TargetPicker {
+ public:
+  virtual ~TargetPicker() = default;
+  // FAILED_PRECONDITION when no server is nearer than the current one.
+  virtual absl::StatusOr<std::string> Pick(const v1::Session& session) = 0;
+};
+
+struct GrpcAgentOptions {
+  absl::Duration rpc_timeout = absl::Seconds(5);
+};
+
+// Agents reached over gRPC: the static servers first, then the PMM's registry (if
+// `pmm_address` is set), refreshed when a server is not found.
+std::unique_ptr<AgentDirectory> MakeGrpcAgentDirectory(std::vector<v1::StaticServer> servers,
+                                                       const std::string& pmm_address,
+                                                       GrpcAgentOptions options);
+// Auto targets from the PMM's GetProximity (NEW_TARGET role). Null without a PMM.
+std::unique_ptr<TargetPicker> MakePmmTargetPicker(const std::string& pmm_address,
+                                                  absl::Duration rpc_timeout);
+
+}  // namespace smig::migrator

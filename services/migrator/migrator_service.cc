@@ -1,0 +1,68 @@
+#include "services/migrator/migrator_service.h"
+
+#include "common/grpc_status.h"
+
+namespace smig::migrator {
+namespace {
+template <typename T>
+grpc::Status Reply(absl::StatusOr<T> result, T* resp) {
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  *resp = std::move(*result);
+  return grpc::Status::OK;
+}
+}  // namespace
+
+grpc::Status MigratorService::CreateSession(grpc::ServerContext*,
+                                            const v1::CreateSessionRequest* req,
+                                            v1::Session* resp) {
+  return Reply(engine_.CreateSession(*req), resp);
+}
+
+grpc::Status MigratorService::ListSessions(grpc::ServerContext*, const v1::ListSessionsRequest*,
+                                           v1::ListSessionsResponse* resp) {
+  for (v1::Session& s : engine_.ListSessions()) *resp->add_sessions() = std::move(s);
+  return grpc::Status::OK;
+}
+
+grpc::Status MigratorService::Migrate(grpc::ServerContext*, const v1::MigrateRequest* req,
+                                      v1::Migration* resp) {
+  return Reply(engine_.Migrate(*req), resp);
+}
+
+grpc::Status MigratorService::GetMigration(grpc::ServerContext*,
+                                           const v1::GetMigrationRequest* req,
+                                           v1::Migration* resp) {
+  return Reply(engine_.GetMigration(req->migration_id()), resp);
+}
+
+grpc::Status MigratorService::ListMigrations(grpc::ServerContext*,
+                                             const v1::ListMigrationsRequest* req,
+                                             v1::ListMigrationsResponse* resp) {
+  for (v1::Migration& m : engine_.ListMigrations(req->session_id())) {
+    *resp->add_migrations() = std::move(m);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status MigratorService::WatchMigration(grpc::ServerContext* ctx,
+                                             const v1::WatchMigrationRequest* req,
+                                             grpc::ServerWriter<v1::Migration>* writer) {
+  uint64_t seen = 0;
+  while (!ctx->IsCancelled()) {
+    absl::StatusOr<std::optional<v1::Migration>> m =
+        engine_.WaitForChange(req->migration_id(), seen, absl::Milliseconds(200));
+    if (!m.ok()) return ToGrpcStatus(m.status());
+    if (!m->has_value()) continue;
+    if (!writer->Write(**m)) break;
+    if ((*m)->phase() == v1::PHASE_DONE || (*m)->phase() == v1::PHASE_ROLLED_BACK) break;
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status MigratorService::CancelMigration(grpc::ServerContext*,
+                                              const v1::CancelMigrationRequest* req,
+                                              v1::Migration* resp) {
+  return Reply(engine_.CancelMigration(req->migration_id(), req->reason()), resp);
+}
+
+}  // namespace smig::migrator

@@ -1,0 +1,155 @@
+#include "tests/fakes/fake_agents.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace smig::migrator::testing {
+namespace {
+
+class FakeWatch : public ContiguityWatch {
+ public:
+  FakeWatch(const FakeCluster& cluster, FakeAgent& source, uint64_t session)
+      : cluster_(cluster), source_(source), session_(session) {}
+  absl::Status Await(uint64_t generation, absl::Time deadline) override {
+    while (true) {
+      if (!source_.Ping().ok()) return absl::UnavailableError("the source's event stream ended");
+      if (cluster_.Confirmed(session_, generation)) return absl::OkStatus();
+      if (absl::Now() >= deadline) return absl::DeadlineExceededError("not confirmed yet");
+      absl::SleepFor(std::min(absl::Milliseconds(1), deadline - absl::Now()));
+    }
+  }
+
+ private:
+  const FakeCluster& cluster_;
+  FakeAgent& source_;
+  uint64_t session_;
+};
+
+dv1::Session Describe(const std::string& server, uint64_t session, uint64_t generation) {
+  dv1::Session s;
+  s.set_session_id(session);
+  s.set_server_id(server);
+  s.set_generation(generation);
+  s.set_role(dv1::ROLE_EDGE);
+  s.set_phase(dv1::SESSION_PHASE_SERVING);
+  return s;
+}
+
+}  // namespace
+
+void FakeAgent::set_confirm_after(absl::Duration d) {
+  absl::MutexLock lock(&mu_);
+  confirm_after_ = d;
+}
+void FakeAgent::set_never_confirm(bool never) {
+  absl::MutexLock lock(&mu_);
+  never_confirm_ = never;
+}
+void FakeAgent::set_import_error(absl::Status s) {
+  absl::MutexLock lock(&mu_);
+  import_error_ = std::move(s);
+}
+void FakeAgent::Kill() {
+  absl::MutexLock lock(&mu_);
+  alive_ = false;
+}
+bool FakeAgent::Serves(uint64_t session) const {
+  absl::MutexLock lock(&mu_);
+  return sessions_.contains(session);
+}
+int FakeAgent::releases() const {
+  absl::MutexLock lock(&mu_);
+  return releases_;
+}
+
+absl::Status FakeAgent::CheckAlive() const {
+  if (!alive_) return absl::UnavailableError(absl::StrCat("server ", id_, " does not answer"));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<dv1::Session> FakeAgent::OpenSession(const dv1::OpenSessionRequest& r) {
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = CheckAlive(); !s.ok()) return s;
+  if (!sessions_.emplace(r.session_id(), 1).second) {
+    return absl::AlreadyExistsError(absl::StrCat("session ", r.session_id(), " is already served here"));
+  }
+  return Describe(id_, r.session_id(), 1);
+}
+
+absl::StatusOr<dv1::SessionState> FakeAgent::ExportState(uint64_t session) {
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = CheckAlive(); !s.ok()) return s;
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("session ", session, " is not served here"));
+  dv1::SessionState state;
+  state.set_format_version(1);
+  state.set_session_id(session);
+  state.set_generation(it->second + 1);
+  return state;
+}
+
+absl::StatusOr<dv1::Session> FakeAgent::ImportState(const dv1::SessionState& state) {
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = CheckAlive(); !s.ok()) return s;
+  if (!import_error_.ok()) return import_error_;
+  if (!sessions_.emplace(state.session_id(), state.generation()).second) {
+    return absl::AlreadyExistsError(absl::StrCat("session ", state.session_id(), " is already served here"));
+  }
+  if (!never_confirm_) {
+    confirms_[{state.session_id(), state.generation()}] = absl::Now() + confirm_after_;
+  }
+  return Describe(id_, state.session_id(), state.generation());
+}
+
+absl::StatusOr<dv1::Session> FakeAgent::ReleaseSession(uint64_t session) {
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = CheckAlive(); !s.ok()) return s;
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("session ", session, " is not served here"));
+  ++releases_;
+  dv1::Session out = Describe(id_, session, it->second);
+  sessions_.erase(it);
+  return out;
+}
+
+absl::StatusOr<dv1::Session> FakeAgent::GetSession(uint64_t session) {
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = CheckAlive(); !s.ok()) return s;
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("session ", session, " is not served here"));
+  return Describe(id_, session, it->second);
+}
+
+absl::Status FakeAgent::Ping() {
+  absl::MutexLock lock(&mu_);
+  return CheckAlive();
+}
+
+absl::StatusOr<std::unique_ptr<ContiguityWatch>> FakeAgent::WatchContiguity(uint64_t session) {
+  if (absl::Status s = Ping(); !s.ok()) return s;
+  return std::make_unique<FakeWatch>(cluster_, *this, session);
+}
+
+FakeAgent& FakeCluster::Add(const std::string& id) {
+  auto [it, added] = agents_.emplace(id, std::make_shared<FakeAgent>(*this, id));
+  return *it->second;
+}
+
+absl::StatusOr<std::shared_ptr<Agent>> FakeCluster::Find(const std::string& server_id) {
+  auto it = agents_.find(server_id);
+  if (it == agents_.end()) return absl::NotFoundError(absl::StrCat("server ", server_id, " is unknown"));
+  return it->second;
+}
+
+bool FakeCluster::Confirmed(uint64_t session, uint64_t generation) const {
+  absl::Time now = absl::Now();
+  for (const auto& [id, a] : agents_) {
+    absl::MutexLock lock(&a->mu_);
+    if (!a->alive_) continue;
+    for (const auto& [key, at] : a->confirms_) {
+      if (key.first == session && key.second >= generation && now >= at) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace smig::migrator::testing

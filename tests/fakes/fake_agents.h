@@ -1,0 +1,73 @@
+// In-memory edge agents for the SMM's tests and benchmark: a FakeCluster of FakeAgents
+// that keep sessions and generations like real data planes, where the "vehicle" confirms
+// an imported generation `confirm_after` after its ImportState (unless the target died).
+//
+//   FakeCluster cluster;
+//   cluster.Add("edge-1");
+//   cluster.Add("edge-2").set_confirm_after(absl::Milliseconds(20));
+//   MigratorEngine smm(cluster, nullptr, {}, nullptr);
+//   cluster.agent("edge-2").Kill();   // every call now fails with UNAVAILABLE
+//
+// Thread-safe; the cluster owns the agents and must outlive what uses them.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/synchronization/mutex.h"
+#include "services/migrator/agent_client.h"
+
+namespace smig::migrator::testing {
+
+class FakeCluster;
+
+class FakeAgent : public Agent {
+ public:
+  FakeAgent(FakeCluster& cluster, std::string id) : cluster_(cluster), id_(std::move(id)) {}
+
+  void set_confirm_after(absl::Duration d);
+  void set_never_confirm(bool never);
+  void set_import_error(absl::Status s);
+  void Kill();
+  bool Serves(uint64_t session) const;
+  int releases() const;
+
+  const std::string& server_id() const override { return id_; }
+  absl::StatusOr<dv1::Session> OpenSession(const dv1::OpenSessionRequest& request) override;
+  absl::StatusOr<dv1::SessionState> ExportState(uint64_t session) override;
+  absl::StatusOr<dv1::Session> ImportState(const dv1::SessionState& state) override;
+  absl::StatusOr<dv1::Session> ReleaseSession(uint64_t session) override;
+  absl::StatusOr<dv1::Session> GetSession(uint64_t session) override;
+  absl::Status Ping() override;
+  absl::StatusOr<std::unique_ptr<ContiguityWatch>> WatchContiguity(uint64_t session) override;
+
+ private:
+  friend class FakeCluster;
+  absl::Status CheckAlive() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  FakeCluster& cluster_;
+  const std::string id_;
+  mutable absl::Mutex mu_;
+  bool alive_ ABSL_GUARDED_BY(mu_) = true;
+  bool never_confirm_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Duration confirm_after_ ABSL_GUARDED_BY(mu_) = absl::Milliseconds(5);
+  absl::Status import_error_ ABSL_GUARDED_BY(mu_);
+  int releases_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<uint64_t, uint64_t> sessions_ ABSL_GUARDED_BY(mu_);  // session -> generation
+  // When the vehicle will have confirmed each imported (session, generation).
+  std::map<std::pair<uint64_t, uint64_t>, absl::Time> confirms_ ABSL_GUARDED_BY(mu_);
+};
+
+class FakeCluster : public AgentDirectory {
+ public:
+  FakeAgent& Add(const std::string& id);
+  FakeAgent& agent(const std::string& id) { return *agents_.at(id); }
+  absl::StatusOr<std::shared_ptr<Agent>> Find(const std::string& server_id) override;
+  // True once some live agent's import of `generation` has been confirmed by now.
+  bool Confirmed(uint64_t session, uint64_t generation) const;
+
+ private:
+  std::map<std::string, std::shared_ptr<FakeAgent>> agents_;
+};
+
+}  // namespace smig::migrator::testing

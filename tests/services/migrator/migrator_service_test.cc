@@ -1,0 +1,91 @@
+// The SMM's gRPC adapter over a real server: codes map one by one, and WatchMigration
+// streams a migration to its end.
+#include "services/migrator/migrator_service.h"
+
+#include <grpcpp/grpcpp.h>
+#include <prometheus/registry.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc_server.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/fakes/fake_agents.h"
+
+namespace smig::migrator {
+namespace {
+
+TEST(MigratorServiceTest, CodesAndAWatchedMigration) {
+  testing::FakeCluster cluster;
+  cluster.Add("edge-1");
+  cluster.Add("edge-2");
+  auto registry = std::make_shared<prometheus::Registry>();
+  MigratorEngine engine(cluster, nullptr, {}, registry.get());
+  MigratorService service(engine);
+  absl::StatusOr<std::unique_ptr<GrpcServer>> server =
+      GrpcServer::Start({.metrics_address = ""}, {&service}, registry);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = v1::Migrator::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", (*server)->grpc_port()), grpc::InsecureChannelCredentials()));
+
+  v1::CreateSessionRequest create;
+  create.set_session_id(1);
+  create.set_vehicle_id("car-1");
+  create.set_server_id("edge-1");
+  create.add_flows();
+  {
+    grpc::ClientContext ctx;
+    v1::Session s;
+    ASSERT_TRUE(stub->CreateSession(&ctx, create, &s).ok());
+    grpc::ClientContext again;
+    EXPECT_EQ(stub->CreateSession(&again, create, &s).error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  }
+  v1::MigrateRequest req;
+  req.set_session_id(1);
+  req.set_target_server_id("edge-1");
+  v1::Migration m;
+  {
+    grpc::ClientContext ctx;
+    grpc::Status st = stub->Migrate(&ctx, req, &m);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(st.error_message(), ::testing::HasSubstr("edge-1"));
+  }
+  {
+    grpc::ClientContext ctx;
+    req.set_session_id(2);
+    EXPECT_EQ(stub->Migrate(&ctx, req, &m).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    grpc::ClientContext ctx;
+    req.set_session_id(1);
+    req.set_target_server_id("edge-2");
+    ASSERT_TRUE(stub->Migrate(&ctx, req, &m).ok());
+  }
+  grpc::ClientContext watch_ctx;
+  v1::WatchMigrationRequest watch_req;
+  watch_req.set_migration_id(m.id());
+  auto reader = stub->WatchMigration(&watch_ctx, watch_req);
+  std::vector<v1::Phase> phases;
+  for (v1::Migration update; reader->Read(&update);) phases.push_back(update.phase());
+  EXPECT_TRUE(reader->Finish().ok());
+  ASSERT_FALSE(phases.empty());
+  EXPECT_EQ(phases.back(), v1::PHASE_DONE);
+  {
+    grpc::ClientContext ctx;
+    v1::CancelMigrationRequest cancel;
+    cancel.set_migration_id(m.id());
+    EXPECT_EQ(stub->CancelMigration(&ctx, cancel, &m).error_code(),
+              grpc::StatusCode::FAILED_PRECONDITION);
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::WatchMigrationRequest unknown;
+    unknown.set_migration_id("mig-77");
+    auto r = stub->WatchMigration(&ctx, unknown);
+    v1::Migration x;
+    while (r->Read(&x)) {}
+    EXPECT_EQ(r->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+}
+
+}  // namespace
+}  // namespace smig::migrator

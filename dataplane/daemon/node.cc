@@ -5,6 +5,8 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <poll.h>
+
 #include <future>
 #include <set>
 
@@ -280,7 +282,7 @@ void DataplaneNode::Loop() {
     for (auto& fn : posted) fn();
     absl::Time now = absl::Now();
     absl::Duration wait = edge_ ? std::min(edge_->NextWait(now), kLoopWait) : kLoopWait;
-    absl::StatusOr<std::optional<transport::Incoming>> in = endpoint_->Receive(wait);
+    absl::StatusOr<std::optional<transport::Incoming>> in = Wait(wait);
     now = absl::Now();
     if (in.ok() && in->has_value()) {
       if (const auto* ev = std::get_if<tv1::Event>(&**in)) {
@@ -298,6 +300,17 @@ void DataplaneNode::Loop() {
     }
     if (metrics_ && now >= metrics_->next) ExportMetrics(now);
   }
+}
+
+absl::StatusOr<std::optional<transport::Incoming>> DataplaneNode::Wait(absl::Duration wait) {
+  if (!edge_) return endpoint_->Receive(wait);
+  // An edge also wakes for its live sources; a vehicle has nothing else to wait for.
+  poll_fds_.clear();
+  poll_fds_.push_back({endpoint_->wait_fd(), POLLIN, 0});
+  for (int fd : edge_->SourceFds()) poll_fds_.push_back({fd, POLLIN, 0});
+  int ms = static_cast<int>(absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1))));
+  (void)poll(poll_fds_.data(), poll_fds_.size(), ms);
+  return endpoint_->Receive(absl::ZeroDuration());
 }
 
 void DataplaneNode::CountPathEvent(const tv1::Event& e) {

@@ -9,6 +9,8 @@
 // Lifetimes: the node owns the endpoint; Stop() (or the destructor) joins the loop.
 #pragma once
 
+#include <poll.h>
+
 #include <atomic>
 #include <deque>
 #include <functional>
@@ -84,6 +86,8 @@ class DataplaneNode {
   // Adds what the engines counted since the last call to the Prometheus series.
   void ExportMetrics(absl::Time now);
   void ExportPathMetrics();
+  // Waits up to `wait` for the endpoint or (edge) a live source, then receives at most one.
+  absl::StatusOr<std::optional<transport::Incoming>> Wait(absl::Duration wait);
   void CountPathEvent(const transport::v1::Event& e);
   void Publish(v1::AgentEvent e);
   v1::Session DescribeVehicle(uint64_t session) const;
@@ -103,6 +107,7 @@ class DataplaneNode {
   std::vector<std::shared_ptr<EventQueue>> subscribers_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> stop_{false};
   std::thread loop_;
+  std::vector<pollfd> poll_fds_;  // the loop's scratch
 };
 
 }  // namespace smig::dataplane

@@ -212,6 +212,16 @@ absl::Duration EdgeEngine::NextWait(absl::Time now) const {
   return wait;
 }
 
+std::vector<int> EdgeEngine::SourceFds() const {
+  std::vector<int> fds;
+  for (const auto& [id, s] : sessions_) {
+    for (const auto& [fid, f] : s.flows) {
+      if (f.source->fd() >= 0) fds.push_back(f.source->fd());
+    }
+  }
+  return fds;
+}
+
 absl::StatusOr<v1::SessionState> EdgeEngine::Export(uint64_t session, absl::Time now) const {
   auto it = sessions_.find(session);
   if (it == sessions_.end()) {
@@ -252,11 +262,13 @@ absl::Status EdgeEngine::Release(uint64_t session) {
   }
   Session& s = it->second;
   s.releasing = true;
-  if (!s.assoc) {
+  absl::Status shutdown = s.assoc ? endpoint_.Shutdown(*s.assoc) : absl::NotFoundError("");
+  if (absl::IsNotFound(shutdown)) {  // no association (any more): nothing left to deliver
+    if (s.assoc) by_assoc_.erase(*s.assoc);
     sessions_.erase(it);
     return absl::OkStatus();
   }
-  return endpoint_.Shutdown(*s.assoc);
+  return shutdown;
 }
 
 std::vector<uint64_t> EdgeEngine::Sessions() const {

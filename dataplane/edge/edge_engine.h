@@ -67,6 +67,9 @@ class EdgeEngine {
   void Pump(absl::Time now);
   // How long the loop may wait before Pump has work (sources with a schedule).
   absl::Duration NextWait(absl::Time now) const;
+  // Descriptors of live sources (UDP, TCP): the loop also wakes when one is readable, so a
+  // live datagram is forwarded at once rather than at the next timer tick.
+  std::vector<int> SourceFds() const;
 
   std::vector<uint64_t> Sessions() const;
   absl::StatusOr<v1::Session> Describe(uint64_t session) const;

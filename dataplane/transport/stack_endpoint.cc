@@ -130,9 +130,15 @@ absl::StatusOr<std::optional<Incoming>> StackEndpoint::Receive(absl::Duration ti
     absl::StatusOr<std::optional<Piece>> piece = ReadPiece(buffer_.data(), buffer_.size());
     if (!piece.ok()) return piece.status();
     if (!piece->has_value()) {
-      if (absl::Now() >= deadline) return std::nullopt;
-      WaitReadable(deadline);
-      continue;
+      if (absl::Now() >= deadline) {
+        ClearReadable();
+        piece = ReadPiece(buffer_.data(), buffer_.size());
+        if (!piece.ok()) return piece.status();
+        if (!piece->has_value()) return std::nullopt;
+      } else {
+        WaitReadable(deadline);
+        continue;
+      }
     }
     const Piece& p = **piece;
     MessageAssembler::Key key{p.assoc, p.stream, p.notification};

@@ -53,6 +53,10 @@ class StackEndpoint : public Endpoint {
   // Waits until wait_fd() is readable or the deadline passes, then clears any wakeup
   // state so a later event wakes the next wait.
   virtual void WaitReadable(absl::Time deadline) = 0;
+  // Forgets wake-ups already consumed, for callers that poll wait_fd() themselves: called
+  // before the last read of a Receive() that returns empty-handed, so a wake-up for data
+  // that arrives later stays pending.
+  virtual void ClearReadable() {}
   virtual absl::StatusOr<AssocId> ConnectRaw(const std::vector<SocketAddress>& peers) = 0;
   virtual absl::Status SetPrimaryRaw(AssocId assoc, const SocketAddress& peer) = 0;
   virtual absl::Status EndRaw(AssocId assoc, EndKind kind) = 0;

@@ -192,6 +192,7 @@ class UserlandEndpoint final : public Rfc6458Endpoint<UserlandEndpoint> {
     PollFor(readable_, deadline);
     Drain(readable_);
   }
+  void ClearReadable() override { Drain(readable_); }
 
  private:
   static void Signal(int efd) {

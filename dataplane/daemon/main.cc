@@ -16,6 +16,7 @@
 #include "common/grpc_server.h"
 #include "dataplane/daemon/agent_service.h"
 #include "dataplane/daemon/node.h"
+#include "dataplane/daemon/proximity_reporter.h"
 #include "dataplane/media/sink.h"
 #include "dataplane/media/source.h"
 #include "google/protobuf/util/time_util.h"
@@ -97,11 +98,25 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<smig::transport::Endpoint>> endpoint =
       smig::transport::CreateEndpoint(*stack, eo);
   if (!endpoint.ok()) return Fail(endpoint.status());
+  std::unique_ptr<smig::transport::Endpoint> probe_endpoint;
+  if (config.role() == v1::ROLE_EDGE && config.probe_port() != 0) {
+    if (config.probe_port() > 65535) {
+      return Fail(absl::InvalidArgumentError("probe_port is above 65535"));
+    }
+    smig::transport::EndpointOptions po = eo;
+    po.port = static_cast<uint16_t>(config.probe_port());
+    po.listen = true;
+    absl::StatusOr<std::unique_ptr<smig::transport::Endpoint>> p =
+        smig::transport::CreateEndpoint(*stack, po);
+    if (!p.ok()) return Fail(p.status());
+    probe_endpoint = std::move(*p);
+  }
 
   auto registry = std::make_shared<prometheus::Registry>();
   smig::dataplane::DataplaneNode::Deps deps;
   deps.config = config;
   deps.endpoint = std::move(*endpoint);
+  deps.probe_endpoint = std::move(probe_endpoint);
   deps.deployment_key = *key;
   deps.registry = registry;
   deps.make_source = [](const v1::FlowState& f, absl::Time now) {
@@ -116,6 +131,13 @@ int main(int argc, char** argv) {
       smig::dataplane::DataplaneNode::Start(std::move(deps));
   if (!node.ok()) return Fail(node.status());
 
+  std::unique_ptr<smig::dataplane::ProximityReporter> reporter;
+  if (config.role() == v1::ROLE_VEHICLE && !config.proximity().pmm_address().empty()) {
+    if (config.proximity().vehicle_id().empty()) {
+      return Fail(absl::InvalidArgumentError("proximity reporting needs proximity.vehicle_id"));
+    }
+    reporter = std::make_unique<smig::dataplane::ProximityReporter>(**node, config.proximity());
+  }
   smig::dataplane::AgentService agent(**node);
   smig::common::v1::ServerConfig sc;
   sc.set_grpc_address(config.grpc_address());
@@ -131,6 +153,7 @@ int main(int argc, char** argv) {
   int sig = smig::WaitForTerminationSignal();
   std::cerr << "smig-dataplane: signal " << sig << ": releasing sessions\n";
   (*server)->SetServing("", false);
+  reporter.reset();
   (*node)->Stop(absl::GetFlag(FLAGS_shutdown_grace));
   (*server)->Shutdown(absl::Seconds(1));
   return 0;

@@ -5,6 +5,8 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <poll.h>
 
 #include <future>
@@ -143,7 +145,8 @@ DataplaneNode::DataplaneNode(Deps deps)
     : config_(std::move(deps.config)),
       endpoint_(std::move(deps.endpoint)),
       make_sink_(std::move(deps.make_sink)),
-      registry_(std::move(deps.registry)) {
+      registry_(std::move(deps.registry)),
+      probe_endpoint_(std::move(deps.probe_endpoint)) {
   if (registry_) {
     metrics_ = std::make_unique<Metrics>(
         *registry_, config_.role() == v1::ROLE_EDGE ? "edge" : "vehicle");
@@ -308,8 +311,15 @@ absl::StatusOr<std::optional<transport::Incoming>> DataplaneNode::Wait(absl::Dur
   poll_fds_.clear();
   poll_fds_.push_back({endpoint_->wait_fd(), POLLIN, 0});
   for (int fd : edge_->SourceFds()) poll_fds_.push_back({fd, POLLIN, 0});
+  if (probe_endpoint_) poll_fds_.push_back({probe_endpoint_->wait_fd(), POLLIN, 0});
   int ms = static_cast<int>(absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1))));
   (void)poll(poll_fds_.data(), poll_fds_.size(), ms);
+  if (probe_endpoint_) {  // probes carry no data: their events are only drained
+    for (int i = 0; i < 64; ++i) {
+      absl::StatusOr<std::optional<transport::Incoming>> p = probe_endpoint_->Receive(absl::ZeroDuration());
+      if (!p.ok() || !p->has_value()) break;
+    }
+  }
   return endpoint_->Receive(absl::ZeroDuration());
 }
 
@@ -499,6 +509,71 @@ std::vector<v1::Session> DataplaneNode::ListSessions() {
     }
   });
   return out;
+}
+
+namespace {
+// 1 when `ip` is on a subnet of one of this host's interfaces (no router in between), else
+// 0: the number of routers is not known without traceroute, which smig does not do.
+uint32_t HopsTo(const std::string& ip) {
+  in_addr peer{};
+  if (inet_pton(AF_INET, ip.c_str(), &peer) != 1) return 0;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return 0;
+  uint32_t hops = 0;
+  for (ifaddrs* i = list; i != nullptr && hops == 0; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_netmask == nullptr || i->ifa_addr->sa_family != AF_INET) {
+      continue;
+    }
+    uint32_t mine = reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr;
+    uint32_t mask = reinterpret_cast<sockaddr_in*>(i->ifa_netmask)->sin_addr.s_addr;
+    if ((mine & mask) == (peer.s_addr & mask)) hops = 1;
+  }
+  freeifaddrs(list);
+  return hops;
+}
+}  // namespace
+
+proximity::v1::ProximityReport DataplaneNode::MeasureProximity(
+    const std::vector<proximity::v1::Server>& servers) {
+  proximity::v1::ProximityReport report;
+  if (!vehicle_) return report;
+  OnLoop([&] {
+    *report.mutable_measured_at() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(absl::Now()));
+    report.set_serving_server_id(vehicle_->ServingServer());
+    for (const proximity::v1::Server& server : servers) {
+      if (server.sctp_addresses().empty() || server.sctp_port() == 0) continue;
+      proximity::v1::Measurement* m = report.add_measurements();
+      m->set_server_id(server.id());
+      auto probe = probes_.find(server.id());
+      absl::StatusOr<tv1::AssociationInfo> info =
+          probe == probes_.end() ? absl::NotFoundError("") : endpoint_->GetAssociation(probe->second);
+      if (!info.ok()) {  // not probed yet, or the probe was lost: (re)connect
+        if (probe != probes_.end()) probes_.erase(probe);
+        std::vector<std::string> addrs(server.sctp_addresses().begin(), server.sctp_addresses().end());
+        if (absl::StatusOr<transport::AssocId> a =
+                endpoint_->Connect(addrs, static_cast<uint16_t>(server.sctp_port()));
+            a.ok()) {
+          probes_[server.id()] = *a;
+        }
+        continue;
+      }
+      const tv1::PathInfo* best = nullptr;
+      for (const tv1::PathInfo& p : info->paths()) {
+        *m->add_paths() = p;
+        if (p.state() == tv1::PATH_STATE_ACTIVE && p.srtt_ms() > 0 &&
+            (best == nullptr || p.srtt_ms() < best->srtt_ms())) {
+          best = &p;
+        }
+      }
+      if (best == nullptr) continue;  // up, but no path measured yet: not reachable
+      m->set_reachable(true);
+      m->set_srtt_ms(best->srtt_ms());
+      m->set_bandwidth_bps(best->cwnd_bytes() * 8.0 / (best->srtt_ms() / 1000.0));
+      std::string host = best->address().substr(0, best->address().rfind(':'));
+      m->set_hops(HopsTo(host));
+    }
+  });
+  return report;
 }
 
 void DataplaneNode::Stop(absl::Duration grace) {

@@ -26,6 +26,7 @@
 #include "dataplane/vehicle/vehicle_engine.h"
 #include "smig/dataplane/v1/agent.pb.h"
 #include "smig/dataplane/v1/config.pb.h"
+#include "smig/proximity/v1/proximity.pb.h"
 
 namespace prometheus {
 class Registry;
@@ -55,6 +56,9 @@ class DataplaneNode {
   struct Deps {
     v1::DataplaneConfig config;
     std::unique_ptr<transport::Endpoint> endpoint;
+    // Edge: where vehicles keep probe associations (may be null). Accepted and otherwise
+    // ignored: SCTP's heartbeats on them are the measurement.
+    std::unique_ptr<transport::Endpoint> probe_endpoint;
     std::string deployment_key;
     EdgeEngine::SourceFactory make_source;  // edge
     SinkFactory make_sink;                  // vehicle
@@ -72,6 +76,10 @@ class DataplaneNode {
   std::vector<v1::Session> ListSessions();
   std::shared_ptr<EventQueue> Subscribe(uint64_t session_filter);
   void Unsubscribe(const std::shared_ptr<EventQueue>& q);
+
+  // Vehicle: measures every listed server over a probe association to its probe port
+  // (opened here on first use, re-opened when lost) and says which server serves now.
+  proximity::v1::ProximityReport MeasureProximity(const std::vector<proximity::v1::Server>& servers);
 
   // Releases every session (edge), waits up to `grace` for graceful shutdowns, stops.
   void Stop(absl::Duration grace);
@@ -108,6 +116,8 @@ class DataplaneNode {
   std::atomic<bool> stop_{false};
   std::thread loop_;
   std::vector<pollfd> poll_fds_;  // the loop's scratch
+  std::unique_ptr<transport::Endpoint> probe_endpoint_;
+  std::map<std::string, transport::AssocId> probes_;  // vehicle: server id -> probe
 };
 
 }  // namespace smig::dataplane

@@ -232,6 +232,16 @@ std::vector<uint64_t> VehicleEngine::Generations(uint64_t session) const {
   return out;
 }
 
+std::string VehicleEngine::ServingServer() const {
+  for (const auto& [id, s] : sessions_) {
+    if (!s.any_contiguous) continue;
+    for (const auto& [assoc, generation] : s.assocs) {
+      if (generation == s.contiguous_generation) return claims_.at(assoc).server;
+    }
+  }
+  return "";
+}
+
 std::map<transport::AssocId, std::string> VehicleEngine::Servers() const {
   std::map<transport::AssocId, std::string> out;
   for (const auto& [assoc, claim] : claims_) out.emplace(assoc, claim.server);

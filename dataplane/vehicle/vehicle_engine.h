@@ -74,6 +74,9 @@ class VehicleEngine {
   std::vector<uint64_t> Generations(uint64_t session) const;
   // The edge server id each authenticated association's HELLO named.
   std::map<transport::AssocId, std::string> Servers() const;
+  // The server whose association carries the newest contiguous generation of a session
+  // (the lowest session id, if several): the one the player depends on now. "" if none.
+  std::string ServingServer() const;
 
  private:
   struct Claim {  // what an association's HELLO bound it to

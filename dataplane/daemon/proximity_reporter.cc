@@ -1,0 +1,75 @@
+#include "dataplane/daemon/proximity_reporter.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <iostream>
+
+#include "google/protobuf/util/time_util.h"
+#include "smig/proximity/v1/proximity.grpc.pb.h"
+
+namespace smig::dataplane {
+
+namespace pv1 = ::smig::proximity::v1;
+using google::protobuf::util::TimeUtil;
+
+namespace {
+constexpr absl::Duration kListEvery = absl::Seconds(2);
+constexpr absl::Duration kRpcTimeout = absl::Seconds(1);
+}  // namespace
+
+ProximityReporter::ProximityReporter(DataplaneNode& node, v1::ProximityReporting config)
+    : node_(node), config_(std::move(config)) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+ProximityReporter::~ProximityReporter() {
+  stop_.store(true);
+  thread_.join();
+}
+
+void ProximityReporter::Run() {
+  int64_t ns = TimeUtil::DurationToNanoseconds(config_.interval());
+  const absl::Duration interval = ns > 0 ? absl::Nanoseconds(ns) : absl::Milliseconds(500);
+  auto stub = pv1::Proximity::NewStub(
+      grpc::CreateChannel(config_.pmm_address(), grpc::InsecureChannelCredentials()));
+  std::vector<pv1::Server> servers;
+  absl::Time next_list = absl::InfinitePast();
+  std::unique_ptr<grpc::ClientContext> ctx;
+  pv1::ReportProximityResponse response;
+  std::unique_ptr<grpc::ClientWriter<pv1::ProximityReport>> stream;
+  bool warned = false;
+  for (absl::Time next = absl::Now(); !stop_.load(); next += interval) {
+    absl::SleepFor(std::max(absl::ZeroDuration(), next - absl::Now()));
+    if (absl::Now() >= next_list) {
+      grpc::ClientContext list_ctx;
+      list_ctx.set_deadline(absl::ToChronoTime(absl::Now() + kRpcTimeout));
+      pv1::ListServersResponse list;
+      grpc::Status st = stub->ListServers(&list_ctx, pv1::ListServersRequest(), &list);
+      if (st.ok()) {
+        servers.assign(list.servers().begin(), list.servers().end());
+        warned = false;
+      } else if (!warned) {  // once per outage, not every interval
+        std::cerr << "smig-dataplane: PMM " << config_.pmm_address()
+                  << " ListServers: " << st.error_message() << "\n";
+        warned = true;
+      }
+      next_list = absl::Now() + kListEvery;
+    }
+    pv1::ProximityReport report = node_.MeasureProximity(servers);
+    report.set_vehicle_id(config_.vehicle_id());
+    if (!stream) {
+      ctx = std::make_unique<grpc::ClientContext>();
+      stream = stub->ReportProximity(ctx.get(), &response);
+    }
+    if (!stream->Write(report)) {  // the PMM went away: a new stream next time
+      (void)stream->Finish();
+      stream.reset();
+    }
+  }
+  if (stream) {
+    stream->WritesDone();
+    (void)stream->Finish();
+  }
+}
+
+}  // namespace smig::dataplane

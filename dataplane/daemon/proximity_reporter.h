@@ -1,0 +1,34 @@
+// ProximityReporter: the vehicle's side of the PMM. Every interval it asks the node to
+// measure every server the PMM lists (SCTP's own srtt and path states over probe
+// associations) and streams the result to the PMM's ReportProximity; it re-lists servers
+// every few seconds and reconnects when the PMM goes away.
+//
+//   ProximityReporter reporter(*node, config.proximity());   // starts its thread
+//   ...                                                        // destructor stops it
+//
+// `node` must outlive it.
+#pragma once
+
+#include <atomic>
+#include <thread>
+
+#include "dataplane/daemon/node.h"
+#include "smig/dataplane/v1/config.pb.h"
+
+namespace smig::dataplane {
+
+class ProximityReporter {
+ public:
+  ProximityReporter(DataplaneNode& node, v1::ProximityReporting config);
+  ~ProximityReporter();
+
+ private:
+  void Run();
+
+  DataplaneNode& node_;
+  v1::ProximityReporting config_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace smig::dataplane

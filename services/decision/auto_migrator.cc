@@ -1,0 +1,141 @@
+#include "services/decision/auto_migrator.h"
+
+#include <algorithm>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace smig::decision {
+
+AutoMigrator::AutoMigrator(DecisionEngine& engine, ControlPlaneClients& clients, Options options)
+    : engine_(engine), clients_(clients), options_(std::move(options)) {}
+
+AutoMigrator::~AutoMigrator() { Stop(); }
+
+void AutoMigrator::Start() {
+  watch_thread_ = std::thread([this] { WatchLoop(); });
+  decide_thread_ = std::thread([this] { DecideLoop(); });
+}
+
+void AutoMigrator::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  clients_.CancelWatch();
+  if (watch_thread_.joinable()) watch_thread_.join();
+  if (decide_thread_.joinable()) decide_thread_.join();
+}
+
+void AutoMigrator::Log(const std::string& topic, const std::string& line) {
+  {
+    absl::MutexLock lock(&log_mu_);
+    std::string& last = last_log_[topic];
+    if (last == line) return;
+    last = line;
+  }
+  if (!line.empty()) std::cerr << "smig-decision: " << line << std::endl;
+}
+
+void AutoMigrator::WatchLoop() {
+  absl::Duration backoff = options_.min_backoff;
+  while (true) {
+    bool received = false;
+    absl::Status s = clients_.WatchProximity([&](const proximity::v1::VehicleProximity& p) {
+      if (!received) Log("watch", "PMM WatchProximity: connected");
+      received = true;
+      absl::MutexLock lock(&mu_);
+      latest_[p.vehicle_id()] = p;
+      dirty_.insert(p.vehicle_id());
+    });
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    if (received) backoff = options_.min_backoff;  // it worked for a while: retry soon
+    Log("watch", absl::StrCat(s.ToString(), "; reconnecting with backoff up to ",
+                              absl::FormatDuration(options_.max_backoff)));
+    mu_.AwaitWithTimeout(absl::Condition(&stopping_), backoff);
+    if (stopping_) return;
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+void AutoMigrator::DecideLoop() {
+  absl::Time next_tick = absl::Now() + options_.tick;
+  while (true) {
+    std::vector<proximity::v1::VehicleProximity> vehicles;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithDeadline(absl::Condition(this, &AutoMigrator::Wake), next_tick);
+      if (stopping_) return;
+      // On a tick every known vehicle, else only those with news.
+      const bool tick = absl::Now() >= next_tick;
+      if (tick) next_tick = absl::Now() + options_.tick;
+      for (const auto& [id, p] : latest_) {
+        if (tick || dirty_.contains(id)) vehicles.push_back(p);
+      }
+      dirty_.clear();
+    }
+    if (!vehicles.empty()) DecideFor(vehicles);
+  }
+}
+
+void AutoMigrator::DecideFor(const std::vector<proximity::v1::VehicleProximity>& vehicles) {
+  if (absl::Now() - sessions_at_ >= options_.sessions_ttl) {
+    absl::StatusOr<std::vector<migrator::v1::Session>> s = clients_.ListSessions();
+    if (!s.ok()) {
+      Log("sessions", s.status().ToString());
+      return;
+    }
+    Log("sessions", "");
+    sessions_ = std::move(*s);
+    sessions_at_ = absl::Now();
+    absl::flat_hash_set<uint64_t> live;
+    for (const migrator::v1::Session& session : sessions_) live.insert(session.session_id());
+    engine_.RetainSessions(live);
+  }
+  for (const proximity::v1::VehicleProximity& p : vehicles) {
+    for (const migrator::v1::Session& session : sessions_) {
+      if (session.vehicle_id() != p.vehicle_id()) continue;
+      // The SMM is moving it already; the next decision sees where it ended up.
+      if (!session.migration_id().empty()) continue;
+      v1::DecisionRecord d = engine_.Decide(session.session_id(), session.vehicle_id(),
+                                            session.server_id(), p, options_.clock(),
+                                            {.record_only_changes = true});
+      if (d.outcome() == v1::OUTCOME_MIGRATE &&
+          engine_.policy().mode() == v1::MODE_AUTOMATIC) {
+        MigrateOne(session, d);
+      }
+    }
+  }
+}
+
+void AutoMigrator::MigrateOne(const migrator::v1::Session& session,
+                              const v1::DecisionRecord& decision) {
+  const std::string reason = absl::StrJoin(decision.reasons(), "; ");
+  absl::StatusOr<std::string> migration;
+  // The decision id is the request id, so retrying a call that may have reached the SMM
+  // returns the same migration rather than starting a second one.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    migration = clients_.Migrate(session.session_id(), decision.target_server_id(), reason,
+                                 decision.id());
+    if (migration.ok() || (migration.status().code() != absl::StatusCode::kUnavailable &&
+                           migration.status().code() != absl::StatusCode::kDeadlineExceeded)) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  sessions_at_ = absl::InfinitePast();  // its server or migration_id changes now
+  if (!migration.ok()) {
+    // The engine has reset the session's dwell, so the next attempt waits a dwell again.
+    std::cerr << "smig-decision: session " << session.session_id() << " to "
+              << decision.target_server_id() << ": " << migration.status() << std::endl;
+    return;
+  }
+  engine_.SetMigrationId(decision.id(), *migration).IgnoreError();  // best effort: history only
+  std::cerr << "smig-decision: session " << session.session_id() << " " << session.server_id()
+            << " -> " << decision.target_server_id() << ": migration " << *migration << " ("
+            << reason << ")" << std::endl;
+}
+
+}  // namespace smig::decision

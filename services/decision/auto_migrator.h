@@ -1,0 +1,80 @@
+// AutoMigrator: the MDM's background loop. It follows the PMM's WatchProximity (every
+// vehicle; reconnecting with backoff while the PMM is down) and decides for every session of
+// a vehicle whenever that vehicle's proximity changes, and for every session on a regular
+// tick so that a dwell time can run out without new updates. In MODE_AUTOMATIC a MIGRATE
+// goes to the SMM (trigger auto, request_id = decision id); in MODE_MANUAL decisions are
+// only recorded. It runs in both modes, so it alone advances the sessions' dwell clocks.
+//
+//   AutoMigrator loop(engine, clients, {});   // engine and clients must outlive it
+//   loop.Start();
+//   ...
+//   loop.Stop();                               // also on destruction
+#pragma once
+
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "services/decision/control_plane_clients.h"
+#include "services/decision/decision_engine.h"
+
+namespace smig::decision {
+
+class AutoMigrator {
+ public:
+  struct Options {
+    absl::Duration tick = absl::Milliseconds(500);
+    // ListSessions is cached this long (dropped at once after a Migrate).
+    absl::Duration sessions_ttl = absl::Seconds(1);
+    absl::Duration min_backoff = absl::Milliseconds(250);
+    absl::Duration max_backoff = absl::Seconds(10);
+    // The time decisions are taken at (dwell); ticks and backoff use real time.
+    std::function<absl::Time()> clock = [] { return absl::Now(); };
+  };
+
+  AutoMigrator(DecisionEngine& engine, ControlPlaneClients& clients, Options options);
+  ~AutoMigrator();
+  AutoMigrator(const AutoMigrator&) = delete;
+  AutoMigrator& operator=(const AutoMigrator&) = delete;
+
+  void Start();
+  // Cancels the watch and joins both threads; a Migrate in flight finishes first.
+  void Stop();
+
+ private:
+  void WatchLoop();
+  void DecideLoop();
+  void DecideFor(const std::vector<proximity::v1::VehicleProximity>& vehicles);
+  void MigrateOne(const migrator::v1::Session& session, const v1::DecisionRecord& decision);
+  bool Wake() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !dirty_.empty(); }
+  // Prints to stderr unless it is the same line as last time for that `topic` (a PMM or
+  // SMM that stays down is logged once, not twice a second).
+  void Log(const std::string& topic, const std::string& line);
+
+  DecisionEngine& engine_;
+  ControlPlaneClients& clients_;
+  const Options options_;
+
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  absl::flat_hash_map<std::string, proximity::v1::VehicleProximity> latest_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> dirty_ ABSL_GUARDED_BY(mu_);  // vehicles with news
+
+  // The decide thread's own state.
+  std::vector<migrator::v1::Session> sessions_;
+  absl::Time sessions_at_ = absl::InfinitePast();
+
+  absl::Mutex log_mu_;
+  absl::flat_hash_map<std::string, std::string> last_log_ ABSL_GUARDED_BY(log_mu_);
+
+  std::thread watch_thread_;
+  std::thread decide_thread_;
+};
+
+}  // namespace smig::decision

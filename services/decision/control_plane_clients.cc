@@ -1,0 +1,132 @@
+#include "services/decision/control_plane_clients.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace smig::decision {
+
+namespace {
+
+// Keeps the remote code and says which call failed, e.g. "SMM ListSessions: connect failed".
+absl::Status FromGrpc(const grpc::Status& s, absl::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                      absl::StrCat(what, ": ", s.error_message()));
+}
+
+absl::Status NotConfigured(absl::string_view key) {
+  return absl::FailedPreconditionError(absl::StrCat("smig-decision has no ", key, " configured"));
+}
+
+}  // namespace
+
+absl::StatusOr<migrator::v1::Session> FindSession(ControlPlaneClients& clients,
+                                                  uint64_t session_id) {
+  absl::StatusOr<std::vector<migrator::v1::Session>> sessions = clients.ListSessions();
+  if (!sessions.ok()) return sessions.status();
+  for (migrator::v1::Session& s : *sessions) {
+    if (s.session_id() == session_id) return std::move(s);
+  }
+  return absl::NotFoundError(absl::StrCat("session ", session_id, " is not known to the SMM"));
+}
+
+std::unique_ptr<GrpcControlPlaneClients> GrpcControlPlaneClients::Create(
+    const std::string& proximity_address, const std::string& migrator_address,
+    absl::Duration rpc_timeout) {
+  std::unique_ptr<GrpcControlPlaneClients> c(new GrpcControlPlaneClients());
+  c->rpc_timeout_ = rpc_timeout;
+  if (!proximity_address.empty()) {
+    c->pmm_ = proximity::v1::Proximity::NewStub(
+        grpc::CreateChannel(proximity_address, grpc::InsecureChannelCredentials()));
+  }
+  if (!migrator_address.empty()) {
+    c->smm_ = migrator::v1::Migrator::NewStub(
+        grpc::CreateChannel(migrator_address, grpc::InsecureChannelCredentials()));
+  }
+  return c;
+}
+
+void GrpcControlPlaneClients::SetDeadline(grpc::ClientContext& ctx) const {
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + rpc_timeout_));
+}
+
+absl::StatusOr<std::vector<migrator::v1::Session>> GrpcControlPlaneClients::ListSessions() {
+  if (smm_ == nullptr) return NotConfigured("migrator_address");
+  grpc::ClientContext ctx;
+  SetDeadline(ctx);
+  migrator::v1::ListSessionsResponse resp;
+  if (absl::Status s = FromGrpc(smm_->ListSessions(&ctx, {}, &resp), "SMM ListSessions");
+      !s.ok()) {
+    return s;
+  }
+  return std::vector<migrator::v1::Session>(resp.sessions().begin(), resp.sessions().end());
+}
+
+absl::StatusOr<proximity::v1::VehicleProximity> GrpcControlPlaneClients::GetProximity(
+    const std::string& vehicle_id) {
+  if (pmm_ == nullptr) return NotConfigured("proximity_address");
+  grpc::ClientContext ctx;
+  SetDeadline(ctx);
+  proximity::v1::GetProximityRequest req;
+  req.set_vehicle_id(vehicle_id);
+  proximity::v1::VehicleProximity resp;
+  if (absl::Status s = FromGrpc(pmm_->GetProximity(&ctx, req, &resp),
+                                absl::StrCat("PMM GetProximity(", vehicle_id, ")"));
+      !s.ok()) {
+    return s;
+  }
+  return resp;
+}
+
+absl::StatusOr<std::string> GrpcControlPlaneClients::Migrate(uint64_t session_id,
+                                                             const std::string& target,
+                                                             const std::string& reason,
+                                                             const std::string& request_id) {
+  if (smm_ == nullptr) return NotConfigured("migrator_address");
+  grpc::ClientContext ctx;
+  SetDeadline(ctx);
+  migrator::v1::MigrateRequest req;
+  req.set_session_id(session_id);
+  req.set_target_server_id(target);
+  req.set_reason(reason);
+  req.set_request_id(request_id);
+  req.set_trigger(migrator::v1::TRIGGER_AUTO);
+  migrator::v1::Migration resp;
+  if (absl::Status s = FromGrpc(smm_->Migrate(&ctx, req, &resp),
+                                absl::StrCat("SMM Migrate(session ", session_id, ")"));
+      !s.ok()) {
+    return s;
+  }
+  return resp.id();
+}
+
+absl::Status GrpcControlPlaneClients::WatchProximity(
+    const std::function<void(const proximity::v1::VehicleProximity&)>& on_update) {
+  if (pmm_ == nullptr) return NotConfigured("proximity_address");
+  grpc::ClientContext ctx;  // no deadline: the stream lasts as long as both sides do
+  {
+    absl::MutexLock lock(&mu_);
+    if (cancelled_) return absl::CancelledError("watch cancelled");
+    watch_ = &ctx;
+  }
+  proximity::v1::WatchProximityRequest req;  // empty vehicle_id: every vehicle
+  std::unique_ptr<grpc::ClientReader<proximity::v1::VehicleProximity>> reader =
+      pmm_->WatchProximity(&ctx, req);
+  proximity::v1::VehicleProximity update;
+  while (reader->Read(&update)) on_update(update);
+  grpc::Status s = reader->Finish();
+  absl::MutexLock lock(&mu_);
+  watch_ = nullptr;
+  if (cancelled_) return absl::CancelledError("watch cancelled");
+  if (s.ok()) return absl::UnavailableError("PMM WatchProximity: the PMM ended the stream");
+  return FromGrpc(s, "PMM WatchProximity");
+}
+
+void GrpcControlPlaneClients::CancelWatch() {
+  absl::MutexLock lock(&mu_);
+  cancelled_ = true;
+  if (watch_ != nullptr) watch_->TryCancel();
+}
+
+}  // namespace smig::decision

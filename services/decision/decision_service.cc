@@ -1,0 +1,46 @@
+#include "services/decision/decision_service.h"
+
+#include "common/grpc_status.h"
+
+namespace smig::decision {
+
+grpc::Status DecisionService::GetPolicy(grpc::ServerContext*, const v1::GetPolicyRequest*,
+                                        v1::Policy* resp) {
+  *resp = engine_.policy();
+  return grpc::Status::OK;
+}
+
+grpc::Status DecisionService::UpdatePolicy(grpc::ServerContext*,
+                                           const v1::UpdatePolicyRequest* req,
+                                           v1::Policy* resp) {
+  absl::StatusOr<v1::Policy> p = engine_.UpdatePolicy(req->policy());
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  *resp = std::move(*p);
+  return grpc::Status::OK;
+}
+
+grpc::Status DecisionService::Evaluate(grpc::ServerContext*, const v1::EvaluateRequest* req,
+                                       v1::DecisionRecord* resp) {
+  if (req->session_id() == 0) {
+    return ToGrpcStatus(absl::InvalidArgumentError("session_id is required"));
+  }
+  absl::StatusOr<migrator::v1::Session> session = FindSession(clients_, req->session_id());
+  if (!session.ok()) return ToGrpcStatus(session.status());
+  absl::StatusOr<proximity::v1::VehicleProximity> prox =
+      clients_.GetProximity(session->vehicle_id());
+  if (!prox.ok()) return ToGrpcStatus(prox.status());
+  *resp = engine_.Decide(session->session_id(), session->vehicle_id(), session->server_id(),
+                         *prox, clock_(), {.peek = true});
+  return grpc::Status::OK;
+}
+
+grpc::Status DecisionService::ListDecisions(grpc::ServerContext*,
+                                            const v1::ListDecisionsRequest* req,
+                                            v1::ListDecisionsResponse* resp) {
+  for (v1::DecisionRecord& r : engine_.ListDecisions(req->session_id(), req->limit())) {
+    *resp->add_decisions() = std::move(r);
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace smig::decision

@@ -1,0 +1,41 @@
+// The gRPC adapter of the MDM (smig.decision.v1.Decision): converts and forwards to a
+// DecisionEngine, looks sessions and proximity up through ControlPlaneClients, and maps
+// absl::Status codes to gRPC codes one by one.
+//
+//   DecisionService service(engine, clients, absl::Now);  // both must outlive the service
+//   GrpcServer::Start(options, {&service}, registry);
+#pragma once
+
+#include <functional>
+
+#include "absl/time/time.h"
+#include "services/decision/control_plane_clients.h"
+#include "services/decision/decision_engine.h"
+#include "smig/decision/v1/decision.grpc.pb.h"
+
+namespace smig::decision {
+
+class DecisionService final : public v1::Decision::Service {
+ public:
+  DecisionService(DecisionEngine& engine, ControlPlaneClients& clients,
+                  std::function<absl::Time()> clock)
+      : engine_(engine), clients_(clients), clock_(std::move(clock)) {}
+
+  grpc::Status GetPolicy(grpc::ServerContext*, const v1::GetPolicyRequest*,
+                         v1::Policy* resp) override;
+  grpc::Status UpdatePolicy(grpc::ServerContext*, const v1::UpdatePolicyRequest* req,
+                            v1::Policy* resp) override;
+  // Decides for one session now; never migrates, and only reads the session's dwell state
+  // (the background loop owns it, see AutoMigrator).
+  grpc::Status Evaluate(grpc::ServerContext*, const v1::EvaluateRequest* req,
+                        v1::DecisionRecord* resp) override;
+  grpc::Status ListDecisions(grpc::ServerContext*, const v1::ListDecisionsRequest* req,
+                             v1::ListDecisionsResponse* resp) override;
+
+ private:
+  DecisionEngine& engine_;
+  ControlPlaneClients& clients_;
+  std::function<absl::Time()> clock_;
+};
+
+}  // namespace smig::decision

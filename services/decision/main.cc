@@ -1,0 +1,129 @@
+// smig-decision: the MDM. Decides whether and where each session should move (latency,
+// bandwidth, load; margin and dwell), explains every decision, and in automatic mode asks
+// the SMM to migrate. See proto/smig/decision/v1/decision.proto.
+//
+//   smig-decision --config=decision.json [--grpc-address=...] [--metrics-address=...]
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <prometheus/registry.h>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "common/config.h"
+#include "common/flags.h"
+#include "common/grpc_server.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "services/decision/auto_migrator.h"
+#include "services/decision/control_plane_clients.h"
+#include "services/decision/decision_engine.h"
+#include "services/decision/decision_service.h"
+
+ABSL_FLAG(std::string, config, "", "DecisionConfig as protobuf JSON (unknown keys are errors)");
+ABSL_FLAG(std::string, grpc_address, "", "Override the config's gRPC address");
+ABSL_FLAG(std::string, metrics_address, "", "Override the config's /metrics address (off: none)");
+
+namespace {
+
+namespace v1 = smig::decision::v1;
+
+int Fail(const absl::Status& s) {
+  std::cerr << "smig-decision: " << s << "\n";
+  return 2;
+}
+
+// proto3 cannot tell `"margin": 0` from no margin at all, so the JSON itself says which
+// policy keys the file sets; every other one takes its default.
+absl::StatusOr<v1::Policy> PolicyFromConfig(const std::string& path, const v1::Policy& given) {
+  v1::Policy p = smig::decision::DefaultPolicy();
+  if (path.empty()) return p;
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  google::protobuf::Struct json;
+  if (!google::protobuf::util::JsonStringToMessage(ss.str(), &json).ok()) return p;
+  auto top = json.fields().find("policy");
+  if (top == json.fields().end()) return p;
+  const auto& keys = top->second.struct_value().fields();
+  auto has = [&keys](const char* snake, const char* camel) {
+    return keys.contains(snake) || keys.contains(camel);
+  };
+  if (has("latency_weight", "latencyWeight")) p.set_latency_weight(given.latency_weight());
+  if (has("bandwidth_weight", "bandwidthWeight")) p.set_bandwidth_weight(given.bandwidth_weight());
+  if (has("load_weight", "loadWeight")) p.set_load_weight(given.load_weight());
+  if (has("margin", "margin")) p.set_margin(given.margin());
+  if (has("max_load", "maxLoad")) p.set_max_load(given.max_load());
+  if (given.has_dwell()) *p.mutable_dwell() = given.dwell();
+  if (given.mode() != v1::MODE_UNSPECIFIED) p.set_mode(given.mode());
+  if (absl::Status s = smig::decision::ValidatePolicy(p); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": policy: ", s.message()));
+  }
+  return p;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  smig::ParseFlags(argc, argv,
+                   "the smig MDM: should a session move, and where.\n"
+                   "  smig-decision --config=decision.json\n"
+                   "Flag names take dashes or underscores.");
+  smig::BlockTerminationSignals();  // before any thread starts, so they inherit it
+
+  v1::DecisionConfig config;
+  const std::string path = absl::GetFlag(FLAGS_config);
+  if (!path.empty()) {
+    absl::StatusOr<v1::DecisionConfig> c = smig::LoadJsonConfig<v1::DecisionConfig>(path);
+    if (!c.ok()) return Fail(c.status());
+    config = *c;
+  }
+  if (!absl::GetFlag(FLAGS_grpc_address).empty()) {
+    config.set_grpc_address(absl::GetFlag(FLAGS_grpc_address));
+  }
+  if (!absl::GetFlag(FLAGS_metrics_address).empty()) {
+    config.set_metrics_address(absl::GetFlag(FLAGS_metrics_address));
+  }
+  absl::StatusOr<v1::Policy> policy = PolicyFromConfig(path, config.policy());
+  if (!policy.ok()) return Fail(policy.status());
+
+  auto registry = std::make_shared<prometheus::Registry>();
+  smig::decision::DecisionEngine engine(registry.get());
+  if (absl::StatusOr<v1::Policy> p = engine.UpdatePolicy(*policy); !p.ok()) {
+    return Fail(p.status());
+  }
+  std::unique_ptr<smig::decision::GrpcControlPlaneClients> clients =
+      smig::decision::GrpcControlPlaneClients::Create(config.proximity_address(),
+                                                      config.migrator_address());
+  smig::decision::DecisionService service(engine, *clients, [] { return absl::Now(); });
+
+  smig::common::v1::ServerConfig sc;
+  sc.set_grpc_address(config.grpc_address());
+  sc.set_metrics_address(config.metrics_address());
+  *sc.mutable_tls() = config.tls();
+  absl::StatusOr<std::unique_ptr<smig::GrpcServer>> server =
+      smig::GrpcServer::Start(smig::ServerOptionsFromConfig(sc), {&service}, registry);
+  if (!server.ok()) return Fail(server.status());
+
+  // The loop needs both neighbours; without them the policy, Evaluate errors and the
+  // history are still served.
+  std::unique_ptr<smig::decision::AutoMigrator> loop;
+  if (!config.proximity_address().empty() && !config.migrator_address().empty()) {
+    loop = std::make_unique<smig::decision::AutoMigrator>(
+        engine, *clients, smig::decision::AutoMigrator::Options{});
+    loop->Start();
+  } else {
+    std::cerr << "smig-decision: proximity_address or migrator_address not configured: "
+                 "no background decisions\n";
+  }
+  std::cout << "{\"service\":\"decision\",\"grpc_port\":" << (*server)->grpc_port()
+            << ",\"metrics_port\":" << (*server)->metrics_port() << "}" << std::endl;
+
+  int sig = smig::WaitForTerminationSignal();
+  std::cerr << "smig-decision: signal " << sig << ": stopping\n";
+  (*server)->SetServing("", false);
+  if (loop) loop->Stop();  // no Migrate is sent after this
+  (*server)->Shutdown(absl::Seconds(2));
+  return 0;
+}

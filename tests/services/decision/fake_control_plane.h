@@ -1,0 +1,124 @@
+// A ControlPlaneClients fake: sessions and proximity the test sets, Migrate calls recorded
+// (and, by default, done at once: the session moves to the target), and a WatchProximity
+// that sends every vehicle's proximity, then each SetProximity, and can fail on purpose.
+#pragma once
+
+#include <deque>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "services/decision/control_plane_clients.h"
+
+namespace smig::decision::testing {
+
+struct MigrateCall {
+  uint64_t session_id;
+  std::string target, reason, request_id;
+};
+
+class FakeControlPlane final : public ControlPlaneClients {
+ public:
+  void SetSession(migrator::v1::Session s) {
+    absl::MutexLock lock(&mu_);
+    sessions_[s.session_id()] = std::move(s);
+  }
+  void SetProximity(const proximity::v1::VehicleProximity& p) {
+    absl::MutexLock lock(&mu_);
+    proximity_[p.vehicle_id()] = p;
+    if (watching_) pending_.push_back(p);
+  }
+  // The next `n` WatchProximity calls fail with UNAVAILABLE (a PMM that is down).
+  void FailWatches(int n) {
+    absl::MutexLock lock(&mu_);
+    failing_watches_ = n;
+  }
+  void set_move_on_migrate(bool move) {
+    absl::MutexLock lock(&mu_);
+    move_on_migrate_ = move;
+  }
+  std::vector<MigrateCall> migrate_calls() {
+    absl::MutexLock lock(&mu_);
+    return calls_;
+  }
+  int watch_calls() {
+    absl::MutexLock lock(&mu_);
+    return watch_calls_;
+  }
+
+  absl::StatusOr<std::vector<migrator::v1::Session>> ListSessions() override {
+    absl::MutexLock lock(&mu_);
+    std::vector<migrator::v1::Session> out;
+    for (const auto& [id, s] : sessions_) out.push_back(s);
+    return out;
+  }
+  absl::StatusOr<proximity::v1::VehicleProximity> GetProximity(const std::string& v) override {
+    absl::MutexLock lock(&mu_);
+    auto it = proximity_.find(v);
+    if (it == proximity_.end()) return absl::NotFoundError(absl::StrCat("vehicle ", v));
+    return it->second;
+  }
+  absl::StatusOr<std::string> Migrate(uint64_t session_id, const std::string& target,
+                                      const std::string& reason,
+                                      const std::string& request_id) override {
+    absl::MutexLock lock(&mu_);
+    calls_.push_back({session_id, target, reason, request_id});
+    auto it = sessions_.find(session_id);
+    if (it == sessions_.end()) return absl::NotFoundError("no such session");
+    if (move_on_migrate_) it->second.set_server_id(target);
+    return absl::StrCat("m-", calls_.size());
+  }
+  absl::Status WatchProximity(
+      const std::function<void(const proximity::v1::VehicleProximity&)>& on_update) override {
+    {
+      absl::MutexLock lock(&mu_);
+      ++watch_calls_;
+      if (cancelled_) return absl::CancelledError("cancelled");
+      if (failing_watches_ > 0) {
+        --failing_watches_;
+        return absl::UnavailableError("PMM down (fake)");
+      }
+      watching_ = true;
+      pending_.clear();
+      for (const auto& [v, p] : proximity_) pending_.push_back(p);
+    }
+    while (true) {
+      proximity::v1::VehicleProximity next;
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(this, &FakeControlPlane::HasWork));
+        if (cancelled_) {
+          watching_ = false;
+          return absl::CancelledError("cancelled");
+        }
+        next = pending_.front();
+        pending_.pop_front();
+      }
+      on_update(next);
+    }
+  }
+  void CancelWatch() override {
+    absl::MutexLock lock(&mu_);
+    cancelled_ = true;
+  }
+
+ private:
+  bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return cancelled_ || !pending_.empty();
+  }
+
+  absl::Mutex mu_;
+  std::map<uint64_t, migrator::v1::Session> sessions_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, proximity::v1::VehicleProximity> proximity_ ABSL_GUARDED_BY(mu_);
+  std::deque<proximity::v1::VehicleProximity> pending_ ABSL_GUARDED_BY(mu_);
+  std::vector<MigrateCall> calls_ ABSL_GUARDED_BY(mu_);
+  bool watching_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool move_on_migrate_ ABSL_GUARDED_BY(mu_) = true;
+  int failing_watches_ ABSL_GUARDED_BY(mu_) = 0;
+  int watch_calls_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace smig::decision::testing

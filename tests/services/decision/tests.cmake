@@ -1,0 +1,7 @@
+# MDM (smig-decision): the engine with a fake clock; the adapter and the automatic loop over a
+# real GrpcServer with fake PMM/SMM clients, and the gRPC clients against fake PMM/SMM servers.
+set(_mdm ${CMAKE_CURRENT_LIST_DIR})
+smig_unit_test(decision_engine_test SRCS ${_mdm}/decision_engine_test.cc
+  DEPS smig_decision_engine prometheus-cpp::core)
+smig_unit_test(decision_service_test SRCS ${_mdm}/decision_service_test.cc
+  DEPS smig_decision_service smig_grpc_server)

@@ -1,0 +1,176 @@
+#include "tools/smigctl/command.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace smig::smigctl {
+namespace {
+
+using ::testing::HasSubstr;
+
+absl::StatusOr<Command> Parse(std::vector<std::string> words, FlagValues flags = {}) {
+  return ParseCommand(words, flags);
+}
+
+std::string ErrorOf(std::vector<std::string> words, FlagValues flags = {}) {
+  absl::StatusOr<Command> c = Parse(std::move(words), flags);
+  EXPECT_FALSE(c.ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(c.status())) << c.status();
+  return std::string(c.status().message());
+}
+
+TEST(SmigctlParseCommandTest, MigrateToAnEdgeWithWatch) {
+  FlagValues f;
+  f.to = "edge-2";
+  f.watch = true;
+  f.reason = "closer";
+  f.request_id = "r-1";
+  f.output = "json";
+  f.timeout = "750ms";
+  absl::StatusOr<Command> c = Parse({"migrate", "1"}, f);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->verb, Verb::kMigrate);
+  EXPECT_EQ(c->session_id, 1u);
+  EXPECT_TRUE(c->watch);
+  EXPECT_EQ(c->output, Output::kJson);
+  EXPECT_EQ(c->timeout, absl::Milliseconds(750));
+  EXPECT_EQ(ServiceOf(c->verb), Service::kSmm);
+
+  migrator::v1::MigrateRequest r = BuildMigrateRequest(*c);
+  EXPECT_EQ(r.session_id(), 1u);
+  EXPECT_EQ(r.target_case(), migrator::v1::MigrateRequest::kTargetServerId);
+  EXPECT_EQ(r.target_server_id(), "edge-2");
+  EXPECT_EQ(r.reason(), "closer");
+  EXPECT_EQ(r.request_id(), "r-1");
+  EXPECT_EQ(r.trigger(), migrator::v1::TRIGGER_MANUAL);
+}
+
+TEST(SmigctlParseCommandTest, MigrateAutoSetsTheAutoTarget) {
+  FlagValues f;
+  f.to = "auto";
+  absl::StatusOr<Command> c = Parse({"migrate", "42"}, f);
+  ASSERT_TRUE(c.ok()) << c.status();
+  migrator::v1::MigrateRequest r = BuildMigrateRequest(*c);
+  EXPECT_EQ(r.target_case(), migrator::v1::MigrateRequest::kAuto);
+  EXPECT_EQ(r.session_id(), 42u);
+}
+
+TEST(SmigctlParseCommandTest, EveryCommandWithItsArguments) {
+  absl::StatusOr<Command> c = Parse({"proximity", "car-1"});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->verb, Verb::kProximity);
+  EXPECT_EQ(c->vehicle_id, "car-1");
+  EXPECT_EQ(ServiceOf(c->verb), Service::kPmm);
+
+  c = Parse({"migration", "mig-7"});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->migration_id, "mig-7");
+
+  FlagValues f;
+  f.reason = "wrong edge";
+  c = Parse({"cancel", "mig-7"}, f);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->verb, Verb::kCancel);
+  EXPECT_EQ(c->reason, "wrong edge");
+
+  f = {};
+  f.session = "3";
+  f.limit = "10";
+  c = Parse({"decisions"}, f);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->session_id, 3u);
+  EXPECT_EQ(c->limit, 10u);
+  EXPECT_EQ(ServiceOf(c->verb), Service::kMdm);
+
+  f = {};
+  f.json = R"({"margin":0.3})";
+  c = Parse({"policy", "set"}, f);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->verb, Verb::kPolicySet);
+  EXPECT_EQ(c->policy_json, R"({"margin":0.3})");
+
+  for (const char* verb : {"servers", "sessions", "migrations", "policy", "help"}) {
+    EXPECT_TRUE(Parse({verb}).ok()) << verb;
+  }
+  EXPECT_TRUE(Parse({"evaluate", "5"}).ok());
+  EXPECT_TRUE(Parse({"watch", "mig-1"}).ok());
+}
+
+TEST(SmigctlParseCommandTest, UsageErrorsSayWhatIsWrong) {
+  EXPECT_THAT(ErrorOf({}), HasSubstr("no command"));
+  EXPECT_THAT(ErrorOf({"frobnicate"}), HasSubstr("unknown command \"frobnicate\""));
+  EXPECT_THAT(ErrorOf({"proximity"}), HasSubstr("proximity: missing VEHICLE"));
+  EXPECT_THAT(ErrorOf({"migration"}), HasSubstr("missing ID"));
+  EXPECT_THAT(ErrorOf({"servers", "edge-1"}), HasSubstr("unexpected argument \"edge-1\""));
+  EXPECT_THAT(ErrorOf({"policy", "get"}), HasSubstr("unexpected argument \"get\""));
+  EXPECT_THAT(ErrorOf({"migrate", "1"}), HasSubstr("--to=EDGE"));
+
+  FlagValues to;
+  to.to = "edge-2";
+  EXPECT_THAT(ErrorOf({"migrate", "one"}, to), HasSubstr("\"one\" is not a session id"));
+  EXPECT_THAT(ErrorOf({"migrate", "0"}, to), HasSubstr("not a session id"));
+  EXPECT_THAT(ErrorOf({"migrate", "-1"}, to), HasSubstr("not a session id"));
+  EXPECT_THAT(ErrorOf({"sessions"}, to), HasSubstr("--to does not apply to sessions"));
+
+  FlagValues f;
+  f.output = "yaml";
+  EXPECT_THAT(ErrorOf({"servers"}, f), HasSubstr("--output=yaml"));
+  f = {};
+  f.timeout = "soon";
+  EXPECT_THAT(ErrorOf({"servers"}, f), HasSubstr("--timeout=soon"));
+  f.timeout = "0s";
+  EXPECT_THAT(ErrorOf({"servers"}, f), HasSubstr("positive"));
+  f = {};
+  f.limit = "0";
+  EXPECT_THAT(ErrorOf({"decisions"}, f), HasSubstr("--limit=0"));
+  f = {};
+  f.watch = true;
+  EXPECT_THAT(ErrorOf({"cancel", "mig-1"}, f), HasSubstr("--watch does not apply to cancel"));
+  f = {};
+  f.session = "x";
+  EXPECT_THAT(ErrorOf({"migrations"}, f), HasSubstr("--session: \"x\""));
+  EXPECT_THAT(ErrorOf({"policy", "set"}), HasSubstr("exactly one of --json"));
+  f = {};
+  f.json = "{}";
+  f.file = "p.json";
+  EXPECT_THAT(ErrorOf({"policy", "set"}, f), HasSubstr("exactly one"));
+  EXPECT_THAT(ErrorOf({"policy"}, f), HasSubstr("--json does not apply to policy"));
+}
+
+TEST(SmigctlParsePolicyJsonTest, TakesProtoFieldNamesAndRejectsUnknownKeys) {
+  absl::StatusOr<decision::v1::Policy> p =
+      ParsePolicyJson(R"({"margin":0.3,"dwell":"2s","mode":"MODE_AUTOMATIC","max_load":0.9})",
+                      "--json");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_DOUBLE_EQ(p->margin(), 0.3);
+  EXPECT_EQ(p->dwell().seconds(), 2);
+  EXPECT_EQ(p->mode(), decision::v1::MODE_AUTOMATIC);
+  EXPECT_DOUBLE_EQ(p->max_load(), 0.9);
+
+  p = ParsePolicyJson(R"({"margn":0.3})", "--json");
+  ASSERT_FALSE(p.ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(p.status()));
+  EXPECT_THAT(p.status().message(), HasSubstr("margn"));
+  EXPECT_THAT(p.status().message(), HasSubstr("--json"));
+}
+
+TEST(SmigctlResolveAddressTest, FlagThenEnvironmentThenDefault) {
+  EXPECT_EQ(ResolveAddress("10.0.0.1:1", "10.0.0.2:2", "127.0.0.1:7300"), "10.0.0.1:1");
+  EXPECT_EQ(ResolveAddress("", "10.0.0.2:2", "127.0.0.1:7300"), "10.0.0.2:2");
+  EXPECT_EQ(ResolveAddress("", "", "127.0.0.1:7300"), "127.0.0.1:7300");
+  EXPECT_EQ(ResolveAddress("", nullptr, "127.0.0.1:7300"), "127.0.0.1:7300");
+}
+
+TEST(SmigctlUsageTest, ListsEveryCommandWithAnExample) {
+  const std::string u = Usage();
+  for (const char* example :
+       {"smigctl servers", "smigctl proximity car-1", "smigctl sessions", "smigctl migrations",
+        "smigctl migration mig-7", "smigctl migrate 1 --to=edge-2 --watch", "smigctl cancel",
+        "smigctl decisions", "smigctl evaluate 1", "smigctl policy --output", "smigctl policy set",
+        "--pmm=ADDR", "--mdm=ADDR", "--smm=ADDR", "--tls-ca", "--timeout"}) {
+    EXPECT_THAT(u, HasSubstr(example));
+  }
+}
+
+}  // namespace
+}  // namespace smig::smigctl

@@ -1,0 +1,94 @@
+// smigctl's command line: positional words plus flag values in, a validated Command out.
+// Kept free of gRPC and of abseil's global flags so that every usage error is unit-tested.
+//
+//   FlagValues flags;  flags.to = "edge-2";  flags.watch = true;
+//   absl::StatusOr<Command> c = ParseCommand({"migrate", "1"}, flags);
+//   // c->verb == Verb::kMigrate, c->session_id == 1
+//   migrator::v1::MigrateRequest r = BuildMigrateRequest(*c);  // target_server_id "edge-2"
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "smig/decision/v1/decision.pb.h"
+#include "smig/migrator/v1/migrator.pb.h"
+
+namespace smig::smigctl {
+
+enum class Output { kText, kJson };
+
+// Flag values as typed. Numbers and durations are strings here on purpose: a bad value is
+// then our usage error (exit 2), not abseil's own parse failure (which exits 1).
+struct FlagValues {
+  std::string output = "text";
+  std::string timeout = "5s";
+  std::string session;  // migrations, decisions: filter
+  std::string limit;    // decisions
+  std::string to;       // migrate: an edge id or "auto"
+  std::string reason;   // migrate, cancel
+  std::string request_id;
+  bool watch = false;
+  std::string json;  // policy set
+  std::string file;  // policy set
+};
+
+enum class Verb {
+  kHelp,
+  kServers,
+  kProximity,
+  kSessions,
+  kMigrations,
+  kMigration,
+  kMigrate,
+  kWatch,
+  kCancel,
+  kDecisions,
+  kEvaluate,
+  kPolicy,
+  kPolicySet,
+};
+
+// Which service a verb talks to (for the address in error messages).
+enum class Service { kNone, kPmm, kMdm, kSmm };
+
+struct Command {
+  Verb verb = Verb::kHelp;
+  Output output = Output::kText;
+  absl::Duration timeout = absl::Seconds(5);
+  std::string vehicle_id;    // proximity
+  std::string migration_id;  // migration, watch, cancel
+  uint64_t session_id = 0;   // migrate, evaluate; migrations/decisions filter (0: all)
+  uint32_t limit = 0;        // decisions (0: the server's default)
+  std::string to;            // migrate: a server id, or "auto"
+  std::string reason;
+  std::string request_id;
+  bool watch = false;
+  std::string policy_json;  // policy set: exactly one of these two
+  std::string policy_file;
+};
+
+// `words` are the positional arguments after the program name. INVALID_ARGUMENT, saying
+// what is wrong, for an unknown command, a missing or extra argument, a bad value, or a
+// flag that the command does not take.
+absl::StatusOr<Command> ParseCommand(const std::vector<std::string>& words,
+                                     const FlagValues& flags);
+
+Service ServiceOf(Verb verb);
+
+// The --help text: commands with an example each, then the global flags.
+std::string Usage();
+
+migrator::v1::MigrateRequest BuildMigrateRequest(const Command& command);
+
+// A Policy from protobuf JSON; unknown keys are INVALID_ARGUMENT naming the key.
+absl::StatusOr<decision::v1::Policy> ParsePolicyJson(absl::string_view json,
+                                                     absl::string_view origin);
+
+// SMIG_PMM-style override: the flag if given, else the environment value, else `fallback`.
+std::string ResolveAddress(absl::string_view flag, const char* env, absl::string_view fallback);
+
+}  // namespace smig::smigctl

@@ -1,0 +1,399 @@
+// smigctl: the command line for smig's control plane (PMM, MDM, SMM). The parsing and
+// rendering live in smigctl_lib; this file holds the flags, channels and RPCs. See --help.
+//
+//   smigctl servers
+//   smigctl migrate 1 --to=edge-2 --watch
+//   smigctl policy set --json='{"margin":0.3}' --mdm=10.0.0.5:7200
+#include <unistd.h>
+
+#include <deque>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/reflection.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "common/flags.h"
+#include "smig/decision/v1/decision.grpc.pb.h"
+#include "smig/migrator/v1/migrator.grpc.pb.h"
+#include "smig/proximity/v1/proximity.grpc.pb.h"
+#include "tools/smigctl/command.h"
+#include "tools/smigctl/render.h"
+
+ABSL_FLAG(std::string, pmm, "", "PMM address (else $SMIG_PMM, else 127.0.0.1:7100)");
+ABSL_FLAG(std::string, mdm, "", "MDM address (else $SMIG_MDM, else 127.0.0.1:7200)");
+ABSL_FLAG(std::string, smm, "", "SMM address (else $SMIG_SMM, else 127.0.0.1:7300)");
+ABSL_FLAG(std::string, output, "text", "text or json (protobuf JSON, one object per line)");
+ABSL_FLAG(std::string, timeout, "5s", "Deadline of each call");
+ABSL_FLAG(std::string, tls_ca, "", "CA (PEM) to verify servers with; turns TLS on");
+ABSL_FLAG(std::string, tls_cert, "", "Client certificate (PEM) for mutual TLS");
+ABSL_FLAG(std::string, tls_key, "", "Client key (PEM) for mutual TLS");
+ABSL_FLAG(std::string, session, "", "migrations, decisions: only this session");
+ABSL_FLAG(std::string, limit, "", "decisions: at most this many");
+ABSL_FLAG(std::string, to, "", "migrate: the target edge id, or auto");
+ABSL_FLAG(std::string, reason, "", "migrate, cancel: why (recorded by the SMM)");
+ABSL_FLAG(std::string, request_id, "", "migrate: idempotency key");
+ABSL_FLAG(bool, watch, false, "migrate: follow the migration until it ends");
+ABSL_FLAG(std::string, json, "", "policy set: the policy as protobuf JSON");
+ABSL_FLAG(std::string, file, "", "policy set: a file holding the policy as protobuf JSON");
+
+namespace {
+
+using namespace smig::smigctl;  // NOLINT: this file is the tool's only user of the library
+namespace pmm = smig::proximity::v1;
+namespace mdm = smig::decision::v1;
+namespace smm = smig::migrator::v1;
+
+int UsageError(const absl::Status& s) {
+  std::cerr << "smigctl: " << s.message() << "\n\n" << Usage();
+  return 2;
+}
+
+int Error(const absl::Status& s) {
+  std::cerr << "smigctl: " << s.message() << "\n";
+  return 2;
+}
+
+bool WantsHelp(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view a = argv[i];
+    if (a == "--") break;
+    if (a == "--help" || a == "-help" || a == "-h") return true;
+  }
+  return false;
+}
+
+// abseil exits 1 on an unknown flag; smigctl promises 2 for every usage error.
+absl::Status CheckKnownFlags(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--") break;
+    if (a.size() < 2 || a[0] != '-') continue;
+    std::string name = a.substr(a[1] == '-' ? 2 : 1);
+    name = name.substr(0, name.find('='));
+    for (char& ch : name) ch = ch == '-' ? '_' : ch;
+    if (absl::FindCommandLineFlag(name) != nullptr) continue;
+    if (absl::StartsWith(name, "no") && absl::FindCommandLineFlag(name.substr(2)) != nullptr) {
+      continue;  // --nowatch
+    }
+    return absl::InvalidArgumentError(absl::StrCat("unknown flag ", a.substr(0, a.find('='))));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path, absl::string_view flag) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("--", flag, "=", path, ": cannot read"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials() {
+  const std::string ca = absl::GetFlag(FLAGS_tls_ca);
+  const std::string cert = absl::GetFlag(FLAGS_tls_cert);
+  const std::string key = absl::GetFlag(FLAGS_tls_key);
+  if (ca.empty() && cert.empty() && key.empty()) return grpc::InsecureChannelCredentials();
+  if (cert.empty() != key.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  grpc::SslCredentialsOptions o;  // no --tls-ca: gRPC's default roots
+  for (auto [path, flag, field] : {std::tuple{&ca, "tls-ca", &o.pem_root_certs},
+                                   std::tuple{&cert, "tls-cert", &o.pem_cert_chain},
+                                   std::tuple{&key, "tls-key", &o.pem_private_key}}) {
+    if (path->empty()) continue;
+    absl::StatusOr<std::string> pem = ReadFile(*path, flag);
+    if (!pem.ok()) return pem.status();
+    *field = *pem;
+  }
+  return grpc::SslCredentials(o);
+}
+
+absl::Status ToAbsl(const grpc::Status& s) {
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+// Runs one command against the one service it needs.
+class Ctl {
+ public:
+  Ctl(Command command, std::string service, std::string address,
+      std::shared_ptr<grpc::Channel> channel)
+      : c_(std::move(command)),
+        service_(std::move(service)),
+        address_(std::move(address)),
+        pmm_(pmm::Proximity::NewStub(channel)),
+        mdm_(mdm::Decision::NewStub(channel)),
+        smm_(smm::Migrator::NewStub(channel)) {}
+
+  int Run() {
+    const absl::Time now = absl::Now();
+    switch (c_.verb) {
+      case Verb::kServers: {
+        pmm::ListServersResponse r;
+        if (!Call("ListServers", *pmm_, &pmm::Proximity::Stub::ListServers, {}, r)) return 2;
+        return Print(r, RenderServers(r, now));
+      }
+      case Verb::kProximity: {
+        pmm::GetProximityRequest q;
+        q.set_vehicle_id(c_.vehicle_id);
+        pmm::VehicleProximity r;
+        if (!Call("GetProximity", *pmm_, &pmm::Proximity::Stub::GetProximity, q, r)) return 2;
+        return Print(r, RenderProximity(r));
+      }
+      case Verb::kSessions: {
+        smm::ListSessionsResponse r;
+        if (!Call("ListSessions", *smm_, &smm::Migrator::Stub::ListSessions, {}, r)) return 2;
+        return Print(r, RenderSessions(r));
+      }
+      case Verb::kMigrations: {
+        smm::ListMigrationsRequest q;
+        q.set_session_id(c_.session_id);
+        smm::ListMigrationsResponse r;
+        if (!Call("ListMigrations", *smm_, &smm::Migrator::Stub::ListMigrations, q, r)) return 2;
+        return Print(r, RenderMigrations(r, now));
+      }
+      case Verb::kMigration: {
+        smm::GetMigrationRequest q;
+        q.set_migration_id(c_.migration_id);
+        smm::Migration r;
+        if (!Call("GetMigration", *smm_, &smm::Migrator::Stub::GetMigration, q, r)) return 2;
+        return Print(r, RenderMigration(r, now));
+      }
+      case Verb::kMigrate: {
+        smm::Migration r;
+        if (!Call("Migrate", *smm_, &smm::Migrator::Stub::Migrate, BuildMigrateRequest(c_), r)) {
+          return 2;
+        }
+        if (c_.watch) return Watch(r.id(), &r);
+        return Print(r, ProgressLine(r, now) + "\n");
+      }
+      case Verb::kWatch:
+        return Watch(c_.migration_id, nullptr);
+      case Verb::kCancel: {
+        smm::CancelMigrationRequest q;
+        q.set_migration_id(c_.migration_id);
+        q.set_reason(c_.reason);
+        smm::Migration r;
+        if (!Call("CancelMigration", *smm_, &smm::Migrator::Stub::CancelMigration, q, r)) {
+          return 2;
+        }
+        return Print(r, RenderMigration(r, now));
+      }
+      case Verb::kDecisions: {
+        mdm::ListDecisionsRequest q;
+        q.set_session_id(c_.session_id);
+        q.set_limit(c_.limit);
+        mdm::ListDecisionsResponse r;
+        if (!Call("ListDecisions", *mdm_, &mdm::Decision::Stub::ListDecisions, q, r)) return 2;
+        return Print(r, RenderDecisions(r, now));
+      }
+      case Verb::kEvaluate: {
+        mdm::EvaluateRequest q;
+        q.set_session_id(c_.session_id);
+        mdm::DecisionRecord r;
+        if (!Call("Evaluate", *mdm_, &mdm::Decision::Stub::Evaluate, q, r)) return 2;
+        return Print(r, RenderDecision(r));
+      }
+      case Verb::kPolicy: {
+        mdm::Policy r;
+        if (!Call("GetPolicy", *mdm_, &mdm::Decision::Stub::GetPolicy, {}, r)) return 2;
+        return Print(r, RenderPolicy(r));
+      }
+      case Verb::kPolicySet: {
+        std::string json = c_.policy_json;
+        std::string origin = "--json";
+        if (!c_.policy_file.empty()) {
+          absl::StatusOr<std::string> text = ReadFile(c_.policy_file, "file");
+          if (!text.ok()) return Error(text.status());
+          json = *text;
+          origin = c_.policy_file;
+        }
+        absl::StatusOr<mdm::Policy> policy = ParsePolicyJson(json, origin);
+        if (!policy.ok()) return Error(policy.status());
+        mdm::UpdatePolicyRequest q;
+        *q.mutable_policy() = *policy;
+        mdm::Policy r;
+        if (!Call("UpdatePolicy", *mdm_, &mdm::Decision::Stub::UpdatePolicy, q, r)) return 2;
+        return Print(r, RenderPolicy(r));
+      }
+      case Verb::kHelp:
+        break;
+    }
+    return 2;
+  }
+
+ private:
+  template <typename Stub, typename Request, typename Response>
+  bool Call(absl::string_view method, Stub& stub,
+            grpc::Status (Stub::*rpc)(grpc::ClientContext*, const Request&, Response*),
+            const Request& request, Response& response) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + c_.timeout));
+    grpc::Status s = (stub.*rpc)(&ctx, request, &response);
+    if (!s.ok()) Report(method, s);
+    return s.ok();
+  }
+
+  void Report(absl::string_view method, const grpc::Status& s) {
+    std::cerr << FormatRpcError(method, service_, address_, ToAbsl(s)) << "\n";
+  }
+
+  int Print(const google::protobuf::Message& m, const std::string& text) {
+    std::cout << (c_.output == Output::kJson ? ToJson(m) + "\n" : text) << std::flush;
+    return 0;
+  }
+
+  // Follows a migration to its end. `started` is Migrate's answer, if there was one.
+  // Output: JSON, one object per phase; on a TTY one line rewritten in place (ticking
+  // even between phases, so the user sees it is alive); otherwise a line per phase.
+  int Watch(const std::string& id, const smm::Migration* started) {
+    const bool tty = c_.output == Output::kText && isatty(STDOUT_FILENO) == 1;
+    smm::Migration last;
+    bool have = false;
+    auto emit = [&](const smm::Migration& m) {
+      if (have && m.phase() == last.phase()) {
+        last = m;
+        return;
+      }
+      last = m;
+      have = true;
+      if (c_.output == Output::kJson) {
+        std::cout << ToJson(m) << "\n" << std::flush;
+      } else if (!tty) {
+        std::cout << ProgressLine(m, absl::Now()) << "\n" << std::flush;
+      }
+    };
+    auto redraw = [&] {
+      if (tty && have) std::cout << "\r" << ProgressLine(last, absl::Now()) << "\x1b[K" << std::flush;
+    };
+    if (started != nullptr) emit(*started);
+
+    if (!have || !IsFinished(last.phase())) {
+      // No deadline: a migration lasts as long as its overlap takes. An unreachable
+      // server still fails at once (the call does not wait for the channel to be ready).
+      grpc::ClientContext ctx;
+      smm::WatchMigrationRequest q;
+      q.set_migration_id(id);
+      std::unique_ptr<grpc::ClientReader<smm::Migration>> reader = smm_->WatchMigration(&ctx, q);
+
+      // Read on a thread so that a TTY's line can tick while the stream is quiet.
+      absl::Mutex mu;
+      std::deque<smm::Migration> queue;
+      bool ended = false;
+      bool wake = false;
+      grpc::Status status;
+      std::thread pump([&] {
+        smm::Migration m;
+        while (reader->Read(&m)) {
+          absl::MutexLock l(&mu);
+          queue.push_back(m);
+          wake = true;
+        }
+        grpc::Status s = reader->Finish();
+        absl::MutexLock l(&mu);
+        status = s;
+        ended = wake = true;
+      });
+      for (bool done = false; !done;) {
+        std::deque<smm::Migration> batch;
+        {
+          absl::MutexLock l(&mu);
+          mu.AwaitWithTimeout(absl::Condition(&wake),
+                              tty ? absl::Milliseconds(100) : absl::InfiniteDuration());
+          batch.swap(queue);
+          wake = false;
+          done = ended;
+        }
+        for (const smm::Migration& m : batch) emit(m);
+        redraw();
+      }
+      pump.join();
+      if (tty && have) std::cout << "\n";
+      if (!status.ok() && !(have && IsFinished(last.phase()))) {
+        Report("WatchMigration", status);
+        return 2;
+      }
+    } else {
+      redraw();
+      if (tty) std::cout << "\n";
+    }
+
+    if (!have || !IsFinished(last.phase())) {
+      std::cerr << "smigctl: WatchMigration: the stream ended before migration " << id
+                << " did\n";
+      return 2;
+    }
+    if (last.phase() == smm::PHASE_ROLLED_BACK) {
+      std::cerr << "smigctl: migration " << last.id() << " rolled back: "
+                << (last.rollback_reason().empty() ? "(no reason given)" : last.rollback_reason())
+                << "\n";
+    }
+    return ExitCode(last);
+  }
+
+  Command c_;
+  std::string service_;
+  std::string address_;
+  std::unique_ptr<pmm::Proximity::Stub> pmm_;
+  std::unique_ptr<mdm::Decision::Stub> mdm_;
+  std::unique_ptr<smm::Migrator::Stub> smm_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (WantsHelp(argc, argv)) {
+    std::cout << Usage();
+    return 0;
+  }
+  if (absl::Status s = CheckKnownFlags(argc, argv); !s.ok()) return UsageError(s);
+  std::vector<char*> positional = smig::ParseFlags(argc, argv, Usage());
+
+  FlagValues f;
+  f.output = absl::GetFlag(FLAGS_output);
+  f.timeout = absl::GetFlag(FLAGS_timeout);
+  f.session = absl::GetFlag(FLAGS_session);
+  f.limit = absl::GetFlag(FLAGS_limit);
+  f.to = absl::GetFlag(FLAGS_to);
+  f.reason = absl::GetFlag(FLAGS_reason);
+  f.request_id = absl::GetFlag(FLAGS_request_id);
+  f.watch = absl::GetFlag(FLAGS_watch);
+  f.json = absl::GetFlag(FLAGS_json);
+  f.file = absl::GetFlag(FLAGS_file);
+  absl::StatusOr<Command> command =
+      ParseCommand(std::vector<std::string>(positional.begin() + 1, positional.end()), f);
+  if (!command.ok()) return UsageError(command.status());
+  if (command->verb == Verb::kHelp) {
+    std::cout << Usage();
+    return 0;
+  }
+
+  std::string service, address;
+  switch (ServiceOf(command->verb)) {
+    case Service::kPmm:
+      service = "PMM";
+      address = ResolveAddress(absl::GetFlag(FLAGS_pmm), std::getenv("SMIG_PMM"), "127.0.0.1:7100");
+      break;
+    case Service::kMdm:
+      service = "MDM";
+      address = ResolveAddress(absl::GetFlag(FLAGS_mdm), std::getenv("SMIG_MDM"), "127.0.0.1:7200");
+      break;
+    case Service::kSmm:
+      service = "SMM";
+      address = ResolveAddress(absl::GetFlag(FLAGS_smm), std::getenv("SMIG_SMM"), "127.0.0.1:7300");
+      break;
+    case Service::kNone:
+      return 2;
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = Credentials();
+  if (!creds.ok()) return Error(creds.status());
+  Ctl ctl(*std::move(command), service, address, grpc::CreateChannel(address, *creds));
+  return ctl.Run();
+}

@@ -33,6 +33,7 @@ constexpr VerbInfo kVerbs[] = {
     {"decisions", Verb::kDecisions, "", 0},
     {"evaluate", Verb::kEvaluate, "SESSION", 1},
     {"policy", Verb::kPolicy, "", 0},
+    {"session", Verb::kCreateSession, "", 0},  // only as `session create`
 };
 
 absl::StatusOr<uint64_t> ParseSession(absl::string_view what, absl::string_view s) {
@@ -74,6 +75,11 @@ absl::StatusOr<Command> ParseCommand(const std::vector<std::string>& words,
     name = "policy set";
     args.erase(args.begin());
   }
+  if (c.verb == Verb::kCreateSession) {
+    if (args.empty() || args[0] != "create") return Bad("session: use `session create`");
+    name = "session create";
+    args.erase(args.begin());
+  }
   const int want = info->arg_count;
   if (static_cast<int>(args.size()) < want) {
     return Bad(absl::StrCat(name, ": missing ", info->args));
@@ -101,8 +107,8 @@ absl::StatusOr<Command> ParseCommand(const std::vector<std::string>& words,
            CheckFlag(!flags.reason.empty(), "reason", v, name, {Verb::kMigrate, Verb::kCancel}),
            CheckFlag(!flags.request_id.empty(), "request-id", v, name, {Verb::kMigrate}),
            CheckFlag(flags.watch, "watch", v, name, {Verb::kMigrate}),
-           CheckFlag(!flags.json.empty(), "json", v, name, {Verb::kPolicySet}),
-           CheckFlag(!flags.file.empty(), "file", v, name, {Verb::kPolicySet}),
+           CheckFlag(!flags.json.empty(), "json", v, name, {Verb::kPolicySet, Verb::kCreateSession}),
+           CheckFlag(!flags.file.empty(), "file", v, name, {Verb::kPolicySet, Verb::kCreateSession}),
        }) {
     if (!s.ok()) return s;
   }
@@ -137,15 +143,16 @@ absl::StatusOr<Command> ParseCommand(const std::vector<std::string>& words,
   if (v == Verb::kMigrate && flags.to.empty()) {
     return Bad("migrate: give --to=EDGE (a server id) or --to=auto");
   }
-  if (v == Verb::kPolicySet && flags.json.empty() == flags.file.empty()) {
-    return Bad("policy set: give exactly one of --json='{...}' and --file=FILE");
+  if ((v == Verb::kPolicySet || v == Verb::kCreateSession) &&
+      flags.json.empty() == flags.file.empty()) {
+    return Bad(absl::StrCat(name, ": give exactly one of --json='{...}' and --file=FILE"));
   }
   c.to = flags.to;
   c.reason = flags.reason;
   c.request_id = flags.request_id;
   c.watch = flags.watch;
-  c.policy_json = flags.json;
-  c.policy_file = flags.file;
+  c.json = flags.json;
+  c.file = flags.file;
   return c;
 }
 
@@ -160,6 +167,7 @@ Service ServiceOf(Verb verb) {
     case Verb::kPolicySet:
       return Service::kMdm;
     case Verb::kSessions:
+    case Verb::kCreateSession:
     case Verb::kMigrations:
     case Verb::kMigration:
     case Verb::kMigrate:
@@ -185,6 +193,12 @@ PMM (proximity)
 SMM (migrator)
   sessions                      sessions, their edge, generation, migration in flight
                                   smigctl sessions --output=json
+  session create --json='{...}' | --file=FILE
+                                open a session on an edge (CreateSessionRequest JSON)
+                                  smigctl session create --json='{"session_id":"1",
+                                    "vehicle_id":"car-1","server_id":"edge-1",
+                                    "vehicle_addresses":["10.1.0.2"],"vehicle_port":6000,
+                                    "flows":[{"source":{"file":"/srv/movie.ts"}}]}'
   migrations [--session=N]      migrations, newest state first
                                   smigctl migrations --session=1
   migration ID                  one migration with its phase history
@@ -206,7 +220,8 @@ MDM (decision)
   policy                        the decision policy
                                   smigctl policy --output=json
   policy set --json='{...}' | --file=FILE
-                                replace the whole policy (protobuf JSON, unknown keys rejected)
+                                change the policy: the fields given replace the current ones
+                                (protobuf JSON, unknown keys rejected; a 0 counts as unset)
                                   smigctl policy set --json='{"margin":0.3,"dwell":"2s"}'
 
 global flags
@@ -237,10 +252,20 @@ migrator::v1::MigrateRequest BuildMigrateRequest(const Command& command) {
 }
 
 absl::StatusOr<decision::v1::Policy> ParsePolicyJson(absl::string_view json,
-                                                     absl::string_view origin) {
-  decision::v1::Policy p;
-  if (absl::Status s = ParseJsonConfig(json, origin, p); !s.ok()) return s;
+                                                     absl::string_view origin,
+                                                     const decision::v1::Policy& current) {
+  decision::v1::Policy given;
+  if (absl::Status s = ParseJsonConfig(json, origin, given); !s.ok()) return s;
+  decision::v1::Policy p = current;
+  p.MergeFrom(given);
   return p;
+}
+
+absl::StatusOr<migrator::v1::CreateSessionRequest> ParseCreateSessionJson(
+    absl::string_view json, absl::string_view origin) {
+  migrator::v1::CreateSessionRequest r;
+  if (absl::Status s = ParseJsonConfig(json, origin, r); !s.ok()) return s;
+  return r;
 }
 
 std::string ResolveAddress(absl::string_view flag, const char* env, absl::string_view fallback) {

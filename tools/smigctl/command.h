@@ -32,8 +32,8 @@ struct FlagValues {
   std::string reason;   // migrate, cancel
   std::string request_id;
   bool watch = false;
-  std::string json;  // policy set
-  std::string file;  // policy set
+  std::string json;  // policy set, session create
+  std::string file;  // policy set, session create
 };
 
 enum class Verb {
@@ -50,6 +50,7 @@ enum class Verb {
   kEvaluate,
   kPolicy,
   kPolicySet,
+  kCreateSession,
 };
 
 // Which service a verb talks to (for the address in error messages).
@@ -67,8 +68,8 @@ struct Command {
   std::string reason;
   std::string request_id;
   bool watch = false;
-  std::string policy_json;  // policy set: exactly one of these two
-  std::string policy_file;
+  std::string json;  // policy set, session create: exactly one of these two
+  std::string file;
 };
 
 // `words` are the positional arguments after the program name. INVALID_ARGUMENT, saying
@@ -84,9 +85,15 @@ std::string Usage();
 
 migrator::v1::MigrateRequest BuildMigrateRequest(const Command& command);
 
-// A Policy from protobuf JSON; unknown keys are INVALID_ARGUMENT naming the key.
+// `current` with the fields that protobuf JSON `json` sets laid over it (a field set to
+// its zero value counts as unset: proto3 cannot tell them apart). Unknown keys are
+// INVALID_ARGUMENT naming the key.
 absl::StatusOr<decision::v1::Policy> ParsePolicyJson(absl::string_view json,
-                                                     absl::string_view origin);
+                                                     absl::string_view origin,
+                                                     const decision::v1::Policy& current = {});
+// A CreateSessionRequest from protobuf JSON; unknown keys are INVALID_ARGUMENT.
+absl::StatusOr<migrator::v1::CreateSessionRequest> ParseCreateSessionJson(
+    absl::string_view json, absl::string_view origin);
 
 // SMIG_PMM-style override: the flag if given, else the environment value, else `fallback`.
 std::string ResolveAddress(absl::string_view flag, const char* env, absl::string_view fallback);

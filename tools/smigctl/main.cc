@@ -207,21 +207,30 @@ class Ctl {
         return Print(r, RenderPolicy(r));
       }
       case Verb::kPolicySet: {
-        std::string json = c_.policy_json;
-        std::string origin = "--json";
-        if (!c_.policy_file.empty()) {
-          absl::StatusOr<std::string> text = ReadFile(c_.policy_file, "file");
-          if (!text.ok()) return Error(text.status());
-          json = *text;
-          origin = c_.policy_file;
-        }
-        absl::StatusOr<mdm::Policy> policy = ParsePolicyJson(json, origin);
+        absl::StatusOr<std::string> json = JsonArgument();
+        if (!json.ok()) return Error(json.status());
+        mdm::Policy current;
+        if (!Call("GetPolicy", *mdm_, &mdm::Decision::Stub::GetPolicy, {}, current)) return 2;
+        absl::StatusOr<mdm::Policy> policy =
+            ParsePolicyJson(*json, c_.file.empty() ? "--json" : c_.file, current);
         if (!policy.ok()) return Error(policy.status());
         mdm::UpdatePolicyRequest q;
         *q.mutable_policy() = *policy;
         mdm::Policy r;
         if (!Call("UpdatePolicy", *mdm_, &mdm::Decision::Stub::UpdatePolicy, q, r)) return 2;
         return Print(r, RenderPolicy(r));
+      }
+      case Verb::kCreateSession: {
+        absl::StatusOr<std::string> json = JsonArgument();
+        if (!json.ok()) return Error(json.status());
+        absl::StatusOr<smm::CreateSessionRequest> q =
+            ParseCreateSessionJson(*json, c_.file.empty() ? "--json" : c_.file);
+        if (!q.ok()) return Error(q.status());
+        smm::Session r;
+        if (!Call("CreateSession", *smm_, &smm::Migrator::Stub::CreateSession, *q, r)) return 2;
+        smm::ListSessionsResponse one;
+        *one.add_sessions() = r;
+        return Print(r, RenderSessions(one));
       }
       case Verb::kHelp:
         break;
@@ -230,6 +239,12 @@ class Ctl {
   }
 
  private:
+  // --json as given, or the contents of --file.
+  absl::StatusOr<std::string> JsonArgument() {
+    if (c_.file.empty()) return c_.json;
+    return ReadFile(c_.file, "file");
+  }
+
   template <typename Stub, typename Request, typename Response>
   bool Call(absl::string_view method, Stub& stub,
             grpc::Status (Stub::*rpc)(grpc::ClientContext*, const Request&, Response*),

@@ -87,7 +87,7 @@ TEST(SmigctlParseCommandTest, EveryCommandWithItsArguments) {
   c = Parse({"policy", "set"}, f);
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->verb, Verb::kPolicySet);
-  EXPECT_EQ(c->policy_json, R"({"margin":0.3})");
+  EXPECT_EQ(c->json, R"({"margin":0.3})");
 
   for (const char* verb : {"servers", "sessions", "migrations", "policy", "help"}) {
     EXPECT_TRUE(Parse({verb}).ok()) << verb;
@@ -152,6 +152,38 @@ TEST(SmigctlParsePolicyJsonTest, TakesProtoFieldNamesAndRejectsUnknownKeys) {
   EXPECT_TRUE(absl::IsInvalidArgument(p.status()));
   EXPECT_THAT(p.status().message(), HasSubstr("margn"));
   EXPECT_THAT(p.status().message(), HasSubstr("--json"));
+}
+
+TEST(SmigctlParsePolicyJsonTest, GivenFieldsReplaceTheCurrentOnesAndTheRestStay) {
+  decision::v1::Policy current;
+  current.set_latency_weight(1);
+  current.set_load_weight(0.5);
+  current.set_margin(0.2);
+  absl::StatusOr<decision::v1::Policy> p =
+      ParsePolicyJson(R"({"margin":0.3,"dwell":"2s"})", "--json", current);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_DOUBLE_EQ(p->margin(), 0.3);
+  EXPECT_DOUBLE_EQ(p->latency_weight(), 1);
+  EXPECT_DOUBLE_EQ(p->load_weight(), 0.5);
+  EXPECT_EQ(p->dwell().seconds(), 2);
+}
+
+TEST(SmigctlParseCommandTest, SessionCreateTakesJsonOrAFile) {
+  FlagValues f;
+  f.json = R"({"session_id":"1"})";
+  absl::StatusOr<Command> c = ParseCommand({"session", "create"}, f);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->verb, Verb::kCreateSession);
+  EXPECT_EQ(ServiceOf(c->verb), Service::kSmm);
+  EXPECT_FALSE(ParseCommand({"session", "create"}, {}).ok());
+  EXPECT_FALSE(ParseCommand({"session"}, f).ok());
+  absl::StatusOr<migrator::v1::CreateSessionRequest> r = ParseCreateSessionJson(
+      R"({"session_id":"7","vehicle_id":"car-1","server_id":"edge-1","flows":[{"source":{"file":"/m.ts"}}]})",
+      "--json");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->session_id(), 7u);
+  EXPECT_EQ(r->flows(0).source().file(), "/m.ts");
+  EXPECT_FALSE(ParseCreateSessionJson(R"({"sesion_id":"7"})", "--json").ok());
 }
 
 TEST(SmigctlResolveAddressTest, FlagThenEnvironmentThenDefault) {

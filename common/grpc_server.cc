@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "grpc/health/v1/health.pb.h"
 
 namespace smig {
 namespace {
@@ -112,6 +113,9 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
     std::vector<int> ports = s->exposer_->GetListeningPorts();
     s->metrics_port_ = ports.empty() ? 0 : ports.front();
   }
+  // The default health service registers no descriptor; linking ours in (proto/grpc/health)
+  // lets reflection clients (grpcurl) describe and call grpc.health.v1.Health.
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds = Credentials(options.tls);

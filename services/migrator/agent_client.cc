@@ -33,6 +33,9 @@ class GrpcContiguityWatch : public ContiguityWatch {
     dv1::WatchEventsRequest req;
     req.set_session_id(session);
     reader_ = stub.WatchEvents(&ctx_, req);
+    // The agent sends its initial metadata once it has subscribed; gRPC wants this before
+    // any Read. A failed call returns at once (Await then reports the stream broken).
+    reader_->WaitForInitialMetadata();
     thread_ = std::thread([this] {
       for (dv1::AgentEvent e; reader_->Read(&e);) {
         if (!e.has_contiguous_generation()) continue;
@@ -47,9 +50,6 @@ class GrpcContiguityWatch : public ContiguityWatch {
     ctx_.TryCancel();
     thread_.join();
   }
-  // The agent sends its initial metadata once it has subscribed.
-  bool Subscribed() { return reader_->WaitForInitialMetadata(), !Broken(); }
-
   absl::Status Await(uint64_t generation, absl::Time deadline) override {
     absl::MutexLock lock(&mu_);
     auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -63,10 +63,6 @@ class GrpcContiguityWatch : public ContiguityWatch {
   }
 
  private:
-  bool Broken() {
-    absl::MutexLock lock(&mu_);
-    return broken_;
-  }
   grpc::ClientContext ctx_;
   std::unique_ptr<grpc::ClientReader<dv1::AgentEvent>> reader_;
   std::thread thread_;
@@ -123,12 +119,7 @@ class GrpcAgent : public Agent {
                                                ") does not answer: ", s.error_message()));
   }
   absl::StatusOr<std::unique_ptr<ContiguityWatch>> WatchContiguity(uint64_t session) override {
-    auto watch = std::make_unique<GrpcContiguityWatch>(*stub_, session);
-    if (!watch->Subscribed()) {
-      return absl::UnavailableError(
-          absl::StrCat("cannot follow the events of ", id_, " (", address_, ")"));
-    }
-    return watch;
+    return std::make_unique<GrpcContiguityWatch>(*stub_, session);
   }
 
  private:

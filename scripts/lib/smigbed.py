@@ -1,0 +1,481 @@
+"""smigbed: a whole smig edge on one machine, for the demo and the system tests.
+
+Network namespaces joined by veth links, each with its own processes:
+
+    veh   the car: radios `cell` (10.101.0.2) and `dsrc` (10.102.0.2), smig-dataplane
+          (vehicle), a UDP recorder standing in for the player's socket, and an ffmpeg
+          decoder fed by the recorder
+    e<i>  edge i: NICs `cell` (10.101.i.1) and `dsrc` (10.102.i.1), smig-dataplane (edge),
+          smig-linkemu shaping both of its links (delay, loss, rate, up/down; both ways)
+    air   the bridges br-cell and br-dsrc that join every radio to every edge, a management
+          bridge (10.199.0.0/24) for /metrics, and PMM, MDM and SMM
+
+gRPC goes over unix sockets in the run directory (reachable from every namespace and from
+the caller); /metrics over the management bridge. Only namespaces this module created are
+touched, and Bed.stop() deletes them.
+
+    bed = Bed(out_dir, stack="userland", edges=3)
+    bed.start(media_seconds=60, policy={...})
+    bed.set_link("edge-2", "dsrc", up=True, delay_ms=2)
+    bed.smigctl("migrations")
+    summary = bed.stop()
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.join(ROOT, "build")
+BIN = {
+    "dataplane": f"{BUILD}/dataplane/daemon/smig-dataplane",
+    "proximity": f"{BUILD}/services/proximity/smig-proximity",
+    "decision": f"{BUILD}/services/decision/smig-decision",
+    "migrator": f"{BUILD}/services/migrator/smig-migrator",
+    "smigctl": f"{BUILD}/tools/smigctl/smigctl",
+    "linkemu": f"{BUILD}/tools/linkemu/smig-linkemu",
+}
+RADIOS = ("cell", "dsrc")
+SUBNET = {"cell": "10.101", "dsrc": "10.102"}
+VEHICLE_PORT = 6000
+PROBE_PORT = 7900
+PLAYER_PORT = 5004   # where the vehicle delivers flow 0 (the recorder)
+DECODER_PORT = 5006  # where the recorder forwards it (ffmpeg)
+MGMT = "10.199.0"
+SESSION = 1
+VEHICLE_ID = "car-1"
+
+
+def sh(*cmd, check=True):
+    """Runs a command; returns its stdout. Raises with its stderr if it fails."""
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: {r.stderr.strip() or r.returncode}")
+    return r.stdout
+
+
+def make_media(path, seconds):
+    """An MPEG-TS test stream of about 2 Mbit/s (cached by name)."""
+    if not os.path.exists(path):
+        sh("ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+           "testsrc2=size=320x240:rate=25", "-t", str(seconds), "-c:v", "mpeg2video",
+           "-b:v", "1500k", "-f", "mpegts", "-muxrate", "2000k", path + ".tmp")
+        os.rename(path + ".tmp", path)
+    return path
+
+
+def count_frames(path):
+    out = sh("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+             "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", path)
+    first = out.replace(",", " ").split()
+    return int(first[0]) if first else -1
+
+
+class Bed:
+    def __init__(self, out_dir, stack="userland", edges=3, log=print, failover=None):
+        self.out = os.path.abspath(out_dir)
+        self.run = os.path.join(self.out, "run")
+        self.logs = os.path.join(self.out, "logs")
+        self.stack = stack
+        self.edges = [f"edge-{i}" for i in range(1, edges + 1)]
+        self.log = log
+        self.failover = failover  # a FailoverProfile as JSON; None: the data plane's default
+        tag = f"smig{os.getpid() % 100000}"
+        self.ns = {"air": f"{tag}air", "veh": f"{tag}veh"}
+        for i, e in enumerate(self.edges, 1):
+            self.ns[e] = f"{tag}e{i}"
+        self.procs = {}
+        self.t0 = None
+        self.media = None
+        self._created = []
+
+    # ---------------------------------------------------------------- network
+    def _netns(self, name, *cmd):
+        return sh("ip", "-n", self.ns[name], *cmd)
+
+    def _veth(self, a_ns, a_if, b_ns, b_if):
+        sh("ip", "link", "add", a_if, "netns", self.ns[a_ns], "type", "veth", "peer", "name",
+           b_if, "netns", self.ns[b_ns])
+
+    def build_network(self):
+        for key, name in self.ns.items():
+            sh("ip", "netns", "add", name)
+            self._created.append(name)
+            self._netns(key, "link", "set", "lo", "up")
+        for br in ("br-cell", "br-dsrc", "br-mgmt"):
+            self._netns("air", "link", "add", br, "type", "bridge")
+            self._netns("air", "link", "set", br, "up")
+        self._netns("air", "addr", "add", f"{MGMT}.1/24", "dev", "br-mgmt")
+        nodes = [("veh", "v", f"{SUBNET['cell']}.0.2", f"{SUBNET['dsrc']}.0.2", f"{MGMT}.2")]
+        for i, e in enumerate(self.edges, 1):
+            nodes.append((e, f"e{i}", f"{SUBNET['cell']}.{i}.1", f"{SUBNET['dsrc']}.{i}.1",
+                          f"{MGMT}.{10 + i}"))
+        for key, short, cell, dsrc, mgmt in nodes:
+            for radio, addr in (("cell", cell), ("dsrc", dsrc), ("mgmt", mgmt)):
+                peer = f"{short}-{radio}"
+                self._veth(key, radio, "air", peer)
+                self._netns("air", "link", "set", peer, "master", f"br-{radio}")
+                self._netns("air", "link", "set", peer, "up")
+                mask = 24 if radio == "mgmt" else 16
+                self._netns(key, "addr", "add", f"{addr}/{mask}", "dev", radio)
+                self._netns(key, "link", "set", radio, "up")
+
+    def edge_addresses(self, edge):
+        i = self.edges.index(edge) + 1
+        return [f"{SUBNET['cell']}.{i}.1", f"{SUBNET['dsrc']}.{i}.1"]
+
+    def metrics_address(self, node):
+        port = {"proximity": 9100, "decision": 9200, "migrator": 9300}.get(node)
+        if port:
+            return f"{MGMT}.1:{port}"
+        if node == "vehicle":
+            return f"{MGMT}.2:9400"
+        return f"{MGMT}.{10 + self.edges.index(node) + 1}:9400"
+
+    # ---------------------------------------------------------------- processes
+    def _spawn(self, name, ns_key, argv, stdin=None):
+        out = open(os.path.join(self.logs, f"{name}.log"), "w")
+        err = open(os.path.join(self.logs, f"{name}.err"), "w")
+        cmd = ["ip", "netns", "exec", self.ns[ns_key], *argv]
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=stdin or subprocess.DEVNULL)
+        self.procs[name] = p
+        return p
+
+    def _await_line(self, name, needle, timeout=20):
+        path = os.path.join(self.logs, f"{name}.log")
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.procs[name].poll() is not None:
+                raise RuntimeError(f"{name} exited ({self.procs[name].returncode}): "
+                                   f"{open(path[:-4] + '.err').read()[-2000:]}")
+            with open(path) as f:
+                if needle in f.read():
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"{name} did not start within {timeout} s")
+
+    def _await_udp(self, ns_key, port, timeout=20):
+        end = time.time() + timeout
+        while time.time() < end:
+            if sh("ip", "netns", "exec", self.ns[ns_key], "ss", "-Hlun", f"sport = :{port}").strip():
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"nothing listens on UDP port {port} in {self.ns[ns_key]}")
+
+    def _config(self, name, config):
+        path = os.path.join(self.run, f"{name}.json")
+        with open(path, "w") as f:
+            json.dump(config, f, indent=1)
+        return path
+
+    def sock(self, name):
+        return f"unix:{self.run}/{name}.sock"
+
+    def _start_edge(self, edge, key_file):
+        i = self.edges.index(edge) + 1
+        links = "; ".join(f"{r} dev {r}" for r in RADIOS)
+        self._spawn(f"linkemu-{edge}", edge,
+                    [BIN["linkemu"], "--links", links, "--control", f"{self.run}/linkemu-{edge}.sock",
+                     "--replace"])
+        self._await_line(f"linkemu-{edge}", '"ready"')
+        conf = {"role": "ROLE_EDGE", "server_id": edge, "local_addresses": self.edge_addresses(edge),
+                "sctp_stack": self.stack, "probe_port": PROBE_PORT, "grpc_address": self.sock(edge),
+                "metrics_address": self.metrics_address(edge), "deployment_key_file": key_file,
+                "max_sessions": 16}
+        if self.stack == "userland":
+            conf["udp_encaps_port"] = 9899
+        if self.failover:
+            conf["failover"] = self.failover
+        self._spawn(edge, edge, [BIN["dataplane"], f"--config={self._config(edge, conf)}"])
+        self._await_line(edge, "grpc_port")
+        del i
+
+    def start(self, media_seconds=60, policy=None, report_interval="0.5s", overlap_timeout="10s"):
+        """Network, link emulation, data planes, services, the player; opens the session."""
+        for d in (self.out, self.run, self.logs):
+            os.makedirs(d, exist_ok=True)
+        media_dir = os.path.join(BUILD, "media")
+        os.makedirs(media_dir, exist_ok=True)
+        self.media = make_media(os.path.join(media_dir, f"testsrc2-{media_seconds}s.ts"), media_seconds)
+        key_file = os.path.join(self.run, "deployment.key")
+        with open(key_file, "w") as f:
+            f.write(os.urandom(24).hex())
+        self.build_network()
+
+        servers = [{"id": e, "agent_address": self.sock(e), "sctp_addresses": self.edge_addresses(e),
+                    "sctp_port": PROBE_PORT, "capacity": 16} for e in self.edges]
+        self._spawn("proximity", "air", [BIN["proximity"], "--config=" + self._config("proximity", {
+            "grpc_address": self.sock("proximity"), "metrics_address": self.metrics_address("proximity"),
+            "servers": servers, "report_ttl": "3s"})])
+        self._spawn("migrator", "air", [BIN["migrator"], "--config=" + self._config("migrator", {
+            "grpc_address": self.sock("migrator"), "metrics_address": self.metrics_address("migrator"),
+            "proximity_address": self.sock("proximity"), "overlap_timeout": overlap_timeout})])
+        self._spawn("decision", "air", [BIN["decision"], "--config=" + self._config("decision", {
+            "grpc_address": self.sock("decision"), "metrics_address": self.metrics_address("decision"),
+            "proximity_address": self.sock("proximity"), "migrator_address": self.sock("migrator"),
+            "policy": policy or {"mode": "MODE_MANUAL"}})])
+        for name in ("proximity", "migrator", "decision"):
+            self._await_line(name, "grpc_port")
+        for e in self.edges:
+            self._start_edge(e, key_file)
+
+        # The player side: recorder -> decoder, then the vehicle that feeds them.
+        self._spawn("decoder", "veh", [
+            "ffmpeg", "-nostdin", "-loglevel", "level+debug", "-i",
+            f"udp://127.0.0.1:{DECODER_PORT}?timeout=5000000&fifo_size=1000000&overrun_nonfatal=1",
+            "-f", "null", "-"])
+        self._await_udp("veh", DECODER_PORT)  # ffmpeg binds late: nothing may go before
+        self._spawn("recorder", "veh", [
+            "/usr/bin/python3", os.path.join(ROOT, "scripts/lib/udp_recorder.py"),
+            str(PLAYER_PORT), str(DECODER_PORT), os.path.join(self.out, "played.ts"),
+            os.path.join(self.out, "arrivals.txt")])
+        self._await_line("recorder", "ready")
+        radios = [f"{SUBNET['dsrc']}.0.2", f"{SUBNET['cell']}.0.2"]  # dsrc first: the primary
+        vconf = {"role": "ROLE_VEHICLE", "local_addresses": radios, "sctp_port": VEHICLE_PORT,
+                 "sctp_stack": self.stack, "grpc_address": self.sock("vehicle"),
+                 "metrics_address": self.metrics_address("vehicle"), "deployment_key_file": key_file,
+                 "sinks": {"0": {"udp": f"127.0.0.1:{PLAYER_PORT}"}},
+                 "proximity": {"pmm_address": self.sock("proximity"), "vehicle_id": VEHICLE_ID,
+                               "interval": report_interval}}
+        if self.stack == "userland":
+            vconf["udp_encaps_port"] = 9899
+        if self.failover:
+            vconf["failover"] = self.failover
+        self._spawn("vehicle", "veh", [BIN["dataplane"], f"--config={self._config('vehicle', vconf)}"])
+        self._await_line("vehicle", "grpc_port")
+        self.radios = radios
+
+    def open_session(self, edge):
+        """Starts the media session on `edge` through the SMM; the clock starts now."""
+        req = {"session_id": str(SESSION), "vehicle_id": VEHICLE_ID, "server_id": edge,
+               "vehicle_addresses": self.radios, "vehicle_port": VEHICLE_PORT,
+               "flows": [{"flow_id": 0, "source": {"file": self.media}}]}
+        self.t0 = time.time()
+        return self.smigctl("session", "create", "--json=" + json.dumps(req))
+
+    # ---------------------------------------------------------------- control
+    def smigctl(self, *args, check=True):
+        """smigctl with JSON output against this bed's services; the parsed JSON lines."""
+        r = subprocess.run([BIN["smigctl"], *args, "--output=json", f"--pmm={self.sock('proximity')}",
+                            f"--mdm={self.sock('decision')}", f"--smm={self.sock('migrator')}"],
+                           capture_output=True, text=True)
+        if check and r.returncode not in (0, 1):
+            raise RuntimeError(f"smigctl {' '.join(args)}: {r.stderr.strip()}")
+        out = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+        return out[0] if len(out) == 1 else out
+
+    def _linkemu(self, edge, command):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(f"{self.run}/linkemu-{edge}.sock")
+            s.sendall((command + "\n").encode())
+            answer = b""
+            while not (answer.endswith(b"ok\n") or b"error" in answer):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+        text = answer.decode()
+        if not text.endswith("ok\n"):
+            raise RuntimeError(f"linkemu {edge}: {command}: {text.strip()}")
+        return [json.loads(l) for l in text.splitlines() if l.startswith("{")]
+
+    def set_link(self, edge, radio, up=None, delay_ms=None, loss_pct=None, rate_mbit=None):
+        """Changes the (radio, edge) link; the delay is one way, in each direction."""
+        cmd = f"link {radio}"
+        if delay_ms is not None:
+            cmd += f" delay {delay_ms}ms"
+        if loss_pct is not None:
+            cmd += f" loss {loss_pct}%"
+        if rate_mbit is not None:
+            cmd += f" rate {rate_mbit}mbit" if rate_mbit else " rate 0"
+        if up is not None:
+            cmd += " up" if up else " down"
+        self._linkemu(edge, cmd)
+
+    def link_stats(self, edge):
+        return self._linkemu(edge, "stats")
+
+    def scrape(self, node):
+        """The node's /metrics as {series: value} (fetched from inside the air namespace)."""
+        r = subprocess.run(["ip", "netns", "exec", self.ns["air"], "curl", "-s", "--max-time", "2",
+                            f"http://{self.metrics_address(node)}/metrics"],
+                           capture_output=True, text=True)
+        out = {}
+        for line in r.stdout.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                try:
+                    out[name] = float(value)
+                except ValueError:
+                    pass
+        return out
+
+    def kill(self, name, sig=signal.SIGKILL):
+        self.procs[name].send_signal(sig)
+        self.procs[name].wait(timeout=10)
+
+    def delivered_bytes(self):
+        try:
+            return os.path.getsize(os.path.join(self.out, "played.ts"))
+        except OSError:
+            return 0
+
+    def wait_delivered(self, timeout):
+        """Waits until the player has the whole stream (or `timeout` s)."""
+        want = os.path.getsize(self.media)
+        end = time.time() + timeout
+        while time.time() < end and self.delivered_bytes() < want:
+            time.sleep(0.2)
+        return self.delivered_bytes() >= want
+
+    # ---------------------------------------------------------------- end
+    def stop(self):
+        """Stops everything (data planes gracefully), removes the namespaces."""
+        order = ["vehicle", *self.edges, "decision", "migrator", "proximity", "recorder"]
+        for name in order:
+            p = self.procs.get(name)
+            if p and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for name in order:
+            p = self.procs.get(name)
+            if p:
+                try:
+                    p.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        dec = self.procs.get("decoder")
+        if dec:
+            try:
+                dec.wait(timeout=15)  # ends 5 s after its input stops
+            except subprocess.TimeoutExpired:
+                dec.kill()
+        for name, p in self.procs.items():
+            if name.startswith("linkemu") and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        for name in self._created:
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        self._created = []
+
+    def exit_codes(self):
+        return {n: p.returncode for n, p in self.procs.items()}
+
+
+# ------------------------------------------------------------------ analysis
+def read_arrivals(path):
+    with open(path) as f:
+        return [float(line.split()[0]) for line in f if line.strip()]
+
+
+def gaps(arrivals):
+    return [(arrivals[k], arrivals[k] - arrivals[k - 1]) for k in range(1, len(arrivals))]
+
+
+def compare_streams(sent, played, chunk=1316):
+    """Bytes lost and duplicate chunks delivered, from the bytes themselves."""
+    if sent == played:
+        return 0, 0
+    seen, dups = set(), 0
+    for k in range(0, len(played), chunk):
+        piece = played[k:k + chunk]
+        if piece in seen:
+            dups += 1
+        seen.add(piece)
+    sent_chunks = {sent[k:k + chunk] for k in range(0, len(sent), chunk)}
+    lost = sum(len(c) for c in sent_chunks if c not in seen)
+    return lost, dups
+
+
+def decoder_result(log_path):
+    text = open(log_path, errors="replace").read()
+    frames = -1
+    at = text.rfind("frame=")
+    if at >= 0:
+        digits = text[at + 6:].lstrip().split()[0]
+        frames = int(digits) if digits.isdigit() else -1
+    return frames, text.count("Continuity check failed")
+
+
+def percentile(values, p):
+    if not values:
+        return 0.0
+    s = sorted(values)
+    return s[min(len(s) - 1, int(len(s) * p / 100))]
+
+
+def analyse(bed, migrations, failovers):
+    """The summary.json contract (see docs/architecture.md) from what the bed recorded."""
+    sent = open(bed.media, "rb").read()
+    played = open(os.path.join(bed.out, "played.ts"), "rb").read()
+    arrivals = read_arrivals(os.path.join(bed.out, "arrivals.txt"))
+    lost, dups = compare_streams(sent, played)
+    frames_decoded, cc_errors = decoder_result(os.path.join(bed.logs, "decoder.err"))
+    windows = []
+    for m in migrations:
+        start = m["started_unix"]
+        end = (m.get("finished_unix") or start) + 0.1
+        windows.append((start, end))
+    def in_window(t_prev, t):
+        return any(t >= a and t_prev <= b for a, b in windows)
+    steady = [g for (t, g), t_prev in zip(gaps(arrivals), arrivals) if not in_window(t_prev, t)
+              and arrivals and t - arrivals[0] > 1.0]
+    p99 = percentile(steady, 99) * 1000
+    out_migrations = []
+    for m, (a, b) in zip(migrations, windows):
+        stall = max([g for (t, g), t_prev in zip(gaps(arrivals), arrivals) if t >= a and t_prev <= b]
+                    or [0.0]) * 1000
+        out_migrations.append({
+            "session": m["session"], "from": m["from"], "to": m["to"], "trigger": m["trigger"],
+            "started_at_s": round(m["started_unix"] - bed.t0, 3),
+            "duration_ms": round(m["duration_ms"], 1), "stall_ms": round(stall, 1),
+            "result": m["result"], "reason": m.get("reason", ""),
+            "rollback_reason": m.get("rollback_reason", "")})
+    all_gaps = [g for _, g in gaps(arrivals)]
+    return {
+        "migrations": out_migrations,
+        "bytes_sent": len(sent),
+        "bytes_delivered": len(played),
+        "bytes_lost": lost,
+        "duplicates_delivered": dups,
+        "frames_sent": count_frames(bed.media),
+        "frames_decoded": frames_decoded,
+        "cc_errors": cc_errors,
+        "failovers": failovers,
+        "max_stall_ms": round(max(all_gaps or [0]) * 1000, 1),
+        "steady_p99_gap_ms": round(p99, 2),
+        "stall_goal_ms": round(p99 + 5, 2),
+        "sctp_stack": bed.stack,
+    }
+
+
+def migrations_from_smm(bed):
+    """Every migration the SMM knows, with unix times, as analyse() wants them."""
+    listed = bed.smigctl("migrations")
+    items = listed.get("migrations", []) if isinstance(listed, dict) else []
+    out = []
+    for m in items:
+        def ts(field):
+            v = m.get(field)
+            if not v:
+                return None
+            from datetime import datetime
+            return datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
+        dur = m.get("duration") or "0s"
+        out.append({
+            "id": m["id"], "session": int(m["session_id"]), "from": m["from_server_id"],
+            "to": m["to_server_id"], "trigger": "auto" if m.get("trigger") == "TRIGGER_AUTO" else "manual",
+            "started_unix": ts("started_at"), "finished_unix": ts("finished_at"),
+            "duration_ms": float(dur.rstrip("s")) * 1000,
+            "result": {"PHASE_DONE": "done", "PHASE_ROLLED_BACK": "rolled_back"}.get(m.get("phase"), "running"),
+            "phase": m.get("phase"), "reason": m.get("reason", ""),
+            "rollback_reason": m.get("rollback_reason", "")})
+    return out

@@ -1,0 +1,39 @@
+"""The player's socket, recorded: receives the vehicle's UDP egress on 127.0.0.1:PORT,
+forwards every datagram to 127.0.0.1:FORWARD (a real decoder), and keeps the bytes and
+each datagram's arrival time (unix seconds and size, one per line): an independent view of
+what the player got, for loss, duplicates and stalls.
+
+    udp_recorder.py PORT FORWARD PLAYED.ts ARRIVALS.txt     (stops on SIGTERM)
+"""
+import signal
+import socket
+import sys
+import time
+
+
+def main():
+    port, forward, played_path, arrivals_path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    rx.bind(("127.0.0.1", port))
+    rx.settimeout(0.2)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    with open(played_path, "wb") as played, open(arrivals_path, "w") as arrivals:
+        print("ready", flush=True)
+        while not stop:
+            try:
+                data = rx.recv(65536)
+            except socket.timeout:
+                continue
+            now = time.time()
+            tx.sendto(data, ("127.0.0.1", forward))
+            played.write(data)
+            played.flush()
+            arrivals.write(f"{now:.6f} {len(data)}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

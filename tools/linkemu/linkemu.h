@@ -1,0 +1,119 @@
+// smig-linkemu: real link emulation (delay, jitter, loss, rate, up/down) for the network
+// interfaces of ONE network namespace, changeable at run time, on kernels without netem.
+//
+// How it works
+//   Run it inside the namespace whose links it shapes: `ip netns exec NS smig-linkemu ...`.
+//   Each link is a NAME bound to an interface of that namespace. For link number i (in
+//   the order links are created) it binds two NFQUEUE queues and installs iptables rules
+//   (iptables-nft by default, so `nft list ruleset` shows them; this kernel has no nft
+//   `queue` expression) in the mangle table, in chains of its own:
+//       POSTROUTING -> SMIG_LINKEMU_OUT: -o IFACE -j NFQUEUE --queue-num BASE+2i   ("out")
+//       PREROUTING  -> SMIG_LINKEMU_IN:  -i IFACE -j NFQUEUE --queue-num BASE+2i+1 ("in")
+//   for IPv4 and IPv6 (ARP is not shaped). It holds each packet and issues its verdict
+//   later: NF_ACCEPT when its time has come, NF_DROP for loss, overflow or a link that is
+//   down. One thread: ppoll over the queue socket, the control socket(s) and a signalfd,
+//   with the next release time as the timeout. On exit (SIGTERM, SIGINT, SIGHUP, `quit`,
+//   or stdin EOF with --exit-on-stdin-eof) held packets are dropped and the rules and
+//   chains removed. After SIGKILL they stay (and, without --bypass, block the link):
+//   start again with --replace, or delete the namespace.
+//
+// What the numbers mean
+//   Both directions of a link are shaped inside the one namespace, so one process per
+//   vehicle (or per edge) suffices and "down" is a dead radio in both directions.
+//   delay:  ONE-WAY, per direction. With `delay 20ms` (dir both) a ping across the link
+//           sees RTT = 40 ms, and so do SCTP heartbeats.
+//   jitter: each packet gets delay + U(-jitter, +jitter), FIFO kept (no reordering).
+//   loss:   independent per packet and per direction, in percent. `loss 10%` both ways
+//           loses 19% of round trips.
+//   rate:   per direction, of IP packet bytes (no L2 header); a packet leaves no earlier
+//           than size*8/rate after the previous one, then travels `delay`.
+//   limit:  packets that may wait for the serializer (only with a rate); more are dropped.
+//   up/down: down drops every packet of the link, both directions, including those held.
+//   A change applies to packets arriving after it; packets already held keep their
+//   release time (they are "on the wire"), except that `down` drops them.
+//
+// Control protocol (a line protocol; on a unix stream socket given by --control=PATH, any
+// number of clients, and on stdin with --stdin). Each line holds one or more commands
+// separated by ';', applied in order at once (e.g. "link cell down; link dsrc up"). Each
+// non-empty line gets zero or more JSON lines, then exactly one status line: "ok", or
+// "error <message>" (the commands before the failing one have been applied). Blank lines
+// and lines starting with '#' get no answer.
+//
+//   link NAME [dev IFACE] [dir both|out|in] [delay D] [jitter D] [loss P%] [rate R]
+//             [limit N] [up|down]
+//       Creates link NAME (dev required; starts up, no delay, no loss, unlimited) or
+//       changes it (dev may not change). Options not given keep their value. `dir`
+//       selects the directions that delay/jitter/loss/rate/limit apply to (default both).
+//       D: 20ms, 1.5s, 250us, 0.  P: 0.5% or 0.5 (percent).  R: 5mbit, 500kbit, 1gbit,
+//       9600bit; kbps/mbps = BYTES/s as in tc; 0 = unlimited.  N: packets (default 1000).
+//   stats [NAME]   one JSON line per link (all links, or NAME):
+//       {"type":"stats","t":<unix s>,"link":"cell","dev":"veth0","up":true,
+//        "out":{"queue":100,"delay_ms":20,"jitter_ms":0,"loss_pct":0,"rate_bps":0,
+//               "limit":1000,"packets":N,"bytes":N,"passed":N,"passed_bytes":N,
+//               "dropped":N,"dropped_loss":N,"dropped_down":N,"dropped_overflow":N,
+//               "dropped_kernel":N,"queue_depth":N,"max_queue_depth":N,"max_late_ms":X},
+//        "in":{...same, queue 101...}}
+//       dropped = loss + down + overflow + kernel; dropped_kernel is what the kernel
+//       dropped for this queue (queue full or netlink overrun, nfnetlink_queue counters).
+//       max_late_ms: the most a packet was released after its due time (a busy CPU).
+//   ping           answers "ok" (readiness / liveness).
+//   quit           answers "ok", then exits and removes its rules.
+//   help           the protocol summary, then "ok".
+//
+// Standard output carries JSON lines: {"type":"ready",...} once the initial links are
+// installed and the control socket listens; stats lines (periodic with --stats-interval,
+// and the answers to `stats` given on stdin); {"type":"exit",...} at the end, with final
+// stats before it. Diagnostics go to standard error.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace smig::linkemu {
+
+struct Options {
+  uint32_t queue_base = 100;        // link i uses queues base+2i (out), base+2i+1 (in)
+  uint32_t max_links = 16;
+  std::string control_path;         // unix socket; empty = none
+  bool control_stdin = false;       // read commands from stdin, answers to stdout
+  bool exit_on_stdin_eof = false;
+  absl::Duration stats_interval = absl::ZeroDuration();
+  uint32_t queue_maxlen = 65536;    // kernel queue length per queue (held packets)
+  uint32_t rcvbuf_bytes = 32 << 20;  // netlink socket receive buffer
+  bool ipv6 = true;
+  bool bypass = false;              // NFQUEUE --queue-bypass: accept if nobody listens
+  bool replace = false;             // remove our chains left by an earlier run first
+  std::string iptables = "nft";     // nft (iptables-nft) or legacy (iptables-legacy)
+  std::string chain_prefix = "SMIG_LINKEMU";
+  uint64_t seed = 0;                // random seed for loss/jitter; 0 = from the clock
+  bool realtime = false;            // SCHED_FIFO: releases stay on time on a busy CPU
+};
+
+class Emulator {
+ public:
+  // Binds nothing yet; installs the base chains. Fails if they exist (unless replace).
+  static absl::StatusOr<std::unique_ptr<Emulator>> Create(const Options& options);
+  ~Emulator();  // drops held packets, removes rules and chains, closes sockets
+
+  // Applies one control line (as on the socket); `answer` receives the JSON lines and the
+  // status line.
+  absl::Status Execute(const std::string& line, std::string* answer);
+  // Serves until a signal, `quit`, or an error; returns the reason if an error.
+  absl::Status Run();
+
+  class Impl;
+
+ private:
+  explicit Emulator(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// The text of `--help`'s protocol part and the `help` command.
+std::string ProtocolHelp();
+
+}  // namespace smig::linkemu

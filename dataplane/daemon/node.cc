@@ -338,7 +338,9 @@ void DataplaneNode::CountPathEvent(const tv1::Event& e) {
     default: return;
   }
   metrics_->path_events.Add({{"kind", kind}}).Increment();
-  if (e.type() == tv1::EVENT_TYPE_PRIMARY_CHANGED) return;
+  // Failovers are of paths that carry a session; a probe's dead radio moves no traffic.
+  bool carries = edge_ ? edge_->Carries(e.assoc_id()) : vehicle_->Carries(e.assoc_id());
+  if (e.type() == tv1::EVENT_TYPE_PRIMARY_CHANGED || !carries) return;
   tv1::EventType& last = metrics_->path_state[{e.assoc_id(), e.address()}];
   bool was_up = last == tv1::EVENT_TYPE_UNSPECIFIED || last == tv1::EVENT_TYPE_PATH_AVAILABLE;
   if (was_up && e.type() != tv1::EVENT_TYPE_PATH_AVAILABLE) metrics_->failovers.Increment();

@@ -72,6 +72,8 @@ class EdgeEngine {
   std::vector<int> SourceFds() const;
 
   std::vector<uint64_t> Sessions() const;
+  // True for an association this edge opened for a session.
+  bool Carries(transport::AssocId assoc) const { return by_assoc_.contains(assoc); }
   absl::StatusOr<v1::Session> Describe(uint64_t session) const;
   uint64_t frames_sent() const { return frames_sent_; }
   uint64_t bytes_sent() const { return bytes_sent_; }

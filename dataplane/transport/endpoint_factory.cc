@@ -58,13 +58,16 @@ absl::StatusOr<std::unique_ptr<Endpoint>> CreateEndpoint(StackChoice choice,
 
 v1::FailoverProfile FastFailoverProfile() {
   v1::FailoverProfile p;
-  *p.mutable_rto_initial() = TimeUtil::MillisecondsToDuration(100);
-  *p.mutable_rto_min() = TimeUtil::MillisecondsToDuration(50);
-  *p.mutable_rto_max() = TimeUtil::MillisecondsToDuration(200);
+  // RTO.min must stay above the slowest radio's round trip (cell: about 50 ms): at 50 ms
+  // the edge demo's cell path timed out spuriously and its cwnd never grew past ~8 KB
+  // (1.5 Mbit/s); immediate SACKs keep the RTT estimate free of the delayed-SACK wait.
+  *p.mutable_rto_initial() = TimeUtil::MillisecondsToDuration(200);
+  *p.mutable_rto_min() = TimeUtil::MillisecondsToDuration(100);
+  *p.mutable_rto_max() = TimeUtil::MillisecondsToDuration(300);
   *p.mutable_heartbeat_interval() = TimeUtil::MillisecondsToDuration(100);
   p.set_path_max_retrans(2);
   p.set_pf_threshold(0);
-  *p.mutable_sack_delay() = TimeUtil::MillisecondsToDuration(10);
+  *p.mutable_sack_delay() = TimeUtil::MillisecondsToDuration(0);
   p.set_assoc_max_retrans(4);
   return p;
 }

@@ -74,6 +74,8 @@ class VehicleEngine {
   std::vector<uint64_t> Generations(uint64_t session) const;
   // The edge server id each authenticated association's HELLO named.
   std::map<transport::AssocId, std::string> Servers() const;
+  // True for an association that an edge's HELLO bound to a session (not a probe).
+  bool Carries(transport::AssocId assoc) const { return claims_.contains(assoc); }
   // The server whose association carries the newest contiguous generation of a session
   // (the lowest session id, if several): the one the player depends on now. "" if none.
   std::string ServingServer() const;

@@ -34,9 +34,10 @@ TEST(StackNameTest, NamesEachKind) {
 TEST(FailoverProfileTest, FastProfileHasTheMeasuredTimers) {
   v1::FailoverProfile p = FastFailoverProfile();
   EXPECT_EQ(TimeUtil::DurationToMilliseconds(p.heartbeat_interval()), 100);
-  EXPECT_EQ(TimeUtil::DurationToMilliseconds(p.rto_min()), 50);
-  EXPECT_EQ(TimeUtil::DurationToMilliseconds(p.rto_max()), 200);
-  EXPECT_EQ(TimeUtil::DurationToMilliseconds(p.rto_initial()), 100);
+  EXPECT_EQ(TimeUtil::DurationToMilliseconds(p.rto_min()), 100);
+  EXPECT_EQ(TimeUtil::DurationToMilliseconds(p.rto_max()), 300);
+  EXPECT_EQ(TimeUtil::DurationToMilliseconds(p.rto_initial()), 200);
+  EXPECT_EQ(TimeUtil::DurationToMilliseconds(p.sack_delay()), 0);
   ASSERT_TRUE(p.has_pf_threshold()) << "an unset threshold turns PF off";
   EXPECT_EQ(p.pf_threshold(), 0u);
   EXPECT_EQ(p.path_max_retrans(), 2u);

@@ -1,7 +1,7 @@
 # smig: the data plane, the three control-plane services and smigctl in one image.
 #   docker build -t smig:dev .          (see docs/deploy.md)
 # tests/deploy/check_dockerfile.mjs checks that every binary copied below is one the CMake
-# sources build, and tests/deploy/check_runtime_libs.sh that the runtime packages cover
+# sources build, and tests/deploy/check_runtime_libs.mjs that the runtime packages (with apt's dependencies) cover
 # every shared library those binaries load.
 
 FROM debian:bookworm AS build
@@ -9,7 +9,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config protobuf-compiler protobuf-compiler-grpc \
       libprotobuf-dev libgrpc++-dev libabsl-dev prometheus-cpp-dev libusrsctp-dev libsctp-dev \
-      libssl-dev \
+      libssl-dev libcurl4-openssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -24,7 +24,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libabsl20220623 libc-ares2 libcivetweb1 libgrpc++1.51 libgrpc29 libprometheus-cpp-core1.0 \
-      libprometheus-cpp-pull1.0 libprotobuf32 libre2-9 libsctp1 libssl3 libusrsctp2 \
+      libprometheus-cpp-pull1.0 libprotobuf32 libre2-9 libsctp1 libssl3 libusrsctp2 libcurl4 \
  && rm -rf /var/lib/apt/lists/*
 # A numeric uid, so that Kubernetes' runAsNonRoot can verify it without a passwd lookup.
 RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin smig

@@ -25,10 +25,12 @@ extern "C" {
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <map>
 #include <random>
 #include <sstream>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -110,9 +112,10 @@ absl::StatusOr<std::string> RunProgram(const std::vector<std::string>& argv) {
 
 // The kernel's own drop counters per queue: /proc/net/netfilter/nfnetlink_queue has
 // "queue portid total copy_mode copy_range queue_dropped user_dropped id_seq 1".
+// (Read by a thread in the namespace: /proc/thread-self/net is the thread's namespace.)
 std::map<uint32_t, uint64_t> KernelDrops() {
   std::map<uint32_t, uint64_t> out;
-  std::ifstream f("/proc/net/netfilter/nfnetlink_queue");
+  std::ifstream f("/proc/thread-self/net/netfilter/nfnetlink_queue");
   std::string line;
   while (std::getline(f, line)) {
     std::istringstream s(line);
@@ -131,9 +134,12 @@ std::string ProtocolHelp() {
   return
       "Control protocol: one line = commands separated by ';'. Each non-empty line is\n"
       "answered by zero or more JSON lines, then 'ok' or 'error <message>'.\n"
-      "  link NAME [dev IFACE] [dir both|out|in] [delay D] [jitter D] [loss P%] [rate R]\n"
-      "            [limit N] [up|down]\n"
+      "  link NAME [dev IFACE] [peer NETNS:IFACE] [dir both|out|in] [delay D] [jitter D]\n"
+      "            [loss P%] [rate R] [limit N] [up|down]\n"
       "      create (dev required) or change a link; unspecified options keep their value.\n"
+      "      peer: the other end of dev (NETNS: name in /run/netns, or /proc/PID/ns/net);\n"
+      "      then 'out' is shaped at the peer's ingress, so local senders (TCP!) are not\n"
+      "      throttled by their own held packets. Recommended.\n"
       "      delay is ONE-WAY per direction: 'delay 20ms' (dir both) gives RTT 40 ms.\n"
       "      dir selects the directions delay/jitter/loss/rate/limit apply to (default both).\n"
       "      D: 20ms 1.5s 250us 0   P: percent   R: 5mbit 500kbit 1gbit (bits/s),\n"
@@ -143,12 +149,43 @@ std::string ProtocolHelp() {
       "  ping          'ok'\n"
       "  quit          exit, removing the rules\n"
       "  help          this text\n"
-      "Example: link cell dev veth-c delay 20ms rate 5mbit; link dsrc dev veth-d delay 2ms down\n";
+      "Example: link cell dev c0 peer edge1:c1 delay 20ms rate 5mbit; link dsrc dev d0 down\n";
+}
+
+// Runs `fn` on a thread that has joined network namespace `ns` ("" = ours): sockets it
+// opens stay in that namespace whichever thread uses them later.
+absl::Status InNetns(const std::string& ns, const std::function<absl::Status()>& fn) {
+  if (ns.empty()) return fn();
+  absl::Status status;
+  std::thread t([&] {
+    const std::string path = ns[0] == '/' ? ns : "/run/netns/" + ns;
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      status = Errno(absl::StrCat("open ", path));
+      return;
+    }
+    if (setns(fd, CLONE_NEWNET) != 0) {
+      status = Errno(absl::StrCat("setns ", path));
+    } else {
+      status = fn();
+    }
+    close(fd);
+  });
+  t.join();
+  return status;
 }
 
 class Emulator::Impl {
  public:
   struct Link;
+  // A network namespace we steer packets in: our own ("") or a link's peer.
+  struct Netns {
+    std::string name;
+    nfq_handle* h = nullptr;
+    int fd = -1;
+    bool chains = false;                       // our chains exist there (remove them at exit)
+    std::vector<std::string> created_tables;  // ip/ip6 mangle tables we created there
+  };
   struct Direction {
     Impl* impl = nullptr;
     Link* link = nullptr;
@@ -156,9 +193,13 @@ class Emulator::Impl {
     uint32_t queue = 0;
     nfq_q_handle* qh = nullptr;
     Pipe pipe;
+    // Where: the iptables rule `-A chain {-i|-o} dev -j NFQUEUE` in namespace ns.
+    Netns* ns = nullptr;
+    bool ingress = true;
+    std::string dev;
   };
   struct Link {
-    std::string name, dev;
+    std::string name, dev, peer_ns, peer_dev;
     bool up = true;
     Direction out, in;
   };
@@ -176,35 +217,43 @@ class Emulator::Impl {
 
  private:
   std::vector<std::string> Binaries() const;
-  std::vector<std::string> Ipt(const std::string& bin, std::vector<std::string> args) const;
-  void RemoveChains(const std::string& bin);
+  static std::vector<std::string> InNs(const Netns& ns, std::vector<std::string> argv);
+  std::vector<std::string> Ipt(const Netns& ns, const std::string& bin,
+                               std::vector<std::string> args) const;
+  std::string Chain(bool ingress) const {
+    return absl::StrCat(opt_.chain_prefix, ingress ? "_IN" : "_OUT");
+  }
+  std::vector<std::string> RuleArgs(const Direction& d, const char* op) const;
+  void RemoveChains(const Netns& ns, const std::string& bin);
+  absl::StatusOr<Netns*> EnsureNetns(const std::string& name);
+  absl::Status SetUpNetns(Netns* ns);
   absl::Status AddLink(const LinkCommand& c, Link** out);
   absl::Status BindQueue(Direction* d);
   absl::Status ApplyLink(const LinkCommand& c);
-  std::string StatsJson(const Link& l, const std::map<uint32_t, uint64_t>& kdrops) const;
-  std::string DirJson(const Direction& d, const std::map<uint32_t, uint64_t>& kdrops) const;
+  std::map<std::pair<Netns*, uint32_t>, uint64_t> KernelDropsAll();
+  std::string StatsJson(const Link& l, const std::map<std::pair<Netns*, uint32_t>, uint64_t>& k) const;
+  std::string DirJson(const Direction& d,
+                      const std::map<std::pair<Netns*, uint32_t>, uint64_t>& k) const;
   static int OnPacket(nfq_q_handle* qh, nfgenmsg* msg, nfq_data* nfa, void* data);
   void HandlePacket(Direction* d, nfq_data* nfa);
   void Verdict(Direction* d, uint32_t id, uint32_t verdict);
   void ReleaseDue(int64_t now);
-  absl::Status ReadPackets();
+  absl::Status ReadPackets(Netns* ns);
   void ServeClient(Client* c, bool* close_it);
   void Print(const std::string& s);
+  std::string AllStats();
   void Teardown();
 
   Options opt_;
   std::mt19937_64 rng_;
   std::uniform_real_distribution<double> unit_{0.0, 1.0};
-  nfq_handle* h_ = nullptr;
-  int nfq_fd_ = -1;
+  std::vector<std::unique_ptr<Netns>> netns_;  // [0]: our own
   int sig_fd_ = -1;
   int listen_fd_ = -1;
   bool stdin_open_ = false;
   std::string stdin_buf_;
   std::vector<std::unique_ptr<Link>> links_;
   std::vector<Client> clients_;
-  std::vector<std::string> created_tables_;  // nft tables (ip/ip6 mangle) we created
-  bool chains_installed_ = false;
   bool torn_down_ = false;
   bool stop_ = false;
   uint64_t netlink_overruns_ = 0;
@@ -219,22 +268,97 @@ std::vector<std::string> Emulator::Impl::Binaries() const {
   return b;
 }
 
-std::vector<std::string> Emulator::Impl::Ipt(const std::string& bin,
-                                             std::vector<std::string> args) const {
-  std::vector<std::string> v = {bin, "-w", "-t", "mangle"};
-  v.insert(v.end(), args.begin(), args.end());
+std::vector<std::string> Emulator::Impl::InNs(const Netns& ns, std::vector<std::string> argv) {
+  if (ns.name.empty()) return argv;
+  std::vector<std::string> v = {
+      "nsenter", absl::StrCat("--net=", ns.name[0] == '/' ? "" : "/run/netns/", ns.name)};
+  v.insert(v.end(), argv.begin(), argv.end());
   return v;
 }
 
-void Emulator::Impl::RemoveChains(const std::string& bin) {
-  for (const char* dir : {"OUT", "IN"}) {
-    const std::string chain = absl::StrCat(opt_.chain_prefix, "_", dir);
-    const std::string hook = std::string(dir) == "OUT" ? "POSTROUTING" : "PREROUTING";
-    for (int i = 0; i < 16 && RunProgram(Ipt(bin, {"-D", hook, "-j", chain})).ok(); ++i) {
+std::vector<std::string> Emulator::Impl::Ipt(const Netns& ns, const std::string& bin,
+                                             std::vector<std::string> args) const {
+  std::vector<std::string> v = {bin, "-w", "-t", "mangle"};
+  v.insert(v.end(), args.begin(), args.end());
+  return InNs(ns, v);
+}
+
+std::vector<std::string> Emulator::Impl::RuleArgs(const Direction& d, const char* op) const {
+  std::vector<std::string> a = {op,    Chain(d.ingress), d.ingress ? "-i" : "-o",      d.dev,
+                                "-j", "NFQUEUE",        "--queue-num", absl::StrCat(d.queue)};
+  if (opt_.bypass) a.push_back("--queue-bypass");
+  return a;
+}
+
+void Emulator::Impl::RemoveChains(const Netns& ns, const std::string& bin) {
+  for (bool ingress : {false, true}) {
+    const std::string chain = Chain(ingress);
+    const std::string hook = ingress ? "PREROUTING" : "POSTROUTING";
+    for (int i = 0; i < 16 && RunProgram(Ipt(ns, bin, {"-D", hook, "-j", chain})).ok(); ++i) {
     }
-    (void)RunProgram(Ipt(bin, {"-F", chain}));
-    (void)RunProgram(Ipt(bin, {"-X", chain}));
+    (void)RunProgram(Ipt(ns, bin, {"-F", chain}));
+    (void)RunProgram(Ipt(ns, bin, {"-X", chain}));
   }
+}
+
+absl::StatusOr<Emulator::Impl::Netns*> Emulator::Impl::EnsureNetns(const std::string& name) {
+  for (const auto& n : netns_) {
+    if (n->name == name) return n.get();
+  }
+  auto ns = std::make_unique<Netns>();
+  ns->name = name;
+  absl::Status s = SetUpNetns(ns.get());
+  if (!s.ok()) {
+    // Take back whatever was installed there.
+    if (ns->chains) {
+      for (const std::string& bin : Binaries()) RemoveChains(*ns, bin);
+    }
+    if (ns->h) nfq_close(ns->h);
+    return s;
+  }
+  netns_.push_back(std::move(ns));
+  return netns_.back().get();
+}
+
+absl::Status Emulator::Impl::SetUpNetns(Netns* n) {
+  const std::string& name = n->name;
+  absl::Status s = InNetns(name, [&]() -> absl::Status {
+    n->h = nfq_open();
+    if (n->h == nullptr) return Errno("nfq_open (root? CONFIG_NETFILTER_NETLINK_QUEUE?)");
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  n->fd = nfq_fd(n->h);
+  fcntl(n->fd, F_SETFD, FD_CLOEXEC);
+  if (nfnl_rcvbufsiz(nfq_nfnlh(n->h), opt_.rcvbuf_bytes) <= 0) return Errno("nfnl_rcvbufsiz");
+
+  // Our chains. With iptables-nft, remember whether the mangle tables existed, so that we
+  // can remove them again if we created them and they are empty at exit.
+  const std::string where = name.empty() ? "this namespace" : "namespace " + name;
+  for (const std::string& bin : Binaries()) {
+    if (opt_.iptables == "nft") {
+      const std::string family = bin.rfind("ip6", 0) == 0 ? "ip6" : "ip";
+      if (!RunProgram(InNs(*n, {"nft", "list", "table", family, "mangle"})).ok()) {
+        n->created_tables.push_back(family);
+      }
+    }
+    if (opt_.replace) RemoveChains(*n, bin);
+    for (bool ingress : {false, true}) {
+      absl::StatusOr<std::string> r = RunProgram(Ipt(*n, bin, {"-N", Chain(ingress)}));
+      if (!r.ok()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            r.status().message(), " (another smig-linkemu uses ", where,
+            " (give it another --chain-prefix and --queue-base), or one was killed: use --replace)"));
+      }
+      n->chains = true;
+    }
+    for (bool ingress : {false, true}) {
+      const std::string hook = ingress ? "PREROUTING" : "POSTROUTING";
+      absl::StatusOr<std::string> r = RunProgram(Ipt(*n, bin, {"-A", hook, "-j", Chain(ingress)}));
+      if (!r.ok()) return r.status();
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Emulator::Impl::Init() {
@@ -260,39 +384,7 @@ absl::Status Emulator::Impl::Init() {
   if (sig_fd_ < 0) return Errno("signalfd");
   signal(SIGPIPE, SIG_IGN);
 
-  h_ = nfq_open();
-  if (h_ == nullptr) return Errno("nfq_open (root? CONFIG_NETFILTER_NETLINK_QUEUE?)");
-  nfq_fd_ = nfq_fd(h_);
-  fcntl(nfq_fd_, F_SETFD, FD_CLOEXEC);
-  if (nfnl_rcvbufsiz(nfq_nfnlh(h_), opt_.rcvbuf_bytes) <= 0) {
-    return Errno("nfnl_rcvbufsiz");
-  }
-
-  // Base chains. With iptables-nft, remember whether the mangle tables existed, so that we
-  // can remove them again if we created them and they are empty at exit.
-  for (const std::string& bin : Binaries()) {
-    if (opt_.iptables == "nft") {
-      const std::string family = bin.rfind("ip6", 0) == 0 ? "ip6" : "ip";
-      if (!RunProgram({"nft", "list", "table", family, "mangle"}).ok()) created_tables_.push_back(family);
-    }
-    if (opt_.replace) RemoveChains(bin);
-    for (const char* dir : {"OUT", "IN"}) {
-      const std::string chain = absl::StrCat(opt_.chain_prefix, "_", dir);
-      absl::StatusOr<std::string> r = RunProgram(Ipt(bin, {"-N", chain}));
-      if (!r.ok()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            r.status().message(),
-            " (another smig-linkemu in this namespace, or one that was killed: use --replace)"));
-      }
-      chains_installed_ = true;
-    }
-    for (const char* dir : {"OUT", "IN"}) {
-      const std::string chain = absl::StrCat(opt_.chain_prefix, "_", dir);
-      const std::string hook = std::string(dir) == "OUT" ? "POSTROUTING" : "PREROUTING";
-      absl::StatusOr<std::string> r = RunProgram(Ipt(bin, {"-A", hook, "-j", chain}));
-      if (!r.ok()) return r.status();
-    }
-  }
+  if (absl::StatusOr<Netns*> own = EnsureNetns(""); !own.ok()) return own.status();
 
   if (!opt_.control_path.empty()) {
     listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -317,7 +409,7 @@ absl::Status Emulator::Impl::Init() {
 }
 
 absl::Status Emulator::Impl::BindQueue(Direction* d) {
-  d->qh = nfq_create_queue(h_, static_cast<uint16_t>(d->queue), &Impl::OnPacket, d);
+  d->qh = nfq_create_queue(d->ns->h, static_cast<uint16_t>(d->queue), &Impl::OnPacket, d);
   if (d->qh == nullptr) {
     return Errno(absl::StrCat("nfq_create_queue ", d->queue, " (taken by another process?)"));
   }
@@ -331,17 +423,31 @@ absl::Status Emulator::Impl::AddLink(const LinkCommand& c, Link** out) {
   if (!c.dev) {
     return absl::NotFoundError(absl::StrCat("no link '", c.name, "': create it with dev IFACE"));
   }
+  const std::string peer_ns = c.peer_ns.value_or(""), peer_dev = c.peer_dev.value_or("");
   for (const auto& l : links_) {
     if (l->dev == *c.dev) {
       return absl::AlreadyExistsError(absl::StrCat("dev ", *c.dev, " belongs to link ", l->name));
+    }
+    if (!peer_ns.empty() && l->peer_ns == peer_ns && l->peer_dev == peer_dev) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("peer ", peer_ns, ":", peer_dev, " belongs to link ", l->name));
     }
   }
   if (links_.size() >= opt_.max_links) {
     return absl::ResourceExhaustedError(absl::StrCat("at most ", opt_.max_links, " links (--max-links)"));
   }
+  Netns* own = netns_[0].get();
+  Netns* out_ns = own;
+  if (!peer_ns.empty()) {
+    absl::StatusOr<Netns*> n = EnsureNetns(peer_ns);
+    if (!n.ok()) return n.status();
+    out_ns = *n;
+  }
   auto l = std::make_unique<Link>();
   l->name = c.name;
   l->dev = *c.dev;
+  l->peer_ns = peer_ns;
+  l->peer_dev = peer_dev;
   const uint32_t q = opt_.queue_base + 2 * static_cast<uint32_t>(links_.size());
   for (Direction* d : {&l->out, &l->in}) {
     d->impl = this;
@@ -349,7 +455,17 @@ absl::Status Emulator::Impl::AddLink(const LinkCommand& c, Link** out) {
     d->out = d == &l->out;
     d->queue = d->out ? q : q + 1;
   }
+  // out: our egress, or the peer's ingress; in: our ingress.
+  l->out.ns = out_ns;
+  l->out.ingress = !peer_ns.empty();
+  l->out.dev = peer_ns.empty() ? l->dev : peer_dev;
+  l->in.ns = own;
+  l->in.ingress = true;
+  l->in.dev = l->dev;
+
+  std::vector<std::vector<std::string>> undo_rules;
   auto undo = [&] {
+    for (const auto& r : undo_rules) (void)RunProgram(r);
     for (Direction* d : {&l->out, &l->in}) {
       if (d->qh) nfq_destroy_queue(d->qh);
       d->qh = nullptr;
@@ -364,25 +480,12 @@ absl::Status Emulator::Impl::AddLink(const LinkCommand& c, Link** out) {
   }
   for (const std::string& bin : Binaries()) {
     for (Direction* d : {&l->out, &l->in}) {
-      std::vector<std::string> args = {
-          "-A", absl::StrCat(opt_.chain_prefix, d->out ? "_OUT" : "_IN"), d->out ? "-o" : "-i",
-          l->dev, "-j", "NFQUEUE", "--queue-num", absl::StrCat(d->queue)};
-      if (opt_.bypass) args.push_back("--queue-bypass");
-      if (absl::StatusOr<std::string> r = RunProgram(Ipt(bin, args)); !r.ok()) {
-        // Take back the rules added so far for this link.
-        for (const std::string& b2 : Binaries()) {
-          for (Direction* d2 : {&l->out, &l->in}) {
-            std::vector<std::string> del = args;
-            del[0] = "-D";
-            del[1] = absl::StrCat(opt_.chain_prefix, d2->out ? "_OUT" : "_IN");
-            del[2] = d2->out ? "-o" : "-i";
-            del[7] = absl::StrCat(d2->queue);
-            (void)RunProgram(Ipt(b2, del));
-          }
-        }
+      if (absl::StatusOr<std::string> r = RunProgram(Ipt(*d->ns, bin, RuleArgs(*d, "-A")));
+          !r.ok()) {
         undo();
         return r.status();
       }
+      undo_rules.push_back(Ipt(*d->ns, bin, RuleArgs(*d, "-D")));
     }
   }
   *out = l.get();
@@ -395,9 +498,12 @@ absl::Status Emulator::Impl::ApplyLink(const LinkCommand& c) {
   for (const auto& l : links_) {
     if (l->name == c.name) link = l.get();
   }
-  if (link != nullptr && c.dev && *c.dev != link->dev) {
+  if (link != nullptr && ((c.dev && *c.dev != link->dev) ||
+                          (c.peer_ns && (*c.peer_ns != link->peer_ns || *c.peer_dev != link->peer_dev)))) {
     return absl::InvalidArgumentError(
-        absl::StrCat("link ", c.name, " is on dev ", link->dev, "; dev cannot change"));
+        absl::StrCat("link ", c.name, " is on dev ", link->dev,
+                     link->peer_ns.empty() ? "" : absl::StrCat(" peer ", link->peer_ns, ":", link->peer_dev),
+                     "; dev and peer cannot change"));
   }
   if (link == nullptr) {
     if (absl::Status s = AddLink(c, &link); !s.ok()) return s;
@@ -468,10 +574,23 @@ void Emulator::Impl::ReleaseDue(int64_t now) {
   }
 }
 
-absl::Status Emulator::Impl::ReadPackets() {
+std::map<std::pair<Emulator::Impl::Netns*, uint32_t>, uint64_t> Emulator::Impl::KernelDropsAll() {
+  std::map<std::pair<Netns*, uint32_t>, uint64_t> out;
+  for (const auto& n : netns_) {
+    std::map<uint32_t, uint64_t> k;
+    (void)InNetns(n->name, [&] {
+      k = KernelDrops();
+      return absl::OkStatus();
+    });
+    for (const auto& [q, v] : k) out[{n.get(), q}] = v;
+  }
+  return out;
+}
+
+absl::Status Emulator::Impl::ReadPackets(Netns* ns) {
   // Bounded, so that releases stay on time under a flood.
   for (int i = 0; i < 512; ++i) {
-    ssize_t n = recv(nfq_fd_, buf_.data(), buf_.size(), MSG_DONTWAIT);
+    ssize_t n = recv(ns->fd, buf_.data(), buf_.size(), MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) return absl::OkStatus();
       if (errno == EINTR) continue;
@@ -483,35 +602,37 @@ absl::Status Emulator::Impl::ReadPackets() {
       }
       return Errno("recv(nfqueue)");
     }
-    nfq_handle_packet(h_, buf_.data(), static_cast<int>(n));
+    nfq_handle_packet(ns->h, buf_.data(), static_cast<int>(n));
     ReleaseDue(NowNs());
   }
   return absl::OkStatus();
 }
 
-std::string Emulator::Impl::DirJson(const Direction& d,
-                                    const std::map<uint32_t, uint64_t>& kdrops) const {
+std::string Emulator::Impl::DirJson(
+    const Direction& d, const std::map<std::pair<Netns*, uint32_t>, uint64_t>& kdrops) const {
   const PipeStats& s = d.pipe.stats;
   const DirectionParams& p = d.pipe.params;
-  auto it = kdrops.find(d.queue);
+  auto it = kdrops.find({d.ns, d.queue});
   const uint64_t k = it == kdrops.end() ? 0 : it->second;
   return absl::StrFormat(
-      "{\"queue\":%u,\"delay_ms\":%s,\"jitter_ms\":%s,\"loss_pct\":%.4g,\"rate_bps\":%u,"
+      "{\"hook\":\"%s %s%s\",\"queue\":%u,\"delay_ms\":%s,\"jitter_ms\":%s,\"loss_pct\":%.4g,\"rate_bps\":%u,"
       "\"limit\":%u,\"packets\":%u,\"bytes\":%u,\"passed\":%u,\"passed_bytes\":%u,"
       "\"dropped\":%u,\"dropped_loss\":%u,\"dropped_down\":%u,\"dropped_overflow\":%u,"
       "\"dropped_kernel\":%u,\"queue_depth\":%u,\"max_queue_depth\":%u,\"max_late_ms\":%.3f}",
+      d.ingress ? "ingress" : "egress", d.ns->name.empty() ? "" : d.ns->name + ":", d.dev,
       d.queue, Ms(p.delay), Ms(p.jitter), p.loss * 100, p.rate_bps, p.limit, s.packets, s.bytes,
       s.passed, s.passed_bytes, s.dropped_loss + s.dropped_down + s.dropped_overflow + k,
       s.dropped_loss, s.dropped_down, s.dropped_overflow, k, d.pipe.depth(), s.max_queue_depth,
       static_cast<double>(s.max_late_ns) / 1e6);
 }
 
-std::string Emulator::Impl::StatsJson(const Link& l,
-                                      const std::map<uint32_t, uint64_t>& kdrops) const {
+std::string Emulator::Impl::StatsJson(
+    const Link& l, const std::map<std::pair<Netns*, uint32_t>, uint64_t>& kdrops) const {
   return absl::StrFormat(
-      "{\"type\":\"stats\",\"t\":%.3f,\"link\":\"%s\",\"dev\":\"%s\",\"up\":%s,\"out\":%s,"
+      "{\"type\":\"stats\",\"t\":%.3f,\"link\":\"%s\",\"dev\":\"%s\",\"peer\":\"%s\",\"up\":%s,\"out\":%s,"
       "\"in\":%s}\n",
       absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()), l.name, l.dev,
+      l.peer_ns.empty() ? "" : absl::StrCat(l.peer_ns, ":", l.peer_dev),
       l.up ? "true" : "false", DirJson(l.out, kdrops), DirJson(l.in, kdrops));
 }
 
@@ -527,7 +648,7 @@ absl::Status Emulator::Impl::Execute(const std::string& raw, std::string* answer
           status = ApplyLink(c.link);
           break;
         case Command::Kind::kStats: {
-          std::map<uint32_t, uint64_t> k = KernelDrops();
+          auto k = KernelDropsAll();
           bool found = c.target.empty();
           for (const auto& l : links_) {
             if (c.target.empty() || l->name == c.target) {
@@ -560,6 +681,13 @@ absl::Status Emulator::Impl::Execute(const std::string& raw, std::string* answer
   return status;
 }
 
+std::string Emulator::Impl::AllStats() {
+  auto k = KernelDropsAll();
+  std::string s;
+  for (const auto& l : links_) s += StatsJson(*l, k);
+  return s;
+}
+
 void Emulator::Impl::Print(const std::string& s) {
   std::fwrite(s.data(), 1, s.size(), stdout);
   std::fflush(stdout);
@@ -584,12 +712,14 @@ void Emulator::Impl::ServeClient(Client* c, bool* close_it) {
 
 absl::Status Emulator::Impl::Serve() {
   {
-    std::vector<std::string> names;
+    std::vector<std::string> names, peers;
     for (const auto& l : links_) names.push_back(absl::StrCat("\"", l->name, "\""));
+    for (size_t i = 1; i < netns_.size(); ++i) peers.push_back(absl::StrCat("\"", netns_[i]->name, "\""));
     Print(absl::StrFormat(
-        "{\"type\":\"ready\",\"pid\":%d,\"queue_base\":%u,\"links\":[%s],\"control\":\"%s\","
-        "\"iptables\":\"%s\"}\n",
-        getpid(), opt_.queue_base, absl::StrJoin(names, ","), opt_.control_path, opt_.iptables));
+        "{\"type\":\"ready\",\"pid\":%d,\"queue_base\":%u,\"links\":[%s],\"peer_netns\":[%s],"
+        "\"control\":\"%s\",\"iptables\":\"%s\"}\n",
+        getpid(), opt_.queue_base, absl::StrJoin(names, ","), absl::StrJoin(peers, ","),
+        opt_.control_path, opt_.iptables));
   }
   const int64_t interval = absl::ToInt64Nanoseconds(opt_.stats_interval);
   int64_t next_stats = interval > 0 ? NowNs() + interval : std::numeric_limits<int64_t>::max();
@@ -614,9 +744,11 @@ absl::Status Emulator::Impl::Serve() {
     }
     fds.clear();
     fds.push_back({sig_fd_, POLLIN, 0});
-    fds.push_back({nfq_fd_, POLLIN, 0});
     fds.push_back({listen_fd_, POLLIN, 0});
     fds.push_back({stdin_open_ ? 0 : -1, POLLIN, 0});
+    const size_t nns = netns_.size();  // may grow while serving a command below
+    for (const auto& n : netns_) fds.push_back({n->fd, POLLIN, 0});
+    const size_t first_client = fds.size();
     for (const Client& c : clients_) {
       fds.push_back({c.fd, static_cast<short>(POLLIN | (c.out.empty() ? 0 : POLLOUT)), 0});
     }
@@ -634,17 +766,21 @@ absl::Status Emulator::Impl::Serve() {
       break;
     }
     ReleaseDue(NowNs());
-    if (fds[1].revents & (POLLIN | POLLERR)) {
-      if (absl::Status s = ReadPackets(); !s.ok()) {
-        result = s;
-        break;
+    bool failed = false;
+    for (size_t i = 0; i < nns && !failed; ++i) {
+      if (fds[3 + i].revents & (POLLIN | POLLERR)) {
+        if (absl::Status s = ReadPackets(netns_[i].get()); !s.ok()) {
+          result = s;
+          failed = true;
+        }
       }
     }
-    if (fds[2].revents & POLLIN) {
+    if (failed) break;
+    if (fds[1].revents & POLLIN) {
       int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd >= 0) clients_.push_back({fd, "", ""});
     }
-    if (fds[3].revents & (POLLIN | POLLHUP | POLLERR)) {
+    if (fds[2].revents & (POLLIN | POLLHUP | POLLERR)) {
       char b[4096];
       ssize_t n = read(0, b, sizeof b);
       if (n <= 0) {
@@ -661,13 +797,13 @@ absl::Status Emulator::Impl::Serve() {
         }
       }
     }
-    // Clients (indices from 4 match clients_ as they were when polled).
-    const size_t polled = fds.size() - 4;
+    // Clients (fds from first_client match clients_ as they were when polled).
+    const size_t polled = fds.size() - first_client;
     std::vector<bool> close_it(clients_.size(), false);
     for (size_t i = 0; i < polled; ++i) {
       Client& c = clients_[i];
       bool cl = false;
-      if (fds[4 + i].revents & (POLLIN | POLLHUP | POLLERR)) {
+      if (fds[first_client + i].revents & (POLLIN | POLLHUP | POLLERR)) {
         bool dummy = false;
         ServeClient(&c, &dummy);
         cl = dummy;
@@ -690,10 +826,7 @@ absl::Status Emulator::Impl::Serve() {
       }
     }
     if (NowNs() >= next_stats) {
-      std::map<uint32_t, uint64_t> k = KernelDrops();
-      std::string s;
-      for (const auto& l : links_) s += StatsJson(*l, k);
-      Print(s);
+      Print(AllStats());
       next_stats += interval;
       if (next_stats < NowNs()) next_stats = NowNs() + interval;
     }
@@ -702,10 +835,7 @@ absl::Status Emulator::Impl::Serve() {
   for (Client& c : clients_) {
     if (!c.out.empty()) (void)send(c.fd, c.out.data(), c.out.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
   }
-  std::map<uint32_t, uint64_t> k = KernelDrops();
-  std::string s;
-  for (const auto& l : links_) s += StatsJson(*l, k);
-  Print(s);
+  Print(AllStats());
   Teardown();
   Print(absl::StrFormat("{\"type\":\"exit\",\"netlink_overruns\":%u,\"verdict_errors\":%u,"
                         "\"ok\":%s}\n",
@@ -717,24 +847,24 @@ void Emulator::Impl::Teardown() {
   if (torn_down_) return;
   torn_down_ = true;
   // Stop steering first, then let the held packets go, then unbind.
-  if (chains_installed_) {
-    for (const std::string& bin : Binaries()) RemoveChains(bin);
-    for (const std::string& family : created_tables_) {
-      // Ours, if nothing else has rules in it now.
-      absl::StatusOr<std::string> t = RunProgram({"nft", "list", "table", family, "mangle"});
-      if (t.ok()) {
-        // Only base-chain declarations ("type filter hook ...; policy accept;") count as empty.
-        bool has_rules = false;
-        for (absl::string_view ln : absl::StrSplit(*t, '\n')) {
-          absl::string_view x = absl::StripAsciiWhitespace(ln);
-          if (x.empty() || absl::StartsWith(x, "table") || absl::StartsWith(x, "chain") ||
-              absl::StartsWith(x, "type ") || x == "}" || absl::StartsWith(x, "#")) {
-            continue;
-          }
-          has_rules = true;
+  for (const auto& n : netns_) {
+    if (!n->chains) continue;
+    for (const std::string& bin : Binaries()) RemoveChains(*n, bin);
+    for (const std::string& family : n->created_tables) {
+      // Ours, if nothing else has rules in it now: only base-chain declarations
+      // ("type filter hook ...; policy accept;") may remain.
+      absl::StatusOr<std::string> t = RunProgram(InNs(*n, {"nft", "list", "table", family, "mangle"}));
+      if (!t.ok()) continue;
+      bool has_rules = false;
+      for (absl::string_view ln : absl::StrSplit(*t, '\n')) {
+        absl::string_view x = absl::StripAsciiWhitespace(ln);
+        if (x.empty() || absl::StartsWith(x, "table") || absl::StartsWith(x, "chain") ||
+            absl::StartsWith(x, "type ") || x == "}" || absl::StartsWith(x, "#")) {
+          continue;
         }
-        if (!has_rules) (void)RunProgram({"nft", "delete", "table", family, "mangle"});
+        has_rules = true;
       }
+      if (!has_rules) (void)RunProgram(InNs(*n, {"nft", "delete", "table", family, "mangle"}));
     }
   }
   for (auto& l : links_) {
@@ -746,8 +876,10 @@ void Emulator::Impl::Teardown() {
       d->qh = nullptr;
     }
   }
-  if (h_) nfq_close(h_);
-  h_ = nullptr;
+  for (const auto& n : netns_) {
+    if (n->h) nfq_close(n->h);
+    n->h = nullptr;
+  }
   if (listen_fd_ >= 0) {
     close(listen_fd_);
     unlink(opt_.control_path.c_str());

@@ -15,7 +15,7 @@
 
 ABSL_FLAG(std::string, links, "",
           "Initial links, ';'-separated, each the arguments of a `link` command, e.g. "
-          "\"cell dev veth-c delay 20ms; dsrc dev veth-d delay 2ms down\"");
+          "\"cell dev c0 peer edge1:c1 delay 20ms; dsrc dev d0 peer edge1:d1 delay 2ms down\"");
 ABSL_FLAG(std::string, control, "",
           "Unix stream socket for the control protocol (created; removed on exit)");
 ABSL_FLAG(bool, stdin, false, "Also read control commands from stdin (answers on stdout)");
@@ -53,11 +53,12 @@ int main(int argc, char** argv) {
       absl::StrCat(
           "real link emulation for the interfaces of ONE network namespace (NFQUEUE).\n"
           "  ip netns exec car smig-linkemu --control=/run/car-links.sock \\\n"
-          "      --links='cell dev c0 delay 20ms rate 5mbit; dsrc dev d0 delay 2ms'\n"
-          "  echo 'link dsrc down' | socat - UNIX-CONNECT:/run/car-links.sock\n"
-          "Both directions of every link are shaped in this namespace: delay is one-way per\n"
+          "      --links='cell dev c0 peer edge1:c1 delay 20ms rate 5mbit; dsrc dev d0 peer edge1:d1'\n"
+          "  echo 'link dsrc down' | nc -NU /run/car-links.sock   # (netcat-openbsd) -> ok\n"
+          "Both directions of every link are shaped by this one process: delay is one-way per\n"
           "direction (RTT = 2*delay). Needs root; iptables-nft rules in chains\n"
-          "mangle/SMIG_LINKEMU_OUT and _IN, removed on exit (SIGTERM/SIGINT/SIGHUP/quit).\n"
+          "mangle/SMIG_LINKEMU_OUT and _IN (here and in peer namespaces), removed on exit\n"
+          "(SIGTERM/SIGINT/SIGHUP/quit). See tools/linkemu/linkemu.h for the model.\n"
           "Stdout: JSON lines ({\"type\":\"ready\"}, stats, {\"type\":\"exit\"}).\n\n",
           smig::linkemu::ProtocolHelp(), "\nFlag names take dashes or underscores."));
   smig::linkemu::Options o;

@@ -408,6 +408,10 @@ class LinkEmuTest : public ::testing::Test {
     }
   }
 
+  // Link specs: the radio's interface in A and its veth peer in B (shaped there, so that
+  // senders in A are not throttled by their own held packets).
+  std::string Cell() const { return "cell dev cella peer " + ns_b_ + ":cellb"; }
+  std::string Dsrc() const { return "dsrc dev dsrca peer " + ns_b_ + ":dsrcb"; }
   static std::string A(int path) { return absl::StrCat("10.78.", path, ".2"); }
   static std::string B(int path) { return absl::StrCat("10.78.", path, ".1"); }
 
@@ -436,7 +440,7 @@ TEST_F(LinkEmuTest, DelayIsOneWayPerDirectionSoRttIsTwiceIt) {
   ASSERT_EQ(before.received, 20) << Str(before);
   EXPECT_LT(before.median, 2.0) << Str(before);
 
-  StartEmu("cell dev cella delay 20ms");
+  StartEmu(Cell() + " delay 20ms");
   RttSummary cell = Rtt(1, 40, absl::Milliseconds(25));
   RttSummary dsrc = Rtt(2, 20);
   std::printf("no emulation: %s\ncell delay 20ms: %s\ndsrc (not emulated): %s\n", Str(before).c_str(),
@@ -464,8 +468,76 @@ TEST_F(LinkEmuTest, DelayIsOneWayPerDirectionSoRttIsTwiceIt) {
   }
 }
 
+TEST_F(LinkEmuTest, WithoutPeerOurEgressIsShapedWithTheSameRtt) {
+  StartEmu("cell dev cella delay 20ms");
+  RttSummary cell = Rtt(1, 40, absl::Milliseconds(25));
+  std::printf("egress mode, cell delay 20ms: %s\n", Str(cell).c_str());
+  ASSERT_EQ(cell.received, 40) << Str(cell);
+  EXPECT_GE(cell.min, 40.0) << Str(cell);
+  EXPECT_LE(cell.median, 45.0) << Str(cell);
+  std::string rules = Ruleset(ns_a_);
+  EXPECT_NE(rules.find("oifname \"cella\" counter packets"), std::string::npos) << rules;
+  EXPECT_EQ(Ruleset(ns_b_).find("SMIG_LINKEMU"), std::string::npos);
+}
+
+// Bytes a TCP sender in A gets to a receiver in B in `secs`, in Mbit/s.
+double TcpMbps(const std::string& ns_a, const std::string& ns_b, const std::string& a,
+               const std::string& b, double secs) {
+  int ls = SocketIn(ns_b, SOCK_STREAM);
+  sockaddr_in la = Addr(b, 7300);
+  int one = 1;
+  setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(ls, reinterpret_cast<sockaddr*>(&la), sizeof la) != 0 || listen(ls, 1) != 0) return -1;
+  std::atomic<bool> stop{false};
+  std::thread sender([&] {
+    int s = SocketIn(ns_a, SOCK_STREAM);
+    sockaddr_in sa = Addr(a, 0);
+    bind(s, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+    if (connect(s, reinterpret_cast<sockaddr*>(&la), sizeof la) == 0) {
+      std::vector<char> data(1 << 16, 'z');
+      while (!stop) {
+        if (send(s, data.data(), data.size(), MSG_NOSIGNAL) <= 0) break;
+      }
+    }
+    close(s);
+  });
+  int conn = accept(ls, nullptr, nullptr);
+  timeval tv{0, 200000};
+  setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  const int64_t t0 = NowNs(), end = t0 + static_cast<int64_t>(secs * 1e9);
+  uint64_t bytes = 0;
+  char buf[1 << 16];
+  while (NowNs() < end) {
+    ssize_t n = recv(conn, buf, sizeof buf, 0);
+    if (n > 0) bytes += n;
+  }
+  stop = true;
+  close(conn);
+  sender.join();
+  close(ls);
+  return static_cast<double>(bytes) * 8 / secs / 1e6;
+}
+
+TEST_F(LinkEmuTest, LocalTcpSenderIsNotThrottledByHeldPackets) {
+  // Shaped at the receiving ends (peer): a TCP sender in A behind 20 ms each way fills the
+  // path. (At our own egress, TCP Small Queues would hold it to a few Mbit/s.)
+  StartEmu(Cell() + " delay 20ms");
+  const double mbps = TcpMbps(ns_a_, ns_b_, A(1), B(1), 3.0);
+  Control c(sock_);
+  std::string st = c.Send("stats cell");
+  std::printf("TCP A->B, 20 ms each way, peer mode: %.1f Mbit/s\n%s", mbps, st.c_str());
+  EXPECT_GT(mbps, 50.0);
+  EXPECT_EQ(Field(st, "out", "dropped"), 0) << st;
+  if (getenv("SMIG_LINKEMU_TEST_EGRESS_TCP")) {  // the comparison, on request
+    emu_.reset();
+    StartEmu("cell dev cella delay 20ms", {"--replace"});
+    std::printf("TCP A->B, 20 ms each way, egress mode: %.1f Mbit/s\n",
+                TcpMbps(ns_a_, ns_b_, A(1), B(1), 3.0));
+  }
+}
+
 TEST_F(LinkEmuTest, DirectionSelectsWhichWayIsDelayed) {
-  StartEmu("cell dev cella dir out delay 30ms");
+  StartEmu(Cell() + " dir out delay 30ms");
   RttSummary out_only = Rtt(1, 20);
   Control c(sock_);
   ASSERT_TRUE(c.ok());
@@ -481,7 +553,7 @@ TEST_F(LinkEmuTest, DirectionSelectsWhichWayIsDelayed) {
 }
 
 TEST_F(LinkEmuTest, LossAndDownDropEverythingAndUpRestores) {
-  StartEmu("cell dev cella loss 100%", {"--seed=7"});
+  StartEmu(Cell() + " loss 100%", {"--seed=7"});
   Control c(sock_);
   ASSERT_TRUE(c.ok());
   RttSummary lost = Rtt(1, 20, absl::Milliseconds(5));
@@ -516,7 +588,7 @@ TEST_F(LinkEmuTest, LossAndDownDropEverythingAndUpRestores) {
 TEST_F(LinkEmuTest, DownFromTheEdgeSideToo) {
   // The edge (B) sends to the car: its packets enter A on cella (ingress) and are dropped
   // there while the link is down; they pass again when it is up.
-  StartEmu("cell dev cella");
+  StartEmu(Cell());
   UdpEcho echo_in_a(ns_a_, A(1), kPort + 1);
   ASSERT_TRUE(echo_in_a.ok());
   Control c(sock_);
@@ -566,7 +638,7 @@ std::pair<double, int> Blast(const std::string& ns_a, const std::string& ns_b, c
 }
 
 TEST_F(LinkEmuTest, RateSerializesPackets) {
-  StartEmu("cell dev cella rate 1mbit");
+  StartEmu(Cell() + " rate 1mbit");
   // 100 x 1250 IP bytes = 1 Mbit: one second at 1 Mbit/s.
   auto [secs, got] = Blast(ns_a_, ns_b_, A(1), B(1), 100, 1250);
   std::printf("100 x 1250 B at 1mbit: %.3f s, %d arrived\n", secs, got);
@@ -580,7 +652,9 @@ TEST_F(LinkEmuTest, RateSerializesPackets) {
   std::string st = c.Send("stats cell");
   EXPECT_GE(got2, 9);
   EXPECT_LE(got2, 12);
-  EXPECT_EQ(Field(st, "out", "dropped_overflow"), 100 - got2) << st;
+  // (Other traffic on the link, e.g. IPv6 neighbour discovery, may overflow too.)
+  EXPECT_GE(Field(st, "out", "dropped_overflow"), 100 - got2) << st;
+  EXPECT_LE(Field(st, "out", "dropped_overflow"), 100 - got2 + 3) << st;
   (void)secs2;
 
   // TCP through 2 Mbit/s: 256 KiB of payload (+ ~3.6% headers) take ~1.09 s.
@@ -623,7 +697,7 @@ TEST_F(LinkEmuTest, RateSerializesPackets) {
 }
 
 TEST_F(LinkEmuTest, RuntimeChangesTakeEffectAtOnce) {
-  StartEmu("cell dev cella");
+  StartEmu(Cell());
   Control c(sock_);
   ASSERT_TRUE(c.ok());
   std::atomic<bool> stop{false};
@@ -691,7 +765,7 @@ TEST_F(LinkEmuTest, RuntimeChangesTakeEffectAtOnce) {
 }
 
 TEST_F(LinkEmuTest, TwoRadiosAreIndependentLinks) {
-  StartEmu("cell dev cella delay 20ms; dsrc dev dsrca delay 2ms");
+  StartEmu(Cell() + " delay 20ms; " + Dsrc() + " delay 2ms");
   RttSummary cell = Rtt(1, 20), dsrc = Rtt(2, 20);
   std::printf("cell: %s\ndsrc: %s\n", Str(cell).c_str(), Str(dsrc).c_str());
   EXPECT_EQ(cell.received, 20);
@@ -714,7 +788,7 @@ TEST_F(LinkEmuTest, HighPacketRateWithLongDelayLosesNothing) {
   if (const char* e = getenv("SMIG_LINKEMU_TEST_PPS")) (void)absl::SimpleAtoi(e, &pps);
   std::string delay = "100ms";
   if (const char* e = getenv("SMIG_LINKEMU_TEST_DELAY")) delay = e;
-  StartEmu("cell dev cella delay " + delay);
+  StartEmu(Cell() + " delay " + delay);
   const double cpu0 = CpuSeconds(emu_->pid());
   const int count = pps * 2;
   RttSummary s = Summarize(Probes(ns_a_, A(1), B(1), kPort, count, absl::Seconds(1) / pps,
@@ -738,11 +812,15 @@ TEST_F(LinkEmuTest, HighPacketRateWithLongDelayLosesNothing) {
 TEST_F(LinkEmuTest, RulesAreRemovedOnExit) {
   for (const std::string how : {"SIGTERM", "SIGINT", "quit"}) {
     SCOPED_TRACE(how);
-    StartEmu("cell dev cella delay 10ms; dsrc dev dsrca", {"--stats-interval=100ms"});
-    std::string rules = Ruleset(ns_a_);
-    EXPECT_NE(rules.find("SMIG_LINKEMU_OUT"), std::string::npos) << rules;
-    EXPECT_NE(rules.find("queue num 100"), std::string::npos) << rules;
+    StartEmu(Cell() + " delay 10ms; " + Dsrc(), {"--stats-interval=100ms"});
+    std::string rules = Ruleset(ns_a_), peer_rules = Ruleset(ns_b_);
+    EXPECT_NE(rules.find("SMIG_LINKEMU_IN"), std::string::npos) << rules;
+    EXPECT_NE(rules.find("iifname \"cella\" counter packets 0 bytes 0 queue num 101"),
+              std::string::npos) << rules;
     EXPECT_NE(rules.find("queue num 103"), std::string::npos) << rules;
+    EXPECT_NE(peer_rules.find("iifname \"cellb\" counter packets 0 bytes 0 queue num 100"),
+              std::string::npos) << peer_rules;
+    EXPECT_NE(peer_rules.find("queue num 102"), std::string::npos) << peer_rules;
     absl::SleepFor(absl::Milliseconds(250));
     if (how == "quit") {
       Control c(sock_);
@@ -754,10 +832,12 @@ TEST_F(LinkEmuTest, RulesAreRemovedOnExit) {
     const std::string out = emu_->Output();
     EXPECT_NE(out.find("\"type\":\"exit\""), std::string::npos) << out;
     EXPECT_GE(std::count(out.begin(), out.end(), '\n'), 4) << "periodic stats: " << out;
-    rules = Ruleset(ns_a_);
-    EXPECT_EQ(rules.find("SMIG_LINKEMU"), std::string::npos) << rules;
-    EXPECT_EQ(rules.find("queue"), std::string::npos) << rules;
-    EXPECT_EQ(rules.find("mangle"), std::string::npos) << "we created the table: " << rules;
+    for (const std::string& ns : {ns_a_, ns_b_}) {
+      rules = Ruleset(ns);
+      EXPECT_EQ(rules.find("SMIG_LINKEMU"), std::string::npos) << ns << ": " << rules;
+      EXPECT_EQ(rules.find("queue"), std::string::npos) << ns << ": " << rules;
+      EXPECT_EQ(rules.find("mangle"), std::string::npos) << ns << ": we created the table: " << rules;
+    }
     EXPECT_NE(access(sock_.c_str(), F_OK), 0) << "control socket removed";
     // Nothing steers packets to a queue nobody reads any more.
     RttSummary after = Rtt(1, 10, absl::Milliseconds(5));
@@ -767,24 +847,26 @@ TEST_F(LinkEmuTest, RulesAreRemovedOnExit) {
 }
 
 TEST_F(LinkEmuTest, KilledInstanceIsReplacedWithReplace) {
-  StartEmu("cell dev cella");
+  StartEmu(Cell());
   emu_->Signal(SIGKILL);
   emu_->Wait(absl::Seconds(5));
   // The rules stayed, and without --bypass nobody passes the packets.
   EXPECT_NE(Ruleset(ns_a_).find("SMIG_LINKEMU"), std::string::npos);
+  EXPECT_NE(Ruleset(ns_b_).find("SMIG_LINKEMU"), std::string::npos);
   EXPECT_EQ(Rtt(1, 5, absl::Milliseconds(5)).received, 0);
 
   Emu second;
-  EXPECT_FALSE(second.Start(ns_a_, {"--links=cell dev cella"}, dir_ + "/second.out").ok());
+  EXPECT_FALSE(second.Start(ns_a_, {"--links=" + Cell()}, dir_ + "/second.out").ok());
   EXPECT_NE(second.Stderr().find("--replace"), std::string::npos) << second.Stderr();
 
-  StartEmu("cell dev cella delay 5ms", {"--replace"});
+  StartEmu(Cell() + " delay 5ms", {"--replace"});
   RttSummary s = Rtt(1, 10);
   EXPECT_EQ(s.received, 10);
   EXPECT_GE(s.min, 10.0);
   emu_->Signal(SIGTERM);
   EXPECT_EQ(emu_->Wait(absl::Seconds(5)), 0);
   EXPECT_EQ(Ruleset(ns_a_).find("SMIG_LINKEMU"), std::string::npos);
+  EXPECT_EQ(Ruleset(ns_b_).find("SMIG_LINKEMU"), std::string::npos);
 }
 
 TEST_F(LinkEmuTest, BadInputIsRefusedAndLeavesNothingBehind) {
@@ -793,7 +875,7 @@ TEST_F(LinkEmuTest, BadInputIsRefusedAndLeavesNothingBehind) {
   EXPECT_NE(bad.Stderr().find("bad duration"), std::string::npos) << bad.Stderr();
   EXPECT_EQ(Ruleset(ns_a_).find("SMIG_LINKEMU"), std::string::npos) << Ruleset(ns_a_);
 
-  StartEmu("cell dev cella");
+  StartEmu(Cell());
   Control c(sock_);
   EXPECT_TRUE(absl::StartsWith(c.Send("frobnicate"), "error unknown command"));
   EXPECT_TRUE(absl::StartsWith(c.Send("link cell loss 150%"), "error bad loss"));
@@ -801,6 +883,10 @@ TEST_F(LinkEmuTest, BadInputIsRefusedAndLeavesNothingBehind) {
   EXPECT_TRUE(absl::StartsWith(c.Send("link wifi delay 1ms"), "error no link"));
   EXPECT_TRUE(absl::StartsWith(c.Send("link other dev cella"), "error dev cella belongs"));
   EXPECT_TRUE(absl::StartsWith(c.Send("stats nope"), "error"));
+  EXPECT_TRUE(absl::StartsWith(c.Send("link x dev dsrca peer nosuchns:y"), "error"));
+  EXPECT_TRUE(absl::StartsWith(c.Send("link x dev dsrca peer " + ns_b_ + ":cellb"),
+                               "error peer"));
+  EXPECT_TRUE(absl::StartsWith(c.Send("link cell peer " + ns_b_ + ":dsrcb"), "error"));
   EXPECT_EQ(c.Send("ping"), "ok\n");
   EXPECT_EQ(Rtt(1, 5).received, 5);
 }

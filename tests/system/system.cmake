@@ -1,0 +1,23 @@
+# System tests (label system): the whole edge demo, checked against the issue's goals.
+# Control-plane integration tests (labels integration;userland): manual, automatic and
+# rolled-back migrations in namespaces. All need root; without it they report skipped (77).
+set(_sys ${CMAKE_CURRENT_LIST_DIR})
+add_test(NAME system.edge_demo.userland
+  COMMAND ${_sys}/run_demo_test.sh ${CMAKE_BINARY_DIR}/system/demo-userland --sctp-stack=userland)
+set_tests_properties(system.edge_demo.userland PROPERTIES LABELS system TIMEOUT 420
+  SKIP_RETURN_CODE 77)
+
+foreach(case manual_migration_through_reflection
+             automatic_migration_follows_real_rtt_after_the_dwell
+             killing_the_target_during_the_overlap_rolls_back)
+  add_test(NAME userland.ControlPlane.${case}
+    COMMAND /usr/bin/python3 -m unittest -v test_control_plane.ControlPlaneTest.test_${case}
+    WORKING_DIRECTORY ${_sys})
+  set_tests_properties(userland.ControlPlane.${case} PROPERTIES
+    LABELS "integration;userland" TIMEOUT 240 SKIP_REGULAR_EXPRESSION "skipped 'needs root")
+endforeach()
+
+# The reflection client (like grpcurl, no compiled stubs) against a real SMM.
+add_test(NAME integration.reflection_selftest
+  COMMAND ${CMAKE_CURRENT_LIST_DIR}/../reflection/selftest.sh $<TARGET_FILE:smig-migrator>)
+set_tests_properties(integration.reflection_selftest PROPERTIES LABELS integration TIMEOUT 180)

@@ -181,7 +181,7 @@ class Bed:
         links = "; ".join(f"{r} dev {r}" for r in RADIOS)
         self._spawn(f"linkemu-{edge}", edge,
                     [BIN["linkemu"], "--links", links, "--control", f"{self.run}/linkemu-{edge}.sock",
-                     "--replace"])
+                     "--replace", "--realtime"])
         self._await_line(f"linkemu-{edge}", '"ready"')
         conf = {"role": "ROLE_EDGE", "server_id": edge, "local_addresses": self.edge_addresses(edge),
                 "sctp_stack": self.stack, "probe_port": PROBE_PORT, "grpc_address": self.sock(edge),

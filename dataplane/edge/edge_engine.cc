@@ -100,6 +100,11 @@ void EdgeEngine::Handle(const absl::StatusOr<std::optional<transport::Incoming>>
           s.assoc.reset();  // Pump reconnects after a back-off
           s.acked = false;
           s.next_connect = now + kReconnectBackoff;
+          // The INIT may have gone to a dead radio every time: lead with the next one.
+          auto* addrs = s.state.mutable_vehicle_addresses();
+          if (e->type() == tv1::EVENT_TYPE_ASSOC_CANT_START && addrs->size() > 1) {
+            std::rotate(addrs->begin(), addrs->begin() + 1, addrs->end());
+          }
         }
         break;
       default:

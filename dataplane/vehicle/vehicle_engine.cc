@@ -135,12 +135,16 @@ void VehicleEngine::CheckContiguous(uint64_t session_id, Session& s) {
   uint64_t newest = 0;
   for (const auto& [assoc, generation] : s.assocs) newest = std::max(newest, generation);
   if (s.any_contiguous && s.contiguous_generation >= newest) return;
-  // The newest generation is contiguous when, on every flow, the player's position lies
-  // inside or right after the range it has sent: from here on it alone can feed the player.
+  // The newest generation is contiguous when, on every flow, it started at or before the
+  // player's position (an association delivers in order, so its range has no holes) and
+  // it is at most contiguity_lag_frames behind: from here on it alone can feed the player.
+  // The allowance matters when the new edge is further away than the old one: its frames
+  // then always arrive a little after the old edge's, and would never "catch up".
   for (const auto& [id, flow] : s.flows) {
     auto cov = flow->coverage.find(newest);
     uint64_t next = flow->reassembler.next_sequence();
-    if (cov == flow->coverage.end() || cov->second.first > next || next > cov->second.last + 1) {
+    if (cov == flow->coverage.end() || cov->second.first > next ||
+        next > cov->second.last + 1 + options_.contiguity_lag_frames) {
       return;
     }
   }

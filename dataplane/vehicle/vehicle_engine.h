@@ -47,6 +47,10 @@ class VehicleEngine {
     std::function<void(uint64_t session, uint64_t generation, absl::Duration stall)> on_contiguous;
     FlowReassembler::Options reassembly;
     absl::Duration progress_interval = absl::Milliseconds(100);
+    // How far (in frames) a new generation may trail the player and still count as
+    // contiguous: the player's pause at cut-over is at most about this much of the stream
+    // (16 frames of 1316 bytes: 84 ms at 2 Mbit/s).
+    uint64_t contiguity_lag_frames = 16;
   };
   // Why frames or associations were refused; the names label smig_frames_dropped_total.
   struct Counters {

@@ -88,9 +88,9 @@ class ControlPlaneTest(unittest.TestCase):
         code, out, err = grpcurl("-max-time", "30", "-d", json.dumps({"migration_id": migration["id"]}),
                                  smm, "smig.migrator.v1.Migrator/WatchMigration")
         self.assertEqual(code, 0, err)
-        phases = [json.loads(line)["phase"] for line in out.splitlines() if line.startswith("{")]
-        print("phases seen:", phases, flush=True)
-        self.assertEqual(phases[-1], "PHASE_DONE")
+        updates = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        print("phases seen:", [u["phase"] for u in updates], flush=True)
+        self.assertEqual(updates[-1]["phase"], "PHASE_DONE", updates[-1].get("rollback_reason"))
         # Errors name the offending value through reflection as well.
         code, out, err = grpcurl("-d", '{"session_id":"1","target_server_id":"edge-2"}', smm,
                                  "smig.migrator.v1.Migrator/Migrate")

@@ -223,5 +223,31 @@ TEST_F(VehicleEngineTest, NewEdgeAheadOfThePlayerIsContiguousOnlyOnceTheOldEdgeF
   EXPECT_EQ(delivered_, Expect(0, 20));
 }
 
+// A new edge further away than the old one: each of its frames arrives a little after the
+// old edge's copy, so it never gets ahead of the player. Trailing by a few frames it still
+// counts as contiguous (the old edge may go); trailing by more than the allowance it does not.
+TEST_F(VehicleEngineTest, ASlightlyFartherNewEdgeIsContiguousAFarBehindOneIsNot) {
+  Edge a = Connect("10.1.0.1");
+  a.SendHello(auth_, 1, "edge-a");
+  for (uint64_t s = 0; s < 100; ++s) a.Data(s);
+  Edge b = Connect("10.2.0.1");
+  b.SendHello(auth_, 2, "edge-b");
+  for (uint64_t s = 50; s < 80; ++s) b.Data(s);  // 20 behind: more than 16
+  Pump();
+  EXPECT_THAT(contiguous_, ::testing::ElementsAre(1u));
+  for (uint64_t s = 80, t = 100; t < 110; ++s, ++t) {  // keeps trailing by 20
+    a.Data(t);
+    b.Data(s);
+  }
+  Pump();
+  EXPECT_THAT(contiguous_, ::testing::ElementsAre(1u));
+  for (uint64_t s = 90; s < 100; ++s) b.Data(s);  // now 10 behind the player (110)
+  Pump();
+  EXPECT_THAT(contiguous_, ::testing::ElementsAre(1u, 2u));
+  for (uint64_t s = 100; s < 120; ++s) b.Data(s);  // the old edge is gone; b alone feeds
+  Pump();
+  EXPECT_EQ(delivered_, Expect(0, 120));
+}
+
 }  // namespace
 }  // namespace smig::dataplane

@@ -150,6 +150,15 @@ DataplaneNode::DataplaneNode(Deps deps)
   if (registry_) {
     metrics_ = std::make_unique<Metrics>(
         *registry_, config_.role() == v1::ROLE_EDGE ? "edge" : "vehicle");
+    if (config_.role() == v1::ROLE_VEHICLE) {  // every reason shows, at 0 until it happens
+      for (const char* reason : VehicleEngine::kDropReasons) {
+        metrics_->dropped.Add({{"reason", reason}});
+      }
+      metrics_->dropped.Add({{"reason", "sink_error"}});
+    }
+    for (const char* kind : {"unreachable", "potentially_failed", "available", "primary_changed"}) {
+      metrics_->path_events.Add({{"kind", kind}});
+    }
   }
 }
 

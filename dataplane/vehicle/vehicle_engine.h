@@ -52,6 +52,12 @@ class VehicleEngine {
     // (16 frames of 1316 bytes: 84 ms at 2 Mbit/s).
     uint64_t contiguity_lag_frames = 16;
   };
+  // Every reason Counters::dropped may hold (FrameErrorName()s included), so that the
+  // metric can show each at zero before it first happens.
+  static constexpr const char* kDropReasons[] = {
+      "too_short", "bad_magic", "bad_version", "bad_kind", "bad_length", "bad_control",
+      "unexpected_control", "duplicate_hello", "no_hello", "wrong_session", "wrong_stream",
+      "bad_hello", "stale_generation", "conflicting_claim"};
   // Why frames or associations were refused; the names label smig_frames_dropped_total.
   struct Counters {
     std::map<std::string, uint64_t> dropped;  // reason -> frames

@@ -65,7 +65,19 @@ struct MigratorEngine::Metrics {
 MigratorEngine::MigratorEngine(AgentDirectory& agents, TargetPicker* picker, Options options,
                                prometheus::Registry* registry)
     : agents_(agents), picker_(picker), options_(options) {
-  if (registry) metrics_ = std::make_unique<Metrics>(*registry);
+  if (registry) {
+    metrics_ = std::make_unique<Metrics>(*registry);
+    // Every label set exists from the start (at 0), so dashboards and alerts see a series.
+    for (const char* trigger : {"manual", "auto"}) {
+      for (const char* result : {"done", "rolled_back", "cancelled"}) {
+        metrics_->total.Add({{"trigger", trigger}, {"result", result}});
+      }
+    }
+    for (v1::Phase p : {v1::PHASE_PREPARING, v1::PHASE_TRANSFERRING, v1::PHASE_OVERLAPPING,
+                        v1::PHASE_CUT_OVER, v1::PHASE_DONE, v1::PHASE_ROLLED_BACK}) {
+      metrics_->phases.Add({{"phase", PhaseLabel(p)}});
+    }
+  }
 }
 
 MigratorEngine::~MigratorEngine() {

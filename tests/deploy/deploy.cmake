@@ -40,3 +40,9 @@ smig_deploy_test(metrics_contract NEEDS deploy_npm COMMAND node ${_deploy_src}/c
 smig_deploy_test(dockerfile COMMAND node ${_deploy_src}/check_dockerfile.mjs)
 # Reads the binaries of this build tree: ctest runs after the build.
 smig_deploy_test(runtime_libs COMMAND node ${_deploy_src}/check_runtime_libs.mjs ${CMAKE_BINARY_DIR})
+# A real Prometheus scrapes a short edge demo (tests/deploy/live_scenario.yaml, run from
+# build/): every dashboard and alert query returns data, every /metrics passes promtool.
+# Needs root (network namespaces): skipped (77) otherwise.
+smig_deploy_test(live_prometheus NEEDS deploy_npm
+  COMMAND node ${_deploy_src}/live_prometheus.mjs)
+set_tests_properties(deploy.live_prometheus PROPERTIES TIMEOUT 400 SKIP_RETURN_CODE 77)

@@ -157,6 +157,31 @@ TEST_F(VehicleEngineTest, GarbageAfterHelloIsDroppedAndCountedButTheStreamGoesOn
   EXPECT_FALSE(a.Lost());
 }
 
+// Each flow has its own stream and its own reassembler: a hole in flow 1 holds back only
+// flow 1, never flow 0.
+TEST_F(VehicleEngineTest, FlowsAreIndependentAHoleInOneDoesNotBlockAnother) {
+  Edge a = Connect("10.1.0.1");
+  a.SendHello(auth_, 1, "edge-a");
+  for (uint64_t s = 0; s < 10; ++s) {
+    a.Data(s, 0);
+    if (s != 3) a.Data(s, 1);  // flow 1's frame 3 is late
+  }
+  Pump();
+  std::vector<std::string> f0, f1;
+  for (const std::string& d : delivered_) (d.find("/f0-") != std::string::npos ? f0 : f1).push_back(d);
+  EXPECT_EQ(f0.size(), 10u);  // all of flow 0
+  EXPECT_EQ(f1.size(), 3u);   // flow 1 up to its hole
+  a.Data(3, 1);
+  Pump();
+  f1.clear();
+  for (const std::string& d : delivered_) {
+    if (d.find("/f1-") != std::string::npos) f1.push_back(d);
+  }
+  ASSERT_EQ(f1.size(), 10u);
+  for (uint64_t s = 0; s < 10; ++s) EXPECT_EQ(f1[s], absl::StrCat(kSession, "/f1-", s));
+  EXPECT_EQ(engine_->Flows(kSession).size(), 2u);
+}
+
 TEST_F(VehicleEngineTest, TwoEdgesClaimingTheSameGenerationTheSecondIsRefused) {
   Edge a = Connect("10.1.0.1");
   Edge b = Connect("10.2.0.1");

@@ -362,11 +362,13 @@ void DataplaneNode::ExportPathMetrics() {
     absl::StatusOr<tv1::AssociationInfo> info = endpoint_->GetAssociation(assoc);
     if (!info.ok()) continue;
     for (const tv1::PathInfo& p : info->paths()) {
-      auto key = std::make_pair(server, p.address());
+      // The peer's IP only: its port changes with every association (bounded labels).
+      std::string peer = p.address().substr(0, p.address().rfind(':'));
+      auto key = std::make_pair(server, peer);
       if (!seen.insert(key).second) continue;  // an old and a new association to one server
       auto [it, added] = metrics_->paths.try_emplace(key);
       if (added) {
-        std::map<std::string, std::string> labels{{"server", server}, {"peer", p.address()}};
+        std::map<std::string, std::string> labels{{"server", server}, {"peer", peer}};
         it->second = {&metrics_->path_srtt.Add(labels), &metrics_->path_up.Add(labels)};
       }
       it->second.first->Set(p.srtt_ms() / 1000.0);

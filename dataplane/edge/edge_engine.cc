@@ -249,10 +249,10 @@ absl::StatusOr<v1::SessionState> EdgeEngine::Export(uint64_t session, absl::Time
       *fs->mutable_checkpoint_due_at() = ToProto(now);
       continue;
     }
-    const Sent* at = &f.history.front();
-    for (const Sent& sent : f.history) {
-      if (sent.sequence <= want) at = &sent;
-    }
+    // The newest sent frame at or before `want` (history is in sequence order).
+    auto after = std::upper_bound(f.history.begin(), f.history.end(), want,
+                                  [](uint64_t seq, const Sent& sent) { return seq < sent.sequence; });
+    const Sent* at = after == f.history.begin() ? &f.history.front() : &*std::prev(after);
     fs->set_next_sequence(at->sequence);
     fs->set_source_offset(at->offset);
     *fs->mutable_checkpoint_due_at() = ToProto(at->due);

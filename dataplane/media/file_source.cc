@@ -19,11 +19,6 @@ absl::StatusOr<std::unique_ptr<FileSource>> FileSource::Open(const std::string& 
                                                              uint64_t start_offset,
                                                              absl::Time start, double catch_up,
                                                              absl::optional<absl::Time> start_due) {
-  if (start_offset % kChunkBytes != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "start offset ", start_offset, " is not a multiple of the chunk size ", kChunkBytes,
-        " (", path, ")"));
-  }
   // `!(x >= 1)` also rejects NaN.
   if (!(catch_up >= 1.0)) {
     return absl::InvalidArgumentError(
@@ -45,6 +40,13 @@ absl::StatusOr<std::unique_ptr<FileSource>> FileSource::Open(const std::string& 
   if (start_offset > size) {
     return absl::OutOfRangeError(absl::StrCat("start offset ", start_offset, " is beyond the ",
                                               size, " bytes of \"", path, "\""));
+  }
+  // Chunks start at multiples of the chunk size; the end of the file is a valid place to
+  // start too (a session that has sent everything can still move).
+  if (start_offset % kChunkBytes != 0 && start_offset != size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "start offset ", start_offset, " is not a multiple of the chunk size ", kChunkBytes,
+        " (", path, ")"));
   }
   void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd.get(), 0);
   if (map == MAP_FAILED) return absl::ErrnoToStatus(errno, absl::StrCat("mmap \"", path, "\""));

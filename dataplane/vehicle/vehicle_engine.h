@@ -57,7 +57,7 @@ class VehicleEngine {
   static constexpr const char* kDropReasons[] = {
       "too_short", "bad_magic", "bad_version", "bad_kind", "bad_length", "bad_control",
       "unexpected_control", "duplicate_hello", "no_hello", "wrong_session", "wrong_stream",
-      "bad_hello", "stale_generation", "conflicting_claim"};
+      "bad_hello", "stale_generation", "conflicting_claim", "control_send_failed"};
   // Why frames or associations were refused; the names label smig_frames_dropped_total.
   struct Counters {
     std::map<std::string, uint64_t> dropped;  // reason -> frames

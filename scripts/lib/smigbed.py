@@ -424,14 +424,16 @@ def analyse(bed, migrations, failovers):
         start = m["started_unix"]
         end = (m.get("finished_unix") or start) + 0.1
         windows.append((start, end))
+    # A gap belongs to a migration when it began inside the migration's window (one already
+    # running when the migration started was not caused by it).
     def in_window(t_prev, t):
-        return any(t >= a and t_prev <= b for a, b in windows)
+        return any(a <= t_prev <= b for a, b in windows)
     steady = [g for (t, g), t_prev in zip(gaps(arrivals), arrivals) if not in_window(t_prev, t)
               and arrivals and t - arrivals[0] > 1.0]
     p99 = percentile(steady, 99) * 1000
     out_migrations = []
     for m, (a, b) in zip(migrations, windows):
-        stall = max([g for (t, g), t_prev in zip(gaps(arrivals), arrivals) if t >= a and t_prev <= b]
+        stall = max([g for (t, g), t_prev in zip(gaps(arrivals), arrivals) if a <= t_prev <= b]
                     or [0.0]) * 1000
         out_migrations.append({
             "session": m["session"], "from": m["from"], "to": m["to"], "trigger": m["trigger"],

@@ -444,8 +444,10 @@ TEST_F(DataplaneTest, TenMigrationsInARowLoseNothingAndDoNotStall) {
   std::vector<std::pair<absl::Duration, absl::Duration>> per_window(windows.size());
   for (size_t k = 1; k < d.size(); ++k) {
     absl::Duration gap = d[k].at - d[k - 1].at;
+    // A gap belongs to a migration when it began inside the migration's window: one that
+    // was already running when the migration started was not caused by it.
     auto w = std::find_if(windows.begin(), windows.end(), [&](const Window& win) {
-      return d[k].at >= win.from && d[k - 1].at <= win.to;
+      return d[k - 1].at >= win.from && d[k - 1].at <= win.to;
     });
     if (w != windows.end()) {
       worst_migration = std::max(worst_migration, gap);

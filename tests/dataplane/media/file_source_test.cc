@@ -172,6 +172,17 @@ TEST(FileSourceExactTest, FileOfWholeChunksEndsWithAFullChunkAndMayStartAtItsEnd
   EXPECT_TRUE(PollAt(**done, absl::InfiniteFuture()).empty());
 }
 
+// A file whose size is not a multiple of the chunk size may also start at its very end:
+// a session that sent everything can still migrate.
+TEST(FileSourceExactTest, FileWithAShortLastChunkMayStartAtItsEnd) {
+  const std::string ts = BuildCbrTs({.packets = 75});  // 10 chunks and 5 packets
+  const std::string path = WriteFile("cbr75.ts", ts);
+  ASSERT_NE(ts.size() % kChunkBytes, 0u);
+  absl::StatusOr<std::unique_ptr<FileSource>> done = FileSource::Open(path, ts.size(), kStart);
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_TRUE(PollAt(**done, absl::InfiniteFuture()).empty());
+}
+
 TEST_F(FileSourceTest, CatchUpRunsFasterUntilBackOnSchedule) {
   // The checkpoint was due 35 ms (5 chunks) before this edge starts. At twice the rate the
   // edge meets the real-time schedule 70 ms of media (10 chunks) later, at start + 35 ms.

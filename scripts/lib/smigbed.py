@@ -10,8 +10,8 @@ Network namespaces joined by veth links, each with its own processes:
     air   the bridges br-cell and br-dsrc that join every radio to every edge, a management
           bridge (10.199.0.0/24) for /metrics, and PMM, MDM and SMM
 
-gRPC goes over unix sockets in the run directory (reachable from every namespace and from
-the caller); /metrics over the management bridge. Only namespaces this module created are
+gRPC goes over unix sockets in a run directory under /tmp (reachable from every namespace
+and from the caller); /metrics over the management bridge. Only namespaces this module created are
 touched, and Bed.stop() deletes them.
 
     bed = Bed(out_dir, stack="userland", edges=3)
@@ -27,7 +27,7 @@ import shutil
 import signal
 import socket
 import subprocess
-import threading
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -79,7 +79,9 @@ def count_frames(path):
 class Bed:
     def __init__(self, out_dir, stack="userland", edges=3, log=print, failover=None):
         self.out = os.path.abspath(out_dir)
-        self.run = os.path.join(self.out, "run")
+        # Unix sockets and configs live on a local file system (the output directory may be
+        # a VM's 9p share, where sockets cannot be bound).
+        self.run = tempfile.mkdtemp(prefix="smig-run-")
         self.logs = os.path.join(self.out, "logs")
         self.stack = stack
         self.edges = [f"edge-{i}" for i in range(1, edges + 1)]
@@ -199,7 +201,7 @@ class Bed:
         """Network, link emulation, data planes, services, the player; opens the session."""
         for d in (self.out, self.run, self.logs):
             os.makedirs(d, exist_ok=True)
-        media_dir = os.path.join(BUILD, "media")
+        media_dir = os.environ.get("SMIG_MEDIA_DIR") or os.path.join(BUILD, "media")
         os.makedirs(media_dir, exist_ok=True)
         self.media = make_media(os.path.join(media_dir, f"testsrc2-{media_seconds}s.ts"), media_seconds)
         key_file = os.path.join(self.run, "deployment.key")
@@ -365,6 +367,7 @@ class Bed:
         for name in self._created:
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
         self._created = []
+        shutil.rmtree(self.run, ignore_errors=True)
 
     def exit_codes(self):
         return {n: p.returncode for n, p in self.procs.items()}

@@ -2,10 +2,12 @@
 # Control-plane integration tests (labels integration;userland): manual, automatic and
 # rolled-back migrations in namespaces. All need root; without it they report skipped (77).
 set(_sys ${CMAKE_CURRENT_LIST_DIR})
-add_test(NAME system.edge_demo.userland
-  COMMAND ${_sys}/run_demo_test.sh ${CMAKE_BINARY_DIR}/system/demo-userland --sctp-stack=userland)
-set_tests_properties(system.edge_demo.userland PROPERTIES LABELS system TIMEOUT 420
-  SKIP_RETURN_CODE 77)
+foreach(stack userland kernel)
+  add_test(NAME system.edge_demo.${stack}
+    COMMAND ${_sys}/run_demo_test.sh ${CMAKE_BINARY_DIR}/system/demo-${stack} ${stack})
+  set_tests_properties(system.edge_demo.${stack} PROPERTIES LABELS system TIMEOUT 900
+    SKIP_RETURN_CODE 77)
+endforeach()
 
 foreach(case manual_migration_through_reflection
              automatic_migration_follows_real_rtt_after_the_dwell

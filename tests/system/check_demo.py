@@ -3,7 +3,9 @@ automatic migrations to the edge the scenario makes nearest, none before the dwe
 no loss or duplicates, every frame decoded without continuity errors, each migration's
 stall within the data plane's goal, and a clean exit of every process.
 
-    check_demo.py SUMMARY.json [--min-migrations N]     (exit 1 with the failures listed)
+    check_demo.py SUMMARY.json [--min-migrations N]
+exit 1 with the failures listed; 77 (ctest: skipped) when everything passed except timing
+goals that a software-emulated CPU (the kvm-sctp VM under TCG) cannot be judged on.
 """
 import argparse
 import json
@@ -29,11 +31,18 @@ def became_nearest(changes, edge, t):
 
 
 def check(s, min_migrations):
-    failures = []
+    failures, skipped = [], []
     def expect(ok, what):
         print(("PASS " if ok else "FAIL ") + what)
         if not ok:
             failures.append(what)
+    def expect_timing(ok, what):
+        # Under software CPU emulation a missed timing goal is reported, not judged.
+        if not ok and s.get("emulated_cpu"):
+            print(f"SKIP {what} (software CPU emulation: timing not judged)")
+            skipped.append(what)
+        else:
+            expect(ok, what)
     auto = [m for m in s["migrations"] if m["trigger"] == "auto"]
     expect(len(auto) >= min_migrations, f"{len(auto)} automatic migrations (>= {min_migrations})")
     for n, m in enumerate(s["migrations"], 1):
@@ -45,7 +54,7 @@ def check(s, min_migrations):
                f"migration {n} started {m['started_at_s']} s, {m['to']} nearest since {since} s, "
                f"dwell {s['dwell_s']} s")
         expect(m["result"] == "done", f"migration {n} result {m['result']} {m.get('rollback_reason', '')}")
-        expect(m["stall_ms"] <= s["stall_goal_ms"],
+        expect_timing(m["stall_ms"] <= s["stall_goal_ms"],
                f"migration {n} stall {m['stall_ms']} ms <= goal {s['stall_goal_ms']} ms")
     expect(s["bytes_lost"] == 0, f"bytes_lost {s['bytes_lost']}")
     expect(s["duplicates_delivered"] == 0, f"duplicates_delivered {s['duplicates_delivered']}")
@@ -57,7 +66,7 @@ def check(s, min_migrations):
     bad = {k: v for k, v in s.get("exit_codes", {}).items() if v not in (0, None)
            and not k.startswith("linkemu") and k != "decoder"}
     expect(not bad, f"processes exited cleanly {bad or ''}")
-    return failures
+    return failures, skipped
 
 
 def main():
@@ -67,9 +76,11 @@ def main():
     args = ap.parse_args()
     with open(args.summary) as f:
         s = json.load(f)
-    failures = check(s, args.min_migrations)
-    print(f"{len(failures)} failure(s)")
-    return 1 if failures else 0
+    failures, skipped = check(s, args.min_migrations)
+    print(f"{len(failures)} failure(s), {len(skipped)} check(s) not judged")
+    if failures:
+        return 1
+    return 77 if skipped else 0  # ctest: skipped, never passed
 
 
 if __name__ == "__main__":

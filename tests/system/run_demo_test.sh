@@ -23,4 +23,4 @@ smigbed.make_media('$root/build/media/testsrc2-%ds.ts' % int(s['duration_s']), i
 else
   "${demo[@]}"
 fi
-/usr/bin/python3 "$here/check_demo.py" "$out/summary.json"
+exec /usr/bin/python3 "$here/check_demo.py" "$out/summary.json"

@@ -86,15 +86,17 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const TlsFi
 
 }  // namespace
 
-GrpcServerOptions ServerOptionsFromConfig(const common::v1::ServerConfig& config) {
+GrpcServerOptions ServerOptions(const std::string& grpc_address,
+                                const std::string& metrics_address,
+                                const common::v1::TlsConfig& tls) {
   GrpcServerOptions o;
-  if (!config.grpc_address().empty()) o.grpc_address = config.grpc_address();
-  if (config.metrics_address() == "off") {
+  if (!grpc_address.empty()) o.grpc_address = grpc_address;
+  if (metrics_address == "off") {
     o.metrics_address.clear();
-  } else if (!config.metrics_address().empty()) {
-    o.metrics_address = config.metrics_address();
+  } else if (!metrics_address.empty()) {
+    o.metrics_address = metrics_address;
   }
-  o.tls = {config.tls().cert_file(), config.tls().key_file(), config.tls().client_ca_file()};
+  o.tls = {tls.cert_file(), tls.key_file(), tls.client_ca_file()};
   return o;
 }
 

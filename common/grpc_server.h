@@ -48,9 +48,16 @@ struct GrpcServerOptions {
   TlsFiles tls;
 };
 
-// The options a server's config asks for: empty addresses keep the defaults, a
-// metrics_address of "off" turns /metrics off.
-GrpcServerOptions ServerOptionsFromConfig(const common::v1::ServerConfig& config);
+// The options a server's config asks for (any config message with grpc_address,
+// metrics_address and tls fields): empty addresses keep the defaults, a metrics_address of
+// "off" turns /metrics off.
+GrpcServerOptions ServerOptions(const std::string& grpc_address,
+                                const std::string& metrics_address,
+                                const common::v1::TlsConfig& tls);
+template <typename Config>
+GrpcServerOptions ServerOptionsFromConfig(const Config& config) {
+  return ServerOptions(config.grpc_address(), config.metrics_address(), config.tls());
+}
 
 class GrpcServer {
  public:

@@ -7,11 +7,20 @@
 #include <grpcpp/support/status.h>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace smig {
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
 // The reverse, for clients that hand a server's answer on as an absl::Status.
 absl::Status FromGrpcStatus(const grpc::Status& status);
+
+// A unary handler's reply: the value into `response`, or the error as a gRPC status.
+template <typename T>
+grpc::Status Reply(absl::StatusOr<T> result, T* response) {
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  *response = std::move(*result);
+  return grpc::Status::OK;
+}
 
 }  // namespace smig

@@ -4,16 +4,6 @@
 
 namespace smig::dataplane {
 
-namespace {
-// Copies a StatusOr's value into the response, or returns its error.
-template <typename T>
-grpc::Status Reply(absl::StatusOr<T> result, T* resp) {
-  if (!result.ok()) return ToGrpcStatus(result.status());
-  *resp = std::move(*result);
-  return grpc::Status::OK;
-}
-}  // namespace
-
 grpc::Status AgentService::OpenSession(grpc::ServerContext*, const v1::OpenSessionRequest* req,
                                        v1::Session* resp) {
   return Reply(node_.OpenSession(*req), resp);

@@ -139,12 +139,8 @@ int main(int argc, char** argv) {
     reporter = std::make_unique<smig::dataplane::ProximityReporter>(**node, config.proximity());
   }
   smig::dataplane::AgentService agent(**node);
-  smig::common::v1::ServerConfig sc;
-  sc.set_grpc_address(config.grpc_address());
-  sc.set_metrics_address(config.metrics_address());
-  *sc.mutable_tls() = config.tls();
   absl::StatusOr<std::unique_ptr<smig::GrpcServer>> server =
-      smig::GrpcServer::Start(smig::ServerOptionsFromConfig(sc), {&agent}, registry);
+      smig::GrpcServer::Start(smig::ServerOptionsFromConfig(config), {&agent}, registry);
   if (!server.ok()) return Fail(server.status());
   std::cout << "{\"role\":\"" << (config.role() == v1::ROLE_EDGE ? "edge" : "vehicle")
             << "\",\"grpc_port\":" << (*server)->grpc_port()

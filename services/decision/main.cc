@@ -98,12 +98,8 @@ int main(int argc, char** argv) {
                                                       config.migrator_address());
   smig::decision::DecisionService service(engine, *clients, [] { return absl::Now(); });
 
-  smig::common::v1::ServerConfig sc;
-  sc.set_grpc_address(config.grpc_address());
-  sc.set_metrics_address(config.metrics_address());
-  *sc.mutable_tls() = config.tls();
   absl::StatusOr<std::unique_ptr<smig::GrpcServer>> server =
-      smig::GrpcServer::Start(smig::ServerOptionsFromConfig(sc), {&service}, registry);
+      smig::GrpcServer::Start(smig::ServerOptionsFromConfig(config), {&service}, registry);
   if (!server.ok()) return Fail(server.status());
 
   // The loop needs both neighbours; without them the policy, Evaluate errors and the

@@ -61,12 +61,8 @@ int main(int argc, char** argv) {
       registry.get());
   smig::migrator::MigratorService service(engine);
 
-  smig::common::v1::ServerConfig sc;
-  sc.set_grpc_address(config.grpc_address());
-  sc.set_metrics_address(config.metrics_address());
-  *sc.mutable_tls() = config.tls();
   absl::StatusOr<std::unique_ptr<smig::GrpcServer>> server =
-      smig::GrpcServer::Start(smig::ServerOptionsFromConfig(sc), {&service}, registry);
+      smig::GrpcServer::Start(smig::ServerOptionsFromConfig(config), {&service}, registry);
   if (!server.ok()) return Fail(server.status());
   std::cout << "{\"service\":\"migrator\",\"grpc_port\":" << (*server)->grpc_port()
             << ",\"metrics_port\":" << (*server)->metrics_port() << "}" << std::endl;

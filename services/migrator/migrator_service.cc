@@ -3,14 +3,6 @@
 #include "common/grpc_status.h"
 
 namespace smig::migrator {
-namespace {
-template <typename T>
-grpc::Status Reply(absl::StatusOr<T> result, T* resp) {
-  if (!result.ok()) return ToGrpcStatus(result.status());
-  *resp = std::move(*result);
-  return grpc::Status::OK;
-}
-}  // namespace
 
 grpc::Status MigratorService::CreateSession(grpc::ServerContext*,
                                             const v1::CreateSessionRequest* req,

@@ -78,12 +78,8 @@ int main(int argc, char** argv) {
   });
 
   smig::proximity::ProximityService service(**engine);
-  smig::common::v1::ServerConfig sc;
-  sc.set_grpc_address(config.grpc_address());
-  sc.set_metrics_address(config.metrics_address());
-  *sc.mutable_tls() = config.tls();
   absl::StatusOr<std::unique_ptr<smig::GrpcServer>> server =
-      smig::GrpcServer::Start(smig::ServerOptionsFromConfig(sc), {&service}, registry);
+      smig::GrpcServer::Start(smig::ServerOptionsFromConfig(config), {&service}, registry);
   if (!server.ok()) {
     stop_sweeping.Notify();
     sweeper.join();

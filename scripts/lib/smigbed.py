@@ -21,6 +21,7 @@ touched, and Bed.stop() deletes them.
     summary = bed.stop()
 """
 
+import difflib
 import json
 import os
 import shutil
@@ -384,18 +385,20 @@ def gaps(arrivals):
 
 
 def compare_streams(sent, played, chunk=1316):
-    """Bytes lost and duplicate chunks delivered, from the bytes themselves."""
+    """Bytes lost and chunks delivered twice, from the bytes themselves: the played chunks
+    are aligned with the sent ones (difflib), so identical-looking chunks (MPEG-TS stuffing)
+    are not mistaken for duplicates."""
     if sent == played:
         return 0, 0
-    seen, dups = set(), 0
-    for k in range(0, len(played), chunk):
-        piece = played[k:k + chunk]
-        if piece in seen:
-            dups += 1
-        seen.add(piece)
-    sent_chunks = {sent[k:k + chunk] for k in range(0, len(sent), chunk)}
-    lost = sum(len(c) for c in sent_chunks if c not in seen)
-    return lost, dups
+    a = [sent[k:k + chunk] for k in range(0, len(sent), chunk)]
+    b = [played[k:k + chunk] for k in range(0, len(played), chunk)]
+    lost = extra = 0
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op in ("delete", "replace"):
+            lost += sum(len(c) for c in a[i1:i2])
+        if op in ("insert", "replace"):
+            extra += j2 - j1
+    return lost, extra
 
 
 def decoder_result(log_path):

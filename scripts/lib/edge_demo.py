@@ -129,7 +129,7 @@ class Timeline:
     def poll(self):
         now = time.time() - self.bed.t0
         if now >= self.next["mig"]:
-            self.next["mig"] = now + 0.25
+            self.next["mig"] = now + 0.5
             listed = self.bed.smigctl("migrations", check=False)
             for m in (listed.get("migrations", []) if isinstance(listed, dict) else []):
                 hist = m.get("history", [])
@@ -148,7 +148,7 @@ class Timeline:
                 rtts[s["server_id"]] = s.get("srtt_ms") if s.get("reachable") else None
             self.samples.append((now, rtts, self.serving))
         if now >= self.next["sess"]:
-            self.next["sess"] = now + 0.5
+            self.next["sess"] = now + 1.0
             s = self.bed.smigctl("sessions", check=False)
             for sess in (s.get("sessions", []) if isinstance(s, dict) else []):
                 if sess.get("server_id") != self.serving:

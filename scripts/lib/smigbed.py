@@ -233,8 +233,10 @@ class Bed:
             f"udp://127.0.0.1:{DECODER_PORT}?timeout=5000000&fifo_size=1000000&overrun_nonfatal=1",
             "-f", "null", "-"])
         self._await_udp("veh", DECODER_PORT)  # ffmpeg binds late: nothing may go before
+        # The recorder is the measuring instrument: real-time priority, so that the demo's
+        # own load (smigctl polls, ffmpeg) does not show up as gaps in what it records.
         self._spawn("recorder", "veh", [
-            "/usr/bin/python3", os.path.join(ROOT, "scripts/lib/udp_recorder.py"),
+            "chrt", "-f", "40", "/usr/bin/python3", os.path.join(ROOT, "scripts/lib/udp_recorder.py"),
             str(PLAYER_PORT), str(DECODER_PORT), os.path.join(self.out, "played.ts"),
             os.path.join(self.out, "arrivals.txt")])
         self._await_line("recorder", "ready")

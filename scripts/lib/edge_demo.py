@@ -156,12 +156,24 @@ class Timeline:
                     self.say(f"serving edge: {self.serving}")
         if now >= self.next["scrape"]:
             self.next["scrape"] = now + 1.0
-            m = self.bed.scrape("vehicle")
-            n = int(sum(v for k, v in m.items() if k.startswith("smig_path_failovers_total")))
-            if n > self.failovers:
-                self.say(f"path failover at the vehicle (SCTP moved traffic off a dead path; "
-                         f"{n} so far)")
-                self.failovers = n
+            self.count_failovers(self.bed.scrape("vehicle"))
+
+    def count_failovers(self, metrics):
+        n = int(sum(v for k, v in metrics.items() if k.startswith("smig_path_failovers_total")))
+        if n > self.failovers:
+            self.say(f"path failover at the vehicle (SCTP moved traffic off a dead path; "
+                     f"{n} so far)")
+            self.failovers = n
+
+    def final_failovers(self):
+        """The vehicle's failover count at the end. The live scrapes give up after 2 s, which
+        a slow (emulated) machine can miss every time; this one waits and retries."""
+        for _ in range(3):
+            m = self.bed.scrape("vehicle", timeout_s=10)
+            if m:
+                self.count_failovers(m)
+                break
+        return self.failovers
 
 
 def draw(bed, timeline, summary, path):
@@ -273,6 +285,7 @@ def main(argv=None):
                 break
             time.sleep(0.05)
         timeline.poll()
+        timeline.final_failovers()
         migrations = smigbed.migrations_from_smm(bed)
         if args.keep_running:
             print("\nedge-demo: --keep-running: the edge stays up until Ctrl-C")

@@ -306,9 +306,11 @@ class Bed:
     def link_stats(self, edge):
         return self._linkemu(edge, "stats")
 
-    def scrape(self, node):
-        """The node's /metrics as {series: value} (fetched from inside the air namespace)."""
-        r = subprocess.run(["ip", "netns", "exec", self.ns["air"], "curl", "-s", "--max-time", "2",
+    def scrape(self, node, timeout_s=2):
+        """The node's /metrics as {series: value} (fetched from inside the air namespace);
+        {} when it does not answer in time."""
+        r = subprocess.run(["ip", "netns", "exec", self.ns["air"], "curl", "-s", "--max-time",
+                            str(timeout_s),
                             f"http://{self.metrics_address(node)}/metrics"],
                            capture_output=True, text=True)
         out = {}

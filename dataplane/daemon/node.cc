@@ -115,7 +115,12 @@ struct DataplaneNode::Metrics {
         path_up(prometheus::BuildGauge()
                     .Name("smig_path_up")
                     .Help("Vehicle: 1 while a path to an edge server is active, else 0.")
-                    .Register(r)) {}
+                    .Register(r)),
+        live_feed_bytes(prometheus::BuildCounter()
+                            .Name("smig_live_feed_bytes_total")
+                            .Help("Edge: bytes received on each standing live feed, watched "
+                                  "or not.")
+                            .Register(r)) {}
   prometheus::Counter& bytes;
   prometheus::Counter& frames;
   prometheus::Family<prometheus::Counter>& dropped;
@@ -129,6 +134,7 @@ struct DataplaneNode::Metrics {
   prometheus::Family<prometheus::Gauge>& capacity;
   prometheus::Family<prometheus::Gauge>& path_srtt;
   prometheus::Family<prometheus::Gauge>& path_up;
+  prometheus::Family<prometheus::Counter>& live_feed_bytes;
   // Per-path series exported last time, removed when their path or association goes.
   std::map<std::pair<std::string, std::string>, std::pair<prometheus::Gauge*, prometheus::Gauge*>>
       paths;
@@ -138,6 +144,7 @@ struct DataplaneNode::Metrics {
   uint64_t bytes_seen = 0, frames_seen = 0, duplicates_seen = 0, send_errors_seen = 0,
            send_deferrals_seen = 0;
   std::map<std::string, uint64_t> dropped_seen;
+  std::map<std::string, uint64_t> live_feed_bytes_seen;
   absl::Time next = absl::InfinitePast();
 };
 
@@ -172,6 +179,20 @@ absl::StatusOr<std::unique_ptr<DataplaneNode>> DataplaneNode::Start(Deps deps) {
   if (deps.config.role() == v1::ROLE_EDGE && deps.config.server_id().empty()) {
     return absl::InvalidArgumentError("an edge needs a server_id");
   }
+  std::map<std::string, std::shared_ptr<media::UdpFeed>> feeds;
+  if (deps.config.role() == v1::ROLE_EDGE) {
+    for (const auto& [name, address] : deps.config.live_feeds()) {
+      if (name.empty()) return absl::InvalidArgumentError("live_feeds: a feed needs a name");
+      absl::StatusOr<std::shared_ptr<media::UdpFeed>> feed = media::UdpFeed::Bind(address);
+      if (!feed.ok()) {
+        return absl::Status(feed.status().code(), absl::StrCat("live_feeds[\"", name, "\"]: ",
+                                                               feed.status().message()));
+      }
+      feeds.emplace(name, std::move(*feed));
+    }
+  } else if (!deps.config.live_feeds().empty()) {
+    return absl::InvalidArgumentError("live_feeds are for edges; this data plane is a vehicle");
+  }
   EdgeEngine::SourceFactory make_source = std::move(deps.make_source);
   std::unique_ptr<DataplaneNode> node(new DataplaneNode(std::move(deps)));
   DataplaneNode* self = node.get();
@@ -180,6 +201,7 @@ absl::StatusOr<std::unique_ptr<DataplaneNode>> DataplaneNode::Start(Deps deps) {
         node->config_.max_sessions() != 0 ? node->config_.max_sessions() : 256;
     if (node->metrics_) {
       node->metrics_->capacity.Add({}).Set(static_cast<double>(max_sessions));
+      for (const auto& [name, feed] : feeds) node->metrics_->live_feed_bytes.Add({{"feed", name}});
     }
     node->edge_ = std::make_unique<EdgeEngine>(
         *node->endpoint_, *auth,
@@ -192,7 +214,8 @@ absl::StatusOr<std::unique_ptr<DataplaneNode>> DataplaneNode::Start(Deps deps) {
               e.set_contiguous_generation(generation);
               self->Publish(std::move(e));
             },
-            .max_sessions = max_sessions});
+            .max_sessions = max_sessions,
+            .live_feeds = std::move(feeds)});
   } else {
     node->vehicle_ = std::make_unique<VehicleEngine>(
         *node->endpoint_, *auth,
@@ -396,6 +419,12 @@ void DataplaneNode::ExportMetrics(absl::Time now) {
     send_errors = edge_->send_errors();
     send_deferrals = edge_->send_deferrals();
     sessions = edge_->Sessions().size();
+    for (const auto& [name, feed] : edge_->live_feeds()) {
+      uint64_t& seen = metrics_->live_feed_bytes_seen[name];
+      metrics_->live_feed_bytes.Add({{"feed", name}})
+          .Increment(static_cast<double>(feed->bytes_received() - seen));
+      seen = feed->bytes_received();
+    }
   } else {
     ExportPathMetrics();
     for (uint64_t id : vehicle_->Sessions()) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace smig::dataplane {
@@ -15,6 +16,8 @@ constexpr uint32_t kSessionFormatVersion = 1;
 constexpr absl::Duration kReconnectBackoff = absl::Seconds(1);
 constexpr absl::Duration kMaxWait = absl::Milliseconds(5);
 constexpr absl::Duration kFullBufferRetry = absl::Milliseconds(1);
+// Frames before a live flow's checkpoint whose fingerprints the next edge looks for.
+constexpr size_t kAlignFrames = 32;
 
 google::protobuf::Timestamp ToProto(absl::Time t) {
   return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
@@ -57,16 +60,48 @@ absl::Status EdgeEngine::Serve(const v1::SessionState& state, absl::Time now) {
     if (s.flows.contains(fs.flow_id())) {
       return absl::InvalidArgumentError(absl::StrCat("flow ", fs.flow_id(), " appears twice"));
     }
-    absl::StatusOr<std::unique_ptr<media::Source>> source = options_.make_source(fs, now);
+    absl::StatusOr<std::unique_ptr<media::Source>> source = OpenSource(fs, now);
     if (!source.ok()) return source.status();
     Flow& f = s.flows[fs.flow_id()];
     f.state = fs;
     f.source = std::move(*source);
     f.vehicle_next = fs.next_sequence();
+    f.fingerprints.assign(fs.last_frame_fingerprints().begin(),
+                          fs.last_frame_fingerprints().end());
   }
   sessions_.emplace(id, std::move(s));
   Pump(now);  // connects
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<media::Source>> EdgeEngine::OpenSource(const v1::FlowState& fs,
+                                                                       absl::Time now) const {
+  if (!fs.source().has_live_feed()) return options_.make_source(fs, now);
+  const std::string& name = fs.source().live_feed();
+  auto feed = options_.live_feeds.find(name);
+  if (feed == options_.live_feeds.end()) {
+    std::vector<std::string> names;
+    for (const auto& [n, f] : options_.live_feeds) names.push_back(absl::StrCat("'", n, "'"));
+    return absl::NotFoundError(absl::StrCat(
+        "edge ", options_.server_id, " does not ingest live feed '", name, "' (its live_feeds: ",
+        names.empty() ? "none" : absl::StrJoin(names, ", "), ")"));
+  }
+  auto source = std::make_unique<media::UdpSource>(feed->second);
+  if (!fs.last_frame_fingerprints().empty()) {
+    std::vector<uint64_t> run(fs.last_frame_fingerprints().begin(),
+                              fs.last_frame_fingerprints().end());
+    if (absl::StatusOr<uint64_t> at = source->SeekAfter(run); !at.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "flow ", fs.flow_id(), ": edge ", options_.server_id, " cannot place the checkpoint "
+          "of live feed '", name, "' (sequence ", fs.next_sequence(), ") in what it received: ",
+          at.status().message()));
+    }
+  } else if (fs.next_sequence() != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "flow ", fs.flow_id(), " of live feed '", name, "' has a checkpoint at sequence ",
+        fs.next_sequence(), " but no last_frame_fingerprints to find it by"));
+  }
+  return source;
 }
 
 void EdgeEngine::Handle(const absl::StatusOr<std::optional<transport::Incoming>>& in,
@@ -170,6 +205,10 @@ void EdgeEngine::SendFrames(Session& s, Flow& f, absl::Time now) {
     }
     f.history.push_back({h.sequence, c.offset, f.pending.front().at});
     if (f.history.size() > options_.sent_history) f.history.pop_front();
+    if (c.fingerprint != 0) {
+      f.fingerprints.push_back(c.fingerprint);
+      if (f.fingerprints.size() > options_.sent_history) f.fingerprints.pop_front();
+    }
     f.state.set_next_sequence(h.sequence + 1);
     f.state.set_source_offset(c.offset + c.data.size());
     ++f.frames;
@@ -181,6 +220,9 @@ void EdgeEngine::SendFrames(Session& s, Flow& f, absl::Time now) {
 }
 
 void EdgeEngine::Pump(absl::Time now) {
+  for (auto& [name, feed] : options_.live_feeds) {
+    if (!feed->Drain().ok()) ++send_errors_;
+  }
   for (auto& [id, s] : sessions_) {
     if (s.releasing) continue;
     if (!s.assoc && now >= s.next_connect) {
@@ -219,9 +261,11 @@ absl::Duration EdgeEngine::NextWait(absl::Time now) const {
 
 std::vector<int> EdgeEngine::SourceFds() const {
   std::vector<int> fds;
+  for (const auto& [name, feed] : options_.live_feeds) fds.push_back(feed->fd());
   for (const auto& [id, s] : sessions_) {
     for (const auto& [fid, f] : s.flows) {
-      if (f.source->fd() >= 0) fds.push_back(f.source->fd());
+      // Flows on a standing feed share its descriptor, listed above.
+      if (f.source->fd() >= 0 && !f.state.source().has_live_feed()) fds.push_back(f.source->fd());
     }
   }
   return fds;
@@ -238,6 +282,15 @@ absl::StatusOr<v1::SessionState> EdgeEngine::Export(uint64_t session, absl::Time
   out.clear_flows();
   *out.mutable_exported_at() = ToProto(now);
   for (const auto& [fid, f] : s.flows) {
+    const v1::Source& src = f.state.source();
+    if (src.has_udp_listen() || src.has_tcp_listen()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "session ", session, " cannot move: flow ", fid, " reads ",
+          src.has_udp_listen() ? absl::StrCat("udp_listen ", src.udp_listen())
+                               : absl::StrCat("tcp_listen ", src.tcp_listen()),
+          ", which only this edge receives (a live stream that can move is a live_feed every "
+          "edge ingests)"));
+    }
     v1::FlowState* fs = out.add_flows();
     *fs = f.state;
     // Restart where the player is, when the vehicle said so and this edge still knows where
@@ -247,15 +300,30 @@ absl::StatusOr<v1::SessionState> EdgeEngine::Export(uint64_t session, absl::Time
       fs->set_next_sequence(f.state.next_sequence());
       fs->set_source_offset(f.state.source_offset());
       *fs->mutable_checkpoint_due_at() = ToProto(now);
-      continue;
+    } else {
+      // The newest sent frame at or before `want` (history is in sequence order).
+      auto after = std::upper_bound(
+          f.history.begin(), f.history.end(), want,
+          [](uint64_t seq, const Sent& sent) { return seq < sent.sequence; });
+      const Sent* at = after == f.history.begin() ? &f.history.front() : &*std::prev(after);
+      fs->set_next_sequence(at->sequence);
+      fs->set_source_offset(at->offset);
+      *fs->mutable_checkpoint_due_at() = ToProto(at->due);
     }
-    // The newest sent frame at or before `want` (history is in sequence order).
-    auto after = std::upper_bound(f.history.begin(), f.history.end(), want,
-                                  [](uint64_t seq, const Sent& sent) { return seq < sent.sequence; });
-    const Sent* at = after == f.history.begin() ? &f.history.front() : &*std::prev(after);
-    fs->set_next_sequence(at->sequence);
-    fs->set_source_offset(at->offset);
-    *fs->mutable_checkpoint_due_at() = ToProto(at->due);
+    fs->clear_last_frame_fingerprints();
+    if (!src.has_live_feed()) continue;
+    // The fingerprints of the kAlignFrames frames before the checkpoint, as far as known.
+    const uint64_t checkpoint = fs->next_sequence();
+    const uint64_t first = f.state.next_sequence() - f.fingerprints.size();
+    for (uint64_t seq = std::max(first, checkpoint - std::min(checkpoint, kAlignFrames));
+         seq < checkpoint; ++seq) {
+      fs->add_last_frame_fingerprints(f.fingerprints[seq - first]);
+    }
+    if (fs->last_frame_fingerprints().empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "session ", session, " cannot move yet: flow ", fid, " of live feed '",
+          src.live_feed(), "' has no frame before its checkpoint for the next edge to find"));
+    }
   }
   return out;
 }

@@ -26,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "dataplane/media/source.h"
+#include "dataplane/media/udp_source.h"
 #include "dataplane/protocol/frame.h"
 #include "dataplane/protocol/hello.h"
 #include "dataplane/transport/endpoint.h"
@@ -48,6 +49,9 @@ class EdgeEngine {
     size_t sent_history = 16384;
     // Sessions served at once; Serve() refuses more with RESOURCE_EXHAUSTED.
     size_t max_sessions = 256;
+    // Standing live feeds by name (Source.live_feed). Pump reads them whether or not a
+    // flow does, so each ring always holds the feed's recent datagrams.
+    std::map<std::string, std::shared_ptr<media::UdpFeed>> live_feeds;
   };
 
   EdgeEngine(transport::Endpoint& endpoint, HelloAuthenticator auth, Options options);
@@ -55,9 +59,13 @@ class EdgeEngine {
   // Starts serving `state` from its checkpoint. ALREADY_EXISTS if the session is served
   // here, INVALID_ARGUMENT for a state without flows or vehicle addresses, FAILED_PRECONDITION
   // for another format_version, RESOURCE_EXHAUSTED at max_sessions, or the source's error.
+  // A live_feed flow: NOT_FOUND if this edge does not ingest the feed, FAILED_PRECONDITION
+  // if the checkpoint's datagrams are not (or not once) among its recent ones.
   absl::Status Serve(const v1::SessionState& state, absl::Time now);
   // A checkpoint at the vehicle's last reported position (or at what was sent, when the
-  // vehicle has not reported yet). NOT_FOUND for an unknown session.
+  // vehicle has not reported yet). NOT_FOUND for an unknown session; FAILED_PRECONDITION
+  // for a session that cannot move: a flow from udp_listen or tcp_listen (only this edge
+  // receives it), or a live_feed flow before its first frame (nothing to align on).
   absl::StatusOr<v1::SessionState> Export(uint64_t session, absl::Time now) const;
   // Graceful: queued frames are delivered, then the association shuts down.
   absl::Status Release(uint64_t session);
@@ -82,6 +90,9 @@ class EdgeEngine {
   // stay queued and go out once there is room).
   uint64_t send_deferrals() const { return send_deferrals_; }
   size_t max_sessions() const { return options_.max_sessions; }
+  const std::map<std::string, std::shared_ptr<media::UdpFeed>>& live_feeds() const {
+    return options_.live_feeds;
+  }
 
  private:
   struct Sent {
@@ -99,6 +110,9 @@ class EdgeEngine {
     std::deque<Due> pending;  // due but not sent yet (association not ready, buffer full)
     std::deque<Sent> history;
     uint64_t vehicle_next = 0;  // from HelloAck/Progress
+    // Live: fingerprints of the frames before state.next_sequence, oldest first (as many
+    // as history holds; seeded from the imported checkpoint).
+    std::deque<uint64_t> fingerprints;
     bool vehicle_reported = false;
     uint64_t frames = 0, bytes = 0;
   };
@@ -114,6 +128,10 @@ class EdgeEngine {
     std::map<uint32_t, Flow> flows;
   };
 
+  // The source of one flow: a cursor on a standing feed (aligned on the checkpoint) or
+  // what options_.make_source makes.
+  absl::StatusOr<std::unique_ptr<media::Source>> OpenSource(const v1::FlowState& fs,
+                                                            absl::Time now) const;
   void OnControl(Session& s, const v1::ControlMessage& m);
   void SendFrames(Session& s, Flow& f, absl::Time now);
 

@@ -1,6 +1,7 @@
 #include "dataplane/media/source.h"
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "dataplane/media/file_source.h"
 #include "dataplane/media/tcp_source.h"
 #include "dataplane/media/udp_source.h"
@@ -18,11 +19,15 @@ absl::StatusOr<std::unique_ptr<Source>> MakeSource(const v1::Source& source,
       return UdpSource::Bind(source.udp_listen());
     case v1::Source::kTcpListen:
       return TcpSource::Listen(source.tcp_listen());
+    case v1::Source::kLiveFeed:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "live feed '", source.live_feed(), "' is one of an edge's standing feeds, not a "
+          "source of its own"));
     case v1::Source::KIND_NOT_SET:
       break;
   }
   return absl::InvalidArgumentError(
-      "the flow's source names no kind (file, udp_listen or tcp_listen)");
+      "the flow's source names no kind (file, udp_listen, tcp_listen or live_feed)");
 }
 
 }  // namespace smig::dataplane::media

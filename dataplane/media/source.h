@@ -31,6 +31,9 @@ struct Chunk {
   uint64_t offset;  // where `data` starts in the flow's source
   std::string data;
   bool end_of_flow = false;  // nothing follows; may come with empty data (a closed stream)
+  // Live datagrams: ChunkFingerprint(data), by which the next edge finds a checkpoint in
+  // the same feed; 0 for other sources.
+  uint64_t fingerprint = 0;
 };
 
 class Source {  // one flow's media at an edge; not thread-safe; driven by one loop
@@ -50,7 +53,8 @@ class Source {  // one flow's media at an edge; not thread-safe; driven by one l
 // a VOD file on the timeline (FileSource::Open has the pacing rule); live sources ignore
 // them: their offsets count the bytes this edge has received, and a new edge lines up
 // with the previous one by fingerprint (UdpSource::SeekAfterFingerprint), not by offset.
-// INVALID_ARGUMENT if no kind is set.
+// INVALID_ARGUMENT if no kind is set, or for a live_feed: those are the edge's standing
+// feeds, which EdgeEngine serves itself.
 absl::StatusOr<std::unique_ptr<Source>> MakeSource(
     const v1::Source& source, uint64_t start_offset, absl::Time start, double catch_up = 1.0,
     absl::optional<absl::Time> start_due = absl::nullopt);

@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <utility>
 
@@ -19,8 +20,8 @@ constexpr size_t kMaxDatagram = 65507;
 constexpr int kReceiveBuffer = 4 << 20;
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<UdpSource>> UdpSource::Bind(absl::string_view address,
-                                                           size_t ring_chunks) {
+absl::StatusOr<std::shared_ptr<UdpFeed>> UdpFeed::Bind(absl::string_view address,
+                                                       size_t ring_chunks) {
   if (ring_chunks == 0) return absl::InvalidArgumentError("the ring must hold at least one chunk");
   absl::StatusOr<transport::SocketAddress> addr =
       transport::SocketAddress::ParseHostPort(address);
@@ -40,48 +41,101 @@ absl::StatusOr<std::unique_ptr<UdpSource>> UdpSource::Bind(absl::string_view add
   absl::StatusOr<transport::SocketAddress> bound =
       transport::SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&local), len);
   if (!bound.ok()) return bound.status();
-  return std::unique_ptr<UdpSource>(new UdpSource(std::move(fd), bound->port(), ring_chunks));
+  return std::shared_ptr<UdpFeed>(new UdpFeed(std::move(fd), bound->port(), ring_chunks));
 }
 
-UdpSource::UdpSource(UniqueFd fd, uint16_t local_port, size_t ring_chunks)
+UdpFeed::UdpFeed(UniqueFd fd, uint16_t local_port, size_t ring_chunks)
     : fd_(std::move(fd)), local_port_(local_port), ring_chunks_(ring_chunks) {
   buffer_.resize(kMaxDatagram);
 }
 
-absl::Status UdpSource::Poll(absl::Time, std::vector<Chunk>& out) {
-  for (size_t i = replay_from_; i < ring_.size(); ++i) {
-    out.push_back(Chunk{.offset = ring_[i].offset, .data = ring_[i].data});
-  }
-  for (size_t n = 0; n < kMaxDatagramsPerPoll;) {
+absl::Status UdpFeed::Drain() {
+  // Never more than the ring holds, so that a flow reading right after a Drain misses none.
+  for (size_t n = 0; n < std::min(kMaxDatagramsPerDrain, ring_chunks_);) {
     const ssize_t got = ::recv(fd_.get(), buffer_.data(), buffer_.size(), 0);
     if (got < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      replay_from_ = ring_.size();
       return absl::ErrnoToStatus(errno, absl::StrCat("recv UDP port ", local_port_));
     }
     ++n;
     if (got == 0) continue;
     std::string data(buffer_.data(), static_cast<size_t>(got));
     if (ring_.size() == ring_chunks_) ring_.pop_front();
-    ring_.push_back(Ringed{bytes_received_, ChunkFingerprint(data), data});
-    out.push_back(Chunk{.offset = bytes_received_, .data = std::move(data)});
+    const uint64_t fp = ChunkFingerprint(data);
+    ring_.push_back(Datagram{bytes_received_, fp, std::move(data)});
+    ++datagrams_received_;
     bytes_received_ += static_cast<uint64_t>(got);
   }
-  replay_from_ = ring_.size();
   return absl::OkStatus();
 }
 
-absl::StatusOr<uint64_t> UdpSource::SeekAfterFingerprint(uint64_t fp) {
-  for (size_t i = ring_.size(); i-- > 0;) {
-    if (ring_[i].fingerprint == fp) {
-      replay_from_ = i + 1;
-      return ring_[i].offset + ring_[i].data.size();
+absl::StatusOr<uint64_t> UdpFeed::FindRun(const std::vector<uint64_t>& run) const {
+  if (run.empty()) return absl::InvalidArgumentError("an empty run of fingerprints");
+  // Whole matches first; a match cut short by the start of the ring counts only when no
+  // whole one exists.
+  std::vector<uint64_t> whole, cut;
+  for (size_t end = 0; end < ring_.size(); ++end) {
+    bool match = true;
+    size_t k = 0;
+    for (; match && k < run.size() && k <= end; ++k) {
+      match = ring_[end - k].fingerprint == run[run.size() - 1 - k];
     }
+    if (match) (k == run.size() ? whole : cut).push_back(first_index() + end);
   }
-  return absl::NotFoundError(absl::StrCat("fingerprint ", absl::Hex(fp, absl::kZeroPad16),
-                                          " is not among the last ", ring_.size(),
-                                          " datagrams on UDP port ", local_port_));
+  const std::vector<uint64_t>& found = whole.empty() ? cut : whole;
+  if (found.size() == 1) return found.front();
+  if (found.empty()) {
+    return absl::NotFoundError(absl::StrCat(
+        "the run of ", run.size(), " datagrams ending with fingerprint ",
+        absl::Hex(run.back(), absl::kZeroPad16), " is not among the last ", ring_.size(),
+        " datagrams on UDP port ", local_port_));
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the run of ", run.size(), " datagrams ending with fingerprint ",
+      absl::Hex(run.back(), absl::kZeroPad16), " appears ", found.size(),
+      " times among the last ", ring_.size(), " datagrams on UDP port ", local_port_,
+      " (repeated datagrams such as padding): no single place to continue from"));
+}
+
+absl::StatusOr<std::unique_ptr<UdpSource>> UdpSource::Bind(absl::string_view address,
+                                                           size_t ring_chunks) {
+  absl::StatusOr<std::shared_ptr<UdpFeed>> feed = UdpFeed::Bind(address, ring_chunks);
+  if (!feed.ok()) return feed.status();
+  return std::make_unique<UdpSource>(std::move(*feed));
+}
+
+UdpSource::UdpSource(std::shared_ptr<UdpFeed> feed) : feed_(std::move(feed)) {
+  (void)feed_->Drain();  // what is already queued came before this flow started
+  next_ = feed_->end_index();
+}
+
+absl::Status UdpSource::Poll(absl::Time, std::vector<Chunk>& out) {
+  absl::Status status = feed_->Drain();
+  uint64_t missed = 0;
+  if (next_ < feed_->first_index()) {
+    missed = feed_->first_index() - next_;
+    next_ = feed_->first_index();
+  }
+  for (; next_ < feed_->end_index(); ++next_) {
+    const UdpFeed::Datagram& d = feed_->at(next_);
+    out.push_back(Chunk{.offset = d.offset, .data = d.data, .fingerprint = d.fingerprint});
+  }
+  if (missed != 0 && status.ok()) {
+    status = absl::DataLossError(absl::StrCat(missed, " datagrams on UDP port ",
+                                              feed_->local_port(),
+                                              " left the ring before this flow read them"));
+  }
+  return status;
+}
+
+absl::StatusOr<uint64_t> UdpSource::SeekAfter(const std::vector<uint64_t>& run) {
+  if (absl::Status s = feed_->Drain(); !s.ok()) return s;
+  absl::StatusOr<uint64_t> at = feed_->FindRun(run);
+  if (!at.ok()) return at.status();
+  next_ = *at + 1;
+  const UdpFeed::Datagram& d = feed_->at(*at);
+  return d.offset + d.data.size();
 }
 
 }  // namespace smig::dataplane::media

@@ -1,16 +1,21 @@
-// UdpSource: a live feed of datagrams (MPEG-TS or RTP from ffmpeg, VLC, a camera) that
-// arrives at this edge; each datagram becomes one chunk, unchanged.
+// Live UDP media at an edge: datagrams (MPEG-TS or RTP from ffmpeg, VLC, a camera), each
+// one chunk, unchanged (RTP and TS-over-UDP receivers expect datagram boundaries).
 //
-//   auto src = UdpSource::Bind("0.0.0.0:5004");
+// UdpFeed is the socket and a ring of the last datagrams with their fingerprints
+// (ChunkFingerprint). UdpSource is one flow reading a feed. A feed either belongs to one
+// flow (Source.udp_listen: UdpSource::Bind) or is a standing feed that the edge ingests
+// whether or not anyone watches (Source.live_feed, DataplaneConfig.live_feeds), shared by
+// every flow on it:
+//
+//   std::shared_ptr<UdpFeed> feed = *UdpFeed::Bind("0.0.0.0:5004");
+//   UdpSource flow(feed);                                    // from the next datagram on
 //   // Taking a flow over from another edge that ingests the same feed:
-//   absl::StatusOr<uint64_t> at = (*src)->SeekAfterFingerprint(flow.last_frame_fingerprint());
-//   (*src)->Poll(absl::Now(), chunks);  // from the datagram after the checkpoint on
+//   absl::StatusOr<uint64_t> at = flow.SeekAfter(fingerprints_before_the_checkpoint);
+//   flow.Poll(absl::Now(), chunks);  // from the datagram after the checkpoint on
 //
-// Datagrams keep their boundaries because RTP and TS-over-UDP receivers expect them to.
-// Offsets count the bytes this source has received, so they differ from edge to edge;
-// what edges share is the datagrams themselves, hence the ring of recent datagrams and
-// their fingerprints (ChunkFingerprint): a new edge finds the previous edge's last sent
-// datagram among its own and continues right after it, and replays what it already holds.
+// Offsets count the bytes this feed has received, so they differ from edge to edge; what
+// edges share is the datagrams themselves: a new edge finds the previous edge's last
+// datagrams before the checkpoint among its own ringed ones and continues right after.
 // Empty datagrams carry nothing to play and are dropped.
 #pragma once
 
@@ -29,52 +34,78 @@
 
 namespace smig::dataplane::media {
 
-class UdpSource final : public Source {
+class UdpFeed {
  public:
   static constexpr size_t kDefaultRingChunks = 4096;
-  // A Poll reads at most this many datagrams, so a flood cannot hold the loop; the socket
-  // stays readable and the next Poll takes the rest.
-  static constexpr size_t kMaxDatagramsPerPoll = 256;
+  // A Drain reads at most this many datagrams (and at most a ring's worth), so a flood
+  // cannot hold the loop; the socket stays readable and the next Drain takes the rest.
+  static constexpr size_t kMaxDatagramsPerDrain = 256;
+
+  struct Datagram {
+    uint64_t offset;  // bytes this feed received before it
+    uint64_t fingerprint;
+    std::string data;
+  };
 
   // `address` is "ip:port" (port 0: any free port, see local_port()). The ring keeps the
   // last `ring_chunks` datagrams (>= 1). INVALID_ARGUMENT for a malformed address; the
   // errno's code if the socket cannot be bound.
-  static absl::StatusOr<std::unique_ptr<UdpSource>> Bind(
-      absl::string_view address, size_t ring_chunks = kDefaultRingChunks);
+  static absl::StatusOr<std::shared_ptr<UdpFeed>> Bind(absl::string_view address,
+                                                       size_t ring_chunks = kDefaultRingChunks);
 
-  // Appends, in order, the ring's chunks after a seek point (if a seek is pending), then
-  // every datagram waiting on the socket (up to kMaxDatagramsPerPoll).
-  absl::Status Poll(absl::Time now, std::vector<Chunk>& out) override;
-  int fd() const override { return fd_.get(); }
-  absl::Time NextDue() const override { return absl::InfiniteFuture(); }
-
-  // Makes the next Poll start right after the ringed datagram whose fingerprint is `fp`
-  // and returns the offset it starts at. The newest match wins: the checkpoint is recent,
-  // and an identical older datagram is more likely a repeat (e.g. padding) than the one
-  // the previous edge sent. NOT_FOUND if no ringed datagram has it (it has left the ring,
-  // or this edge has not received it yet; reading the socket first can help).
-  absl::StatusOr<uint64_t> SeekAfterFingerprint(uint64_t fp);
-
+  // Moves what waits on the socket into the ring (never blocks).
+  absl::Status Drain();
+  int fd() const { return fd_.get(); }
   uint16_t local_port() const { return local_port_; }
   uint64_t bytes_received() const { return bytes_received_; }
-  size_t ring_size() const { return ring_.size(); }
+
+  // Datagrams are numbered from 0 in arrival order; the ring holds [first_index, end_index).
+  uint64_t first_index() const { return end_index() - ring_.size(); }
+  uint64_t end_index() const { return datagrams_received_; }
+  const Datagram& at(uint64_t index) const { return ring_[index - first_index()]; }
+  // The index of the ringed datagram that ends the run of fingerprints `run` (oldest
+  // first): the datagrams before it match the rest of the run (a match cut short by the
+  // start of the ring counts when there is no whole one). NOT_FOUND if none does; FAILED_PRECONDITION if several do (a run of repeated
+  // datagrams, e.g. padding, gives no single place); INVALID_ARGUMENT for an empty run.
+  absl::StatusOr<uint64_t> FindRun(const std::vector<uint64_t>& run) const;
 
  private:
-  struct Ringed {
-    uint64_t offset;
-    uint64_t fingerprint;
-    std::string data;
-  };
-  UdpSource(UniqueFd fd, uint16_t local_port, size_t ring_chunks);
+  UdpFeed(UniqueFd fd, uint16_t local_port, size_t ring_chunks);
 
   UniqueFd fd_;
   uint16_t local_port_;
   size_t ring_chunks_;
-  std::deque<Ringed> ring_;
-  // Index in ring_ of the first datagram the next Poll replays; ring_.size() when none.
-  size_t replay_from_ = 0;
+  std::deque<Datagram> ring_;
+  uint64_t datagrams_received_ = 0;
   uint64_t bytes_received_ = 0;
   std::string buffer_;  // one datagram's worth, reused
+};
+
+class UdpSource final : public Source {
+ public:
+  // A flow with a feed of its own, bound to `address` (see UdpFeed::Bind).
+  static absl::StatusOr<std::unique_ptr<UdpSource>> Bind(
+      absl::string_view address, size_t ring_chunks = UdpFeed::kDefaultRingChunks);
+  // A flow on a (shared) feed, starting with the next datagram to arrive.
+  explicit UdpSource(std::shared_ptr<UdpFeed> feed);
+
+  // Appends every datagram of the feed this flow has not had yet, in order. DATA_LOSS (after
+  // appending what is left) if some left the ring before this flow read them.
+  absl::Status Poll(absl::Time now, std::vector<Chunk>& out) override;
+  int fd() const override { return feed_->fd(); }
+  absl::Time NextDue() const override { return absl::InfiniteFuture(); }
+
+  // Makes the next Poll start right after the ringed run of datagrams whose fingerprints
+  // are `run` (UdpFeed::FindRun; the socket is read first) and returns the offset it
+  // starts at. NOT_FOUND if the run is not in the ring: it has left it, or this edge has
+  // not received it (yet); FAILED_PRECONDITION if it is there more than once.
+  absl::StatusOr<uint64_t> SeekAfter(const std::vector<uint64_t>& run);
+
+  const UdpFeed& feed() const { return *feed_; }
+
+ private:
+  std::shared_ptr<UdpFeed> feed_;
+  uint64_t next_;  // the feed's index of the next datagram to hand out
 };
 
 }  // namespace smig::dataplane::media

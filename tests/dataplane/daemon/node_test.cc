@@ -1,6 +1,11 @@
 // The data plane node and its agent API, end to end over gRPC, with the fake transport:
 // open a session on edge A, migrate it to edge B with ExportState/ImportState, watch the
 // vehicle report B contiguous, release A; and the agent's errors for bad requests.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <grpcpp/grpcpp.h>
 #include <prometheus/registry.h>
 
@@ -81,6 +86,9 @@ class NodeTest : public ::testing::Test {
     c.set_role(role);
     c.set_server_id(name);
     (*c.mutable_sinks())[0].set_udp("127.0.0.1:1");  // replaced by MemorySink below
+    if (role == v1::ROLE_EDGE) {
+      for (const auto& [feed, address] : edge_live_feeds_) (*c.mutable_live_feeds())[feed] = address;
+    }
     DataplaneNode::Deps d;
     d.config = c;
     d.endpoint = net_.CreateEndpoint({.local_addresses = {addr}, .port = static_cast<uint16_t>(
@@ -130,7 +138,19 @@ class NodeTest : public ::testing::Test {
 
   FakeNetwork net_;
   Player player_;
+  std::map<std::string, std::string> edge_live_feeds_;  // for edges started from now on
 };
+
+// A free UDP port on loopback (bound, read and released).
+uint16_t FreeUdpPort() {
+  int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in a{.sin_family = AF_INET, .sin_port = 0, .sin_addr = {htonl(INADDR_LOOPBACK)}};
+  socklen_t len = sizeof a;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
 
 TEST_F(NodeTest, OpenMigrateReleaseThroughTheAgentApiLosesAndRepeatsNothing) {
   Running vehicle = Start(v1::ROLE_VEHICLE, "car", "10.9.0.1", /*metrics=*/true);
@@ -252,10 +272,42 @@ TEST_F(NodeTest, BadRequestsGetPreciseCodes) {
   vehicle.node->Stop(absl::ZeroDuration());
 }
 
+TEST_F(NodeTest, LiveFeedsAreCheckedAtStart) {
+  auto deps = [this](v1::Role role, const std::string& feed, const std::string& address) {
+    DataplaneNode::Deps d;
+    d.config.set_role(role);
+    d.config.set_server_id("edge-a");
+    (*d.config.mutable_live_feeds())[feed] = address;
+    d.endpoint = net_.CreateEndpoint({.local_addresses = {"10.1.0.1"}, .listen = false});
+    d.deployment_key = kKey;
+    return d;
+  };
+  absl::StatusOr<std::unique_ptr<DataplaneNode>> bad =
+      DataplaneNode::Start(deps(v1::ROLE_EDGE, "channel-1", "localhost:5004"));
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), ::testing::HasSubstr("live_feeds[\"channel-1\"]"));
+  EXPECT_EQ(DataplaneNode::Start(deps(v1::ROLE_EDGE, "", "127.0.0.1:0")).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  absl::StatusOr<std::unique_ptr<DataplaneNode>> vehicle =
+      DataplaneNode::Start(deps(v1::ROLE_VEHICLE, "channel-1", "127.0.0.1:0"));
+  EXPECT_THAT(vehicle.status().message(), ::testing::HasSubstr("live_feeds are for edges"));
+}
+
 TEST_F(NodeTest, MetricsPassPromtoolAndCountWhatHappened) {
   if (std::system("command -v promtool >/dev/null") != 0) GTEST_SKIP() << "needs promtool";
   Running vehicle = Start(v1::ROLE_VEHICLE, "car", "10.9.0.1", /*metrics=*/true);
+  const uint16_t feed_port = FreeUdpPort();
+  edge_live_feeds_ = {{"channel-1", absl::StrCat("127.0.0.1:", feed_port)}};
   Running a = Start(v1::ROLE_EDGE, "edge-a", "10.1.0.1", /*metrics=*/true);
+  {  // 3 datagrams of 100 bytes on the standing feed, which nobody watches
+    int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in to{.sin_family = AF_INET, .sin_port = htons(feed_port),
+                   .sin_addr = {htonl(INADDR_LOOPBACK)}};
+    for (int i = 0; i < 3; ++i) {
+      ::sendto(fd, std::string(100, 'x').data(), 100, 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+    }
+    ::close(fd);
+  }
   grpc::ClientContext ctx;
   v1::Session s;
   ASSERT_TRUE(a.stub->OpenSession(&ctx, Open(), &s).ok());
@@ -283,6 +335,7 @@ TEST_F(NodeTest, MetricsPassPromtoolAndCountWhatHappened) {
   std::string edge = testbed::HttpGet(a.server->metrics_port(), "/metrics");
   EXPECT_THAT(edge, ::testing::HasSubstr("smig_sessions_capacity 256"));
   EXPECT_THAT(edge, ::testing::HasSubstr("smig_send_deferrals_total 0"));
+  EXPECT_THAT(edge, ::testing::HasSubstr("smig_live_feed_bytes_total{feed=\"channel-1\"} 300"));
   a.node->Stop(absl::Seconds(1));
   vehicle.node->Stop(absl::ZeroDuration());
 }

@@ -1,9 +1,15 @@
 // Make-before-break at the engine level: edge A serves a session to the vehicle, edge B
 // imports A's checkpoint and catches up, the vehicle reports B contiguous, A releases.
 // Everything runs over the fake transport with a paced test source and explicit time.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <map>
 
 #include "dataplane/edge/edge_engine.h"
+#include "dataplane/media/fingerprint.h"
 #include "dataplane/vehicle/vehicle_engine.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/time_util.h"
@@ -211,6 +217,138 @@ TEST_F(MigrationTest, AnEdgeAtCapacityRefusesMoreSessions) {
   absl::Status st = small.Serve(other, now_);
   EXPECT_EQ(st.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(st.message(), ::testing::HasSubstr("edge-small is at capacity (1 sessions)"));
+}
+
+// A live feed that reaches both edges (a channel every edge ingests): each edge numbers
+// the datagrams its own feed received, and B finds A's checkpoint among them by its
+// fingerprint. The feeds are real UDP sockets on loopback; "the encoder" sends each
+// datagram to both.
+class LiveFeedMigrationTest : public MigrationTest {
+ protected:
+  void SetUp() override {
+    MigrationTest::SetUp();
+    auto auth = *HelloAuthenticator::Create(kKey);
+    for (auto* feed : {&feed_a_, &feed_b_}) {
+      absl::StatusOr<std::shared_ptr<media::UdpFeed>> f = media::UdpFeed::Bind("127.0.0.1:0");
+      ASSERT_TRUE(f.ok()) << f.status();
+      *feed = *f;
+      int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+      sockaddr_in to{.sin_family = AF_INET, .sin_port = htons((*f)->local_port()),
+                     .sin_addr = {htonl(INADDR_LOOPBACK)}};
+      ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to), 0);
+      encoder_.push_back(fd);
+    }
+    a_ = std::make_unique<EdgeEngine>(
+        *a_ep_, auth,
+        EdgeEngine::Options{.server_id = "edge-a", .make_source = Factory(),
+                            .live_feeds = {{"channel-1", feed_a_}}});
+    b_ = std::make_unique<EdgeEngine>(
+        *b_ep_, auth,
+        EdgeEngine::Options{.server_id = "edge-b", .make_source = Factory(),
+                            .live_feeds = {{"channel-1", feed_b_}}});
+    a_pair_ = {a_.get(), a_ep_.get()};
+    b_pair_ = {b_.get(), b_ep_.get()};
+  }
+  void TearDown() override {
+    for (int fd : encoder_) ::close(fd);
+  }
+  v1::SessionState Live() {
+    v1::SessionState s = Fresh();
+    s.mutable_flows(0)->mutable_source()->set_live_feed("channel-1");
+    return s;
+  }
+  // Datagram k of the feed: every third is the same padding, as in a CBR MPEG-TS stream.
+  static std::string Datagram(uint64_t k) {
+    return k % 3 == 1 ? std::string(kChunk, '\xff') : PacedSource::Payload(k);
+  }
+  // The encoder sends datagram k to `feeds` (both edges, or only one); the engines run for
+  // one period after it.
+  void Broadcast(uint64_t k, const std::vector<int>& feeds = {0, 1}) {
+    std::string d = Datagram(k);
+    for (int i : feeds) ASSERT_EQ(::send(encoder_[i], d.data(), d.size(), 0), static_cast<ssize_t>(d.size()));
+    Run(kPeriod);
+  }
+
+  std::shared_ptr<media::UdpFeed> feed_a_, feed_b_;
+  std::vector<int> encoder_;
+};
+
+TEST_F(LiveFeedMigrationTest, ALiveFlowMovesToAnEdgeIngestingTheSameFeedLosingNothing) {
+  for (uint64_t k = 0; k < 20; ++k) Broadcast(k);  // nobody watches yet: rings fill anyway
+  EXPECT_EQ(feed_b_->end_index(), 20u);
+  ASSERT_TRUE(a_->Serve(Live(), now_).ok());
+  uint64_t k = 20;
+  for (; k < 120; ++k) Broadcast(k);
+  ASSERT_GT(delivered_.size(), 90u);
+
+  absl::StatusOr<v1::SessionState> state = a_->Export(kSession, now_);
+  ASSERT_TRUE(state.ok()) << state.status();
+  // The run before the checkpoint: 32 frames, the last just before it.
+  ASSERT_EQ(state->flows(0).last_frame_fingerprints_size(), 32);
+  EXPECT_EQ(state->flows(0).last_frame_fingerprints(31),
+            media::ChunkFingerprint(Datagram(20 + state->flows(0).next_sequence() - 1)));
+  for (int i = 0; i < 5; ++i) Broadcast(k++);  // the SMM takes a while; A keeps serving
+  absl::Status served = b_->Serve(*state, now_);
+  ASSERT_TRUE(served.ok()) << served;
+  for (int i = 0; i < 20; ++i) Broadcast(k++);
+  EXPECT_THAT(contiguous_, ::testing::ElementsAre(1u, 2u));
+  ASSERT_TRUE(a_->Release(kSession).ok());
+  for (; k < 300; ++k) Broadcast(k);
+  Run(absl::Milliseconds(100));
+
+  // Every datagram from the one after the session opened, once, in order.
+  ASSERT_EQ(delivered_.size(), 280u);
+  for (size_t i = 0; i < delivered_.size(); ++i) {
+    ASSERT_EQ(delivered_[i], Datagram(20 + i)) << i;
+  }
+  EXPECT_GT(vehicle_->Flows(kSession).at(0).stats.duplicates, 0u);  // A and B overlapped
+  EXPECT_LE(max_gap_, kPeriod + absl::Milliseconds(1));
+  EXPECT_TRUE(a_->Sessions().empty());
+
+  // And back: B's own checkpoint, in B's numbering, is found in A's ring.
+  a_->Pump(now_);
+  state = b_->Export(kSession, now_);
+  ASSERT_TRUE(state.ok()) << state.status();
+  served = a_->Serve(*state, now_);
+  EXPECT_TRUE(served.ok()) << served;
+}
+
+TEST_F(LiveFeedMigrationTest, LiveFlowsThatCannotMoveSaySo) {
+  v1::SessionState unknown = Live();
+  unknown.mutable_flows(0)->mutable_source()->set_live_feed("channel-9");
+  absl::Status st = a_->Serve(unknown, now_);
+  EXPECT_EQ(st.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(st.message(), ::testing::HasSubstr(
+                                "edge-a does not ingest live feed 'channel-9' (its live_feeds: "
+                                "'channel-1')"));
+
+  // Nothing sent yet: no frame before the checkpoint to align on.
+  ASSERT_TRUE(a_->Serve(Live(), now_).ok());
+  absl::StatusOr<v1::SessionState> early = a_->Export(kSession, now_);
+  EXPECT_EQ(early.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(early.status().message(), ::testing::HasSubstr("cannot move yet"));
+
+  // B never received what A sent (its feed is cut off): the checkpoint is not there.
+  for (uint64_t k = 0; k < 30; ++k) Broadcast(k, {0});
+  absl::StatusOr<v1::SessionState> state = a_->Export(kSession, now_);
+  ASSERT_TRUE(state.ok()) << state.status();
+  st = b_->Serve(*state, now_);
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(st.message(), ::testing::HasSubstr("edge edge-b cannot place the checkpoint"));
+  EXPECT_THAT(st.message(), ::testing::HasSubstr("is not among the last"));
+
+  // A checkpoint past the start with no fingerprint is malformed.
+  state->mutable_flows(0)->clear_last_frame_fingerprints();
+  EXPECT_EQ(b_->Serve(*state, now_).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(MigrationTest, AFlowFromAnAddressOfThisEdgeCannotMove) {
+  v1::SessionState s = Fresh();
+  s.mutable_flows(0)->mutable_source()->set_udp_listen("127.0.0.1:0");
+  ASSERT_TRUE(a_->Serve(s, now_).ok());  // the test factory serves any kind
+  absl::StatusOr<v1::SessionState> out = a_->Export(kSession, now_);
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(out.status().message(), ::testing::HasSubstr("reads udp_listen 127.0.0.1:0"));
 }
 
 }  // namespace

@@ -77,7 +77,7 @@ TEST(UdpSinkTest, FeedsAUdpSourceDatagramForDatagram) {
   absl::StatusOr<std::unique_ptr<UdpSource>> src = UdpSource::Bind("127.0.0.1:0");
   ASSERT_TRUE(src.ok()) << src.status();
   absl::StatusOr<std::unique_ptr<UdpSink>> sink =
-      UdpSink::Connect(Loopback((*src)->local_port()));
+      UdpSink::Connect(Loopback((*src)->feed().local_port()));
   ASSERT_TRUE(sink.ok()) << sink.status();
   for (int i = 0; i < 10; ++i) ASSERT_TRUE((*sink)->Write(absl::StrCat("d", i)).ok());
   std::vector<Chunk> got = PollUntil(**src, HasChunks(10));

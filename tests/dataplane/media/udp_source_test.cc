@@ -26,12 +26,12 @@ std::string Datagram(int i) { return absl::StrCat("datagram-", i, std::string(i 
 
 class UdpSourceTest : public ::testing::Test {
  protected:
-  void Open(size_t ring = UdpSource::kDefaultRingChunks) {
+  void Open(size_t ring = UdpFeed::kDefaultRingChunks) {
     absl::StatusOr<std::unique_ptr<UdpSource>> src = UdpSource::Bind("127.0.0.1:0", ring);
     ASSERT_TRUE(src.ok()) << src.status();
     src_ = std::move(*src);
-    ASSERT_NE(src_->local_port(), 0);
-    peer_ = UdpSocketTo(src_->local_port());
+    ASSERT_NE(src_->feed().local_port(), 0);
+    peer_ = UdpSocketTo(src_->feed().local_port());
   }
   void TearDown() override {
     if (peer_ >= 0) ::close(peer_);
@@ -67,7 +67,7 @@ TEST_F(UdpSourceTest, EachDatagramIsOneChunkAtItsByteOffset) {
     EXPECT_FALSE(got[i].end_of_flow);
     offset += got[i].data.size();
   }
-  EXPECT_EQ(src_->bytes_received(), offset);
+  EXPECT_EQ(src_->feed().bytes_received(), offset);
 }
 
 TEST_F(UdpSourceTest, DropsEmptyDatagrams) {
@@ -86,7 +86,7 @@ TEST_F(UdpSourceTest, SeekAfterFingerprintReplaysTheRingFromThere) {
   ASSERT_EQ(first.size(), 6u);
 
   // The previous edge's last sent datagram was #2: continue with #3.
-  absl::StatusOr<uint64_t> at = src_->SeekAfterFingerprint(ChunkFingerprint(Datagram(2)));
+  absl::StatusOr<uint64_t> at = src_->SeekAfter({ChunkFingerprint(Datagram(2))});
   ASSERT_TRUE(at.ok()) << at.status();
   EXPECT_EQ(*at, first[3].offset);
 
@@ -109,40 +109,95 @@ TEST_F(UdpSourceTest, SeekAfterFingerprintReplaysTheRingFromThere) {
 TEST_F(UdpSourceTest, SeekToTheNewestDatagramResumesWithLiveOnes) {
   Open();
   ASSERT_EQ(SendAndPoll(0, 3).size(), 3u);
-  ASSERT_TRUE(src_->SeekAfterFingerprint(ChunkFingerprint(Datagram(2))).ok());
+  ASSERT_TRUE(src_->SeekAfter({ChunkFingerprint(Datagram(2))}).ok());
   std::vector<Chunk> next = SendAndPoll(3, 4);
   ASSERT_EQ(next.size(), 1u);
   EXPECT_EQ(next[0].data, Datagram(3));
 }
 
-TEST_F(UdpSourceTest, NewestMatchWinsForRepeatedDatagrams) {
+// Padding repeats: one fingerprint can name several datagrams, a run names one place.
+TEST_F(UdpSourceTest, ARunOfFingerprintsPlacesTheCheckpointAmongRepeatedDatagrams) {
   Open();
-  for (const char* d : {"pad", "a", "pad", "b"}) Send(d);
-  ASSERT_EQ(PollUntil(*src_, HasChunks(4)).size(), 4u);
-  absl::StatusOr<uint64_t> at = src_->SeekAfterFingerprint(ChunkFingerprint("pad"));
+  for (const char* d : {"a", "pad", "pad", "b", "pad", "pad", "c"}) Send(d);
+  ASSERT_EQ(PollUntil(*src_, HasChunks(7)).size(), 7u);
+  const uint64_t pad = ChunkFingerprint("pad");
+  absl::StatusOr<uint64_t> alone = src_->SeekAfter({pad, pad});
+  EXPECT_EQ(alone.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(alone.status().message(), HasSubstr("appears 2 times"));
+
+  absl::StatusOr<uint64_t> at = src_->SeekAfter({ChunkFingerprint("b"), pad, pad});
   ASSERT_TRUE(at.ok()) << at.status();
-  EXPECT_EQ(*at, 3u + 1u + 3u);
+  EXPECT_EQ(*at, 1u + 3 + 3 + 1 + 3 + 3);
   std::vector<Chunk> replay;
   ASSERT_TRUE(src_->Poll(absl::Now(), replay).ok());
   ASSERT_EQ(replay.size(), 1u);
-  EXPECT_EQ(replay[0].data, "b");
+  EXPECT_EQ(replay[0].data, "c");
+  EXPECT_EQ(src_->SeekAfter({}).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(UdpSourceTest, RingKeepsOnlyTheLastNDatagrams) {
   Open(/*ring=*/4);
   ASSERT_EQ(SendAndPoll(0, 6).size(), 6u);
-  EXPECT_EQ(src_->ring_size(), 4u);
-  absl::StatusOr<uint64_t> gone = src_->SeekAfterFingerprint(ChunkFingerprint(Datagram(1)));
+  EXPECT_EQ((src_->feed().end_index() - src_->feed().first_index()), 4u);
+  absl::StatusOr<uint64_t> gone = src_->SeekAfter({ChunkFingerprint(Datagram(1))});
   ASSERT_EQ(gone.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(gone.status().message(), HasSubstr("last 4 datagrams"));
-  EXPECT_TRUE(src_->SeekAfterFingerprint(ChunkFingerprint(Datagram(2))).ok());
+  EXPECT_TRUE(src_->SeekAfter({ChunkFingerprint(Datagram(2))}).ok());
 }
 
 TEST_F(UdpSourceTest, UnknownFingerprintIsNotFound) {
   Open();
   ASSERT_EQ(SendAndPoll(0, 2).size(), 2u);
-  EXPECT_EQ(src_->SeekAfterFingerprint(0x0123456789abcdefULL).status().code(),
+  EXPECT_EQ(src_->SeekAfter({0x0123456789abcdefULL}).status().code(),
             absl::StatusCode::kNotFound);
+}
+
+TEST_F(UdpSourceTest, ChunksCarryTheirFingerprint) {
+  Open();
+  std::vector<Chunk> got = SendAndPoll(0, 2);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[1].fingerprint, ChunkFingerprint(Datagram(1)));
+}
+
+// A standing feed shared by several flows: each gets every datagram from when it started,
+// and the feed keeps receiving (and ringing) whether or not anyone reads it.
+TEST(UdpFeedTest, FlowsOnOneFeedEachGetEveryDatagramFromTheirStart) {
+  absl::StatusOr<std::shared_ptr<UdpFeed>> feed = UdpFeed::Bind("127.0.0.1:0", 8);
+  ASSERT_TRUE(feed.ok()) << feed.status();
+  int peer = testing::UdpSocketTo((*feed)->local_port());
+  auto send = [&](int i) {
+    std::string d = Datagram(i);
+    ASSERT_EQ(::send(peer, d.data(), d.size(), 0), static_cast<ssize_t>(d.size()));
+  };
+  send(0);
+  testing::WaitReadable((*feed)->fd(), absl::Seconds(1));
+  UdpSource first(*feed);  // #0 came before it
+  send(1);
+  std::vector<Chunk> a = PollUntil(first, HasChunks(1));
+  UdpSource second(*feed);
+  send(2);
+  a = PollUntil(first, HasChunks(1));
+  std::vector<Chunk> b = PollUntil(second, HasChunks(1));
+  ASSERT_EQ(a.size(), 1u);
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(a[0].data, Datagram(2));
+  EXPECT_EQ(b[0].data, Datagram(2));
+  EXPECT_EQ((*feed)->end_index(), 3u);
+
+  // A flow that falls more than a ring behind says so, and goes on from the oldest kept.
+  for (int i = 3; i < 13; ++i) send(i);
+  for (int tries = 0; tries < 100 && (*feed)->end_index() < 13; ++tries) {
+    testing::WaitReadable((*feed)->fd(), absl::Milliseconds(20));
+    ASSERT_TRUE((*feed)->Drain().ok());
+  }
+  ASSERT_EQ((*feed)->end_index(), 13u);
+  std::vector<Chunk> late;
+  absl::Status st = first.Poll(absl::Now(), late);
+  EXPECT_EQ(st.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(st.message(), HasSubstr("2 datagrams"));
+  ASSERT_EQ(late.size(), 8u);
+  EXPECT_EQ(late[0].data, Datagram(5));
+  ::close(peer);
 }
 
 TEST(UdpSourceBindTest, RejectsMalformedAddressAndTakenPort) {
@@ -154,9 +209,9 @@ TEST(UdpSourceBindTest, RejectsMalformedAddressAndTakenPort) {
   absl::StatusOr<std::unique_ptr<UdpSource>> a = UdpSource::Bind("127.0.0.1:0");
   ASSERT_TRUE(a.ok()) << a.status();
   absl::StatusOr<std::unique_ptr<UdpSource>> b =
-      UdpSource::Bind(absl::StrCat("127.0.0.1:", (*a)->local_port()));
+      UdpSource::Bind(absl::StrCat("127.0.0.1:", (*a)->feed().local_port()));
   EXPECT_FALSE(b.ok());
-  EXPECT_THAT(b.status().message(), HasSubstr(absl::StrCat((*a)->local_port())));
+  EXPECT_THAT(b.status().message(), HasSubstr(absl::StrCat((*a)->feed().local_port())));
 }
 
 TEST(ChunkFingerprintTest, IsSha256TruncatedToItsFirstEightBytes) {

@@ -81,6 +81,12 @@ struct DataplaneNode::Metrics {
                                  "buffer was full (sent later, not lost).")
                            .Register(r)
                            .Add({})),
+        skipped(prometheus::BuildCounter()
+                    .Name("smig_frames_skipped_total")
+                    .Help("Edge: frames not sent because the vehicle reported it already had "
+                          "them from another edge (a new edge starts at the player's position).")
+                    .Register(r)
+                    .Add({})),
         sessions(prometheus::BuildGauge()
                      .Name("smig_sessions_active")
                      .Help("Sessions this data plane serves (edge) or receives (vehicle).")
@@ -127,6 +133,7 @@ struct DataplaneNode::Metrics {
   prometheus::Counter& duplicates;
   prometheus::Counter& send_errors;
   prometheus::Counter& send_deferrals;
+  prometheus::Counter& skipped;
   prometheus::Gauge& sessions;
   prometheus::Histogram& migration_stall;
   prometheus::Family<prometheus::Counter>& path_events;
@@ -142,7 +149,7 @@ struct DataplaneNode::Metrics {
   std::map<std::pair<transport::AssocId, std::string>, tv1::EventType> path_state;
   // What was exported so far, to add only the difference.
   uint64_t bytes_seen = 0, frames_seen = 0, duplicates_seen = 0, send_errors_seen = 0,
-           send_deferrals_seen = 0;
+           send_deferrals_seen = 0, skipped_seen = 0;
   std::map<std::string, uint64_t> dropped_seen;
   std::map<std::string, uint64_t> live_feed_bytes_seen;
   absl::Time next = absl::InfinitePast();
@@ -411,13 +418,15 @@ void DataplaneNode::ExportPathMetrics() {
 
 void DataplaneNode::ExportMetrics(absl::Time now) {
   metrics_->next = now + kMetricsEvery;
-  uint64_t bytes = 0, frames = 0, duplicates = 0, send_errors = 0, send_deferrals = 0;
+  uint64_t bytes = 0, frames = 0, duplicates = 0, send_errors = 0, send_deferrals = 0,
+           skipped = 0;
   size_t sessions = 0;
   if (edge_) {
     frames = edge_->frames_sent();
     bytes = edge_->bytes_sent();
     send_errors = edge_->send_errors();
     send_deferrals = edge_->send_deferrals();
+    skipped = edge_->frames_skipped();
     sessions = edge_->Sessions().size();
     for (const auto& [name, feed] : edge_->live_feeds()) {
       uint64_t& seen = metrics_->live_feed_bytes_seen[name];
@@ -451,6 +460,7 @@ void DataplaneNode::ExportMetrics(absl::Time now) {
   add(metrics_->duplicates, duplicates, metrics_->duplicates_seen);
   add(metrics_->send_errors, send_errors, metrics_->send_errors_seen);
   add(metrics_->send_deferrals, send_deferrals, metrics_->send_deferrals_seen);
+  add(metrics_->skipped, skipped, metrics_->skipped_seen);
   metrics_->sessions.Set(static_cast<double>(sessions));
 }
 

@@ -185,6 +185,14 @@ void EdgeEngine::OnControl(Session& s, const v1::ControlMessage& m) {
 void EdgeEngine::SendFrames(Session& s, Flow& f, absl::Time now) {
   while (!f.pending.empty()) {
     const media::Chunk& c = f.pending.front().chunk;
+    if (f.vehicle_reported && f.state.next_sequence() < f.vehicle_next) {
+      // The vehicle already has this frame (another edge sent it): numbered, not sent. A
+      // new edge thus starts at the player's position, not at the older checkpoint.
+      Advance(f, c, f.pending.front().at);
+      ++frames_skipped_;
+      f.pending.pop_front();
+      continue;
+    }
     FrameHeader h{.kind = FrameKind::kData,
                   .flow_id = static_cast<uint16_t>(f.state.flow_id()),
                   .flags = static_cast<uint16_t>(c.end_of_flow ? kFlagEndOfFlow : 0),
@@ -203,20 +211,24 @@ void EdgeEngine::SendFrames(Session& s, Flow& f, absl::Time now) {
       ++send_errors_;
       return;  // stays pending: retried on the next Pump
     }
-    f.history.push_back({h.sequence, c.offset, f.pending.front().at});
-    if (f.history.size() > options_.sent_history) f.history.pop_front();
-    if (c.fingerprint != 0) {
-      f.fingerprints.push_back(c.fingerprint);
-      if (f.fingerprints.size() > options_.sent_history) f.fingerprints.pop_front();
-    }
-    f.state.set_next_sequence(h.sequence + 1);
-    f.state.set_source_offset(c.offset + c.data.size());
+    Advance(f, c, f.pending.front().at);
     ++f.frames;
     f.bytes += c.data.size();
     ++frames_sent_;
     bytes_sent_ += c.data.size();
     f.pending.pop_front();
   }
+}
+
+void EdgeEngine::Advance(Flow& f, const media::Chunk& c, absl::Time due) {
+  f.history.push_back({f.state.next_sequence(), c.offset, due});
+  if (f.history.size() > options_.sent_history) f.history.pop_front();
+  if (c.fingerprint != 0) {
+    f.fingerprints.push_back(c.fingerprint);
+    if (f.fingerprints.size() > options_.sent_history) f.fingerprints.pop_front();
+  }
+  f.state.set_next_sequence(f.state.next_sequence() + 1);
+  f.state.set_source_offset(c.offset + c.data.size());
 }
 
 void EdgeEngine::Pump(absl::Time now) {

@@ -89,6 +89,9 @@ class EdgeEngine {
   // Sends deferred because an association's send buffer was full (not errors: the frames
   // stay queued and go out once there is room).
   uint64_t send_deferrals() const { return send_deferrals_; }
+  // Frames not sent because the vehicle reported it already had them (from another edge):
+  // a new edge starts at the player's position rather than at the older checkpoint.
+  uint64_t frames_skipped() const { return frames_skipped_; }
   size_t max_sessions() const { return options_.max_sessions; }
   const std::map<std::string, std::shared_ptr<media::UdpFeed>>& live_feeds() const {
     return options_.live_feeds;
@@ -134,6 +137,8 @@ class EdgeEngine {
                                                             absl::Time now) const;
   void OnControl(Session& s, const v1::ControlMessage& m);
   void SendFrames(Session& s, Flow& f, absl::Time now);
+  // Moves `f` past its next frame `c` (sent, or skipped because the vehicle has it).
+  void Advance(Flow& f, const media::Chunk& c, absl::Time due);
 
   transport::Endpoint& endpoint_;
   HelloAuthenticator auth_;
@@ -145,6 +150,7 @@ class EdgeEngine {
   uint64_t bytes_sent_ = 0;
   uint64_t send_errors_ = 0;
   uint64_t send_deferrals_ = 0;
+  uint64_t frames_skipped_ = 0;
 };
 
 }  // namespace smig::dataplane

@@ -1,14 +1,19 @@
 """The player's socket, recorded: receives the vehicle's UDP egress on 127.0.0.1:PORT,
 forwards every datagram to 127.0.0.1:FORWARD (a real decoder), and keeps the bytes and
 each datagram's arrival time (unix seconds and size, one per line): an independent view of
-what the player got, for loss, duplicates and stalls.
+what the player got, for loss, duplicates and stalls. Arrival times are the kernel's
+(SO_TIMESTAMPNS): when the datagram reached the player's socket, however late this
+process runs.
 
     udp_recorder.py PORT FORWARD PLAYED.ts ARRIVALS.txt     (stops on SIGTERM)
 """
 import signal
 import socket
+import struct
 import sys
 import time
+
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; SCM_TIMESTAMPNS is the same
 
 
 def main():
@@ -20,6 +25,7 @@ def main():
         rx.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)
     except OSError:
         rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    rx.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     rx.bind(("127.0.0.1", port))
     rx.settimeout(0.2)
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -29,10 +35,14 @@ def main():
         print("ready", flush=True)
         while not stop:
             try:
-                data = rx.recv(65536)
+                data, ancillary, _, _ = rx.recvmsg(65536, socket.CMSG_SPACE(16))
             except socket.timeout:
                 continue
             now = time.time()
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
+                    sec, nsec = struct.unpack("qq", value[:16])
+                    now = sec + nsec / 1e9
             tx.sendto(data, ("127.0.0.1", forward))
             played.write(data)
             played.flush()

@@ -94,11 +94,22 @@ class DataplaneTest : public ::testing::Test {
            absl::Now() < deadline) {
       absl::SleepFor(absl::Milliseconds(20));
     }
+    if (std::filesystem::exists(absl::StrCat(dir_, "/", name, ".sock"))) {
+      channels_.erase(name);  // a restarted daemon: a new channel
+      Stub(name);
+      channels_[name]->WaitForConnected(absl::ToChronoTime(deadline));
+    }
     return std::move(*p);
   }
+  // One channel per daemon, kept like the SMM keeps its agents' (a channel per call would
+  // load the machine with connection set-ups during every migration).
   std::unique_ptr<v1::DataplaneAgent::Stub> Stub(const std::string& name) {
-    return v1::DataplaneAgent::NewStub(grpc::CreateChannel(
-        absl::StrCat("unix:", dir_, "/", name, ".sock"), grpc::InsecureChannelCredentials()));
+    std::shared_ptr<grpc::Channel>& channel = channels_[name];
+    if (channel == nullptr) {
+      channel = grpc::CreateChannel(absl::StrCat("unix:", dir_, "/", name, ".sock"),
+                                    grpc::InsecureChannelCredentials());
+    }
+    return v1::DataplaneAgent::NewStub(channel);
   }
   // /metrics of a daemon started above (`name`), read from inside its namespace.
   std::string Metrics(const std::string& name, const std::string& netns) {
@@ -308,6 +319,7 @@ class DataplaneTest : public ::testing::Test {
 
   std::unique_ptr<TwoHostNet> net_;
   std::string dir_;
+  std::map<std::string, std::shared_ptr<grpc::Channel>> channels_;
 };
 
 TEST_F(DataplaneTest, VodFileArrivesByteIdenticalAndDecodesFully) {

@@ -260,14 +260,33 @@ absl::StatusOr<std::unique_ptr<UdpRecorder>> UdpRecorder::Start(const std::strin
       close(fd);
       return bound.set_value(absl::UnavailableError(absl::StrCat("bind 127.0.0.1:", port)));
     }
+    // Arrival times are the kernel's (SO_TIMESTAMPNS, CLOCK_REALTIME like absl::Now()):
+    // when the datagram reached the player's socket, however late this thread runs.
+    int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
     bound.set_value(absl::OkStatus());
     std::vector<char> buf(65536);
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec))];
     while (!self->stop_.load()) {
       pollfd p{fd, POLLIN, 0};
       if (poll(&p, 1, 50) <= 0) continue;
-      ssize_t n = recv(fd, buf.data(), buf.size(), MSG_DONTWAIT);
+      iovec iov{buf.data(), buf.size()};
+      msghdr msg{};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof control;
+      ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
       if (n <= 0) continue;
-      self->datagrams_.push_back({absl::Now(), static_cast<size_t>(n)});
+      absl::Time at = absl::Now();
+      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+          timespec ts;
+          std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
+          at = absl::TimeFromTimespec(ts);
+        }
+      }
+      self->datagrams_.push_back({at, static_cast<size_t>(n)});
       self->bytes_.append(buf.data(), static_cast<size_t>(n));
     }
     close(fd);

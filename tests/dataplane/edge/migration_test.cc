@@ -163,6 +163,9 @@ TEST_F(MigrationTest, MigrationMidStreamDeliversEveryChunkOnceInOrderWithoutASta
   for (uint64_t k = 0; k < kChunks; ++k) ASSERT_EQ(delivered_[k], PacedSource::Payload(k)) << k;
   auto flows = vehicle_->Flows(kSession);
   EXPECT_GT(flows.at(0).stats.duplicates, 0u);  // A and B overlapped
+  // B started at the vehicle's position (its HelloAck), not 50 ms back at the checkpoint.
+  EXPECT_GE(b_->frames_skipped(), 4u);
+  EXPECT_EQ(a_->frames_skipped(), 0u);
   // The player never waited longer than the source's own pace (plus a step).
   EXPECT_LE(max_gap_, kPeriod + absl::Milliseconds(1));
   EXPECT_TRUE(a_->Sessions().empty());

@@ -11,7 +11,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "common/config.h"
+#include "common/server_config.h"
 #include "common/flags.h"
 #include "common/grpc_server.h"
 #include "dataplane/daemon/agent_service.h"
@@ -21,11 +21,8 @@
 #include "dataplane/media/source.h"
 #include "google/protobuf/util/time_util.h"
 
-ABSL_FLAG(std::string, config, "", "DataplaneConfig as protobuf JSON (unknown keys are errors)");
 ABSL_FLAG(std::string, role, "", "Override the config's role: edge or vehicle");
 ABSL_FLAG(std::string, sctp_stack, "", "Override the config's SCTP stack: auto, kernel or userland");
-ABSL_FLAG(std::string, grpc_address, "", "Override the agent API address");
-ABSL_FLAG(std::string, metrics_address, "", "Override the /metrics address");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "On SIGTERM, how long sessions get to shut down gracefully");
 
@@ -59,13 +56,9 @@ int main(int argc, char** argv) {
   // A peer or player that goes away must cost an error code, never the process.
   std::signal(SIGPIPE, SIG_IGN);
 
-  v1::DataplaneConfig config;
-  if (!absl::GetFlag(FLAGS_config).empty()) {
-    absl::StatusOr<v1::DataplaneConfig> c =
-        smig::LoadJsonConfig<v1::DataplaneConfig>(absl::GetFlag(FLAGS_config));
-    if (!c.ok()) return Fail(c.status());
-    config = *c;
-  }
+  absl::StatusOr<v1::DataplaneConfig> loaded = smig::LoadServerConfig<v1::DataplaneConfig>();
+  if (!loaded.ok()) return Fail(loaded.status());
+  v1::DataplaneConfig& config = *loaded;
   if (std::string r = absl::GetFlag(FLAGS_role); !r.empty()) {
     if (r != "edge" && r != "vehicle") {
       return Fail(absl::InvalidArgumentError(absl::StrCat("--role=", r, ": use edge or vehicle")));
@@ -73,10 +66,6 @@ int main(int argc, char** argv) {
     config.set_role(r == "edge" ? v1::ROLE_EDGE : v1::ROLE_VEHICLE);
   }
   if (!absl::GetFlag(FLAGS_sctp_stack).empty()) config.set_sctp_stack(absl::GetFlag(FLAGS_sctp_stack));
-  if (!absl::GetFlag(FLAGS_grpc_address).empty()) config.set_grpc_address(absl::GetFlag(FLAGS_grpc_address));
-  if (!absl::GetFlag(FLAGS_metrics_address).empty()) {
-    config.set_metrics_address(absl::GetFlag(FLAGS_metrics_address));
-  }
 
   absl::StatusOr<smig::transport::StackChoice> stack =
       smig::transport::ParseStackChoice(config.sctp_stack().empty() ? "auto" : config.sctp_stack());

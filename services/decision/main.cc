@@ -11,7 +11,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
-#include "common/config.h"
+#include "common/server_config.h"
 #include "common/flags.h"
 #include "common/grpc_server.h"
 #include "google/protobuf/struct.pb.h"
@@ -21,9 +21,6 @@
 #include "services/decision/decision_engine.h"
 #include "services/decision/decision_service.h"
 
-ABSL_FLAG(std::string, config, "", "DecisionConfig as protobuf JSON (unknown keys are errors)");
-ABSL_FLAG(std::string, grpc_address, "", "Override the config's gRPC address");
-ABSL_FLAG(std::string, metrics_address, "", "Override the config's /metrics address (off: none)");
 
 namespace {
 
@@ -72,20 +69,10 @@ int main(int argc, char** argv) {
                    "Flag names take dashes or underscores.");
   smig::BlockTerminationSignals();  // before any thread starts, so they inherit it
 
-  v1::DecisionConfig config;
-  const std::string path = absl::GetFlag(FLAGS_config);
-  if (!path.empty()) {
-    absl::StatusOr<v1::DecisionConfig> c = smig::LoadJsonConfig<v1::DecisionConfig>(path);
-    if (!c.ok()) return Fail(c.status());
-    config = *c;
-  }
-  if (!absl::GetFlag(FLAGS_grpc_address).empty()) {
-    config.set_grpc_address(absl::GetFlag(FLAGS_grpc_address));
-  }
-  if (!absl::GetFlag(FLAGS_metrics_address).empty()) {
-    config.set_metrics_address(absl::GetFlag(FLAGS_metrics_address));
-  }
-  absl::StatusOr<v1::Policy> policy = PolicyFromConfig(path, config.policy());
+  absl::StatusOr<v1::DecisionConfig> loaded = smig::LoadServerConfig<v1::DecisionConfig>();
+  if (!loaded.ok()) return Fail(loaded.status());
+  const v1::DecisionConfig& config = *loaded;
+  absl::StatusOr<v1::Policy> policy = PolicyFromConfig(absl::GetFlag(FLAGS_config), config.policy());
   if (!policy.ok()) return Fail(policy.status());
 
   auto registry = std::make_shared<prometheus::Registry>();

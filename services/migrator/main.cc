@@ -5,15 +5,12 @@
 #include <iostream>
 
 #include "absl/flags/flag.h"
-#include "common/config.h"
+#include "common/server_config.h"
 #include "common/flags.h"
 #include "common/grpc_server.h"
 #include "google/protobuf/util/time_util.h"
 #include "services/migrator/migrator_service.h"
 
-ABSL_FLAG(std::string, config, "", "MigratorConfig as protobuf JSON (unknown keys are errors)");
-ABSL_FLAG(std::string, grpc_address, "", "Override the config's grpc_address");
-ABSL_FLAG(std::string, metrics_address, "", "Override the config's metrics_address");
 
 namespace {
 namespace v1 = smig::migrator::v1;
@@ -34,17 +31,9 @@ int main(int argc, char** argv) {
                    "the smig SMM (service migration).\n"
                    "  smig-migrator --config=migrator.json");
   smig::BlockTerminationSignals();
-  v1::MigratorConfig config;
-  if (!absl::GetFlag(FLAGS_config).empty()) {
-    absl::StatusOr<v1::MigratorConfig> c =
-        smig::LoadJsonConfig<v1::MigratorConfig>(absl::GetFlag(FLAGS_config));
-    if (!c.ok()) return Fail(c.status());
-    config = *c;
-  }
-  if (!absl::GetFlag(FLAGS_grpc_address).empty()) config.set_grpc_address(absl::GetFlag(FLAGS_grpc_address));
-  if (!absl::GetFlag(FLAGS_metrics_address).empty()) {
-    config.set_metrics_address(absl::GetFlag(FLAGS_metrics_address));
-  }
+  absl::StatusOr<v1::MigratorConfig> loaded = smig::LoadServerConfig<v1::MigratorConfig>();
+  if (!loaded.ok()) return Fail(loaded.status());
+  const v1::MigratorConfig& config = *loaded;
   if (config.servers().empty() && config.proximity_address().empty()) {
     return Fail(absl::InvalidArgumentError(
         "the config needs servers (agent addresses) or a proximity_address (the PMM's registry)"));

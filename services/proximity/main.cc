@@ -9,17 +9,13 @@
 
 #include "absl/flags/flag.h"
 #include "absl/synchronization/notification.h"
-#include "common/config.h"
+#include "common/server_config.h"
 #include "common/flags.h"
 #include "common/grpc_server.h"
 #include "google/protobuf/util/time_util.h"
 #include "services/proximity/kubernetes_discovery.h"
 #include "services/proximity/proximity_engine.h"
 #include "services/proximity/proximity_service.h"
-
-ABSL_FLAG(std::string, config, "", "ProximityConfig as protobuf JSON (unknown keys are errors)");
-ABSL_FLAG(std::string, grpc_address, "", "Override the config's gRPC address");
-ABSL_FLAG(std::string, metrics_address, "", "Override the config's /metrics address (off: none)");
 
 namespace {
 
@@ -40,17 +36,9 @@ int main(int argc, char** argv) {
                    "Flag names take dashes or underscores.");
   smig::BlockTerminationSignals();  // before any thread starts, so they inherit it
 
-  v1::ProximityConfig config;
-  if (!absl::GetFlag(FLAGS_config).empty()) {
-    absl::StatusOr<v1::ProximityConfig> c =
-        smig::LoadJsonConfig<v1::ProximityConfig>(absl::GetFlag(FLAGS_config));
-    if (!c.ok()) return Fail(c.status());
-    config = *c;
-  }
-  if (!absl::GetFlag(FLAGS_grpc_address).empty()) config.set_grpc_address(absl::GetFlag(FLAGS_grpc_address));
-  if (!absl::GetFlag(FLAGS_metrics_address).empty()) {
-    config.set_metrics_address(absl::GetFlag(FLAGS_metrics_address));
-  }
+  absl::StatusOr<v1::ProximityConfig> loaded = smig::LoadServerConfig<v1::ProximityConfig>();
+  if (!loaded.ok()) return Fail(loaded.status());
+  const v1::ProximityConfig& config = *loaded;
 
   auto registry = std::make_shared<prometheus::Registry>();
   smig::proximity::ProximityEngine::Options eo;

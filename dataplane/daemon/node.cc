@@ -87,6 +87,12 @@ struct DataplaneNode::Metrics {
                           "them from another edge (a new edge starts at the player's position).")
                     .Register(r)
                     .Add({})),
+        resent(prometheus::BuildCounter()
+                   .Name("smig_frames_resent_total")
+                   .Help("Edge: frames sent again after a reconnect, because the vehicle's "
+                         "answer showed they were lost with the previous association.")
+                   .Register(r)
+                   .Add({})),
         sessions(prometheus::BuildGauge()
                      .Name("smig_sessions_active")
                      .Help("Sessions this data plane serves (edge) or receives (vehicle).")
@@ -134,6 +140,7 @@ struct DataplaneNode::Metrics {
   prometheus::Counter& send_errors;
   prometheus::Counter& send_deferrals;
   prometheus::Counter& skipped;
+  prometheus::Counter& resent;
   prometheus::Gauge& sessions;
   prometheus::Histogram& migration_stall;
   prometheus::Family<prometheus::Counter>& path_events;
@@ -149,7 +156,8 @@ struct DataplaneNode::Metrics {
   std::map<std::pair<transport::AssocId, std::string>, tv1::EventType> path_state;
   // What was exported so far, to add only the difference.
   uint64_t bytes_seen = 0, frames_seen = 0, duplicates_seen = 0, send_errors_seen = 0,
-           send_deferrals_seen = 0, skipped_seen = 0;
+           send_deferrals_seen = 0, skipped_seen = 0,
+           resent_seen = 0;
   std::map<std::string, uint64_t> dropped_seen;
   std::map<std::string, uint64_t> live_feed_bytes_seen;
   absl::Time next = absl::InfinitePast();
@@ -419,7 +427,7 @@ void DataplaneNode::ExportPathMetrics() {
 void DataplaneNode::ExportMetrics(absl::Time now) {
   metrics_->next = now + kMetricsEvery;
   uint64_t bytes = 0, frames = 0, duplicates = 0, send_errors = 0, send_deferrals = 0,
-           skipped = 0;
+           skipped = 0, resent = 0;
   size_t sessions = 0;
   if (edge_) {
     frames = edge_->frames_sent();
@@ -427,6 +435,7 @@ void DataplaneNode::ExportMetrics(absl::Time now) {
     send_errors = edge_->send_errors();
     send_deferrals = edge_->send_deferrals();
     skipped = edge_->frames_skipped();
+    resent = edge_->frames_resent();
     sessions = edge_->Sessions().size();
     for (const auto& [name, feed] : edge_->live_feeds()) {
       uint64_t& seen = metrics_->live_feed_bytes_seen[name];
@@ -461,6 +470,7 @@ void DataplaneNode::ExportMetrics(absl::Time now) {
   add(metrics_->send_errors, send_errors, metrics_->send_errors_seen);
   add(metrics_->send_deferrals, send_deferrals, metrics_->send_deferrals_seen);
   add(metrics_->skipped, skipped, metrics_->skipped_seen);
+  add(metrics_->resent, resent, metrics_->resent_seen);
   metrics_->sessions.Set(static_cast<double>(sessions));
 }
 

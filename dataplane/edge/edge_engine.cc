@@ -157,11 +157,10 @@ void EdgeEngine::Handle(const absl::StatusOr<std::optional<transport::Incoming>>
     return;
   }
   auto sit = sessions_.find(it->second);
-  if (sit != sessions_.end()) OnControl(sit->second, control);
-  (void)now;
+  if (sit != sessions_.end()) OnControl(sit->second, control, now);
 }
 
-void EdgeEngine::OnControl(Session& s, const v1::ControlMessage& m) {
+void EdgeEngine::OnControl(Session& s, const v1::ControlMessage& m, absl::Time now) {
   const google::protobuf::RepeatedPtrField<v1::FlowProgress>* flows = nullptr;
   if (m.has_hello_ack()) {
     s.acked = true;
@@ -177,6 +176,11 @@ void EdgeEngine::OnControl(Session& s, const v1::ControlMessage& m) {
   for (const v1::FlowProgress& p : *flows) {
     auto f = s.flows.find(p.flow_id());
     if (f == s.flows.end()) continue;
+    // A new association's HELLO answer: what went out on a lost one may never have
+    // arrived. Send again from where the player is.
+    if (m.has_hello_ack() && p.next_sequence() < f->second.state.next_sequence()) {
+      Rewind(f->second, p.next_sequence(), now);
+    }
     f->second.vehicle_next = p.next_sequence();
     f->second.vehicle_reported = true;
   }
@@ -283,6 +287,40 @@ std::vector<int> EdgeEngine::SourceFds() const {
   return fds;
 }
 
+absl::StatusOr<v1::FlowState> EdgeEngine::Checkpoint(const Flow& f, uint64_t want,
+                                                     absl::Time now) const {
+  v1::FlowState fs = f.state;
+  // At `want` when this edge still knows where that frame was; otherwise at the oldest
+  // frame it remembers (duplicates, never holes).
+  if (want >= f.state.next_sequence() || f.history.empty()) {
+    *fs.mutable_checkpoint_due_at() = ToProto(now);
+  } else {
+    // The newest sent frame at or before `want` (history is in sequence order).
+    auto after = std::upper_bound(
+        f.history.begin(), f.history.end(), want,
+        [](uint64_t seq, const Sent& sent) { return seq < sent.sequence; });
+    const Sent* at = after == f.history.begin() ? &f.history.front() : &*std::prev(after);
+    fs.set_next_sequence(at->sequence);
+    fs.set_source_offset(at->offset);
+    *fs.mutable_checkpoint_due_at() = ToProto(at->due);
+  }
+  fs.clear_last_frame_fingerprints();
+  if (!fs.source().has_live_feed()) return fs;
+  // The fingerprints of the kAlignFrames frames before the checkpoint, as far as known.
+  const uint64_t checkpoint = fs.next_sequence();
+  const uint64_t first = f.state.next_sequence() - f.fingerprints.size();
+  for (uint64_t seq = std::max(first, checkpoint - std::min(checkpoint, kAlignFrames));
+       seq < checkpoint; ++seq) {
+    fs.add_last_frame_fingerprints(f.fingerprints[seq - first]);
+  }
+  if (fs.last_frame_fingerprints().empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "flow ", fs.flow_id(), " of live feed '", fs.source().live_feed(),
+        "' has no frame before its checkpoint to find it by"));
+  }
+  return fs;
+}
+
 absl::StatusOr<v1::SessionState> EdgeEngine::Export(uint64_t session, absl::Time now) const {
   auto it = sessions_.find(session);
   if (it == sessions_.end()) {
@@ -303,41 +341,39 @@ absl::StatusOr<v1::SessionState> EdgeEngine::Export(uint64_t session, absl::Time
           ", which only this edge receives (a live stream that can move is a live_feed every "
           "edge ingests)"));
     }
-    v1::FlowState* fs = out.add_flows();
-    *fs = f.state;
-    // Restart where the player is, when the vehicle said so and this edge still knows where
-    // that frame was; otherwise at the oldest frame it remembers (duplicates, never holes).
-    uint64_t want = f.vehicle_reported ? f.vehicle_next : f.state.next_sequence();
-    if (want >= f.state.next_sequence() || f.history.empty()) {
-      fs->set_next_sequence(f.state.next_sequence());
-      fs->set_source_offset(f.state.source_offset());
-      *fs->mutable_checkpoint_due_at() = ToProto(now);
-    } else {
-      // The newest sent frame at or before `want` (history is in sequence order).
-      auto after = std::upper_bound(
-          f.history.begin(), f.history.end(), want,
-          [](uint64_t seq, const Sent& sent) { return seq < sent.sequence; });
-      const Sent* at = after == f.history.begin() ? &f.history.front() : &*std::prev(after);
-      fs->set_next_sequence(at->sequence);
-      fs->set_source_offset(at->offset);
-      *fs->mutable_checkpoint_due_at() = ToProto(at->due);
+    // Where the player is, when the vehicle said so.
+    absl::StatusOr<v1::FlowState> fs =
+        Checkpoint(f, f.vehicle_reported ? f.vehicle_next : f.state.next_sequence(), now);
+    if (!fs.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("session ", session, " cannot move yet: ", fs.status().message()));
     }
-    fs->clear_last_frame_fingerprints();
-    if (!src.has_live_feed()) continue;
-    // The fingerprints of the kAlignFrames frames before the checkpoint, as far as known.
-    const uint64_t checkpoint = fs->next_sequence();
-    const uint64_t first = f.state.next_sequence() - f.fingerprints.size();
-    for (uint64_t seq = std::max(first, checkpoint - std::min(checkpoint, kAlignFrames));
-         seq < checkpoint; ++seq) {
-      fs->add_last_frame_fingerprints(f.fingerprints[seq - first]);
-    }
-    if (fs->last_frame_fingerprints().empty()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "session ", session, " cannot move yet: flow ", fid, " of live feed '",
-          src.live_feed(), "' has no frame before its checkpoint for the next edge to find"));
-    }
+    *out.add_flows() = *std::move(fs);
   }
   return out;
+}
+
+void EdgeEngine::Rewind(Flow& f, uint64_t want, absl::Time now) {
+  // Only a flow that could move can be read again; one bound to this edge's own address
+  // goes on (the vehicle counts the hole).
+  if (!f.state.source().has_file() && !f.state.source().has_live_feed()) return;
+  absl::StatusOr<v1::FlowState> fs = Checkpoint(f, want, now);
+  if (!fs.ok() || fs->next_sequence() >= f.state.next_sequence()) return;
+  absl::StatusOr<std::unique_ptr<media::Source>> source = OpenSource(*fs, now);
+  if (!source.ok()) {
+    ++send_errors_;
+    return;
+  }
+  const uint64_t again = f.state.next_sequence() - fs->next_sequence();
+  while (!f.history.empty() && f.history.back().sequence >= fs->next_sequence()) {
+    f.history.pop_back();
+  }
+  f.fingerprints.resize(f.fingerprints.size() - std::min<size_t>(again, f.fingerprints.size()));
+  f.pending.clear();
+  f.source = std::move(*source);
+  f.state = *std::move(fs);
+  f.state.clear_last_frame_fingerprints();
+  frames_resent_ += again;
 }
 
 absl::Status EdgeEngine::Release(uint64_t session) {

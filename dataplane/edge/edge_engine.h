@@ -92,6 +92,9 @@ class EdgeEngine {
   // Frames not sent because the vehicle reported it already had them (from another edge):
   // a new edge starts at the player's position rather than at the older checkpoint.
   uint64_t frames_skipped() const { return frames_skipped_; }
+  // Frames sent again after a reconnect: the vehicle's HelloAck showed they were lost
+  // with the previous association.
+  uint64_t frames_resent() const { return frames_resent_; }
   size_t max_sessions() const { return options_.max_sessions; }
   const std::map<std::string, std::shared_ptr<media::UdpFeed>>& live_feeds() const {
     return options_.live_feeds;
@@ -135,7 +138,13 @@ class EdgeEngine {
   // what options_.make_source makes.
   absl::StatusOr<std::unique_ptr<media::Source>> OpenSource(const v1::FlowState& fs,
                                                             absl::Time now) const;
-  void OnControl(Session& s, const v1::ControlMessage& m);
+  void OnControl(Session& s, const v1::ControlMessage& m, absl::Time now);
+  // The flow's state for serving it from `want` (or from the oldest frame remembered
+  // before it), with a live flow's fingerprints; FAILED_PRECONDITION for a live flow with
+  // no frame before the checkpoint.
+  absl::StatusOr<v1::FlowState> Checkpoint(const Flow& f, uint64_t want, absl::Time now) const;
+  // Serves `f` again from `want` (a reconnect after frames were lost with an association).
+  void Rewind(Flow& f, uint64_t want, absl::Time now);
   void SendFrames(Session& s, Flow& f, absl::Time now);
   // Moves `f` past its next frame `c` (sent, or skipped because the vehicle has it).
   void Advance(Flow& f, const media::Chunk& c, absl::Time due);
@@ -151,6 +160,7 @@ class EdgeEngine {
   uint64_t send_errors_ = 0;
   uint64_t send_deferrals_ = 0;
   uint64_t frames_skipped_ = 0;
+  uint64_t frames_resent_ = 0;
 };
 
 }  // namespace smig::dataplane

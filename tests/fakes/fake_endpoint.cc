@@ -122,6 +122,23 @@ void FakeNetwork::SetSendBufferFull(const FakeEndpoint& endpoint, bool full) {
   nodes_.at(endpoint.node_).send_buffer_full = full;
 }
 
+void FakeNetwork::SetBlackhole(const FakeEndpoint& endpoint, bool on) {
+  absl::MutexLock lock(&mu_);
+  nodes_.at(endpoint.node_).blackhole = on;
+}
+
+absl::Status FakeNetwork::LoseAssociation(const FakeEndpoint& local, AssocId assoc) {
+  absl::MutexLock lock(&mu_);
+  Node& node = nodes_.at(local.node_);
+  auto a = node.assocs.find(assoc);
+  if (a == node.assocs.end() || a->second.ended) {
+    return absl::NotFoundError(absl::StrCat("association ", assoc, " is not up"));
+  }
+  EndPeer(a->second, v1::EVENT_TYPE_ASSOC_LOST);
+  Push(node, MakeEvent(v1::EVENT_TYPE_ASSOC_LOST, assoc));
+  return absl::OkStatus();
+}
+
 FakeEndpoint::~FakeEndpoint() {
   absl::MutexLock lock(&net_.mu_);
   net_.Detach(net_.nodes_.at(node_));
@@ -190,6 +207,7 @@ absl::Status FakeEndpoint::Send(AssocId assoc, const SendOptions& options,
   if (self.send_buffer_full) {
     return absl::UnavailableError(absl::StrCat("send buffer of association ", assoc, " is full"));
   }
+  if (self.blackhole) return absl::OkStatus();
   // The attribution PathTable makes for the real stacks.
   FakeNetwork::Path* path = nullptr;
   FakeNetwork::Path* primary = nullptr;

@@ -57,6 +57,11 @@ class FakeNetwork {
   // While full, the endpoint's Send() fails with UNAVAILABLE, as a real stack does when its
   // send buffer stays full for SendOptions::max_wait.
   void SetSendBufferFull(const FakeEndpoint& endpoint, bool full);
+  // While on, what the endpoint sends is accepted and lost, as when every path is dark
+  // in the seconds before SCTP gives an association up.
+  void SetBlackhole(const FakeEndpoint& endpoint, bool on);
+  // The association times out: both ends get ASSOC_LOST.
+  absl::Status LoseAssociation(const FakeEndpoint& local, AssocId assoc);
 
  private:
   friend class FakeEndpoint;
@@ -82,6 +87,7 @@ class FakeNetwork {
     int event_fd = -1;
     bool alive = true;
     bool send_buffer_full = false;
+    bool blackhole = false;
     AssocId next_assoc = 1;
     std::map<AssocId, Assoc> assocs;
     std::deque<Incoming> queue;

@@ -452,6 +452,37 @@ TEST_F(DataplaneTest, ARadioDiesMidStreamAndThePlayerLosesNothing) {
   EXPECT_TRUE(Slurp(dir_ + "/out.ts") == Slurp(in)) << "the player's file differs from the source";
 }
 
+// A tunnel: both radios are dead for 4 s. SCTP gives the association up; the edge
+// connects again once a radio is back, and sends again from where the player is (what
+// went out on the dead association never arrived). The player's file is still whole.
+TEST_F(DataplaneTest, BothRadiosDeadForSecondsThenTheStreamResumesWhole) {
+  std::string in = MakeStream(12);
+  auto vehicle = StartVehicle();
+  auto edge = StartEdge("edge-a");
+  ASSERT_TRUE(vehicle && edge);
+  Open("edge-a", in);
+  absl::SleepFor(absl::Seconds(2));
+  ASSERT_TRUE(net_->SetLink(1, false).ok());
+  ASSERT_TRUE(net_->SetLink(2, false).ok());
+  absl::SleepFor(absl::Seconds(4));
+  ASSERT_TRUE(net_->SetLink(1, true).ok());
+  ASSERT_TRUE(net_->SetLink(2, true).ok());
+  v1::Session seen = WaitDelivered(std::filesystem::file_size(in));
+  std::string edge_metrics = Metrics("edge-a", net_->ns_b());
+  edge->Kill(SIGTERM);
+  vehicle->Kill(SIGTERM);
+  EXPECT_EQ(edge->Wait(absl::Seconds(10)).value_or(-1), 0);
+  EXPECT_EQ(vehicle->Wait(absl::Seconds(10)).value_or(-1), 0);
+  EXPECT_TRUE(Slurp(dir_ + "/out.ts") == Slurp(in)) << "the player's file differs from the source";
+  EXPECT_THAT(edge_metrics, ::testing::ContainsRegex("smig_frames_resent_total [1-9]"));
+  size_t at = edge_metrics.find("\nsmig_frames_resent_total ");
+  std::cout << "[result] " << Slurp(dir_ + "/out.ts").size() << " of " << Slurp(in).size()
+            << " bytes after a 4 s outage of both radios; "
+            << (at == std::string::npos ? ""
+                                        : edge_metrics.substr(at + 1, edge_metrics.find('\n', at + 1) - at - 1))
+            << "\n";
+}
+
 // A live 20 s MPEG-TS stream: ffmpeg sends it over UDP to the edge, the vehicle hands it
 // over UDP to an ffmpeg decoder, which must decode every frame with no continuity error.
 TEST_F(DataplaneTest, LiveUdpStreamReachesADecoderWhole) {

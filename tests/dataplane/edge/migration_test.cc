@@ -192,6 +192,29 @@ TEST_F(MigrationTest, AFullSendBufferDefersFramesWithoutLosingThem) {
   EXPECT_EQ(a_->send_errors(), 0u);
 }
 
+// Both radios go dark for a while: what A sent meanwhile is lost, SCTP gives the
+// association up, A connects again and the vehicle's HelloAck says where the player is.
+// A serves again from there; the player loses nothing.
+TEST_F(MigrationTest, AReconnectSendsAgainWhatWasLostWithTheOldAssociation) {
+  a_pair_ = {a_.get(), a_ep_.get()};
+  b_pair_ = {b_.get(), b_ep_.get()};
+  ASSERT_TRUE(a_->Serve(Fresh(), now_).ok());
+  Run(absl::Seconds(1));
+  const size_t before = delivered_.size();
+  net_.SetBlackhole(*a_ep_, true);
+  Run(absl::Milliseconds(300));  // ~30 frames into the void
+  EXPECT_EQ(delivered_.size(), before);
+  absl::StatusOr<v1::Session> d = a_->Describe(kSession);
+  ASSERT_TRUE(d.ok() && d->associations_size() == 1) << d.status();
+  ASSERT_TRUE(net_.LoseAssociation(*a_ep_, d->associations(0).assoc_id()).ok());
+  net_.SetBlackhole(*a_ep_, false);
+  Run(absl::Seconds(4));  // a 1 s back-off, then the rest, caught up
+
+  ASSERT_EQ(delivered_.size(), kChunks);
+  for (uint64_t k = 0; k < kChunks; ++k) ASSERT_EQ(delivered_[k], PacedSource::Payload(k)) << k;
+  EXPECT_GE(a_->frames_resent(), 25u);
+}
+
 TEST_F(MigrationTest, ImportRejectsBadState) {
   a_pair_ = {a_.get(), a_ep_.get()};
   b_pair_ = {b_.get(), b_ep_.get()};
@@ -314,6 +337,23 @@ TEST_F(LiveFeedMigrationTest, ALiveFlowMovesToAnEdgeIngestingTheSameFeedLosingNo
   ASSERT_TRUE(state.ok()) << state.status();
   served = a_->Serve(*state, now_);
   EXPECT_TRUE(served.ok()) << served;
+}
+
+TEST_F(LiveFeedMigrationTest, AReconnectSendsAgainFromTheFeedsRing) {
+  ASSERT_TRUE(a_->Serve(Live(), now_).ok());
+  uint64_t k = 0;
+  for (; k < 50; ++k) Broadcast(k);
+  net_.SetBlackhole(*a_ep_, true);
+  for (int i = 0; i < 30; ++i) Broadcast(k++);
+  absl::StatusOr<v1::Session> d = a_->Describe(kSession);
+  ASSERT_TRUE(d.ok() && d->associations_size() == 1) << d.status();
+  ASSERT_TRUE(net_.LoseAssociation(*a_ep_, d->associations(0).assoc_id()).ok());
+  net_.SetBlackhole(*a_ep_, false);
+  for (; k < 250; ++k) Broadcast(k);
+  Run(absl::Milliseconds(100));
+  ASSERT_EQ(delivered_.size(), 250u);
+  for (size_t i = 0; i < delivered_.size(); ++i) ASSERT_EQ(delivered_[i], Datagram(i)) << i;
+  EXPECT_GE(a_->frames_resent(), 25u);
 }
 
 TEST_F(LiveFeedMigrationTest, LiveFlowsThatCannotMoveSaySo) {

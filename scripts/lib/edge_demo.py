@@ -229,6 +229,7 @@ def print_summary(s):
             ("duplicates delivered", s["duplicates_delivered"]),
             ("frames sent / decoded", f"{s['frames_sent']} / {s['frames_decoded']}"),
             ("continuity errors (decoder)", s["cc_errors"]), ("path failovers", s["failovers"]),
+            ("reordered by loopback (put back)", s["reordered_by_loopback"]),
             ("largest player gap", f"{s['max_stall_ms']} ms"),
             ("steady-state p99 gap / stall goal", f"{s['steady_p99_gap_ms']} / {s['stall_goal_ms']} ms")]
     for k, v in rows:

@@ -466,7 +466,20 @@ def analyse(bed, migrations, failovers):
         "steady_p99_gap_ms": round(p99, 2),
         "stall_goal_ms": round(p99 + 5, 2),
         "sctp_stack": bed.stack,
+        # Datagrams the loopback handed to the player's socket out of the vehicle's send
+        # order; the recorder put them back in order (udp_recorder.py).
+        "reordered_by_loopback": recorder_reordered(os.path.join(bed.logs, "recorder.log")),
     }
+
+
+def recorder_reordered(log_path):
+    try:
+        for line in open(log_path):
+            if line.startswith("reordered "):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
 
 
 def migrations_from_smm(bed):

@@ -563,7 +563,8 @@ TEST_F(DataplaneTest, TenMigrationsInARowLoseNothingAndDoNotStall) {
   Gaps g = PlayerGaps((*player)->datagrams(), windows);
   std::cout << "[result] " << got.size() << " of " << sent.size() << " bytes, frames "
             << frames_in << " -> " << frames_out << ", continuity errors "
-            << ContinuityErrors(*decoded) << "; " << SteadyAndWorst(g) << "\n";
+            << ContinuityErrors(*decoded) << "; " << SteadyAndWorst(g)
+            << "; reordered by loopback (put back) " << (*player)->reordered() << "\n";
   JudgeGoal("gap", g.worst_migration, g.p99);
 }
 
@@ -648,7 +649,8 @@ TEST_F(DataplaneTest, LiveStreamMigratesBetweenEdgesIngestingTheSameFeed) {
             << absl::FormatDuration(steady[steady.size() / 2]) << " p99 "
             << absl::FormatDuration(p99) << " max " << absl::FormatDuration(steady.back())
             << ", largest during a migration " << absl::FormatDuration(worst) << "; player "
-            << SteadyAndWorst(g) << "\n";
+            << SteadyAndWorst(g) << "; reordered by loopback (put back) "
+            << (*player)->reordered() << "\n";
   JudgeGoal("encoder-to-player delay", worst, p99);
 }
 

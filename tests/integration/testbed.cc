@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -287,7 +288,7 @@ absl::StatusOr<std::unique_ptr<UdpRecorder>> UdpRecorder::Start(const std::strin
         }
       }
       self->datagrams_.push_back({at, static_cast<size_t>(n)});
-      self->bytes_.append(buf.data(), static_cast<size_t>(n));
+      self->payloads_.emplace_back(buf.data(), static_cast<size_t>(n));
     }
     close(fd);
   });
@@ -301,7 +302,24 @@ absl::StatusOr<std::unique_ptr<UdpRecorder>> UdpRecorder::Start(const std::strin
 
 void UdpRecorder::Stop() {
   stop_.store(true);
-  if (thread_.joinable()) thread_.join();
+  if (!thread_.joinable()) return;
+  thread_.join();
+  std::vector<size_t> order(datagrams_.size());
+  absl::Time newest = absl::InfinitePast();
+  for (size_t i = 0; i < order.size(); ++i) {
+    order[i] = i;
+    if (datagrams_[i].at < newest) ++reordered_;  // read after a later-stamped one
+    newest = std::max(newest, datagrams_[i].at);
+  }
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return datagrams_[a].at < datagrams_[b].at; });
+  std::vector<Datagram> sorted;
+  for (size_t k = 0; k < order.size(); ++k) {
+    sorted.push_back(datagrams_[order[k]]);
+    bytes_ += payloads_[order[k]];
+  }
+  datagrams_ = std::move(sorted);
+  payloads_.clear();
 }
 
 UdpRecorder::~UdpRecorder() { Stop(); }

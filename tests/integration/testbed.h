@@ -105,6 +105,10 @@ absl::Status RunInNamespace(const std::string& netns, const std::function<void()
 
 // Receives UDP datagrams on 127.0.0.1:port inside a namespace, as a player would, and keeps
 // each one's payload and arrival time (an independent view of what the vehicle egresses).
+// Arrival times are the kernel's stamps, taken on loopback when the sender hands the
+// datagram over; the loopback can still deliver two out of that order (per-CPU backlogs,
+// seen in the kvm-sctp VM). Stop() puts them back in stamp order, the sender's, and
+// reordered() counts how many the loopback moved (see scripts/lib/udp_recorder.py).
 class UdpRecorder {
  public:
   struct Datagram {
@@ -118,13 +122,16 @@ class UdpRecorder {
   void Stop();
   const std::vector<Datagram>& datagrams() const { return datagrams_; }
   const std::string& bytes() const { return bytes_; }
+  size_t reordered() const { return reordered_; }
 
  private:
   UdpRecorder() = default;
   std::atomic<bool> stop_{false};
   std::thread thread_;
   std::vector<Datagram> datagrams_;
+  std::vector<std::string> payloads_;  // while recording; bytes_ after Stop()
   std::string bytes_;
+  size_t reordered_ = 0;
 };
 
 // A scratch directory unique to this process, under $TMPDIR or /tmp.

@@ -48,6 +48,13 @@ void EventQueue::Close() {
   closed_ = true;
 }
 
+namespace {
+prometheus::Counter& UnlabeledCounter(prometheus::Registry& r, const std::string& name,
+                                      const std::string& help) {
+  return prometheus::BuildCounter().Name(name).Help(help).Register(r).Add({});
+}
+}  // namespace
+
 // Prometheus series of one node; engines keep the counts, the loop exports the deltas.
 struct DataplaneNode::Metrics {
   explicit Metrics(prometheus::Registry& r, const std::string& role)
@@ -65,34 +72,24 @@ struct DataplaneNode::Metrics {
                     .Name("smig_frames_dropped_total")
                     .Help("Frames the vehicle refused, by reason.")
                     .Register(r)),
-        duplicates(prometheus::BuildCounter()
-                       .Name("smig_duplicates_dropped_total")
-                       .Help("Frames that arrived again from another association and were dropped.")
-                       .Register(r)
-                       .Add({})),
-        send_errors(prometheus::BuildCounter()
-                        .Name("smig_send_errors_total")
-                        .Help("Frames an edge's SCTP stack refused with an error (retried).")
-                        .Register(r)
-                        .Add({})),
-        send_deferrals(prometheus::BuildCounter()
-                           .Name("smig_send_deferrals_total")
-                           .Help("Frames an edge kept queued because an association's send "
-                                 "buffer was full (sent later, not lost).")
-                           .Register(r)
-                           .Add({})),
-        skipped(prometheus::BuildCounter()
-                    .Name("smig_frames_skipped_total")
-                    .Help("Edge: frames not sent because the vehicle reported it already had "
-                          "them from another edge (a new edge starts at the player's position).")
-                    .Register(r)
-                    .Add({})),
-        resent(prometheus::BuildCounter()
-                   .Name("smig_frames_resent_total")
-                   .Help("Edge: frames sent again after a reconnect, because the vehicle's "
-                         "answer showed they were lost with the previous association.")
-                   .Register(r)
-                   .Add({})),
+        duplicates(UnlabeledCounter(
+            r, "smig_duplicates_dropped_total",
+            "Frames that arrived again from another association and were dropped.")),
+        send_errors(UnlabeledCounter(
+            r, "smig_send_errors_total",
+            "Frames an edge's SCTP stack refused with an error (retried).")),
+        send_deferrals(UnlabeledCounter(
+            r, "smig_send_deferrals_total",
+            "Frames an edge kept queued because an association's send buffer was full (sent "
+            "later, not lost).")),
+        skipped(UnlabeledCounter(
+            r, "smig_frames_skipped_total",
+            "Edge: frames not sent because the vehicle reported it already had them from "
+            "another edge (a new edge starts at the player's position).")),
+        resent(UnlabeledCounter(
+            r, "smig_frames_resent_total",
+            "Edge: frames sent again after a reconnect, because the vehicle's answer showed "
+            "they were lost with the previous association.")),
         sessions(prometheus::BuildGauge()
                      .Name("smig_sessions_active")
                      .Help("Sessions this data plane serves (edge) or receives (vehicle).")

@@ -102,16 +102,17 @@ absl::StatusOr<std::unique_ptr<UdpSource>> UdpSource::Bind(absl::string_view add
                                                            size_t ring_chunks) {
   absl::StatusOr<std::shared_ptr<UdpFeed>> feed = UdpFeed::Bind(address, ring_chunks);
   if (!feed.ok()) return feed.status();
-  return std::make_unique<UdpSource>(std::move(*feed));
+  return std::unique_ptr<UdpSource>(new UdpSource(std::move(*feed), true));
 }
 
-UdpSource::UdpSource(std::shared_ptr<UdpFeed> feed) : feed_(std::move(feed)) {
+UdpSource::UdpSource(std::shared_ptr<UdpFeed> feed, bool owns_feed)
+    : feed_(std::move(feed)), owns_feed_(owns_feed) {
   (void)feed_->Drain();  // what is already queued came before this flow started
   next_ = feed_->end_index();
 }
 
 absl::Status UdpSource::Poll(absl::Time, std::vector<Chunk>& out) {
-  absl::Status status = feed_->Drain();
+  absl::Status status = owns_feed_ ? feed_->Drain() : absl::OkStatus();
   uint64_t missed = 0;
   if (next_ < feed_->first_index()) {
     missed = feed_->first_index() - next_;

@@ -83,11 +83,13 @@ class UdpFeed {
 
 class UdpSource final : public Source {
  public:
-  // A flow with a feed of its own, bound to `address` (see UdpFeed::Bind).
+  // A flow with a feed of its own, bound to `address` (see UdpFeed::Bind); its Poll reads
+  // the socket.
   static absl::StatusOr<std::unique_ptr<UdpSource>> Bind(
       absl::string_view address, size_t ring_chunks = UdpFeed::kDefaultRingChunks);
-  // A flow on a (shared) feed, starting with the next datagram to arrive.
-  explicit UdpSource(std::shared_ptr<UdpFeed> feed);
+  // A flow on a shared feed, starting with the next datagram to arrive. The feed's owner
+  // drains it (EdgeEngine::Pump, once for every flow on it); Poll only reads the ring.
+  explicit UdpSource(std::shared_ptr<UdpFeed> feed) : UdpSource(std::move(feed), false) {}
 
   // Appends every datagram of the feed this flow has not had yet, in order. DATA_LOSS (after
   // appending what is left) if some left the ring before this flow read them.
@@ -104,8 +106,11 @@ class UdpSource final : public Source {
   const UdpFeed& feed() const { return *feed_; }
 
  private:
+  UdpSource(std::shared_ptr<UdpFeed> feed, bool owns_feed);
+
   std::shared_ptr<UdpFeed> feed_;
-  uint64_t next_;  // the feed's index of the next datagram to hand out
+  bool owns_feed_;  // Poll drains the socket (a feed of this flow's own)
+  uint64_t next_;   // the feed's index of the next datagram to hand out
 };
 
 }  // namespace smig::dataplane::media

@@ -27,22 +27,16 @@ smig_unit_test(sequence_checker_test
   SRCS ${_unit}/dataplane/tools/sctpcat/sequence_checker_test.cc DEPS smig_sctpcat_lib)
 smig_unit_test(cat_runner_test
   SRCS ${_unit}/dataplane/tools/sctpcat/cat_runner_test.cc DEPS smig_sctpcat_lib smig_fakes)
-smig_unit_test(flags_test
-  SRCS ${_unit}/common/flags_test.cc DEPS smig_common_flags absl::flags)
 smig_unit_test(frame_test
   SRCS ${_unit}/dataplane/protocol/frame_test.cc DEPS smig_protocol)
 smig_unit_test(hello_test
   SRCS ${_unit}/dataplane/protocol/hello_test.cc DEPS smig_protocol OpenSSL::Crypto)
 smig_unit_test(reassembler_test
   SRCS ${_unit}/dataplane/vehicle/reassembler_test.cc DEPS smig_vehicle)
-smig_unit_test(grpc_server_test
-  SRCS ${_unit}/common/grpc_server_test.cc DEPS smig_grpc_server smig_testbed)
 smig_unit_test(vehicle_engine_test
   SRCS ${_unit}/dataplane/vehicle/vehicle_engine_test.cc DEPS smig_vehicle smig_fakes)
 smig_unit_test(migration_test
   SRCS ${_unit}/dataplane/edge/migration_test.cc DEPS smig_edge smig_vehicle smig_fakes)
-smig_unit_test(config_test SRCS ${_unit}/common/config_test.cc DEPS smig_config smig_proto)
-smig_unit_test(grpc_status_test SRCS ${_unit}/common/grpc_status_test.cc DEPS smig_grpc_status)
 smig_unit_test(node_test
   SRCS ${_unit}/dataplane/daemon/node_test.cc
   DEPS smig_agent_service smig_grpc_server smig_fakes smig_testbed)

@@ -11,7 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "dataplane/media/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace smig::dataplane::media {
 

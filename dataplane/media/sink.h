@@ -20,7 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "dataplane/media/unique_fd.h"
+#include "common/unique_fd.h"
 #include "smig/dataplane/v1/session.pb.h"
 
 namespace smig::dataplane::media {

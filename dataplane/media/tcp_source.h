@@ -22,7 +22,7 @@
 #include "absl/time/time.h"
 #include "dataplane/media/source.h"
 #include "dataplane/media/ts_pacing.h"
-#include "dataplane/media/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace smig::dataplane::media {
 

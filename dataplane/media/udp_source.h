@@ -30,7 +30,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "dataplane/media/source.h"
-#include "dataplane/media/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace smig::dataplane::media {
 

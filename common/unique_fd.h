@@ -1,10 +1,10 @@
-// UniqueFd: owns one file descriptor and closes it once (internal to dataplane/media).
+// UniqueFd: owns one file descriptor and closes it once.
 //
 //   UniqueFd fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
 //   if (!fd.valid()) return absl::ErrnoToStatus(errno, "socket");
 //
-// Sources and sinks hand their descriptor to the caller's poll loop by value (fd()), so
-// the ownership has to sit in exactly one place that cannot forget to close it.
+// Owners hand the descriptor to poll loops by value (get()), so the ownership has to sit
+// in exactly one place that cannot forget to close it.
 #pragma once
 
 #include <unistd.h>
@@ -12,7 +12,7 @@
 #include <cerrno>
 #include <utility>
 
-namespace smig::dataplane::media {
+namespace smig {
 
 class UniqueFd {
  public:
@@ -42,4 +42,4 @@ class UniqueFd {
   int fd_ = -1;
 };
 
-}  // namespace smig::dataplane::media
+}  // namespace smig

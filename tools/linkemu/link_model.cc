@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/status_macros.h"
 
 namespace smig::linkemu {
 
@@ -148,17 +149,11 @@ absl::StatusOr<Command> ParseOne(absl::string_view text) {
         return absl::InvalidArgumentError(absl::StrCat("dir '", val, "': use both, out or in"));
       }
     } else if (key == "delay" || key == "jitter") {
-      absl::StatusOr<absl::Duration> d = ParseDelay(val);
-      if (!d.ok()) return d.status();
-      (key == "delay" ? l.delay : l.jitter) = *d;
+      SMIG_ASSIGN_OR_RETURN((key == "delay" ? l.delay : l.jitter), ParseDelay(val));
     } else if (key == "loss") {
-      absl::StatusOr<double> p = ParseLossPercent(val);
-      if (!p.ok()) return p.status();
-      l.loss = *p;
+      SMIG_ASSIGN_OR_RETURN(l.loss, ParseLossPercent(val));
     } else if (key == "rate") {
-      absl::StatusOr<uint64_t> r = ParseRate(val);
-      if (!r.ok()) return r.status();
-      l.rate_bps = *r;
+      SMIG_ASSIGN_OR_RETURN(l.rate_bps, ParseRate(val));
     } else if (key == "limit") {
       uint32_t n;
       if (!absl::SimpleAtoi(val, &n) || n == 0) {
@@ -180,9 +175,8 @@ absl::StatusOr<std::vector<Command>> ParseCommandLine(absl::string_view line) {
   std::vector<Command> out;
   for (absl::string_view part : absl::StrSplit(line, ';')) {
     if (absl::StripAsciiWhitespace(part).empty()) continue;
-    absl::StatusOr<Command> c = ParseOne(part);
-    if (!c.ok()) return c.status();
-    out.push_back(std::move(*c));
+    SMIG_ASSIGN_OR_RETURN(Command c, ParseOne(part));
+    out.push_back(std::move(c));
   }
   return out;
 }

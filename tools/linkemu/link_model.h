@@ -1,6 +1,15 @@
 // The pure logic of smig-linkemu, without sockets or clocks: the control protocol's parser
 // and one direction of an emulated link (a FIFO delay line behind a serializer). The
-// runtime (linkemu.h) feeds it packets and the monotonic time; tests feed it numbers.
+// runtime (link_table.h) feeds it packets and the monotonic time; tests feed it numbers.
+//
+//   SMIG_ASSIGN_OR_RETURN(std::vector<Command> cmds, ParseCommandLine("link cell delay 20ms"));
+//   Pipe pipe;
+//   pipe.params.delay = absl::Milliseconds(20);
+//   if (pipe.Admit(now_ns, id, size, /*up=*/true, u_loss, u_jitter) != Pipe::Outcome::kQueued) Drop(id);
+//   while (std::optional<Pipe::Held> h = pipe.PopDue(later_ns)) Release(h->id);
+//
+// Ownership: plain values. A Pipe holds packet ids and times, never the packets, whose
+// owner (the kernel's queue) it tells nothing; its caller issues the verdicts.
 //
 // The control protocol is described in linkemu.h.
 #pragma once
@@ -9,10 +18,10 @@
 #include <deque>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace smig::linkemu {

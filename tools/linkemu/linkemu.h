@@ -1,6 +1,14 @@
 // smig-linkemu: real link emulation (delay, jitter, loss, rate, up/down) for the network
 // interfaces of ONE network namespace, changeable at run time, on kernels without netem.
 //
+//   smig::linkemu::Options options;
+//   options.control_path = "/run/car-links.sock";
+//   SMIG_ASSIGN_OR_RETURN(std::unique_ptr<smig::linkemu::Emulator> emu,
+//                         smig::linkemu::Emulator::Create(options));
+//   std::string answer;
+//   SMIG_RETURN_IF_ERROR(emu->Execute("link cell dev c0 peer edge1:c1 delay 20ms", &answer));
+//   return emu->Run();   // until a signal or `quit`; removes its rules on the way out
+//
 // How it works
 //   Run it inside the namespace whose links it shapes: `ip netns exec NS smig-linkemu ...`.
 //   Each link is a NAME bound to an interface of that namespace, and usually to the other
@@ -78,6 +86,14 @@
 // installed and the control socket listens; stats lines (periodic with --stats-interval,
 // and the answers to `stats` given on stdin); {"type":"exit",...} at the end, with final
 // stats before it. Diagnostics go to standard error.
+//
+// The parts (each header states what it owns)
+//   packet_io.h   NFQUEUE sockets per namespace, queues, reading packets, verdicts;
+//   steering.h    the iptables chains and rules that steer packets into the queues;
+//   link_table.h  the links, their directions and when each packet may go (link_model.h:
+//                 one direction's delay line, and the control protocol's parser);
+//   control.h     the control socket and stdin, stdout, the protocol's help text;
+//   Emulator      (below) wires them together and runs the one thread's poll loop.
 #pragma once
 
 #include <cstdint>
@@ -108,11 +124,13 @@ struct Options {
   bool realtime = false;            // SCHED_FIFO: releases stay on time on a busy CPU
 };
 
+// Owns every part above; one per process (it blocks SIGTERM/SIGINT/SIGHUP and takes
+// them through a signalfd). Not thread-safe: Execute and Run from one thread.
 class Emulator {
  public:
   // Binds nothing yet; installs the base chains. Fails if they exist (unless replace).
   static absl::StatusOr<std::unique_ptr<Emulator>> Create(const Options& options);
-  ~Emulator();  // drops held packets, removes rules and chains, closes sockets
+  ~Emulator();  // removes rules and chains, releases held packets, closes sockets
 
   // Applies one control line (as on the socket); `answer` receives the JSON lines and the
   // status line.
@@ -126,8 +144,5 @@ class Emulator {
   explicit Emulator(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
-
-// The text of `--help`'s protocol part and the `help` command.
-std::string ProtocolHelp();
 
 }  // namespace smig::linkemu

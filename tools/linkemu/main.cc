@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/flags.h"
+#include "tools/linkemu/control.h"
 #include "tools/linkemu/linkemu.h"
 
 ABSL_FLAG(std::string, links, "",

@@ -65,7 +65,7 @@ class VehicleRole final : public Role {
         paths;
   };
 
-  explicit VehicleRole(RoleEnv env, SinkFactory make_sink);
+  VehicleRole(RoleEnv env, SinkFactory make_sink);
   void Deliver(uint64_t session, uint32_t flow, absl::string_view data);
   void ExportPathMetrics();
   v1::Session Describe(uint64_t session) const;

@@ -39,7 +39,7 @@ grpc::Status AgentService::ListSessions(grpc::ServerContext*, const v1::ListSess
 grpc::Status AgentService::WatchEvents(grpc::ServerContext* ctx,
                                        const v1::WatchEventsRequest* req,
                                        grpc::ServerWriter<v1::AgentEvent>* writer) {
-  std::shared_ptr<EventQueue> q = node_.Subscribe(req->session_id());
+  std::shared_ptr<DataplaneNode::EventQueue> q = node_.Subscribe(req->session_id());
   // Tells the client it is subscribed (it may WaitForInitialMetadata()), so that a caller
   // can subscribe first and then start what it waits for, without missing the event.
   writer->SendInitialMetadata();

@@ -2,23 +2,23 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include <iostream>
-
-#include "google/protobuf/util/time_util.h"
+#include "common/logging.h"
+#include "common/proto_time.h"
 #include "smig/proximity/v1/proximity.grpc.pb.h"
 
 namespace smig::dataplane {
 
 namespace pv1 = ::smig::proximity::v1;
-using google::protobuf::util::TimeUtil;
 
 namespace {
 constexpr absl::Duration kListEvery = absl::Seconds(2);
 constexpr absl::Duration kRpcTimeout = absl::Seconds(1);
+constexpr absl::Duration kDefaultInterval = absl::Milliseconds(500);
 }  // namespace
 
-ProximityReporter::ProximityReporter(DataplaneNode& node, v1::ProximityReporting config)
-    : node_(node), config_(std::move(config)) {
+ProximityReporter::ProximityReporter(DataplaneNode& node, v1::ProximityReporting config,
+                                     Clock& clock)
+    : node_(node), config_(std::move(config)), clock_(clock) {
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -28,8 +28,7 @@ ProximityReporter::~ProximityReporter() {
 }
 
 void ProximityReporter::Run() {
-  int64_t ns = TimeUtil::DurationToNanoseconds(config_.interval());
-  const absl::Duration interval = ns > 0 ? absl::Nanoseconds(ns) : absl::Milliseconds(500);
+  const absl::Duration interval = FromProtoOr(config_.interval(), kDefaultInterval);
   auto stub = pv1::Proximity::NewStub(
       grpc::CreateChannel(config_.pmm_address(), grpc::InsecureChannelCredentials()));
   std::vector<pv1::Server> servers;
@@ -38,22 +37,21 @@ void ProximityReporter::Run() {
   pv1::ReportProximityResponse response;
   std::unique_ptr<grpc::ClientWriter<pv1::ProximityReport>> stream;
   bool warned = false;
-  for (absl::Time next = absl::Now(); !stop_.load(); next += interval) {
-    absl::SleepFor(std::max(absl::ZeroDuration(), next - absl::Now()));
-    if (absl::Now() >= next_list) {
+  for (absl::Time next = clock_.Now(); !stop_.load(); next += interval) {
+    clock_.SleepUntil(next);
+    if (clock_.Now() >= next_list) {
       grpc::ClientContext list_ctx;
-      list_ctx.set_deadline(absl::ToChronoTime(absl::Now() + kRpcTimeout));
+      list_ctx.set_deadline(absl::ToChronoTime(absl::Now() + kRpcTimeout));  // gRPC's: real
       pv1::ListServersResponse list;
       grpc::Status st = stub->ListServers(&list_ctx, pv1::ListServersRequest(), &list);
       if (st.ok()) {
         servers.assign(list.servers().begin(), list.servers().end());
         warned = false;
       } else if (!warned) {  // once per outage, not every interval
-        std::cerr << "smig-dataplane: PMM " << config_.pmm_address()
-                  << " ListServers: " << st.error_message() << "\n";
+        LOG(WARNING) << "PMM " << config_.pmm_address() << " ListServers: " << st.error_message();
         warned = true;
       }
-      next_list = absl::Now() + kListEvery;
+      next_list = clock_.Now() + kListEvery;
     }
     pv1::ProximityReport report = node_.MeasureProximity(servers);
     report.set_vehicle_id(config_.vehicle_id());

@@ -6,12 +6,14 @@
 //   ProximityReporter reporter(*node, config.proximity());   // starts its thread
 //   ...                                                        // destructor stops it
 //
-// `node` must outlive it.
+// `node` (and `clock`, which paces the reports and the re-listing) must outlive it. The
+// gRPC deadlines are in real time whatever the clock.
 #pragma once
 
 #include <atomic>
 #include <thread>
 
+#include "common/clock.h"
 #include "dataplane/daemon/node.h"
 #include "smig/dataplane/v1/config.pb.h"
 
@@ -19,7 +21,8 @@ namespace smig::dataplane {
 
 class ProximityReporter {
  public:
-  ProximityReporter(DataplaneNode& node, v1::ProximityReporting config);
+  ProximityReporter(DataplaneNode& node, v1::ProximityReporting config,
+                    Clock& clock = Clock::Real());
   ~ProximityReporter();
 
  private:
@@ -27,6 +30,7 @@ class ProximityReporter {
 
   DataplaneNode& node_;
   v1::ProximityReporting config_;
+  Clock& clock_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

@@ -293,6 +293,33 @@ TEST_F(NodeTest, LiveFeedsAreCheckedAtStart) {
   EXPECT_THAT(vehicle.status().message(), ::testing::HasSubstr("live_feeds are for edges"));
 }
 
+// The roles come from a registry; its answers are the ones the agent API always gave.
+TEST_F(NodeTest, UnknownRolesAndCallsARoleDoesNotServeAreRefusedByName) {
+  DataplaneNode::Deps d;
+  d.endpoint = net_.CreateEndpoint({.local_addresses = {"10.1.0.1"}, .listen = false});
+  d.deployment_key = kKey;
+  absl::StatusOr<std::unique_ptr<DataplaneNode>> none = DataplaneNode::Start(std::move(d));
+  EXPECT_EQ(none.status(), absl::InvalidArgumentError("role must be ROLE_EDGE or ROLE_VEHICLE"));
+
+  Running vehicle = Start(v1::ROLE_VEHICLE, "car", "10.9.0.1");
+  Running a = Start(v1::ROLE_EDGE, "edge-a", "10.1.0.1");
+  const absl::Status not_an_edge =
+      absl::FailedPreconditionError("this data plane is a vehicle, not an edge");
+  EXPECT_EQ(vehicle.node->OpenSession(Open()).status(), not_an_edge);
+  EXPECT_EQ(vehicle.node->ExportState(42).status(), not_an_edge);
+  EXPECT_EQ(vehicle.node->ReleaseSession(42).status(), not_an_edge);
+  EXPECT_TRUE(vehicle.node->ListSessions().empty());
+  proximity::v1::Server server;
+  server.set_id("edge-a");
+  server.add_sctp_addresses("10.1.0.1");
+  server.set_sctp_port(7000);
+  EXPECT_EQ(vehicle.node->MeasureProximity({server}).measurements_size(), 1);
+  // An edge measures nothing: an empty report.
+  EXPECT_EQ(a.node->MeasureProximity({server}).ByteSizeLong(), 0u);
+  a.node->Stop(absl::ZeroDuration());
+  vehicle.node->Stop(absl::ZeroDuration());
+}
+
 TEST_F(NodeTest, MetricsPassPromtoolAndCountWhatHappened) {
   if (std::system("command -v promtool >/dev/null") != 0) GTEST_SKIP() << "needs promtool";
   Running vehicle = Start(v1::ROLE_VEHICLE, "car", "10.9.0.1", /*metrics=*/true);

@@ -1,0 +1,114 @@
+#include "dataplane/daemon/edge_role.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace smig::dataplane {
+
+namespace {
+constexpr size_t kDefaultMaxSessions = 256;
+// A wake drains at most this many probe notifications, so a flood cannot hold the loop.
+constexpr int kProbeDrainMax = 64;
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Role>> EdgeRole::Create(RoleEnv env, NodeDeps& deps) {
+  const v1::DataplaneConfig& config = env.config;
+  if (config.server_id().empty()) return absl::InvalidArgumentError("an edge needs a server_id");
+  std::map<std::string, std::shared_ptr<media::UdpFeed>> feeds;
+  for (const auto& [name, address] : config.live_feeds()) {
+    if (name.empty()) return absl::InvalidArgumentError("live_feeds: a feed needs a name");
+    absl::StatusOr<std::shared_ptr<media::UdpFeed>> feed = media::UdpFeed::Bind(address);
+    if (!feed.ok()) {
+      return absl::Status(feed.status().code(), absl::StrCat("live_feeds[\"", name, "\"]: ",
+                                                             feed.status().message()));
+    }
+    feeds.emplace(name, std::move(*feed));
+  }
+  EdgeEngine::Options options{
+      .server_id = config.server_id(),
+      .make_source = std::move(deps.make_source),
+      .on_superseded =
+          [publish = env.publish](uint64_t session, uint64_t generation) {
+            v1::AgentEvent e;
+            e.set_session_id(session);
+            e.set_contiguous_generation(generation);
+            publish(std::move(e));
+          },
+      .max_sessions = config.max_sessions() != 0 ? config.max_sessions() : kDefaultMaxSessions,
+      .live_feeds = std::move(feeds)};
+  return std::unique_ptr<Role>(
+      new EdgeRole(std::move(env), std::move(deps.probe_endpoint), std::move(options)));
+}
+
+EdgeRole::EdgeRole(RoleEnv env, std::unique_ptr<transport::Endpoint> probe_endpoint,
+                   EdgeEngine::Options options)
+    : probe_endpoint_(std::move(probe_endpoint)),
+      engine_(env.endpoint, std::move(env.auth), std::move(options)) {}
+
+void EdgeRole::AddWakeFds(std::vector<pollfd>& fds) const {
+  // Live sources wake the loop, so a datagram is forwarded at once, not at the next tick.
+  for (int fd : engine_.SourceFds()) fds.push_back({fd, POLLIN, 0});
+  if (probe_endpoint_) fds.push_back({probe_endpoint_->wait_fd(), POLLIN, 0});
+}
+
+void EdgeRole::AfterWait() {
+  if (!probe_endpoint_) return;
+  for (int i = 0; i < kProbeDrainMax; ++i) {  // probes carry no data: their events are only drained
+    absl::StatusOr<std::optional<transport::Incoming>> p = probe_endpoint_->Receive(absl::ZeroDuration());
+    if (!p.ok() || !p->has_value()) break;
+  }
+}
+
+EdgeRole::Exports::Exports(NodeMetrics& m)
+    : metrics(m),
+      send_errors(m.send_errors),
+      send_deferrals(m.send_deferrals),
+      skipped(m.skipped),
+      resent(m.resent) {}
+
+void EdgeRole::AttachMetrics(NodeMetrics& metrics) {
+  exports_.emplace(metrics);
+  metrics.capacity.Add({}).Set(static_cast<double>(engine_.max_sessions()));
+  for (const auto& [name, feed] : engine_.live_feeds()) {
+    exports_->live_feeds.emplace(name, CounterFeed(metrics.live_feed_bytes.Add({{"feed", name}})));
+  }
+}
+
+void EdgeRole::ExportMetrics() {
+  if (!exports_) return;
+  exports_->metrics.ExportTotals(engine_.bytes_sent(), engine_.frames_sent(),
+                                 engine_.Sessions().size());
+  exports_->send_errors.Update(engine_.send_errors());
+  exports_->send_deferrals.Update(engine_.send_deferrals());
+  exports_->skipped.Update(engine_.frames_skipped());
+  exports_->resent.Update(engine_.frames_resent());
+  for (const auto& [name, feed] : engine_.live_feeds()) {
+    exports_->live_feeds.at(name).Update(feed->bytes_received());
+  }
+}
+
+void EdgeRole::ReleaseAll() {
+  for (uint64_t id : engine_.Sessions()) (void)engine_.Release(id);
+}
+
+absl::StatusOr<v1::Session> EdgeRole::ImportState(const v1::SessionState& state, absl::Time now) {
+  if (absl::Status s = engine_.Serve(state, now); !s.ok()) return s;
+  return engine_.Describe(state.session_id());
+}
+
+absl::StatusOr<v1::Session> EdgeRole::ReleaseSession(uint64_t session) {
+  absl::StatusOr<v1::Session> out = engine_.Describe(session);
+  if (!out.ok()) return out;
+  if (absl::Status s = engine_.Release(session); !s.ok()) return s;
+  out->set_phase(v1::SESSION_PHASE_RELEASING);
+  return out;
+}
+
+std::vector<v1::Session> EdgeRole::ListSessions() {
+  std::vector<v1::Session> out;
+  for (uint64_t id : engine_.Sessions()) {
+    if (absl::StatusOr<v1::Session> s = engine_.Describe(id); s.ok()) out.push_back(*s);
+  }
+  return out;
+}
+
+}  // namespace smig::dataplane

@@ -1,0 +1,88 @@
+// NodeMetrics: the Prometheus series of one data plane. The engines keep cumulative
+// counts; the node's loop asks its role every few hundred ms to export them, and the role
+// adds the difference to these series.
+//
+//   NodeMetrics metrics(*registry, "vehicle");            // registers every family
+//   metrics.ExportTotals(bytes, frames, sessions);         // what every role counts
+//   metrics.CountPathEvent(event, [&](transport::AssocId a) { return role.Carries(a); });
+//   CounterFeed skipped(metrics.skipped);                  // a role's own counter
+//   skipped.Update(engine.frames_skipped());               // adds what grew
+//
+// Every family is registered on every data plane, whatever its role, so each node's page
+// lists the same names (a series a role never counts stays at 0). The series only one
+// role feeds (capacity, live feeds, drop reasons, per-path gauges) are added and updated
+// by that role (edge_role.cc, vehicle_role.cc).
+//
+// Ownership: the series live in `registry`, which must outlive this object. Not
+// thread-safe: the node's loop updates it (prometheus-cpp makes scraping safe).
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+
+#include "absl/functional/function_ref.h"
+#include "dataplane/transport/endpoint.h"
+
+namespace smig::dataplane {
+
+// A counter fed from a cumulative total: Update adds only what grew since the last call.
+class CounterFeed {
+ public:
+  explicit CounterFeed(prometheus::Counter& counter) : counter_(&counter) {}
+  void Update(uint64_t total) {
+    if (total > seen_) counter_->Increment(static_cast<double>(total - seen_));
+    seen_ = std::max(seen_, total);
+  }
+
+ private:
+  prometheus::Counter* counter_;
+  uint64_t seen_ = 0;
+};
+
+class NodeMetrics {
+ public:
+  // `role` labels the series both roles count (bytes, frames, sessions, failovers).
+  NodeMetrics(prometheus::Registry& registry, const std::string& role);
+
+  // The role's cumulative media bytes and frames (sent or delivered), and its sessions now.
+  void ExportTotals(uint64_t total_bytes, uint64_t total_frames, size_t sessions_now);
+  // Counts a path state change by kind, and a failover when a path of an association that
+  // `carries` a session stops carrying traffic (once, for PF then unreachable).
+  void CountPathEvent(const transport::v1::Event& e,
+                      absl::FunctionRef<bool(transport::AssocId)> carries);
+
+  // Every series, in registration order (the order of the page). bytes, frames,
+  // sessions, path_events and failovers are fed through the two calls above; roles feed
+  // the others directly.
+  prometheus::Counter& bytes;
+  prometheus::Counter& frames;
+  prometheus::Family<prometheus::Counter>& dropped;  // {reason}
+  prometheus::Counter& duplicates;
+  prometheus::Counter& send_errors;
+  prometheus::Counter& send_deferrals;
+  prometheus::Counter& skipped;
+  prometheus::Counter& resent;
+  prometheus::Gauge& sessions;
+  prometheus::Histogram& migration_stall;
+  prometheus::Family<prometheus::Counter>& path_events;  // {kind}
+  prometheus::Counter& failovers;
+  prometheus::Family<prometheus::Gauge>& capacity;
+  prometheus::Family<prometheus::Gauge>& path_srtt;  // {server, peer}
+  prometheus::Family<prometheus::Gauge>& path_up;    // {server, peer}
+  prometheus::Family<prometheus::Counter>& live_feed_bytes;  // {feed}
+
+ private:
+  CounterFeed bytes_feed_{bytes}, frames_feed_{frames};
+  // The last state each path reported, to count a failover once (PF then unreachable).
+  std::map<std::pair<transport::AssocId, std::string>, transport::v1::EventType> path_state_;
+};
+
+}  // namespace smig::dataplane

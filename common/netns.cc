@@ -12,7 +12,7 @@
 namespace smig {
 
 absl::Status JoinNetns(const std::string& name) {
-  const std::string path = absl::StrCat("/run/netns/", name);
+  const std::string path = name.starts_with('/') ? name : absl::StrCat("/run/netns/", name);
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) {
     return errno == ENOENT ? absl::NotFoundError(absl::StrCat("no network namespace ", name))

@@ -8,7 +8,9 @@
 //     return fd.valid() ? absl::OkStatus() : absl::ErrnoToStatus(errno, "socket");
 //   });
 //
-// An empty name means "the namespace we are in": `fn` runs on the calling thread.
+// A name is one of /run/netns (`ip netns add NAME`); one starting with '/' is a path to a
+// namespace file itself (/proc/PID/ns/net). An empty name means "the namespace we are in":
+// `fn` runs on the calling thread.
 #pragma once
 
 #include <functional>

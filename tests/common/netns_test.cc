@@ -33,6 +33,18 @@ TEST(NetnsTest, UnknownNamespaceIsNotFoundAndTheWorkDoesNotRun) {
   EXPECT_FALSE(ran);
 }
 
+TEST(NetnsTest, APathNamesTheNamespaceFileItself) {
+  // Our own namespace by path: the work runs (on another thread) and sees no error.
+  std::thread::id ran_on;
+  EXPECT_TRUE(RunInNetns("/proc/self/ns/net", [&] {
+                ran_on = std::this_thread::get_id();
+                return absl::OkStatus();
+              }).ok());
+  EXPECT_NE(ran_on, std::this_thread::get_id());
+  EXPECT_EQ(RunInNetns("/nonexistent/ns", [] { return absl::OkStatus(); }).code(),
+            absl::StatusCode::kNotFound);
+}
+
 TEST(UniqueFdTest, ClosesOnceAndMoves) {
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);

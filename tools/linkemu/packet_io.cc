@@ -27,25 +27,6 @@ namespace {
 
 absl::Status Errno(absl::string_view what) { return absl::ErrnoToStatus(errno, what); }
 
-// smig::RunInNetns, which takes names in /run/netns, also for a namespace given by path
-// (/proc/PID/ns/net), as `peer` allows; the path is joined the same way, on a thread.
-absl::Status InNetns(const std::string& netns, const std::function<absl::Status()>& fn) {
-  if (netns.empty() || netns[0] != '/') return RunInNetns(netns, fn);
-  absl::Status status;
-  std::thread t([&] {
-    UniqueFd fd(open(netns.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd.valid()) {
-      status = Errno(absl::StrCat("open ", netns));
-    } else if (setns(fd.get(), CLONE_NEWNET) != 0) {
-      status = Errno(absl::StrCat("setns ", netns));
-    } else {
-      status = fn();
-    }
-  });
-  t.join();
-  return status;
-}
-
 // The kernel's own drop counters per queue: /proc/net/netfilter/nfnetlink_queue has
 // "queue portid total copy_mode copy_range queue_dropped user_dropped id_seq 1".
 // (Read by a thread in the namespace: /proc/thread-self/net is the thread's namespace.)
@@ -106,7 +87,7 @@ absl::Status PacketIo::OpenNetns(const std::string& name) {
     if (n.name == name) return absl::OkStatus();
   }
   Netns n{name, nullptr, -1};  // closes the socket again on an error
-  SMIG_RETURN_IF_ERROR(InNetns(name, [&]() -> absl::Status {
+  SMIG_RETURN_IF_ERROR(RunInNetns(name, [&]() -> absl::Status {
     n.h.reset(nfq_open());
     return n.h ? absl::OkStatus() : Errno("nfq_open (root? CONFIG_NETFILTER_NETLINK_QUEUE?)");
   }));
@@ -187,7 +168,7 @@ std::map<std::pair<std::string, uint32_t>, uint64_t> PacketIo::KernelDrops() con
   std::map<std::pair<std::string, uint32_t>, uint64_t> out;
   for (const Netns& n : netns_) {
     std::map<uint32_t, uint64_t> k;
-    (void)InNetns(n.name, [&] {
+    (void)RunInNetns(n.name, [&] {
       k = KernelDropsHere();
       return absl::OkStatus();
     });

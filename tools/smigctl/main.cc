@@ -21,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/flags.h"
+#include "common/grpc_status.h"
 #include "smig/decision/v1/decision.grpc.pb.h"
 #include "smig/migrator/v1/migrator.grpc.pb.h"
 #include "smig/proximity/v1/proximity.grpc.pb.h"
@@ -79,6 +80,7 @@ absl::Status CheckKnownFlags(int argc, char** argv) {
     std::string name = a.substr(a[1] == '-' ? 2 : 1);
     name = name.substr(0, name.find('='));
     for (char& ch : name) ch = ch == '-' ? '_' : ch;
+    if (name == "version") continue;  // smig::ParseFlags prints "smigctl <version>", exits 0
     if (absl::FindCommandLineFlag(name) != nullptr) continue;
     if (absl::StartsWith(name, "no") && absl::FindCommandLineFlag(name.substr(2)) != nullptr) {
       continue;  // --nowatch
@@ -114,10 +116,6 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials() {
     *field = *pem;
   }
   return grpc::SslCredentials(o);
-}
-
-absl::Status ToAbsl(const grpc::Status& s) {
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
 }
 
 // Runs one command against the one service it needs.
@@ -257,7 +255,7 @@ class Ctl {
   }
 
   void Report(absl::string_view method, const grpc::Status& s) {
-    std::cerr << FormatRpcError(method, service_, address_, ToAbsl(s)) << "\n";
+    std::cerr << FormatRpcError(method, service_, address_, smig::FromGrpcStatus(s)) << "\n";
   }
 
   int Print(const google::protobuf::Message& m, const std::string& text) {

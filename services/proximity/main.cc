@@ -12,7 +12,7 @@
 #include "common/server_config.h"
 #include "common/flags.h"
 #include "common/grpc_server.h"
-#include "google/protobuf/util/time_util.h"
+#include "common/proto_time.h"
 #include "services/proximity/kubernetes_discovery.h"
 #include "services/proximity/proximity_engine.h"
 #include "services/proximity/proximity_service.h"
@@ -20,7 +20,6 @@
 namespace {
 
 namespace v1 = smig::proximity::v1;
-using google::protobuf::util::TimeUtil;
 
 int Fail(const absl::Status& s) {
   std::cerr << "smig-proximity: " << s << "\n";
@@ -44,7 +43,7 @@ int main(int argc, char** argv) {
   smig::proximity::ProximityEngine::Options eo;
   eo.static_servers.assign(config.servers().begin(), config.servers().end());
   if (config.has_report_ttl()) {
-    eo.report_ttl = absl::Nanoseconds(TimeUtil::DurationToNanoseconds(config.report_ttl()));
+    eo.report_ttl = smig::FromProto(config.report_ttl());
   }
   eo.registry = registry;
   absl::StatusOr<std::unique_ptr<smig::proximity::ProximityEngine>> engine =

@@ -1,17 +1,14 @@
 #include "services/proximity/proximity_service.h"
 
 #include "common/grpc_status.h"
-#include "google/protobuf/util/time_util.h"
+#include "common/proto_time.h"
 
 namespace smig::proximity {
-
-using google::protobuf::util::TimeUtil;
 
 grpc::Status ProximityService::RegisterServer(grpc::ServerContext*,
                                               const v1::RegisterServerRequest* req,
                                               v1::Server* resp) {
-  absl::Duration ttl = absl::Nanoseconds(TimeUtil::DurationToNanoseconds(req->ttl()));
-  absl::StatusOr<v1::Server> s = engine_.Register(req->server(), ttl);
+  absl::StatusOr<v1::Server> s = engine_.Register(req->server(), FromProto(req->ttl()));
   if (!s.ok()) return ToGrpcStatus(s.status());
   *resp = std::move(*s);
   return grpc::Status::OK;

@@ -44,12 +44,12 @@ class GrpcContiguityWatch : public ContiguityWatch {
     ctx_.TryCancel();
     thread_.join();
   }
-  absl::Status Await(uint64_t generation, absl::Time deadline) override {
+  absl::Status Await(uint64_t generation, absl::Duration timeout) override {
     absl::MutexLock lock(&mu_);
     auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return broken_ || contiguous_ >= generation;
     };
-    mu_.AwaitWithDeadline(absl::Condition(&done), deadline);
+    mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
     if (contiguous_ >= generation) return absl::OkStatus();
     if (broken_) return absl::UnavailableError("the edge's event stream ended");
     return absl::DeadlineExceededError(

@@ -9,12 +9,15 @@ class FakeWatch : public ContiguityWatch {
  public:
   FakeWatch(const FakeCluster& cluster, FakeAgent& source, uint64_t session)
       : cluster_(cluster), source_(source), session_(session) {}
-  absl::Status Await(uint64_t generation, absl::Time deadline) override {
+  absl::Status Await(uint64_t generation, absl::Duration timeout) override {
+    Clock& clock = cluster_.clock();
+    const absl::Time deadline = clock.Now() + timeout;
     while (true) {
       if (!source_.Ping().ok()) return absl::UnavailableError("the source's event stream ended");
       if (cluster_.Confirmed(session_, generation)) return absl::OkStatus();
-      if (absl::Now() >= deadline) return absl::DeadlineExceededError("not confirmed yet");
-      absl::SleepFor(std::min(absl::Milliseconds(1), deadline - absl::Now()));
+      absl::Time now = clock.Now();
+      if (now >= deadline) return absl::DeadlineExceededError("not confirmed yet");
+      clock.SleepUntil(std::min(deadline, now + absl::Milliseconds(1)));
     }
   }
 
@@ -95,7 +98,7 @@ absl::StatusOr<dv1::Session> FakeAgent::ImportState(const dv1::SessionState& sta
     return absl::AlreadyExistsError(absl::StrCat("session ", state.session_id(), " is already served here"));
   }
   if (!never_confirm_) {
-    confirms_[{state.session_id(), state.generation()}] = absl::Now() + confirm_after_;
+    confirms_[{state.session_id(), state.generation()}] = cluster_.clock().Now() + confirm_after_;
   }
   return Describe(id_, state.session_id(), state.generation());
 }
@@ -141,7 +144,7 @@ absl::StatusOr<std::shared_ptr<Agent>> FakeCluster::Find(const std::string& serv
 }
 
 bool FakeCluster::Confirmed(uint64_t session, uint64_t generation) const {
-  absl::Time now = absl::Now();
+  absl::Time now = clock_.Now();
   for (const auto& [id, a] : agents_) {
     absl::MutexLock lock(&a->mu_);
     if (!a->alive_) continue;

@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<smig::decision::GrpcControlPlaneClients> clients =
       smig::decision::GrpcControlPlaneClients::Create(config.proximity_address(),
                                                       config.migrator_address());
-  smig::decision::DecisionService service(engine, *clients, [] { return absl::Now(); });
+  smig::decision::DecisionService service(engine, *clients);
 
   absl::StatusOr<std::unique_ptr<smig::GrpcServer>> server =
       smig::GrpcServer::Start(smig::ServerOptionsFromConfig(config), {&service}, registry);

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/proto_time.h"
+#include "common/status_macros.h"
 
 namespace smig::decision {
 
@@ -108,7 +109,7 @@ v1::Policy DecisionEngine::policy() const {
 absl::StatusOr<v1::Policy> DecisionEngine::UpdatePolicy(v1::Policy p) {
   if (!p.has_dwell()) *p.mutable_dwell() = DefaultPolicy().dwell();
   if (p.mode() == v1::MODE_UNSPECIFIED) p.set_mode(v1::MODE_MANUAL);
-  if (absl::Status s = ValidatePolicy(p); !s.ok()) return s;
+  SMIG_RETURN_IF_ERROR(ValidatePolicy(p));
   absl::MutexLock lock(&mu_);
   policy_ = p;
   return policy_;

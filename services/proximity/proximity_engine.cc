@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/proto_time.h"
+#include "common/status_macros.h"
 
 namespace smig::proximity {
 
@@ -161,7 +162,7 @@ void ProximityEngine::UpdateGaugeLocked(absl::Time now) {
 }
 
 absl::StatusOr<v1::Server> ProximityEngine::Register(const v1::Server& server, absl::Duration ttl) {
-  if (absl::Status st = ValidateServer(server); !st.ok()) return st;
+  SMIG_RETURN_IF_ERROR(ValidateServer(server));
   if (ttl < absl::ZeroDuration()) {
     return absl::InvalidArgumentError(absl::StrCat("server ", server.id(), ": ttl ",
                                                    absl::FormatDuration(ttl), " is negative"));

@@ -1,6 +1,7 @@
 #include "tests/fakes/fake_agents.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 
 namespace smig::migrator::testing {
 namespace {
@@ -71,7 +72,7 @@ absl::Status FakeAgent::CheckAlive() const {
 
 absl::StatusOr<dv1::Session> FakeAgent::OpenSession(const dv1::OpenSessionRequest& r) {
   absl::MutexLock lock(&mu_);
-  if (absl::Status s = CheckAlive(); !s.ok()) return s;
+  SMIG_RETURN_IF_ERROR(CheckAlive());
   if (!sessions_.emplace(r.session_id(), 1).second) {
     return absl::AlreadyExistsError(absl::StrCat("session ", r.session_id(), " is already served here"));
   }
@@ -80,7 +81,7 @@ absl::StatusOr<dv1::Session> FakeAgent::OpenSession(const dv1::OpenSessionReques
 
 absl::StatusOr<dv1::SessionState> FakeAgent::ExportState(uint64_t session) {
   absl::MutexLock lock(&mu_);
-  if (absl::Status s = CheckAlive(); !s.ok()) return s;
+  SMIG_RETURN_IF_ERROR(CheckAlive());
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("session ", session, " is not served here"));
   dv1::SessionState state;
@@ -92,7 +93,7 @@ absl::StatusOr<dv1::SessionState> FakeAgent::ExportState(uint64_t session) {
 
 absl::StatusOr<dv1::Session> FakeAgent::ImportState(const dv1::SessionState& state) {
   absl::MutexLock lock(&mu_);
-  if (absl::Status s = CheckAlive(); !s.ok()) return s;
+  SMIG_RETURN_IF_ERROR(CheckAlive());
   if (!import_error_.ok()) return import_error_;
   if (!sessions_.emplace(state.session_id(), state.generation()).second) {
     return absl::AlreadyExistsError(absl::StrCat("session ", state.session_id(), " is already served here"));
@@ -105,7 +106,7 @@ absl::StatusOr<dv1::Session> FakeAgent::ImportState(const dv1::SessionState& sta
 
 absl::StatusOr<dv1::Session> FakeAgent::ReleaseSession(uint64_t session) {
   absl::MutexLock lock(&mu_);
-  if (absl::Status s = CheckAlive(); !s.ok()) return s;
+  SMIG_RETURN_IF_ERROR(CheckAlive());
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("session ", session, " is not served here"));
   ++releases_;
@@ -116,7 +117,7 @@ absl::StatusOr<dv1::Session> FakeAgent::ReleaseSession(uint64_t session) {
 
 absl::StatusOr<dv1::Session> FakeAgent::GetSession(uint64_t session) {
   absl::MutexLock lock(&mu_);
-  if (absl::Status s = CheckAlive(); !s.ok()) return s;
+  SMIG_RETURN_IF_ERROR(CheckAlive());
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("session ", session, " is not served here"));
   return Describe(id_, session, it->second);
@@ -128,7 +129,7 @@ absl::Status FakeAgent::Ping() {
 }
 
 absl::StatusOr<std::unique_ptr<ContiguityWatch>> FakeAgent::WatchContiguity(uint64_t session) {
-  if (absl::Status s = Ping(); !s.ok()) return s;
+  SMIG_RETURN_IF_ERROR(Ping());
   return std::make_unique<FakeWatch>(cluster_, *this, session);
 }
 

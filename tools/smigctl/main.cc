@@ -22,6 +22,7 @@
 #include "absl/time/clock.h"
 #include "common/flags.h"
 #include "common/grpc_status.h"
+#include "common/status_macros.h"
 #include "smig/decision/v1/decision.grpc.pb.h"
 #include "smig/migrator/v1/migrator.grpc.pb.h"
 #include "smig/proximity/v1/proximity.grpc.pb.h"
@@ -111,9 +112,7 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials() {
                                    std::tuple{&cert, "tls-cert", &o.pem_cert_chain},
                                    std::tuple{&key, "tls-key", &o.pem_private_key}}) {
     if (path->empty()) continue;
-    absl::StatusOr<std::string> pem = ReadFile(*path, flag);
-    if (!pem.ok()) return pem.status();
-    *field = *pem;
+    SMIG_ASSIGN_OR_RETURN(*field, ReadFile(*path, flag));
   }
   return grpc::SslCredentials(o);
 }

@@ -16,7 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "common/flags.h"
 #include "common/grpc_server.h"
-#include "google/protobuf/util/time_util.h"
+#include "common/proto_time.h"
 #include "services/migrator/migrator_service.h"
 #include "tests/fakes/fake_agents.h"
 
@@ -28,7 +28,6 @@ ABSL_FLAG(int, rounds, 3, "Rounds (each migrates every session once more)");
 
 namespace {
 namespace v1 = smig::migrator::v1;
-using google::protobuf::util::TimeUtil;
 
 double Percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
@@ -107,7 +106,7 @@ int main(int argc, char** argv) {
       }
       if (m.phase() == v1::PHASE_DONE) {
         ++done;
-        ms.push_back(TimeUtil::DurationToNanoseconds(m.duration()) / 1e6);
+        ms.push_back(absl::ToDoubleMilliseconds(smig::FromProto(m.duration())));
       } else {
         ++failed;
       }

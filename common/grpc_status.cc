@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "absl/strings/str_cat.h"
+
 namespace smig {
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
@@ -38,6 +40,12 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
     return absl::UnknownError(status.error_message());
   }
   return absl::Status(static_cast<absl::StatusCode>(code), status.error_message());
+}
+
+absl::Status FromGrpcStatus(const grpc::Status& status, absl::string_view context) {
+  absl::Status s = FromGrpcStatus(status);
+  if (s.ok()) return s;
+  return absl::Status(s.code(), absl::StrCat(context, ": ", s.message()));
 }
 
 }  // namespace smig

@@ -1,15 +1,16 @@
 #include "services/decision/auto_migrator.h"
 
 #include <algorithm>
-#include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/logging.h"
 
 namespace smig::decision {
 
-AutoMigrator::AutoMigrator(DecisionEngine& engine, ControlPlaneClients& clients, Options options)
-    : engine_(engine), clients_(clients), options_(std::move(options)) {}
+AutoMigrator::AutoMigrator(DecisionEngine& engine, ControlPlaneClients& clients, Options options,
+                           Clock& clock)
+    : engine_(engine), clients_(clients), options_(std::move(options)), clock_(clock) {}
 
 AutoMigrator::~AutoMigrator() { Stop(); }
 
@@ -28,14 +29,12 @@ void AutoMigrator::Stop() {
   if (decide_thread_.joinable()) decide_thread_.join();
 }
 
-void AutoMigrator::Log(const std::string& topic, const std::string& line) {
-  {
-    absl::MutexLock lock(&log_mu_);
-    std::string& last = last_log_[topic];
-    if (last == line) return;
-    last = line;
-  }
-  if (!line.empty()) std::cerr << "smig-decision: " << line << std::endl;
+bool AutoMigrator::News(const std::string& topic, const std::string& line) {
+  absl::MutexLock lock(&log_mu_);
+  std::string& last = last_log_[topic];
+  if (last == line) return false;
+  last = line;
+  return true;
 }
 
 void AutoMigrator::WatchLoop() {
@@ -43,7 +42,7 @@ void AutoMigrator::WatchLoop() {
   while (true) {
     bool received = false;
     absl::Status s = clients_.WatchProximity([&](const proximity::v1::VehicleProximity& p) {
-      if (!received) Log("watch", "PMM WatchProximity: connected");
+      if (!received && News("watch", "connected")) LOG(INFO) << "PMM WatchProximity: connected";
       received = true;
       absl::MutexLock lock(&mu_);
       latest_[p.vehicle_id()] = p;
@@ -52,25 +51,29 @@ void AutoMigrator::WatchLoop() {
     absl::MutexLock lock(&mu_);
     if (stopping_) return;
     if (received) backoff = options_.min_backoff;  // it worked for a while: retry soon
-    Log("watch", absl::StrCat(s.ToString(), "; reconnecting with backoff up to ",
-                              absl::FormatDuration(options_.max_backoff)));
-    mu_.AwaitWithTimeout(absl::Condition(&stopping_), backoff);
+    if (std::string line = absl::StrCat(s.ToString(), "; reconnecting with backoff up to ",
+                                        absl::FormatDuration(options_.max_backoff));
+        News("watch", line)) {
+      LOG(WARNING) << line;
+    }
+    clock_.AwaitWithDeadline(mu_, absl::Condition(&stopping_), clock_.Now() + backoff);
     if (stopping_) return;
     backoff = std::min(backoff * 2, options_.max_backoff);
   }
 }
 
 void AutoMigrator::DecideLoop() {
-  absl::Time next_tick = absl::Now() + options_.tick;
+  absl::Time next_tick = clock_.Now() + options_.tick;
   while (true) {
     std::vector<proximity::v1::VehicleProximity> vehicles;
     {
       absl::MutexLock lock(&mu_);
-      mu_.AwaitWithDeadline(absl::Condition(this, &AutoMigrator::Wake), next_tick);
+      clock_.AwaitWithDeadline(mu_, absl::Condition(this, &AutoMigrator::Wake), next_tick);
       if (stopping_) return;
       // On a tick every known vehicle, else only those with news.
-      const bool tick = absl::Now() >= next_tick;
-      if (tick) next_tick = absl::Now() + options_.tick;
+      const absl::Time now = clock_.Now();
+      const bool tick = now >= next_tick;
+      if (tick) next_tick = now + options_.tick;
       for (const auto& [id, p] : latest_) {
         if (tick || dirty_.contains(id)) vehicles.push_back(p);
       }
@@ -81,15 +84,15 @@ void AutoMigrator::DecideLoop() {
 }
 
 void AutoMigrator::DecideFor(const std::vector<proximity::v1::VehicleProximity>& vehicles) {
-  if (absl::Now() - sessions_at_ >= options_.sessions_ttl) {
+  if (clock_.Now() - sessions_at_ >= options_.sessions_ttl) {
     absl::StatusOr<std::vector<migrator::v1::Session>> s = clients_.ListSessions();
     if (!s.ok()) {
-      Log("sessions", s.status().ToString());
+      if (News("sessions", s.status().ToString())) LOG(WARNING) << s.status();
       return;
     }
-    Log("sessions", "");
+    News("sessions", "");
     sessions_ = std::move(*s);
-    sessions_at_ = absl::Now();
+    sessions_at_ = clock_.Now();
     absl::flat_hash_set<uint64_t> live;
     for (const migrator::v1::Session& session : sessions_) live.insert(session.session_id());
     engine_.RetainSessions(live);
@@ -100,7 +103,7 @@ void AutoMigrator::DecideFor(const std::vector<proximity::v1::VehicleProximity>&
       // The SMM is moving it already; the next decision sees where it ended up.
       if (!session.migration_id().empty()) continue;
       v1::DecisionRecord d = engine_.Decide(session.session_id(), session.vehicle_id(),
-                                            session.server_id(), p, options_.clock(),
+                                            session.server_id(), p, clock_.Now(),
                                             {.record_only_changes = true});
       if (d.outcome() == v1::OUTCOME_MIGRATE &&
           engine_.policy().mode() == v1::MODE_AUTOMATIC) {
@@ -123,19 +126,19 @@ void AutoMigrator::MigrateOne(const migrator::v1::Session& session,
                            migration.status().code() != absl::StatusCode::kDeadlineExceeded)) {
       break;
     }
-    absl::SleepFor(absl::Milliseconds(200));
+    clock_.SleepFor(absl::Milliseconds(200));
   }
   sessions_at_ = absl::InfinitePast();  // its server or migration_id changes now
   if (!migration.ok()) {
     // The engine has reset the session's dwell, so the next attempt waits a dwell again.
-    std::cerr << "smig-decision: session " << session.session_id() << " to "
-              << decision.target_server_id() << ": " << migration.status() << std::endl;
+    LOG(WARNING) << "session " << session.session_id() << " to " << decision.target_server_id()
+                 << ": " << migration.status();
     return;
   }
   engine_.SetMigrationId(decision.id(), *migration).IgnoreError();  // best effort: history only
-  std::cerr << "smig-decision: session " << session.session_id() << " " << session.server_id()
-            << " -> " << decision.target_server_id() << ": migration " << *migration << " ("
-            << reason << ")" << std::endl;
+  LOG(INFO) << "session " << session.session_id() << " " << session.server_id() << " -> "
+            << decision.target_server_id() << ": migration " << *migration << " (" << reason
+            << ")";
 }
 
 }  // namespace smig::decision

@@ -9,9 +9,11 @@
 //   loop.Start();
 //   ...
 //   loop.Stop();                               // also on destruction
+//
+// All its time is the clock's (decisions, ticks, the sessions cache, backoff, retries), so
+// tests advance a SimulatedClock; the clock must outlive the loop.
 #pragma once
 
-#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,8 +21,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "services/decision/control_plane_clients.h"
 #include "services/decision/decision_engine.h"
 
@@ -34,11 +36,10 @@ class AutoMigrator {
     absl::Duration sessions_ttl = absl::Seconds(1);
     absl::Duration min_backoff = absl::Milliseconds(250);
     absl::Duration max_backoff = absl::Seconds(10);
-    // The time decisions are taken at (dwell); ticks and backoff use real time.
-    std::function<absl::Time()> clock = [] { return absl::Now(); };
   };
 
-  AutoMigrator(DecisionEngine& engine, ControlPlaneClients& clients, Options options);
+  AutoMigrator(DecisionEngine& engine, ControlPlaneClients& clients, Options options,
+               Clock& clock = Clock::Real());
   ~AutoMigrator();
   AutoMigrator(const AutoMigrator&) = delete;
   AutoMigrator& operator=(const AutoMigrator&) = delete;
@@ -53,13 +54,15 @@ class AutoMigrator {
   void DecideFor(const std::vector<proximity::v1::VehicleProximity>& vehicles);
   void MigrateOne(const migrator::v1::Session& session, const v1::DecisionRecord& decision);
   bool Wake() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !dirty_.empty(); }
-  // Prints to stderr unless it is the same line as last time for that `topic` (a PMM or
-  // SMM that stays down is logged once, not twice a second).
-  void Log(const std::string& topic, const std::string& line);
+  // Whether `line` is news for `topic`, i.e. not the line noted for it last time (then
+  // noted): a PMM or SMM that stays down is logged once, not twice a second. An empty line
+  // notes that all is well again.
+  bool News(const std::string& topic, const std::string& line);
 
   DecisionEngine& engine_;
   ControlPlaneClients& clients_;
   const Options options_;
+  Clock& clock_;
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

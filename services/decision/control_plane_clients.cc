@@ -3,17 +3,12 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+#include "common/status_macros.h"
 
 namespace smig::decision {
 
 namespace {
-
-// Keeps the remote code and says which call failed, e.g. "SMM ListSessions: connect failed".
-absl::Status FromGrpc(const grpc::Status& s, absl::string_view what) {
-  if (s.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
-                      absl::StrCat(what, ": ", s.error_message()));
-}
 
 absl::Status NotConfigured(absl::string_view key) {
   return absl::FailedPreconditionError(absl::StrCat("smig-decision has no ", key, " configured"));
@@ -23,9 +18,8 @@ absl::Status NotConfigured(absl::string_view key) {
 
 absl::StatusOr<migrator::v1::Session> FindSession(ControlPlaneClients& clients,
                                                   uint64_t session_id) {
-  absl::StatusOr<std::vector<migrator::v1::Session>> sessions = clients.ListSessions();
-  if (!sessions.ok()) return sessions.status();
-  for (migrator::v1::Session& s : *sessions) {
+  SMIG_ASSIGN_OR_RETURN(std::vector<migrator::v1::Session> sessions, clients.ListSessions());
+  for (migrator::v1::Session& s : sessions) {
     if (s.session_id() == session_id) return std::move(s);
   }
   return absl::NotFoundError(absl::StrCat("session ", session_id, " is not known to the SMM"));
@@ -56,10 +50,7 @@ absl::StatusOr<std::vector<migrator::v1::Session>> GrpcControlPlaneClients::List
   grpc::ClientContext ctx;
   SetDeadline(ctx);
   migrator::v1::ListSessionsResponse resp;
-  if (absl::Status s = FromGrpc(smm_->ListSessions(&ctx, {}, &resp), "SMM ListSessions");
-      !s.ok()) {
-    return s;
-  }
+  SMIG_RETURN_IF_ERROR(FromGrpcStatus(smm_->ListSessions(&ctx, {}, &resp), "SMM ListSessions"));
   return std::vector<migrator::v1::Session>(resp.sessions().begin(), resp.sessions().end());
 }
 
@@ -71,11 +62,8 @@ absl::StatusOr<proximity::v1::VehicleProximity> GrpcControlPlaneClients::GetProx
   proximity::v1::GetProximityRequest req;
   req.set_vehicle_id(vehicle_id);
   proximity::v1::VehicleProximity resp;
-  if (absl::Status s = FromGrpc(pmm_->GetProximity(&ctx, req, &resp),
-                                absl::StrCat("PMM GetProximity(", vehicle_id, ")"));
-      !s.ok()) {
-    return s;
-  }
+  SMIG_RETURN_IF_ERROR(FromGrpcStatus(pmm_->GetProximity(&ctx, req, &resp),
+                                      absl::StrCat("PMM GetProximity(", vehicle_id, ")")));
   return resp;
 }
 
@@ -93,11 +81,8 @@ absl::StatusOr<std::string> GrpcControlPlaneClients::Migrate(uint64_t session_id
   req.set_request_id(request_id);
   req.set_trigger(migrator::v1::TRIGGER_AUTO);
   migrator::v1::Migration resp;
-  if (absl::Status s = FromGrpc(smm_->Migrate(&ctx, req, &resp),
-                                absl::StrCat("SMM Migrate(session ", session_id, ")"));
-      !s.ok()) {
-    return s;
-  }
+  SMIG_RETURN_IF_ERROR(FromGrpcStatus(smm_->Migrate(&ctx, req, &resp),
+                                      absl::StrCat("SMM Migrate(session ", session_id, ")")));
   return resp.id();
 }
 
@@ -120,7 +105,7 @@ absl::Status GrpcControlPlaneClients::WatchProximity(
   watch_ = nullptr;
   if (cancelled_) return absl::CancelledError("watch cancelled");
   if (s.ok()) return absl::UnavailableError("PMM WatchProximity: the PMM ended the stream");
-  return FromGrpc(s, "PMM WatchProximity");
+  return FromGrpcStatus(s, "PMM WatchProximity");
 }
 
 void GrpcControlPlaneClients::CancelWatch() {

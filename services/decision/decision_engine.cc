@@ -9,21 +9,19 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "google/protobuf/util/time_util.h"
+#include "common/proto_time.h"
+#include "common/status_macros.h"
 
 namespace smig::decision {
 
 namespace {
 
-using ::google::protobuf::util::TimeUtil;
 using proximity::v1::ServerProximity;
 
 constexpr absl::string_view kLabels[] = {"stay",         "migrate",    "dwell",
                                          "no_candidate", "hysteresis", "capacity"};
 
-absl::Duration DwellOf(const v1::Policy& p) {
-  return absl::Seconds(p.dwell().seconds()) + absl::Nanoseconds(p.dwell().nanos());
-}
+absl::Duration DwellOf(const v1::Policy& p) { return FromProto(p.dwell()); }
 
 std::string Cost(double c) { return absl::StrFormat("%.2f", c); }
 std::string Percent(double fraction) { return absl::StrFormat("%.0f %%", fraction * 100); }
@@ -111,7 +109,7 @@ v1::Policy DecisionEngine::policy() const {
 absl::StatusOr<v1::Policy> DecisionEngine::UpdatePolicy(v1::Policy p) {
   if (!p.has_dwell()) *p.mutable_dwell() = DefaultPolicy().dwell();
   if (p.mode() == v1::MODE_UNSPECIFIED) p.set_mode(v1::MODE_MANUAL);
-  if (absl::Status s = ValidatePolicy(p); !s.ok()) return s;
+  SMIG_RETURN_IF_ERROR(ValidatePolicy(p));
   absl::MutexLock lock(&mu_);
   policy_ = p;
   return policy_;
@@ -128,7 +126,7 @@ v1::DecisionRecord DecisionEngine::Decide(uint64_t session_id, absl::string_view
   r.set_session_id(session_id);
   r.set_vehicle_id(std::string(vehicle_id));
   r.set_current_server_id(std::string(current_server_id));
-  *r.mutable_decided_at() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(now));
+  *r.mutable_decided_at() = ToProtoTimestamp(now);
 
   // Costs are relative to the best measured server, so they are comparable across vehicles
   // and the margin means the same thing at 5 ms and at 50 ms.

@@ -13,10 +13,7 @@ grpc::Status DecisionService::GetPolicy(grpc::ServerContext*, const v1::GetPolic
 grpc::Status DecisionService::UpdatePolicy(grpc::ServerContext*,
                                            const v1::UpdatePolicyRequest* req,
                                            v1::Policy* resp) {
-  absl::StatusOr<v1::Policy> p = engine_.UpdatePolicy(req->policy());
-  if (!p.ok()) return ToGrpcStatus(p.status());
-  *resp = std::move(*p);
-  return grpc::Status::OK;
+  return Reply(engine_.UpdatePolicy(req->policy()), resp);
 }
 
 grpc::Status DecisionService::Evaluate(grpc::ServerContext*, const v1::EvaluateRequest* req,
@@ -30,7 +27,7 @@ grpc::Status DecisionService::Evaluate(grpc::ServerContext*, const v1::EvaluateR
       clients_.GetProximity(session->vehicle_id());
   if (!prox.ok()) return ToGrpcStatus(prox.status());
   *resp = engine_.Decide(session->session_id(), session->vehicle_id(), session->server_id(),
-                         *prox, clock_(), {.peek = true});
+                         *prox, clock_.Now(), {.peek = true});
   return grpc::Status::OK;
 }
 

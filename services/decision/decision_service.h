@@ -2,13 +2,11 @@
 // DecisionEngine, looks sessions and proximity up through ControlPlaneClients, and maps
 // absl::Status codes to gRPC codes one by one.
 //
-//   DecisionService service(engine, clients, absl::Now);  // both must outlive the service
+//   DecisionService service(engine, clients);  // both (and the clock) must outlive it
 //   GrpcServer::Start(options, {&service}, registry);
 #pragma once
 
-#include <functional>
-
-#include "absl/time/time.h"
+#include "common/clock.h"
 #include "services/decision/control_plane_clients.h"
 #include "services/decision/decision_engine.h"
 #include "smig/decision/v1/decision.grpc.pb.h"
@@ -17,9 +15,10 @@ namespace smig::decision {
 
 class DecisionService final : public v1::Decision::Service {
  public:
+  // Evaluate decides at the clock's time.
   DecisionService(DecisionEngine& engine, ControlPlaneClients& clients,
-                  std::function<absl::Time()> clock)
-      : engine_(engine), clients_(clients), clock_(std::move(clock)) {}
+                  Clock& clock = Clock::Real())
+      : engine_(engine), clients_(clients), clock_(clock) {}
 
   grpc::Status GetPolicy(grpc::ServerContext*, const v1::GetPolicyRequest*,
                          v1::Policy* resp) override;
@@ -35,7 +34,7 @@ class DecisionService final : public v1::Decision::Service {
  private:
   DecisionEngine& engine_;
   ControlPlaneClients& clients_;
-  std::function<absl::Time()> clock_;
+  Clock& clock_;
 };
 
 }  // namespace smig::decision

@@ -4,16 +4,15 @@
 //
 //   smig-decision --config=decision.json [--grpc-address=...] [--metrics-address=...]
 #include <fstream>
-#include <iostream>
 #include <sstream>
 
 #include <prometheus/registry.h>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
-#include "common/server_config.h"
-#include "common/flags.h"
-#include "common/grpc_server.h"
+#include "common/logging.h"
+#include "common/server_main.h"
+#include "common/status_macros.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "services/decision/auto_migrator.h"
@@ -21,15 +20,9 @@
 #include "services/decision/decision_engine.h"
 #include "services/decision/decision_service.h"
 
-
 namespace {
 
 namespace v1 = smig::decision::v1;
-
-int Fail(const absl::Status& s) {
-  std::cerr << "smig-decision: " << s << "\n";
-  return 2;
-}
 
 // proto3 cannot tell `"margin": 0` from no margin at all, so the JSON itself says which
 // policy keys the file sets; every other one takes its default.
@@ -60,34 +53,20 @@ absl::StatusOr<v1::Policy> PolicyFromConfig(const std::string& path, const v1::P
   return p;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  smig::ParseFlags(argc, argv,
-                   "the smig MDM: should a session move, and where.\n"
-                   "  smig-decision --config=decision.json\n"
-                   "Flag names take dashes or underscores.");
-  smig::BlockTerminationSignals();  // before any thread starts, so they inherit it
-
-  absl::StatusOr<v1::DecisionConfig> loaded = smig::LoadServerConfig<v1::DecisionConfig>();
-  if (!loaded.ok()) return Fail(loaded.status());
-  const v1::DecisionConfig& config = *loaded;
-  absl::StatusOr<v1::Policy> policy = PolicyFromConfig(absl::GetFlag(FLAGS_config), config.policy());
-  if (!policy.ok()) return Fail(policy.status());
-
+absl::Status Serve(const v1::DecisionConfig& config) {
+  SMIG_ASSIGN_OR_RETURN(v1::Policy policy,
+                        PolicyFromConfig(absl::GetFlag(FLAGS_config), config.policy()));
   auto registry = std::make_shared<prometheus::Registry>();
   smig::decision::DecisionEngine engine(registry.get());
-  if (absl::StatusOr<v1::Policy> p = engine.UpdatePolicy(*policy); !p.ok()) {
-    return Fail(p.status());
-  }
+  SMIG_RETURN_IF_ERROR(engine.UpdatePolicy(policy).status());
   std::unique_ptr<smig::decision::GrpcControlPlaneClients> clients =
       smig::decision::GrpcControlPlaneClients::Create(config.proximity_address(),
                                                       config.migrator_address());
-  smig::decision::DecisionService service(engine, *clients, [] { return absl::Now(); });
+  smig::decision::DecisionService service(engine, *clients);
 
-  absl::StatusOr<std::unique_ptr<smig::GrpcServer>> server =
-      smig::GrpcServer::Start(smig::ServerOptionsFromConfig(config), {&service}, registry);
-  if (!server.ok()) return Fail(server.status());
+  SMIG_ASSIGN_OR_RETURN(
+      std::unique_ptr<smig::GrpcServer> server,
+      smig::GrpcServer::Start(smig::ServerOptionsFromConfig(config), {&service}, registry));
 
   // The loop needs both neighbours; without them the policy, Evaluate errors and the
   // history are still served.
@@ -97,16 +76,21 @@ int main(int argc, char** argv) {
         engine, *clients, smig::decision::AutoMigrator::Options{});
     loop->Start();
   } else {
-    std::cerr << "smig-decision: proximity_address or migrator_address not configured: "
-                 "no background decisions\n";
+    LOG(WARNING) << "proximity_address or migrator_address not configured: "
+                    "no background decisions";
   }
-  std::cout << "{\"service\":\"decision\",\"grpc_port\":" << (*server)->grpc_port()
-            << ",\"metrics_port\":" << (*server)->metrics_port() << "}" << std::endl;
+  smig::ServeUntilTerminated("decision", *server, [&] {
+    if (loop) loop->Stop();  // no Migrate is sent after this
+  });
+  return absl::OkStatus();
+}
 
-  int sig = smig::WaitForTerminationSignal();
-  std::cerr << "smig-decision: signal " << sig << ": stopping\n";
-  (*server)->SetServing("", false);
-  if (loop) loop->Stop();  // no Migrate is sent after this
-  (*server)->Shutdown(absl::Seconds(2));
-  return 0;
+}  // namespace
+
+int main(int argc, char** argv) {
+  return smig::ServerMain<v1::DecisionConfig>(argc, argv,
+                                               "the smig MDM: should a session move, and where.\n"
+                                               "  smig-decision --config=decision.json\n"
+                                               "Flag names take dashes or underscores.",
+                                               Serve);
 }

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/grpc_status.h"
+#include "common/status_macros.h"
 #include "smig/dataplane/v1/agent.grpc.pb.h"
 #include "smig/proximity/v1/proximity.grpc.pb.h"
 
@@ -18,13 +19,6 @@ namespace pv1 = ::smig::proximity::v1;
 
 void SetDeadline(grpc::ClientContext& ctx, absl::Duration timeout) {
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-}
-
-// A gRPC error as an absl::Status that says which call to which server failed.
-absl::Status CallError(const grpc::Status& s, absl::string_view call, absl::string_view server,
-                       absl::string_view address) {
-  return absl::Status(FromGrpcStatus(s).code(),
-                      absl::StrCat(call, " at ", server, " (", address, "): ", s.error_message()));
 }
 
 class GrpcContiguityWatch : public ContiguityWatch {
@@ -50,12 +44,12 @@ class GrpcContiguityWatch : public ContiguityWatch {
     ctx_.TryCancel();
     thread_.join();
   }
-  absl::Status Await(uint64_t generation, absl::Time deadline) override {
+  absl::Status Await(uint64_t generation, absl::Duration timeout) override {
     absl::MutexLock lock(&mu_);
     auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return broken_ || contiguous_ >= generation;
     };
-    mu_.AwaitWithDeadline(absl::Condition(&done), deadline);
+    mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
     if (contiguous_ >= generation) return absl::OkStatus();
     if (broken_) return absl::UnavailableError("the edge's event stream ended");
     return absl::DeadlineExceededError(
@@ -99,10 +93,10 @@ class GrpcAgent : public Agent {
   absl::StatusOr<dv1::Session> ReleaseSession(uint64_t session) override {
     dv1::ReleaseSessionRequest req;
     req.set_session_id(session);
-    absl::StatusOr<dv1::ReleaseSessionResponse> r = Call<dv1::ReleaseSessionResponse>(
-        "ReleaseSession", req, &dv1::DataplaneAgent::Stub::ReleaseSession);
-    if (!r.ok()) return r.status();
-    return r->session();
+    SMIG_ASSIGN_OR_RETURN(dv1::ReleaseSessionResponse r,
+                          Call<dv1::ReleaseSessionResponse>(
+                              "ReleaseSession", req, &dv1::DataplaneAgent::Stub::ReleaseSession));
+    return r.session();
   }
   absl::StatusOr<dv1::Session> GetSession(uint64_t session) override {
     dv1::GetSessionRequest req;
@@ -129,7 +123,8 @@ class GrpcAgent : public Agent {
     SetDeadline(ctx, options_.rpc_timeout);
     Resp resp;
     grpc::Status s = ((*stub_).*method)(&ctx, req, &resp);
-    if (!s.ok()) return CallError(s, name, id_, address_);
+    // Says which call to which server failed: "ExportState at edge-1 (10.0.0.1:7400): ...".
+    SMIG_RETURN_IF_ERROR(FromGrpcStatus(s, absl::StrCat(name, " at ", id_, " (", address_, ")")));
     return resp;
   }
 
@@ -193,12 +188,8 @@ class PmmTargetPicker : public TargetPicker {
     pv1::GetProximityRequest req;
     req.set_vehicle_id(session.vehicle_id());
     pv1::VehicleProximity p;
-    grpc::Status s = stub_->GetProximity(&ctx, req, &p);
-    if (!s.ok()) {
-      return absl::Status(FromGrpcStatus(s).code(),
-                          absl::StrCat("PMM GetProximity(", session.vehicle_id(), "): ",
-                                       s.error_message()));
-    }
+    SMIG_RETURN_IF_ERROR(FromGrpcStatus(stub_->GetProximity(&ctx, req, &p),
+                                        absl::StrCat("PMM GetProximity(", session.vehicle_id(), ")")));
     for (const pv1::ServerProximity& sp : p.servers()) {
       if (sp.role() == pv1::ROLE_NEW_TARGET && sp.server_id() != session.server_id()) {
         return sp.server_id();

@@ -29,8 +29,8 @@ class ContiguityWatch {
  public:
   virtual ~ContiguityWatch() = default;
   // OK once the vehicle has reported `generation` (or newer) contiguous to this edge;
-  // DEADLINE_EXCEEDED at `deadline`; UNAVAILABLE if the edge's event stream broke.
-  virtual absl::Status Await(uint64_t generation, absl::Time deadline) = 0;
+  // DEADLINE_EXCEEDED after `timeout`; UNAVAILABLE if the edge's event stream broke.
+  virtual absl::Status Await(uint64_t generation, absl::Duration timeout) = 0;
 };
 
 class Agent {

@@ -8,17 +8,11 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/util/time_util.h"
+#include "common/proto_time.h"
+#include "common/status_macros.h"
 
 namespace smig::migrator {
-
-using google::protobuf::util::TimeUtil;
-
 namespace {
-
-google::protobuf::Timestamp Now() {
-  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(absl::Now()));
-}
 
 const char* PhaseLabel(v1::Phase p) {
   switch (p) {
@@ -63,8 +57,8 @@ struct MigratorEngine::Metrics {
 };
 
 MigratorEngine::MigratorEngine(AgentDirectory& agents, TargetPicker* picker, Options options,
-                               prometheus::Registry* registry)
-    : agents_(agents), picker_(picker), options_(options) {
+                               prometheus::Registry* registry, Clock& clock)
+    : agents_(agents), picker_(picker), options_(options), clock_(clock) {
   if (registry) {
     metrics_ = std::make_unique<Metrics>(*registry);
     // Every label set exists from the start (at 0), so dashboards and alerts see a series.
@@ -107,20 +101,18 @@ absl::StatusOr<v1::Session> MigratorEngine::CreateSession(const v1::CreateSessio
       return absl::AlreadyExistsError(absl::StrCat("session ", req.session_id(), " exists"));
     }
   }
-  absl::StatusOr<std::shared_ptr<Agent>> edge = agents_.Find(req.server_id());
-  if (!edge.ok()) return edge.status();
+  SMIG_ASSIGN_OR_RETURN(std::shared_ptr<Agent> edge, agents_.Find(req.server_id()));
   dv1::OpenSessionRequest open;
   open.set_session_id(req.session_id());
   *open.mutable_vehicle_addresses() = req.vehicle_addresses();
   open.set_vehicle_port(req.vehicle_port());
   *open.mutable_flows() = req.flows();
-  absl::StatusOr<dv1::Session> opened = (*edge)->OpenSession(open);
-  if (!opened.ok()) return opened.status();
+  SMIG_ASSIGN_OR_RETURN(dv1::Session opened, edge->OpenSession(open));
   v1::Session s;
   s.set_session_id(req.session_id());
   s.set_vehicle_id(req.vehicle_id());
   s.set_server_id(req.server_id());
-  s.set_generation(opened->generation());
+  s.set_generation(opened.generation());
   *s.mutable_vehicle_addresses() = req.vehicle_addresses();
   s.set_vehicle_port(req.vehicle_port());
   absl::MutexLock lock(&mu_);
@@ -160,9 +152,7 @@ absl::StatusOr<v1::Migration> MigratorEngine::Migrate(const v1::MigrateRequest& 
       if (picker_ == nullptr) {
         return absl::FailedPreconditionError("automatic targets need the PMM (proximity_address)");
       }
-      absl::StatusOr<std::string> picked = picker_->Pick(session);
-      if (!picked.ok()) return picked.status();
-      target = *picked;
+      SMIG_ASSIGN_OR_RETURN(target, picker_->Pick(session));
       break;
     }
     default:
@@ -172,9 +162,8 @@ absl::StatusOr<v1::Migration> MigratorEngine::Migrate(const v1::MigrateRequest& 
     return absl::InvalidArgumentError(absl::StrCat("target ", target, " already serves session ",
                                                    session.session_id()));
   }
-  absl::StatusOr<std::shared_ptr<Agent>> to = agents_.Find(target);
-  if (!to.ok()) return to.status();
-  if (absl::Status up = (*to)->Ping(); !up.ok()) {
+  SMIG_ASSIGN_OR_RETURN(std::shared_ptr<Agent> to, agents_.Find(target));
+  if (absl::Status up = to->Ping(); !up.ok()) {
     return absl::UnavailableError(absl::StrCat("target ", up.message()));
   }
 
@@ -186,7 +175,7 @@ absl::StatusOr<v1::Migration> MigratorEngine::Migrate(const v1::MigrateRequest& 
   m.set_trigger(req.trigger() == v1::TRIGGER_AUTO ? v1::TRIGGER_AUTO : v1::TRIGGER_MANUAL);
   m.set_reason(req.reason());
   m.set_request_id(req.request_id());
-  *m.mutable_started_at() = Now();
+  *m.mutable_started_at() = ToProtoTimestamp(clock_.Now());
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) return absl::UnavailableError("the migrator is shutting down");
@@ -223,7 +212,7 @@ void MigratorEngine::Enter(Record& r, v1::Phase phase, const std::string& note) 
   r.migration.set_phase(phase);
   v1::PhaseChange* c = r.migration.add_history();
   c->set_phase(phase);
-  *c->mutable_at() = Now();
+  *c->mutable_at() = ToProtoTimestamp(clock_.Now());
   c->set_note(note);
   ++r.version;
   if (metrics_) metrics_->phases.Add({{"phase", PhaseLabel(phase)}}).Increment();
@@ -233,10 +222,9 @@ void MigratorEngine::Finish(Record& r, v1::Phase phase, const std::string& rollb
   absl::MutexLock lock(&mu_);
   v1::Migration& m = r.migration;
   m.set_rollback_reason(rollback_reason);
-  *m.mutable_finished_at() = Now();
-  *m.mutable_duration() = TimeUtil::NanosecondsToDuration(
-      TimeUtil::TimestampToNanoseconds(m.finished_at()) -
-      TimeUtil::TimestampToNanoseconds(m.started_at()));
+  const absl::Time finished = clock_.Now();
+  *m.mutable_finished_at() = ToProtoTimestamp(finished);
+  *m.mutable_duration() = ToProtoDuration(finished - FromProto(m.started_at()));
   v1::Session& s = sessions_.at(m.session_id());
   s.clear_migration_id();
   if (phase == v1::PHASE_DONE) {
@@ -250,8 +238,7 @@ void MigratorEngine::Finish(Record& r, v1::Phase phase, const std::string& rollb
     metrics_->total
         .Add({{"trigger", m.trigger() == v1::TRIGGER_AUTO ? "auto" : "manual"}, {"result", result}})
         .Increment();
-    metrics_->duration.Observe(absl::ToDoubleSeconds(
-        absl::Nanoseconds(TimeUtil::DurationToNanoseconds(m.duration()))));
+    metrics_->duration.Observe(absl::ToDoubleSeconds(FromProto(m.duration())));
     metrics_->active.Decrement();
   }
   finished_order_.push_back(m.id());
@@ -317,17 +304,17 @@ void MigratorEngine::Run(std::shared_ptr<Record> record) {
                        state->generation()));
   }
 
-  absl::Time deadline = absl::Now() + options_.overlap_timeout;
+  const absl::Time deadline = clock_.Now() + options_.overlap_timeout;
   while (true) {
     if (auto c = cancelled()) return roll_back(*c, to->get());
-    absl::Status seen =
-        (*watch)->Await(state->generation(), std::min(deadline, absl::Now() + options_.health_interval));
+    absl::Status seen = (*watch)->Await(
+        state->generation(), std::min(deadline - clock_.Now(), options_.health_interval));
     if (seen.ok()) break;
     if (absl::IsUnavailable(seen)) {
       return roll_back(absl::StrCat("lost the events of source ", from_id, ": ", seen.message()),
                        to->get());
     }
-    if (absl::Now() >= deadline) {
+    if (clock_.Now() >= deadline) {
       return roll_back(absl::StrCat("the vehicle did not confirm ", to_id, "'s stream within ",
                                     absl::FormatDuration(options_.overlap_timeout)),
                        to->get());
@@ -364,8 +351,7 @@ std::vector<v1::Migration> MigratorEngine::ListMigrations(uint64_t session) cons
     if (session == 0 || r->migration.session_id() == session) out.push_back(r->migration);
   }
   std::sort(out.begin(), out.end(), [](const v1::Migration& a, const v1::Migration& b) {
-    return TimeUtil::TimestampToNanoseconds(a.started_at()) <
-           TimeUtil::TimestampToNanoseconds(b.started_at());
+    return FromProto(a.started_at()) < FromProto(b.started_at());
   });
   return out;
 }
@@ -390,7 +376,7 @@ absl::StatusOr<v1::Migration> MigratorEngine::CancelMigration(const std::string&
   }
   absl::MutexLock lock(&mu_);
   auto ended = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return Terminal(r->migration); };
-  mu_.AwaitWithTimeout(absl::Condition(&ended), absl::Seconds(10));
+  clock_.AwaitWithDeadline(mu_, absl::Condition(&ended), clock_.Now() + absl::Seconds(10));
   return r->migration;
 }
 

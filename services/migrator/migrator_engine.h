@@ -10,8 +10,11 @@
 //   absl::StatusOr<v1::Migration> m = smm.Migrate(request);   // returns in PREPARING
 //   for (uint64_t v = 0; auto next = smm.WaitForChange(m->id(), v, absl::Seconds(1));) ...
 //
-// Thread-safe. `agents` and `picker` (may be null: no automatic targets) must outlive it;
-// the destructor cancels migrations in flight and joins their threads.
+// Thread-safe. `agents`, `picker` (may be null: no automatic targets) and `clock` must
+// outlive it; the destructor cancels migrations in flight and joins their threads. Every
+// duration of a migration (overlap timeout, health interval, the cancel's wait, timestamps)
+// is on `clock`, so tests advance a SimulatedClock; WaitForChange's timeout is the caller's
+// poll in real time (a watcher waiting for another thread).
 #pragma once
 
 #include <atomic>
@@ -25,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "services/migrator/agent_client.h"
 #include "smig/migrator/v1/migrator.pb.h"
 
@@ -45,7 +49,7 @@ class MigratorEngine {
   };
 
   MigratorEngine(AgentDirectory& agents, TargetPicker* picker, Options options,
-                 prometheus::Registry* registry);
+                 prometheus::Registry* registry, Clock& clock = Clock::Real());
   ~MigratorEngine();
 
   // Opens the session on its edge. ALREADY_EXISTS, INVALID_ARGUMENT (no id, vehicle or
@@ -57,7 +61,7 @@ class MigratorEngine {
   absl::StatusOr<v1::Migration> Migrate(const v1::MigrateRequest& request);
   absl::StatusOr<v1::Migration> GetMigration(const std::string& id) const;
   std::vector<v1::Migration> ListMigrations(uint64_t session) const;
-  // Rolls back a migration before CUT_OVER and waits (up to 10 s) for it to end.
+  // Rolls back a migration before CUT_OVER and waits (up to 10 s on the clock) for it to end.
   absl::StatusOr<v1::Migration> CancelMigration(const std::string& id, const std::string& reason);
   // Waits until the migration's version passes `seen` (then updates `seen`) or `timeout`;
   // nullopt on timeout or once the migration ended and its last state was returned.
@@ -85,6 +89,7 @@ class MigratorEngine {
   AgentDirectory& agents_;
   TargetPicker* picker_;
   Options options_;
+  Clock& clock_;
   std::unique_ptr<Metrics> metrics_;
 
   mutable absl::Mutex mu_;

@@ -6,7 +6,6 @@
 
 #include <cstdlib>
 #include <fstream>
-#include <iostream>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -14,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "common/logging.h"
 #include "google/protobuf/util/json_util.h"
 #include "services/proximity/endpointslice.pb.h"
 
@@ -206,18 +206,17 @@ absl::Status KubernetesDiscovery::PollOnce() {
     if (errors_) errors_->Increment();
     // Once per distinct error: an unreachable API would otherwise log every 5 s forever.
     if (std::string e = servers.status().ToString(); e != last_error_) {
-      std::cerr << "smig-proximity: kubernetes discovery failed (keeping the servers): " << e << "\n";
+      LOG(WARNING) << "kubernetes discovery failed (keeping the servers): " << e;
       last_error_ = e;
     }
     return servers.status();
   }
-  if (!last_error_.empty()) std::cerr << "smig-proximity: kubernetes discovery works again\n";
+  if (!last_error_.empty()) LOG(INFO) << "kubernetes discovery works again";
   last_error_.clear();
   std::vector<std::string> ids;
   for (const v1::Server& s : *servers) ids.push_back(absl::StrCat(s.id(), "=", s.agent_address()));
   if (std::string now = absl::StrJoin(ids, " "); now != last_servers_) {
-    std::cerr << "smig-proximity: kubernetes discovery: " << ids.size() << " ready edge(s): " << now
-              << "\n";
+    LOG(INFO) << "kubernetes discovery: " << ids.size() << " ready edge(s): " << now;
     last_servers_ = now;
   }
   engine_.ReplaceDiscovered(*servers);

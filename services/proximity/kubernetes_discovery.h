@@ -7,7 +7,7 @@
 //   std::unique_ptr<KubernetesDiscovery> d = KubernetesDiscovery::Start(*o, engine, registry);
 //   ...                                   // polls on its own thread until destroyed
 //
-// A failed poll is logged (stderr, once per distinct error), counted in
+// A failed poll is logged (a warning, once per distinct error), counted in
 // smig_discovery_errors_total, and changes nothing: static servers and the last
 // discovered list stay, so an API server blip does not empty the registry.
 #pragma once

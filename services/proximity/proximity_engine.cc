@@ -8,13 +8,12 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/util/time_util.h"
+#include "common/proto_time.h"
+#include "common/status_macros.h"
 
 namespace smig::proximity {
 
 namespace {
-
-using google::protobuf::util::TimeUtil;
 
 // A change smaller than both of these is jitter: SCTP's srtt moves a little with every
 // report (~100 ms apart), and waking every watcher (the MDM) for that would flood them
@@ -22,13 +21,6 @@ using google::protobuf::util::TimeUtil;
 // is noise-sized while 2 ms is small against a 100 ms cellular RTT.
 constexpr double kSrttRelativeChange = 0.10;
 constexpr double kSrttAbsoluteChangeMs = 2.0;
-
-google::protobuf::Timestamp ToProto(absl::Time t) {
-  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
-}
-absl::Time FromProto(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(t));
-}
 
 const char* SourceName(v1::ServerSource s) {
   switch (s) {
@@ -115,7 +107,8 @@ void ProximityWatch::Close() {
 
 // ---- ProximityEngine ----
 
-absl::StatusOr<std::unique_ptr<ProximityEngine>> ProximityEngine::Create(Options options) {
+absl::StatusOr<std::unique_ptr<ProximityEngine>> ProximityEngine::Create(Options options,
+                                                                         Clock& clock) {
   std::set<std::string> ids;
   for (const v1::Server& s : options.static_servers) {
     if (absl::Status st = ValidateServer(s); !st.ok()) {
@@ -129,10 +122,11 @@ absl::StatusOr<std::unique_ptr<ProximityEngine>> ProximityEngine::Create(Options
     return absl::InvalidArgumentError(absl::StrCat("report_ttl ", absl::FormatDuration(
                                                        options.report_ttl), " is not positive"));
   }
-  return std::unique_ptr<ProximityEngine>(new ProximityEngine(std::move(options)));
+  return std::unique_ptr<ProximityEngine>(new ProximityEngine(std::move(options), clock));
 }
 
-ProximityEngine::ProximityEngine(Options options) : options_(std::move(options)) {
+ProximityEngine::ProximityEngine(Options options, Clock& clock)
+    : options_(std::move(options)), clock_(clock) {
   if (options_.registry) {
     servers_gauge_ = &prometheus::BuildGauge()
                           .Name("smig_servers_registered")
@@ -151,7 +145,7 @@ ProximityEngine::ProximityEngine(Options options) : options_(std::move(options))
     s.clear_expires_at();
     servers_[s.id()] = std::move(s);
   }
-  UpdateGaugeLocked(options_.clock());
+  UpdateGaugeLocked(clock_.Now());
 }
 
 ProximityEngine::~ProximityEngine() { CloseWatches(); }
@@ -168,13 +162,13 @@ void ProximityEngine::UpdateGaugeLocked(absl::Time now) {
 }
 
 absl::StatusOr<v1::Server> ProximityEngine::Register(const v1::Server& server, absl::Duration ttl) {
-  if (absl::Status st = ValidateServer(server); !st.ok()) return st;
+  SMIG_RETURN_IF_ERROR(ValidateServer(server));
   if (ttl < absl::ZeroDuration()) {
     return absl::InvalidArgumentError(absl::StrCat("server ", server.id(), ": ttl ",
                                                    absl::FormatDuration(ttl), " is negative"));
   }
   if (ttl == absl::ZeroDuration()) ttl = options_.default_server_ttl;
-  absl::Time now = options_.clock();
+  absl::Time now = clock_.Now();
   absl::MutexLock lock(&mu_);
   auto it = servers_.find(server.id());
   if (it != servers_.end() && it->second.source() != v1::SERVER_SOURCE_REGISTERED) {
@@ -187,12 +181,12 @@ absl::StatusOr<v1::Server> ProximityEngine::Register(const v1::Server& server, a
     // A heartbeat from a server the PMM knows otherwise still brings its current load.
     known.set_sessions(server.sessions());
     known.set_capacity(server.capacity());
-    *known.mutable_last_heartbeat() = ToProto(now);
+    *known.mutable_last_heartbeat() = ToProtoTimestamp(now);
   } else {
     v1::Server s = server;
     s.set_source(v1::SERVER_SOURCE_REGISTERED);
-    *s.mutable_last_heartbeat() = ToProto(now);
-    *s.mutable_expires_at() = ToProto(now + ttl);
+    *s.mutable_last_heartbeat() = ToProtoTimestamp(now);
+    *s.mutable_expires_at() = ToProtoTimestamp(now + ttl);
     it = servers_.insert_or_assign(server.id(), std::move(s)).first;
   }
   v1::Server result = it->second;
@@ -202,7 +196,7 @@ absl::StatusOr<v1::Server> ProximityEngine::Register(const v1::Server& server, a
 }
 
 std::vector<v1::Server> ProximityEngine::ListServers() {
-  absl::Time now = options_.clock();
+  absl::Time now = clock_.Now();
   absl::MutexLock lock(&mu_);
   std::vector<v1::Server> out;
   for (const auto& [id, s] : servers_) {
@@ -212,7 +206,7 @@ std::vector<v1::Server> ProximityEngine::ListServers() {
 }
 
 void ProximityEngine::ReplaceDiscovered(const std::vector<v1::Server>& servers) {
-  absl::Time now = options_.clock();
+  absl::Time now = clock_.Now();
   absl::MutexLock lock(&mu_);
   std::set<std::string> seen;
   for (const v1::Server& d : servers) {
@@ -250,7 +244,7 @@ absl::Status ProximityEngine::Report(const v1::ProximityReport& report) {
                                                      ": srtt_ms ", m.srtt_ms(), " is negative"));
     }
   }
-  absl::Time now = options_.clock();
+  absl::Time now = clock_.Now();
   absl::MutexLock lock(&mu_);
   if (report.measurements_size() > 0) {
     bool any_known = false;
@@ -277,7 +271,7 @@ v1::VehicleProximity ProximityEngine::Compute(const std::string& id, const Vehic
   p.set_vehicle_id(id);
   // The PMM's own receive time, not the vehicle's measured_at: the car's clock may be off,
   // and expiry must not depend on it.
-  *p.mutable_updated_at() = ToProto(v.received_at);
+  *p.mutable_updated_at() = ToProtoTimestamp(v.received_at);
   const bool fresh = now - v.received_at <= options_.report_ttl;
   std::map<std::string, const v1::Measurement*> measured;
   std::string target;
@@ -360,7 +354,7 @@ void ProximityEngine::PublishLocked(const std::string* id, absl::Time now) {
 
 absl::StatusOr<v1::VehicleProximity> ProximityEngine::Get(const std::string& vehicle_id) {
   if (vehicle_id.empty()) return absl::InvalidArgumentError("vehicle_id is empty");
-  absl::Time now = options_.clock();
+  absl::Time now = clock_.Now();
   absl::MutexLock lock(&mu_);
   auto it = vehicles_.find(vehicle_id);
   if (it == vehicles_.end() || now - it->second.received_at > options_.forget_vehicle_after) {
@@ -371,7 +365,7 @@ absl::StatusOr<v1::VehicleProximity> ProximityEngine::Get(const std::string& veh
 
 std::shared_ptr<ProximityWatch> ProximityEngine::Watch(const std::string& vehicle_id) {
   auto w = std::make_shared<ProximityWatch>(vehicle_id, options_.watch_queue_limit);
-  absl::Time now = options_.clock();
+  absl::Time now = clock_.Now();
   absl::MutexLock lock(&mu_);
   if (watches_closed_) {
     w->Close();
@@ -385,7 +379,7 @@ std::shared_ptr<ProximityWatch> ProximityEngine::Watch(const std::string& vehicl
 }
 
 void ProximityEngine::Sweep() {
-  absl::Time now = options_.clock();
+  absl::Time now = clock_.Now();
   absl::MutexLock lock(&mu_);
   for (auto it = servers_.begin(); it != servers_.end();) {
     it = Live(it->second, now) ? std::next(it) : servers_.erase(it);

@@ -10,12 +10,13 @@
 //   std::optional<v1::VehicleProximity> p = w->Pop(absl::Milliseconds(200));
 //   (*engine)->Sweep();                                // every second: expiry without traffic
 //
-// Thread-safe. Time comes only from `Options::clock`, so tests drive expiry by hand.
+// Thread-safe. Time comes only from the engine's clock (a SimulatedClock in tests, which
+// drive expiry by hand); it must outlive the engine. A watcher's Pop waits in real time:
+// it waits for another thread's Report, not for a duration of the engine's.
 #pragma once
 
 #include <cstddef>
 #include <deque>
-#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -25,8 +26,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "smig/proximity/v1/proximity.pb.h"
 
 namespace prometheus {
@@ -76,12 +77,12 @@ class ProximityEngine {
     // away do not pile up; before that its servers are merely IDLE.
     absl::Duration forget_vehicle_after = absl::Minutes(5);
     size_t watch_queue_limit = 256;
-    std::function<absl::Time()> clock = [] { return absl::Now(); };
     std::shared_ptr<prometheus::Registry> registry;  // may be null: no metrics
   };
 
   // INVALID_ARGUMENT for a static server without id or agent_address, or a duplicate id.
-  static absl::StatusOr<std::unique_ptr<ProximityEngine>> Create(Options options);
+  static absl::StatusOr<std::unique_ptr<ProximityEngine>> Create(Options options,
+                                                                 Clock& clock = Clock::Real());
   ~ProximityEngine();  // closes every watch
 
   // Adds or refreshes a registered server (a heartbeat); ttl <= 0 means the default. A
@@ -120,7 +121,7 @@ class ProximityEngine {
     std::optional<v1::VehicleProximity> published;  // what watchers last got
   };
 
-  explicit ProximityEngine(Options options);
+  ProximityEngine(Options options, Clock& clock);
   bool Live(const v1::Server& s, absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::VehicleProximity Compute(const std::string& id, const Vehicle& v, absl::Time now) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -129,6 +130,7 @@ class ProximityEngine {
   void UpdateGaugeLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
+  Clock& clock_;
   prometheus::Gauge* servers_gauge_ = nullptr;
   prometheus::Counter* reports_counter_ = nullptr;
 

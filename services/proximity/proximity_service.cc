@@ -1,20 +1,14 @@
 #include "services/proximity/proximity_service.h"
 
 #include "common/grpc_status.h"
-#include "google/protobuf/util/time_util.h"
+#include "common/proto_time.h"
 
 namespace smig::proximity {
-
-using google::protobuf::util::TimeUtil;
 
 grpc::Status ProximityService::RegisterServer(grpc::ServerContext*,
                                               const v1::RegisterServerRequest* req,
                                               v1::Server* resp) {
-  absl::Duration ttl = absl::Nanoseconds(TimeUtil::DurationToNanoseconds(req->ttl()));
-  absl::StatusOr<v1::Server> s = engine_.Register(req->server(), ttl);
-  if (!s.ok()) return ToGrpcStatus(s.status());
-  *resp = std::move(*s);
-  return grpc::Status::OK;
+  return Reply(engine_.Register(req->server(), FromProto(req->ttl())), resp);
 }
 
 grpc::Status ProximityService::ListServers(grpc::ServerContext*, const v1::ListServersRequest*,
@@ -38,10 +32,7 @@ grpc::Status ProximityService::ReportProximity(grpc::ServerContext*,
 
 grpc::Status ProximityService::GetProximity(grpc::ServerContext*, const v1::GetProximityRequest* req,
                                             v1::VehicleProximity* resp) {
-  absl::StatusOr<v1::VehicleProximity> p = engine_.Get(req->vehicle_id());
-  if (!p.ok()) return ToGrpcStatus(p.status());
-  *resp = std::move(*p);
-  return grpc::Status::OK;
+  return Reply(engine_.Get(req->vehicle_id()), resp);
 }
 
 grpc::Status ProximityService::WatchProximity(grpc::ServerContext* ctx,

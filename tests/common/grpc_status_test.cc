@@ -29,5 +29,16 @@ TEST(GrpcStatusTest, ClientsGetTheSameCodeAndMessageBack) {
             absl::StatusCode::kUnknown);
 }
 
+TEST(GrpcStatusTest, AContextPrefixesTheMessageAndKeepsTheCode) {
+  absl::Status s = FromGrpcStatus(grpc::Status(grpc::StatusCode::UNAVAILABLE, "connect failed"),
+                                  "SMM ListSessions");
+  EXPECT_EQ(s, absl::UnavailableError("SMM ListSessions: connect failed"));
+  EXPECT_EQ(FromGrpcStatus(grpc::Status(grpc::StatusCode::NOT_FOUND, ""), "PMM GetProximity(car-1)"),
+            absl::NotFoundError("PMM GetProximity(car-1): "));
+  EXPECT_TRUE(FromGrpcStatus(grpc::Status::OK, "SMM Migrate").ok());
+  EXPECT_EQ(FromGrpcStatus(grpc::Status(static_cast<grpc::StatusCode>(99), "odd"), "call").code(),
+            absl::StatusCode::kUnknown);
+}
+
 }  // namespace
 }  // namespace smig

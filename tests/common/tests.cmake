@@ -12,6 +12,8 @@ smig_unit_test(status_macros_test
 smig_unit_test(proto_time_test SRCS ${_common}/proto_time_test.cc DEPS smig_proto_time)
 smig_unit_test(netns_test SRCS ${_common}/netns_test.cc DEPS smig_netns smig_unique_fd)
 smig_unit_test(logging_test SRCS ${_common}/logging_test.cc DEPS smig_logging)
+smig_unit_test(server_main_test
+  SRCS ${_common}/server_main_test.cc DEPS smig_server_main smig_proto gRPC::grpc++)
 
 # Every binary: --help exits 0 and lists its flags, --version, unknown flags are errors.
 foreach(bin smig-dataplane smig-proximity smig-decision smig-migrator smigctl smig-linkemu

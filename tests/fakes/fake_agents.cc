@@ -1,6 +1,7 @@
 #include "tests/fakes/fake_agents.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 
 namespace smig::migrator::testing {
 namespace {
@@ -9,12 +10,15 @@ class FakeWatch : public ContiguityWatch {
  public:
   FakeWatch(const FakeCluster& cluster, FakeAgent& source, uint64_t session)
       : cluster_(cluster), source_(source), session_(session) {}
-  absl::Status Await(uint64_t generation, absl::Time deadline) override {
+  absl::Status Await(uint64_t generation, absl::Duration timeout) override {
+    Clock& clock = cluster_.clock();
+    const absl::Time deadline = clock.Now() + timeout;
     while (true) {
       if (!source_.Ping().ok()) return absl::UnavailableError("the source's event stream ended");
       if (cluster_.Confirmed(session_, generation)) return absl::OkStatus();
-      if (absl::Now() >= deadline) return absl::DeadlineExceededError("not confirmed yet");
-      absl::SleepFor(std::min(absl::Milliseconds(1), deadline - absl::Now()));
+      absl::Time now = clock.Now();
+      if (now >= deadline) return absl::DeadlineExceededError("not confirmed yet");
+      clock.SleepUntil(std::min(deadline, now + absl::Milliseconds(1)));
     }
   }
 
@@ -68,7 +72,7 @@ absl::Status FakeAgent::CheckAlive() const {
 
 absl::StatusOr<dv1::Session> FakeAgent::OpenSession(const dv1::OpenSessionRequest& r) {
   absl::MutexLock lock(&mu_);
-  if (absl::Status s = CheckAlive(); !s.ok()) return s;
+  SMIG_RETURN_IF_ERROR(CheckAlive());
   if (!sessions_.emplace(r.session_id(), 1).second) {
     return absl::AlreadyExistsError(absl::StrCat("session ", r.session_id(), " is already served here"));
   }
@@ -77,7 +81,7 @@ absl::StatusOr<dv1::Session> FakeAgent::OpenSession(const dv1::OpenSessionReques
 
 absl::StatusOr<dv1::SessionState> FakeAgent::ExportState(uint64_t session) {
   absl::MutexLock lock(&mu_);
-  if (absl::Status s = CheckAlive(); !s.ok()) return s;
+  SMIG_RETURN_IF_ERROR(CheckAlive());
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("session ", session, " is not served here"));
   dv1::SessionState state;
@@ -89,20 +93,20 @@ absl::StatusOr<dv1::SessionState> FakeAgent::ExportState(uint64_t session) {
 
 absl::StatusOr<dv1::Session> FakeAgent::ImportState(const dv1::SessionState& state) {
   absl::MutexLock lock(&mu_);
-  if (absl::Status s = CheckAlive(); !s.ok()) return s;
+  SMIG_RETURN_IF_ERROR(CheckAlive());
   if (!import_error_.ok()) return import_error_;
   if (!sessions_.emplace(state.session_id(), state.generation()).second) {
     return absl::AlreadyExistsError(absl::StrCat("session ", state.session_id(), " is already served here"));
   }
   if (!never_confirm_) {
-    confirms_[{state.session_id(), state.generation()}] = absl::Now() + confirm_after_;
+    confirms_[{state.session_id(), state.generation()}] = cluster_.clock().Now() + confirm_after_;
   }
   return Describe(id_, state.session_id(), state.generation());
 }
 
 absl::StatusOr<dv1::Session> FakeAgent::ReleaseSession(uint64_t session) {
   absl::MutexLock lock(&mu_);
-  if (absl::Status s = CheckAlive(); !s.ok()) return s;
+  SMIG_RETURN_IF_ERROR(CheckAlive());
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("session ", session, " is not served here"));
   ++releases_;
@@ -113,7 +117,7 @@ absl::StatusOr<dv1::Session> FakeAgent::ReleaseSession(uint64_t session) {
 
 absl::StatusOr<dv1::Session> FakeAgent::GetSession(uint64_t session) {
   absl::MutexLock lock(&mu_);
-  if (absl::Status s = CheckAlive(); !s.ok()) return s;
+  SMIG_RETURN_IF_ERROR(CheckAlive());
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("session ", session, " is not served here"));
   return Describe(id_, session, it->second);
@@ -125,7 +129,7 @@ absl::Status FakeAgent::Ping() {
 }
 
 absl::StatusOr<std::unique_ptr<ContiguityWatch>> FakeAgent::WatchContiguity(uint64_t session) {
-  if (absl::Status s = Ping(); !s.ok()) return s;
+  SMIG_RETURN_IF_ERROR(Ping());
   return std::make_unique<FakeWatch>(cluster_, *this, session);
 }
 
@@ -141,7 +145,7 @@ absl::StatusOr<std::shared_ptr<Agent>> FakeCluster::Find(const std::string& serv
 }
 
 bool FakeCluster::Confirmed(uint64_t session, uint64_t generation) const {
-  absl::Time now = absl::Now();
+  absl::Time now = clock_.Now();
   for (const auto& [id, a] : agents_) {
     absl::MutexLock lock(&a->mu_);
     if (!a->alive_) continue;

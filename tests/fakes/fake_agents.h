@@ -2,13 +2,17 @@
 // that keep sessions and generations like real data planes, where the "vehicle" confirms
 // an imported generation `confirm_after` after its ImportState (unless the target died).
 //
-//   FakeCluster cluster;
+//   SimulatedClock clock;
+//   FakeCluster cluster(clock);
 //   cluster.Add("edge-1");
 //   cluster.Add("edge-2").set_confirm_after(absl::Milliseconds(20));
-//   MigratorEngine smm(cluster, nullptr, {}, nullptr);
+//   MigratorEngine smm(cluster, nullptr, {}, nullptr, clock);
 //   cluster.agent("edge-2").Kill();   // every call now fails with UNAVAILABLE
 //
-// Thread-safe; the cluster owns the agents and must outlive what uses them.
+// Confirmations fall due on the cluster's clock, and a contiguity watch waits on it (in
+// steps of at most 1 ms), so with a SimulatedClock nothing is confirmed until the test
+// advances it. Thread-safe; the cluster owns the agents and must outlive what uses them, the
+// clock must outlive the cluster.
 #pragma once
 
 #include <map>
@@ -16,6 +20,7 @@
 #include <string>
 
 #include "absl/synchronization/mutex.h"
+#include "common/clock.h"
 #include "services/migrator/agent_client.h"
 
 namespace smig::migrator::testing {
@@ -60,6 +65,9 @@ class FakeAgent : public Agent {
 
 class FakeCluster : public AgentDirectory {
  public:
+  explicit FakeCluster(Clock& clock = Clock::Real()) : clock_(clock) {}
+  Clock& clock() const { return clock_; }
+
   FakeAgent& Add(const std::string& id);
   FakeAgent& agent(const std::string& id) { return *agents_.at(id); }
   absl::StatusOr<std::shared_ptr<Agent>> Find(const std::string& server_id) override;
@@ -67,6 +75,7 @@ class FakeCluster : public AgentDirectory {
   bool Confirmed(uint64_t session, uint64_t generation) const;
 
  private:
+  Clock& clock_;
   std::map<std::string, std::shared_ptr<FakeAgent>> agents_;
 };
 

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/config.h"
+#include "common/status_macros.h"
 
 namespace smig::smigctl {
 namespace {
@@ -124,18 +125,14 @@ absl::StatusOr<Command> ParseCommand(const std::vector<std::string>& words,
       break;
     case Verb::kMigrate:
     case Verb::kEvaluate: {
-      absl::StatusOr<uint64_t> id = ParseSession(absl::StrCat(name, ":"), args[0]);
-      if (!id.ok()) return id.status();
-      c.session_id = *id;
+      SMIG_ASSIGN_OR_RETURN(c.session_id, ParseSession(absl::StrCat(name, ":"), args[0]));
       break;
     }
     default:
       break;
   }
   if (!flags.session.empty()) {
-    absl::StatusOr<uint64_t> id = ParseSession("--session:", flags.session);
-    if (!id.ok()) return id.status();
-    c.session_id = *id;
+    SMIG_ASSIGN_OR_RETURN(c.session_id, ParseSession("--session:", flags.session));
   }
   if (!flags.limit.empty() && (!absl::SimpleAtoi(flags.limit, &c.limit) || c.limit == 0)) {
     return Bad(absl::StrCat("--limit=", flags.limit, ": not a positive number"));
@@ -255,7 +252,7 @@ absl::StatusOr<decision::v1::Policy> ParsePolicyJson(absl::string_view json,
                                                      absl::string_view origin,
                                                      const decision::v1::Policy& current) {
   decision::v1::Policy given;
-  if (absl::Status s = ParseJsonConfig(json, origin, given); !s.ok()) return s;
+  SMIG_RETURN_IF_ERROR(ParseJsonConfig(json, origin, given));
   decision::v1::Policy p = current;
   p.MergeFrom(given);
   return p;
@@ -264,7 +261,7 @@ absl::StatusOr<decision::v1::Policy> ParsePolicyJson(absl::string_view json,
 absl::StatusOr<migrator::v1::CreateSessionRequest> ParseCreateSessionJson(
     absl::string_view json, absl::string_view origin) {
   migrator::v1::CreateSessionRequest r;
-  if (absl::Status s = ParseJsonConfig(json, origin, r); !s.ok()) return s;
+  SMIG_RETURN_IF_ERROR(ParseJsonConfig(json, origin, r));
   return r;
 }
 

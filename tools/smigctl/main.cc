@@ -21,6 +21,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/flags.h"
+#include "common/grpc_status.h"
+#include "common/status_macros.h"
 #include "smig/decision/v1/decision.grpc.pb.h"
 #include "smig/migrator/v1/migrator.grpc.pb.h"
 #include "smig/proximity/v1/proximity.grpc.pb.h"
@@ -79,6 +81,7 @@ absl::Status CheckKnownFlags(int argc, char** argv) {
     std::string name = a.substr(a[1] == '-' ? 2 : 1);
     name = name.substr(0, name.find('='));
     for (char& ch : name) ch = ch == '-' ? '_' : ch;
+    if (name == "version") continue;  // smig::ParseFlags prints "smigctl <version>", exits 0
     if (absl::FindCommandLineFlag(name) != nullptr) continue;
     if (absl::StartsWith(name, "no") && absl::FindCommandLineFlag(name.substr(2)) != nullptr) {
       continue;  // --nowatch
@@ -109,15 +112,9 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials() {
                                    std::tuple{&cert, "tls-cert", &o.pem_cert_chain},
                                    std::tuple{&key, "tls-key", &o.pem_private_key}}) {
     if (path->empty()) continue;
-    absl::StatusOr<std::string> pem = ReadFile(*path, flag);
-    if (!pem.ok()) return pem.status();
-    *field = *pem;
+    SMIG_ASSIGN_OR_RETURN(*field, ReadFile(*path, flag));
   }
   return grpc::SslCredentials(o);
-}
-
-absl::Status ToAbsl(const grpc::Status& s) {
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
 }
 
 // Runs one command against the one service it needs.
@@ -257,7 +254,7 @@ class Ctl {
   }
 
   void Report(absl::string_view method, const grpc::Status& s) {
-    std::cerr << FormatRpcError(method, service_, address_, ToAbsl(s)) << "\n";
+    std::cerr << FormatRpcError(method, service_, address_, smig::FromGrpcStatus(s)) << "\n";
   }
 
   int Print(const google::protobuf::Message& m, const std::string& text) {

@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "common/proto_time.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace smig::smigctl {
@@ -29,19 +30,12 @@ std::string Or(const std::string& s, absl::string_view fallback = "-") {
   return s.empty() ? std::string(fallback) : s;
 }
 
-absl::Time ToTime(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
-}
-absl::Duration ToDuration(const google::protobuf::Duration& d) {
-  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
-}
-
 std::string Seconds(absl::Duration d) { return absl::StrFormat("%.3f s", absl::ToDoubleSeconds(d)); }
 
 // UTC so that output reads the same on every machine (and in tests).
 std::string When(const google::protobuf::Timestamp& t, bool has) {
   if (!has) return "-";
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", ToTime(t), absl::UTCTimeZone());
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", FromProto(t), absl::UTCTimeZone());
 }
 
 std::string Relative(absl::Time t, absl::Time now) {
@@ -88,10 +82,10 @@ std::string FromTo(const std::string& from, const std::string& to) {
 
 // The final duration once ended, else time running so far.
 absl::Duration Elapsed(const Migration& m, absl::Time now) {
-  if (m.has_duration()) return ToDuration(m.duration());
+  if (m.has_duration()) return FromProto(m.duration());
   if (!m.has_started_at()) return absl::ZeroDuration();
-  absl::Time end = m.has_finished_at() ? ToTime(m.finished_at()) : now;
-  return std::max(absl::ZeroDuration(), end - ToTime(m.started_at()));
+  absl::Time end = m.has_finished_at() ? FromProto(m.finished_at()) : now;
+  return std::max(absl::ZeroDuration(), end - FromProto(m.started_at()));
 }
 
 }  // namespace
@@ -123,7 +117,7 @@ std::string RenderServers(const proximity::v1::ListServersResponse& response, ab
               s.sctp_port() == 0 ? "-" : absl::StrCat(s.sctp_port()),
               Load(s.sessions(), s.capacity()),
               Lower(EnumLabel(proximity::v1::ServerSource_Name(s.source()), "SERVER_SOURCE_")),
-              s.has_expires_at() ? Relative(ToTime(s.expires_at()), now) : "never"});
+              s.has_expires_at() ? Relative(FromProto(s.expires_at()), now) : "never"});
   }
   return t.Render();
 }
@@ -181,7 +175,9 @@ std::string RenderMigration(const Migration& m, absl::Time now) {
   Table h({"PHASE", "AT", "+TIME", "NOTE"});
   for (const migrator::v1::PhaseChange& c : m.history()) {
     std::string offset = "-";
-    if (c.has_at() && m.has_started_at()) offset = Seconds(ToTime(c.at()) - ToTime(m.started_at()));
+    if (c.has_at() && m.has_started_at()) {
+      offset = Seconds(FromProto(c.at()) - FromProto(m.started_at()));
+    }
     h.AddRow({PhaseLabel(c.phase()), When(c.at(), c.has_at()), offset, c.note()});
   }
   return absl::StrCat(out, "\n", h.Render());
@@ -193,7 +189,7 @@ std::string RenderDecisions(const decision::v1::ListDecisionsResponse& response,
     t.AddRow({d.id(), absl::StrCat(d.session_id()),
               EnumLabel(decision::v1::Outcome_Name(d.outcome()), "OUTCOME_"),
               absl::StrCat(Or(d.current_server_id()), " -> ", Or(d.target_server_id())),
-              d.has_decided_at() ? Relative(ToTime(d.decided_at()), now) : "-",
+              d.has_decided_at() ? Relative(FromProto(d.decided_at()), now) : "-",
               Or(d.migration_id()), absl::StrJoin(d.reasons(), "; ")});
   }
   return t.Render();
@@ -233,7 +229,7 @@ std::string RenderPolicy(const decision::v1::Policy& p) {
   kv.AddRow({"bandwidth_weight", Number(p.bandwidth_weight())});
   kv.AddRow({"load_weight", Number(p.load_weight())});
   kv.AddRow({"margin", Number(p.margin())});
-  kv.AddRow({"dwell", absl::FormatDuration(ToDuration(p.dwell()))});
+  kv.AddRow({"dwell", absl::FormatDuration(FromProto(p.dwell()))});
   kv.AddRow({"max_load", Number(p.max_load())});
   kv.AddRow({"mode", EnumLabel(decision::v1::Mode_Name(p.mode()), "MODE_")});
   return kv.Render();

@@ -6,7 +6,9 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/clock.h"
 #include "common/grpc_server.h"
+#include "common/proto_time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "services/decision/auto_migrator.h"
@@ -38,22 +40,10 @@ migrator::v1::Session Session(uint64_t id, const std::string& vehicle, const std
   return s;
 }
 
-// A clock the test moves; read from the loop's thread.
-class FakeClock {
- public:
-  absl::Time Now() {
-    absl::MutexLock lock(&mu_);
-    return now_;
-  }
-  void Advance(absl::Duration d) {
-    absl::MutexLock lock(&mu_);
-    now_ += d;
-  }
-
- private:
-  absl::Mutex mu_;
-  absl::Time now_ = absl::FromUnixSeconds(1'700'000'000);
-};
+constexpr AutoMigrator::Options kFastLoop = {.tick = absl::Milliseconds(10),
+                                              .sessions_ttl = absl::ZeroDuration(),
+                                              .min_backoff = absl::Milliseconds(5),
+                                              .max_backoff = absl::Milliseconds(20)};
 
 // Polls `done` for up to `timeout` (the loop runs on its own threads).
 bool Eventually(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(5)) {
@@ -84,10 +74,25 @@ class DecisionServiceTest : public ::testing::Test {
     return ctx;
   }
 
-  FakeClock clock_;
+  // Moves the clock to `t` (at least one tick on) once the loop waits for its next tick,
+  // and waits (in real time) until the loop has decided then: with sessions_ttl 0 every
+  // pass lists the sessions.
+  void TickAt(absl::Time t) {
+    ASSERT_TRUE(clock_.AwaitSleepers(1));
+    const int before = clients_.list_calls();
+    clock_.SetTime(std::max(t, clock_.Now() + kFastLoop.tick));
+    ASSERT_TRUE(Eventually([&] { return clients_.list_calls() > before; }));
+  }
+  // When the loop first decided for `session` (its dwell started then).
+  absl::Time FirstDecided(uint64_t session) {
+    std::vector<v1::DecisionRecord> d = engine_.ListDecisions(session, 0);
+    return d.empty() ? absl::InfinitePast() : FromProto(d.back().decided_at());
+  }
+
+  SimulatedClock clock_;
   DecisionEngine engine_;
   FakeControlPlane clients_;
-  DecisionService service_{engine_, clients_, [this] { return clock_.Now(); }};
+  DecisionService service_{engine_, clients_, clock_};
   std::unique_ptr<GrpcServer> server_;
   std::unique_ptr<v1::Decision::Stub> stub_;
 };
@@ -155,15 +160,6 @@ TEST_F(DecisionServiceTest, EvaluateDecidesWithoutMigratingAndIsListed) {
   EXPECT_EQ(stub_->Evaluate(Ctx().get(), req, &r).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
-AutoMigrator::Options FastLoop(FakeClock& clock) {
-  AutoMigrator::Options o;
-  o.tick = absl::Milliseconds(10);
-  o.sessions_ttl = absl::ZeroDuration();
-  o.min_backoff = absl::Milliseconds(5);
-  o.max_backoff = absl::Milliseconds(20);
-  o.clock = [&clock] { return clock.Now(); };
-  return o;
-}
 
 TEST_F(DecisionServiceTest, AutomaticModeMigratesExactlyOnceAfterTheDwell) {
   v1::Policy p = DefaultPolicy();
@@ -182,24 +178,33 @@ TEST_F(DecisionServiceTest, AutomaticModeMigratesExactlyOnceAfterTheDwell) {
   clients_.SetProximity(NearerEdge2("car-1"));
   clients_.FailWatches(2);  // the PMM is down at first: the loop reconnects
 
-  AutoMigrator loop(engine_, clients_, FastLoop(clock_));
+  AutoMigrator loop(engine_, clients_, kFastLoop, clock_);
   loop.Start();
-  ASSERT_TRUE(Eventually([&] { return clients_.watch_calls() >= 3; }));
+  // Its backoff passes once both threads wait: the decide loop for a tick, the watch loop
+  // to reconnect.
+  ASSERT_TRUE(Eventually([&] {
+    if (clients_.watch_calls() >= 3) return true;
+    if (clock_.AwaitSleepers(2, absl::Milliseconds(1))) clock_.Advance(kFastLoop.min_backoff);
+    return false;
+  }));
   ASSERT_TRUE(Eventually([&] {
     auto d = engine_.ListDecisions(7, 1);
     return !d.empty() && d[0].outcome() == v1::OUTCOME_DWELL;
   }));
-  absl::SleepFor(absl::Milliseconds(100));  // ~10 ticks, no time passing
-  clock_.Advance(absl::Milliseconds(1900));
-  absl::SleepFor(absl::Milliseconds(100));
+  const absl::Time dwell_start = FirstDecided(7);
+  for (absl::Duration at : {absl::Milliseconds(10), absl::Milliseconds(20), absl::Seconds(1),
+                            absl::Milliseconds(1900)}) {
+    TickAt(dwell_start + at);
+  }
   EXPECT_TRUE(clients_.migrate_calls().empty()) << "migrated before the dwell";
 
-  clock_.Advance(absl::Milliseconds(100));  // the dwell is over; ticks alone must notice
+  TickAt(dwell_start + absl::Seconds(2));  // the dwell is over; ticks alone must notice
   ASSERT_TRUE(Eventually([&] { return !clients_.migrate_calls().empty(); }));
-  absl::SleepFor(absl::Milliseconds(100));
-  clock_.Advance(absl::Seconds(10));
+  TickAt(clock_.Now() + kFastLoop.tick);
+  TickAt(clock_.Now() + absl::Seconds(10));
+  const int before = clients_.list_calls();
   clients_.SetProximity(NearerEdge2("car-1"));  // an update, too
-  absl::SleepFor(absl::Milliseconds(100));
+  ASSERT_TRUE(Eventually([&] { return clients_.list_calls() > before; }));
   loop.Stop();
 
   std::vector<testing::MigrateCall> calls = clients_.migrate_calls();
@@ -224,10 +229,10 @@ TEST_F(DecisionServiceTest, AutomaticModeMigratesExactlyOnceAfterTheDwell) {
 TEST_F(DecisionServiceTest, ManualModeOnlyRecords) {
   clients_.SetSession(Session(7, "car-1", "edge-1"));
   clients_.SetProximity(NearerEdge2("car-1"));
-  AutoMigrator loop(engine_, clients_, FastLoop(clock_));
+  AutoMigrator loop(engine_, clients_, kFastLoop, clock_);
   loop.Start();
   ASSERT_TRUE(Eventually([&] { return !engine_.ListDecisions(7, 1).empty(); }));
-  clock_.Advance(absl::Seconds(3));
+  TickAt(FirstDecided(7) + absl::Seconds(3));
   ASSERT_TRUE(Eventually([&] {
     auto d = engine_.ListDecisions(7, 1);
     return !d.empty() && d[0].outcome() == v1::OUTCOME_MIGRATE;

@@ -47,9 +47,14 @@ class FakeControlPlane final : public ControlPlaneClients {
     absl::MutexLock lock(&mu_);
     return watch_calls_;
   }
+  int list_calls() {
+    absl::MutexLock lock(&mu_);
+    return list_calls_;
+  }
 
   absl::StatusOr<std::vector<migrator::v1::Session>> ListSessions() override {
     absl::MutexLock lock(&mu_);
+    ++list_calls_;
     std::vector<migrator::v1::Session> out;
     for (const auto& [id, s] : sessions_) out.push_back(s);
     return out;
@@ -119,6 +124,7 @@ class FakeControlPlane final : public ControlPlaneClients {
   bool move_on_migrate_ ABSL_GUARDED_BY(mu_) = true;
   int failing_watches_ ABSL_GUARDED_BY(mu_) = 0;
   int watch_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  int list_calls_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace smig::decision::testing

@@ -1,10 +1,19 @@
 // The SMM's state machine against fake agents: the happy path, every refusal's status code,
 // rollbacks that leave the source serving, cancellation, idempotency and concurrency.
+// Time is a SimulatedClock: the overlap's waits (the fake watch's) end only when a test
+// advances it, once the migration's thread waits, so a timeout costs no real time and the
+// order of events is fixed.
 #include "services/migrator/migrator_engine.h"
 
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <atomic>
+#include <functional>
+#include <future>
+#include <thread>
+
+#include "common/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/fake_agents.h"
@@ -16,6 +25,13 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using testing::FakeCluster;
 
+constexpr absl::Duration kOverlapTimeout = absl::Milliseconds(500);
+constexpr absl::Duration kHealthInterval = absl::Milliseconds(20);
+
+bool Ended(const v1::Migration& m) {
+  return m.phase() == v1::PHASE_DONE || m.phase() == v1::PHASE_ROLLED_BACK;
+}
+
 class MigratorEngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -23,9 +39,53 @@ class MigratorEngineTest : public ::testing::Test {
     cluster_.Add("edge-2");
     engine_ = std::make_unique<MigratorEngine>(
         cluster_, nullptr,
-        MigratorEngine::Options{.overlap_timeout = absl::Milliseconds(500),
-                                .health_interval = absl::Milliseconds(20)},
-        &registry_);
+        MigratorEngine::Options{.overlap_timeout = kOverlapTimeout,
+                                .health_interval = kHealthInterval},
+        &registry_, clock_);
+  }
+  void TearDown() override {
+    // The destructor cancels what still runs (after a failed assertion); a migration
+    // notices once its watch wakes, so time has to move meanwhile.
+    std::atomic<bool> gone = false;
+    std::thread destroy([&] {
+      engine_.reset();
+      gone = true;
+    });
+    for (absl::Time end = absl::Now() + absl::Seconds(10); !gone && absl::Now() < end;) {
+      if (clock_.AwaitSleepers(1, absl::Milliseconds(1))) clock_.Advance(kHealthInterval);
+    }
+    destroy.join();
+  }
+
+  // Waits in real time (the migration's own thread moves it on) until `done` holds for
+  // the migration, for up to 10 s; `each` sees every state on the way.
+  v1::Migration Await(const std::string& id, const std::function<bool(const v1::Migration&)>& done,
+                      const std::function<void(const v1::Migration&)>& each = nullptr) {
+    uint64_t seen = 0;
+    v1::Migration m = *engine_->GetMigration(id);
+    for (absl::Time end = absl::Now() + absl::Seconds(10); !done(m) && absl::Now() < end;) {
+      if (each) each(m);
+      absl::StatusOr<std::optional<v1::Migration>> next =
+          engine_->WaitForChange(id, seen, absl::Milliseconds(1));
+      if (next.ok() && next->has_value()) m = **next;
+    }
+    EXPECT_TRUE(done(m)) << id << " is still " << v1::Phase_Name(m.phase());
+    return m;
+  }
+  bool AwaitPhase(const std::string& id, v1::Phase phase) {
+    return Await(id, [&](const v1::Migration& m) { return m.phase() == phase; }).phase() == phase;
+  }
+  // Follows the migration to its end. Once it waits in its overlap, the clock moves on by
+  // `advance` (once): the vehicle's confirmation falls due, or the wait times out.
+  v1::Migration WaitEnd(const std::string& id, absl::Duration advance = kHealthInterval) {
+    bool advanced = false;
+    return Await(id, Ended, [&](const v1::Migration& m) {
+      if (!advanced && m.phase() == v1::PHASE_OVERLAPPING &&
+          clock_.AwaitSleepers(1, absl::Milliseconds(1))) {
+        clock_.Advance(advance);
+        advanced = true;
+      }
+    });
   }
 
   void Create(uint64_t session, const std::string& server = "edge-1") {
@@ -47,26 +107,12 @@ class MigratorEngineTest : public ::testing::Test {
     r.set_reason("test");
     return r;
   }
-  // Follows the migration to its end, collecting the phases a watcher sees.
-  v1::Migration WaitEnd(const std::string& id, std::vector<v1::Phase>* seen = nullptr) {
-    uint64_t version = 0;
-    v1::Migration last;
-    for (absl::Time end = absl::Now() + absl::Seconds(10); absl::Now() < end;) {
-      absl::StatusOr<std::optional<v1::Migration>> m =
-          engine_->WaitForChange(id, version, absl::Milliseconds(100));
-      EXPECT_TRUE(m.ok()) << m.status();
-      if (!m.ok() || !m->has_value()) continue;
-      last = **m;
-      if (seen != nullptr) seen->push_back(last.phase());
-      if (last.phase() == v1::PHASE_DONE || last.phase() == v1::PHASE_ROLLED_BACK) break;
-    }
-    return last;
-  }
   std::string Metrics() {
     return prometheus::TextSerializer().Serialize(registry_.Collect());
   }
 
-  FakeCluster cluster_;
+  SimulatedClock clock_;
+  FakeCluster cluster_{clock_};
   prometheus::Registry registry_;
   std::unique_ptr<MigratorEngine> engine_;
 };
@@ -138,7 +184,7 @@ TEST_F(MigratorEngineTest, RefusalsSayWhatHappened) {
   s = code(To(1, "edge-2"));
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(s.message(), HasSubstr(first->id()));
-  WaitEnd(first->id());
+  WaitEnd(first->id(), kOverlapTimeout);  // never confirmed: rolled back
 
   cluster_.Add("edge-3").Kill();
   s = code(To(1, "edge-3"));
@@ -152,10 +198,7 @@ TEST_F(MigratorEngineTest, TargetDyingDuringTheOverlapRollsBackAndTheSourceKeeps
   cluster_.agent("edge-2").set_never_confirm(true);
   absl::StatusOr<v1::Migration> m = engine_->Migrate(To(1, "edge-2"));
   ASSERT_TRUE(m.ok());
-  for (absl::Time end = absl::Now() + absl::Seconds(2);
-       engine_->GetMigration(m->id())->phase() != v1::PHASE_OVERLAPPING && absl::Now() < end;) {
-    absl::SleepFor(absl::Milliseconds(1));
-  }
+  ASSERT_TRUE(AwaitPhase(m->id(), v1::PHASE_OVERLAPPING));
   cluster_.agent("edge-2").Kill();
   v1::Migration end = WaitEnd(m->id());
   EXPECT_EQ(end.phase(), v1::PHASE_ROLLED_BACK);
@@ -181,7 +224,7 @@ TEST_F(MigratorEngineTest, RefusedImportAndOverlapTimeoutRollBack) {
   cluster_.agent("edge-2").set_never_confirm(true);
   m = engine_->Migrate(To(1, "edge-2"));
   ASSERT_TRUE(m.ok());
-  end = WaitEnd(m->id());
+  end = WaitEnd(m->id(), kOverlapTimeout);
   EXPECT_EQ(end.phase(), v1::PHASE_ROLLED_BACK);
   EXPECT_THAT(end.rollback_reason(), HasSubstr("did not confirm"));
   EXPECT_FALSE(cluster_.agent("edge-2").Serves(1));  // the target let go
@@ -193,7 +236,22 @@ TEST_F(MigratorEngineTest, CancelRollsBackBeforeCutOverOnly) {
   cluster_.agent("edge-2").set_never_confirm(true);
   absl::StatusOr<v1::Migration> m = engine_->Migrate(To(1, "edge-2"));
   ASSERT_TRUE(m.ok());
-  absl::StatusOr<v1::Migration> c = engine_->CancelMigration(m->id(), "operator changed mind");
+  std::future<absl::StatusOr<v1::Migration>> cancel = std::async(std::launch::async, [&] {
+    return engine_->CancelMigration(m->id(), "operator changed mind");
+  });
+  // The migration notices the cancel between two of its overlap's waits (or before its
+  // overlap). Time moves once both it and CancelMigration wait on the clock: by then the
+  // cancel has been asked.
+  bool advanced = false;
+  for (absl::Time end = absl::Now() + absl::Seconds(10);
+       cancel.wait_for(std::chrono::milliseconds(1)) != std::future_status::ready &&
+       absl::Now() < end;) {
+    if (!advanced && clock_.AwaitSleepers(2, absl::Milliseconds(1))) {
+      clock_.Advance(kHealthInterval);
+      advanced = true;
+    }
+  }
+  absl::StatusOr<v1::Migration> c = cancel.get();
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->phase(), v1::PHASE_ROLLED_BACK);
   EXPECT_EQ(c->rollback_reason(), "cancelled: operator changed mind");
@@ -212,10 +270,12 @@ TEST_F(MigratorEngineTest, MigrationsOfDifferentSessionsRunConcurrently) {
     ASSERT_TRUE(m.ok()) << m.status();
     ids.push_back(m->id());
   }
-  absl::Time start = absl::Now();
-  for (const std::string& id : ids) EXPECT_EQ(WaitEnd(id).phase(), v1::PHASE_DONE);
-  // Serially this would take 20 x 200 ms.
-  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+  ASSERT_TRUE(clock_.AwaitSleepers(20));  // every one of them in its overlap at once
+  absl::Time start = clock_.Now();
+  clock_.Advance(absl::Milliseconds(200));
+  for (const std::string& id : ids) EXPECT_EQ(Await(id, Ended).phase(), v1::PHASE_DONE);
+  // Serially this would take 20 x 200 ms (of the clock's time).
+  EXPECT_LT(clock_.Now() - start, absl::Seconds(2));
 }
 
 }  // namespace

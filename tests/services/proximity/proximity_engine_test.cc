@@ -6,13 +6,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/util/time_util.h"
+#include "common/clock.h"
+#include "common/proto_time.h"
 #include "gtest/gtest.h"
 
 namespace smig::proximity {
 namespace {
 
-using google::protobuf::util::TimeUtil;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
@@ -75,16 +75,16 @@ class EngineTest : public ::testing::Test {
   std::unique_ptr<ProximityEngine> Make(std::vector<v1::Server> statics, size_t queue = 256) {
     ProximityEngine::Options o;
     o.static_servers = std::move(statics);
-    o.clock = [this] { return now_; };
     o.registry = registry_;
     o.watch_queue_limit = queue;
-    absl::StatusOr<std::unique_ptr<ProximityEngine>> e = ProximityEngine::Create(std::move(o));
+    absl::StatusOr<std::unique_ptr<ProximityEngine>> e =
+        ProximityEngine::Create(std::move(o), clock_);
     EXPECT_TRUE(e.ok()) << e.status();
     return std::move(*e);
   }
-  void Advance(absl::Duration d) { now_ += d; }
+  void Advance(absl::Duration d) { clock_.Advance(d); }
 
-  absl::Time now_ = absl::FromUnixSeconds(1'700'000'000);
+  SimulatedClock clock_;
   std::shared_ptr<prometheus::Registry> registry_ = std::make_shared<prometheus::Registry>();
 };
 
@@ -93,8 +93,7 @@ TEST_F(EngineTest, RegisteredServerExpiresTtlAfterItsLastHeartbeat) {
   absl::StatusOr<v1::Server> s = e->Register(Srv("edge-r"), absl::ZeroDuration());  // default 10 s
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->source(), v1::SERVER_SOURCE_REGISTERED);
-  EXPECT_EQ(TimeUtil::TimestampToNanoseconds(s->expires_at()),
-            absl::ToUnixNanos(now_ + absl::Seconds(10)));
+  EXPECT_EQ(FromProto(s->expires_at()), clock_.Now() + absl::Seconds(10));
   EXPECT_EQ(MetricValue(*registry_, "smig_servers_registered"), 1);
 
   Advance(absl::Seconds(9));

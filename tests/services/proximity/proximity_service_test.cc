@@ -7,14 +7,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_server.h"
+#include "common/proto_time.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
 
 namespace smig::proximity {
 namespace {
 
-using google::protobuf::util::TimeUtil;
 using ::testing::HasSubstr;
 
 v1::Server Srv(const std::string& id) {
@@ -146,12 +145,12 @@ TEST_F(ServiceTest, RegisterThenList) {
   v1::RegisterServerRequest req;
   *req.mutable_server() = Srv("edge-r");
   req.mutable_server()->set_sessions(2);
-  *req.mutable_ttl() = TimeUtil::SecondsToDuration(30);
+  *req.mutable_ttl() = ToProtoDuration(absl::Seconds(30));
   v1::Server out;
   grpc::Status s = stub_->RegisterServer(&ctx, req, &out);
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(out.source(), v1::SERVER_SOURCE_REGISTERED);
-  EXPECT_EQ(TimeUtil::DurationToSeconds(out.expires_at() - out.last_heartbeat()), 30);
+  EXPECT_EQ(FromProto(out.expires_at()) - FromProto(out.last_heartbeat()), absl::Seconds(30));
 
   grpc::ClientContext ctx2;
   Deadline(ctx2);

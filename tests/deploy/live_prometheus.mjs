@@ -3,7 +3,7 @@
 //
 //   node tests/deploy/live_prometheus.mjs        (root: network namespaces; else exit 77)
 //
-// 1. scripts/lib/edge_demo.py --keep-running --scenario tests/deploy/live_scenario.yaml
+// 1. python3 -m smigbed.edge_demo (scripts/smigbed) --keep-running --scenario tests/deploy/live_scenario.yaml
 //    (two edges, one automatic migration); it writes OUT/endpoints.json when the drive ends
 //    and keeps its processes up until SIGINT.
 // 2. Prometheus runs in the demo's air namespace (the only place its /metrics are
@@ -290,8 +290,10 @@ async function main() {
 
   // 1. The demo.
   const demoLog = openSync(path.join(out, "demo.log"), "w");
-  demo = spawn("/usr/bin/python3", ["-u", "scripts/lib/edge_demo.py", "--keep-running", "--scenario",
-    "tests/deploy/live_scenario.yaml", "--out", out], { cwd: repo, stdio: ["ignore", demoLog, demoLog] });
+  const pythonPath = [path.join(repo, "scripts"), process.env.PYTHONPATH].filter(Boolean).join(":");
+  demo = spawn("/usr/bin/python3", ["-u", "-m", "smigbed.edge_demo", "--keep-running", "--scenario",
+    "tests/deploy/live_scenario.yaml", "--out", out], {
+    cwd: repo, stdio: ["ignore", demoLog, demoLog], env: { ...process.env, PYTHONPATH: pythonPath } });
   log(`${NAME}: edge demo started (pid ${demo.pid}), waiting for ${out}/endpoints.json`);
   const endpointsFile = path.join(out, "endpoints.json");
   let endpoints = null;

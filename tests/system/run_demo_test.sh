@@ -11,11 +11,13 @@ out=$1 stack=$2
 if [ "$(id -u)" -ne 0 ]; then echo "needs root (network namespaces)"; exit 77; fi
 rm -rf "$out"
 mkdir -p "$out"
-demo=(/usr/bin/python3 "$root/scripts/lib/edge_demo.py" --out "$out" --sctp-stack="$stack")
+# The smigbed package (scripts/smigbed); the VM runner carries the environment over.
+export PYTHONPATH="$root/scripts${PYTHONPATH:+:$PYTHONPATH}"
+demo=(/usr/bin/python3 -m smigbed.edge_demo --out "$out" --sctp-stack="$stack")
 if [ "$stack" = kernel ]; then
-  /usr/bin/python3 -c "import sys; sys.path.insert(0, '$root/scripts/lib'); import smigbed, edge_demo; \
-s = edge_demo.load_scenario(edge_demo.DEFAULT_SCENARIO); \
-smigbed.make_media('$root/build/media/testsrc2-%ds.ts' % int(s['duration_s']), int(s['duration_s']))"
+  /usr/bin/python3 -c "from smigbed import scenario, testbed; \
+s = scenario.load_scenario(scenario.DEFAULT_SCENARIO); \
+testbed.make_media('$root/build/media/testsrc2-%ds.ts' % int(s['duration_s']), int(s['duration_s']))"
   export KVM_SCTP_RW=$out
   export KVM_SCTP_EXTRA_MODULES="bridge nfnetlink_queue nft_compat xt_NFQUEUE"
   export KVM_SCTP_MEM=${KVM_SCTP_MEM:-2048}

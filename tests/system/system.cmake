@@ -1,7 +1,9 @@
 # System tests (label system): the whole edge demo, checked against the issue's goals.
 # Control-plane integration tests (labels integration;userland): manual, automatic and
 # rolled-back migrations in namespaces. All need root; without it they report skipped (77).
+# The Python ones import the smigbed package (scripts/smigbed) through PYTHONPATH.
 set(_sys ${CMAKE_CURRENT_LIST_DIR})
+get_filename_component(_smigbed_path ${_sys}/../../scripts ABSOLUTE)
 foreach(stack userland kernel)
   add_test(NAME system.edge_demo.${stack}
     COMMAND ${_sys}/run_demo_test.sh ${CMAKE_BINARY_DIR}/system/demo-${stack} ${stack})
@@ -16,8 +18,17 @@ foreach(case manual_migration_through_reflection
     COMMAND /usr/bin/python3 -m unittest -v test_control_plane.ControlPlaneTest.test_${case}
     WORKING_DIRECTORY ${_sys})
   set_tests_properties(userland.ControlPlane.${case} PROPERTIES
-    LABELS "integration;userland" TIMEOUT 240 SKIP_REGULAR_EXPRESSION "skipped 'needs root")
+    LABELS "integration;userland" TIMEOUT 240 SKIP_REGULAR_EXPRESSION "skipped 'needs root"
+    ENVIRONMENT PYTHONPATH=${_smigbed_path})
 endforeach()
+
+# The testbed's analysis (loss, duplicates, gaps, stalls) on synthetic recordings: no
+# namespaces, no root.
+add_test(NAME smigbed.analysis
+  COMMAND /usr/bin/python3 -m unittest -v test_analysis
+  WORKING_DIRECTORY ${_sys})
+set_tests_properties(smigbed.analysis PROPERTIES LABELS unit TIMEOUT 60
+  ENVIRONMENT PYTHONPATH=${_smigbed_path})
 
 # The reflection client (like grpcurl, no compiled stubs) against a real SMM.
 add_test(NAME integration.reflection_selftest

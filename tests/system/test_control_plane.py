@@ -1,4 +1,4 @@
-"""The control plane end to end, in namespaces (scripts/lib/smigbed.py): PMM, MDM and SMM,
+"""The control plane end to end, in namespaces (smigbed.testbed): PMM, MDM and SMM,
 two edge data planes and a vehicle, a real stream to a real decoder.
 
 - manual: a client with no compiled stubs (tests/reflection, like grpcurl) lists the
@@ -13,15 +13,14 @@ Every case checks that the player got the stream byte for byte.
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts", "lib"))
-import smigbed  # noqa: E402
+from smigbed.analysis import analyse, migrations_from_smm
+from smigbed.testbed import VEHICLE_ID, Bed
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 GRPCURL = os.path.join(HERE, "..", "reflection", "run.sh")
 DWELL_S = 3
 
@@ -36,7 +35,7 @@ class ControlPlaneTest(unittest.TestCase):
         if os.geteuid() != 0:
             self.skipTest("needs root for network namespaces")
         self.out = tempfile.mkdtemp(prefix=f"smig-{self._testMethodName}-")
-        self.bed = smigbed.Bed(self.out, stack=os.environ.get("SMIG_TEST_STACK", "userland"), edges=2)
+        self.bed = Bed(self.out, stack=os.environ.get("SMIG_TEST_STACK", "userland"), edges=2)
 
     def tearDown(self):
         if hasattr(self, "bed"):
@@ -53,9 +52,9 @@ class ControlPlaneTest(unittest.TestCase):
     def finish(self):
         """Waits for the whole stream, stops, and checks the player lost nothing."""
         self.assertTrue(self.bed.wait_delivered(timeout=40), "the player never got the whole stream")
-        migrations = smigbed.migrations_from_smm(self.bed)
+        migrations = migrations_from_smm(self.bed)
         self.bed.stop()
-        s = smigbed.analyse(self.bed, migrations, failovers=0)
+        s = analyse(self.bed, migrations, failovers=0)
         print(json.dumps({k: v for k, v in s.items() if k != "migrations"}), flush=True)
         self.assertEqual(s["bytes_lost"], 0)
         self.assertEqual(s["duplicates_delivered"], 0)
@@ -105,12 +104,12 @@ class ControlPlaneTest(unittest.TestCase):
         self.start("MODE_AUTOMATIC", media_seconds=20)
         self.bed.open_session("edge-1")
         time.sleep(4)
-        self.assertEqual(smigbed.migrations_from_smm(self.bed), [], "migrated while edge-1 was nearest")
+        self.assertEqual(migrations_from_smm(self.bed), [], "migrated while edge-1 was nearest")
         changed = time.time()
         # The car moves: edge-1's dsrc fades out, edge-2's comes in (packets really delayed less).
         self.bed.set_link("edge-1", "dsrc", up=False)
         self.bed.set_link("edge-2", "dsrc", up=True, delay_ms=2)
-        p = self.bed.smigctl("proximity", smigbed.VEHICLE_ID)
+        p = self.bed.smigctl("proximity", VEHICLE_ID)
         print("proximity right after the change:", json.dumps(p), flush=True)
         migrations = self.finish()
         self.assertEqual(len(migrations), 1, migrations)

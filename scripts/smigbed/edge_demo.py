@@ -1,4 +1,7 @@
-"""edge-demo: a whole edge and a moving car on one machine (see scripts/edge-demo)."""
+"""edge-demo: a whole edge and a moving car on one machine (see scripts/edge-demo).
+
+    python3 -m smigbed.edge_demo [--sctp-stack ...] [--scenario FILE] [--out DIR] [--keep-running]
+"""
 import argparse
 import json
 import os
@@ -8,107 +11,11 @@ import time
 
 import yaml
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import smigbed  # noqa: E402
-
-DEFAULT_SCENARIO = os.path.join(smigbed.ROOT, "scripts", "scenarios", "default.yaml")
-LINK_KEYS = {"delay_ms", "loss_pct", "rate_mbit", "up"}
-SCENARIO_KEYS = {"name", "description", "duration_s", "edges", "start_edge", "policy", "links",
-                 "events"}
-
-
-class ScenarioError(Exception):
-    pass
-
-
-def load_scenario(path):
-    """The scenario YAML, checked: unknown keys and bad values name themselves."""
-    with open(path) as f:
-        s = yaml.safe_load(f)
-    if not isinstance(s, dict):
-        raise ScenarioError(f"{path}: not a mapping")
-    for k in s:
-        if k not in SCENARIO_KEYS:
-            raise ScenarioError(f"{path}: unknown key '{k}' (known: {', '.join(sorted(SCENARIO_KEYS))})")
-    edges = [f"edge-{i}" for i in range(1, int(s.get("edges", 3)) + 1)]
-    s["edge_names"] = edges
-    if float(s.get("duration_s", 0)) <= 5:
-        raise ScenarioError(f"{path}: duration_s must be more than 5 s")
-
-    def check_link(where, link):
-        if not isinstance(link, dict):
-            raise ScenarioError(f"{path}: {where}: expected a mapping of {sorted(LINK_KEYS)}")
-        for k, v in link.items():
-            if k not in LINK_KEYS:
-                raise ScenarioError(f"{path}: {where}: unknown key '{k}'")
-            if k != "up" and (not isinstance(v, (int, float)) or v < 0):
-                raise ScenarioError(f"{path}: {where}.{k}: {v!r} is not a non-negative number")
-    for radio, link in (s.get("links") or {}).items():
-        if radio not in smigbed.RADIOS:
-            raise ScenarioError(f"{path}: links: unknown radio '{radio}'")
-        check_link(f"links.{radio}", link)
-    last = -1.0
-    for n, ev in enumerate(s.get("events") or []):
-        at = ev.get("at_s")
-        if not isinstance(at, (int, float)) or at < last:
-            raise ScenarioError(f"{path}: events[{n}].at_s must be a number, in time order")
-        last = at
-        for k in ev:
-            if k not in ("at_s", "set", "note"):
-                raise ScenarioError(f"{path}: events[{n}]: unknown key '{k}'")
-        for target, link in (ev.get("set") or {}).items():
-            edge, _, radio = target.partition("/")
-            if edge not in edges or radio not in smigbed.RADIOS:
-                raise ScenarioError(f"{path}: events[{n}]: '{target}' is not EDGE/RADIO "
-                                    f"(edges {edges}, radios {list(smigbed.RADIOS)})")
-            check_link(f"events[{n}].{target}", link)
-    return s
-
-
-def link_states(scenario, t):
-    """Every (edge, radio) link's settings at scenario time t."""
-    state = {(e, r): dict(scenario.get("links", {}).get(r, {})) for e in scenario["edge_names"]
-             for r in smigbed.RADIOS}
-    for ev in scenario.get("events") or []:
-        if ev["at_s"] > t:
-            break
-        for target, link in (ev.get("set") or {}).items():
-            edge, _, radio = target.partition("/")
-            state[(edge, radio)].update(link)
-    return state
-
-
-def nearest(scenario, t):
-    """The edge with the smallest round trip over any up link at time t (ties: first)."""
-    best, best_rtt = None, None
-    for e in scenario["edge_names"]:
-        for r in smigbed.RADIOS:
-            link = link_states(scenario, t)[(e, r)]
-            if link.get("up", True):
-                rtt = 2 * link.get("delay_ms", 0)
-                if best_rtt is None or rtt < best_rtt:
-                    best, best_rtt = e, rtt
-    return best
-
-
-def nearest_changes(scenario):
-    """[(t, edge)] each time the nearest edge changes, sampled every 0.1 s."""
-    out, last = [], None
-    t = 0.0
-    while t <= scenario["duration_s"]:
-        n = nearest(scenario, t)
-        if n != last:
-            out.append((round(t, 1), n))
-            last = n
-        t += 0.1
-    return out
-
-
-def as_applied(scenario, applied):
-    """The scenario with each event at the time it was really applied."""
-    out = dict(scenario)
-    out["events"] = [dict(ev, at_s=a) for ev, (_, a) in zip(scenario.get("events") or [], applied)]
-    return out
+from .analysis import analyse, migrations_from_smm
+from .plotting import draw
+from .scenario import (DEFAULT_SCENARIO, ScenarioError, as_applied, load_scenario, nearest,
+                       nearest_changes)
+from .testbed import SESSION, VEHICLE_ID, Bed
 
 
 def apply_links(bed, changes):
@@ -165,7 +72,7 @@ class Timeline:
                 self.phases_seen[m["id"]] = len(hist)
         if now >= self.next["prox"]:
             self.next["prox"] = now + 0.5
-            p = self.bed.smigctl("proximity", smigbed.VEHICLE_ID, check=False)
+            p = self.bed.smigctl("proximity", VEHICLE_ID, check=False)
             rtts = {}
             for s in (p.get("servers", []) if isinstance(p, dict) else []):
                 rtts[s["server_id"]] = s.get("srtt_ms") if s.get("reachable") else None
@@ -197,52 +104,6 @@ class Timeline:
                 self.count_failovers(m)
                 break
         return self.failovers
-
-
-def draw(bed, timeline, summary, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    arrivals = smigbed.read_arrivals(os.path.join(bed.out, "arrivals.txt"))
-    t0 = bed.t0
-    fig, (ax_rtt, ax_tp, ax_gap) = plt.subplots(3, 1, figsize=(11, 8), sharex=True)
-    for edge in bed.edges:
-        xs = [t for t, r, _ in timeline.samples if r.get(edge) is not None]
-        ys = [r[edge] for t, r, _ in timeline.samples if r.get(edge) is not None]
-        ax_rtt.plot(xs, ys, label=f"{edge} srtt (PMM, from SCTP)")
-    serving = [(t, s) for t, _, s in timeline.samples]
-    colors = {e: c for e, c in zip(bed.edges, ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"])}
-    for (ta, sa), (tb, _) in zip(serving, serving[1:]):
-        if sa in colors:
-            ax_rtt.axvspan(ta, tb, color=colors[sa], alpha=0.08, lw=0)
-    ax_rtt.set_ylabel("RTT ms (shade: serving)")
-    ax_rtt.legend(loc="upper right", fontsize=8)
-    bins = {}
-    sizes = [int(l.split()[1]) for l in open(os.path.join(bed.out, "arrivals.txt")) if l.strip()]
-    for t, n in zip(arrivals, sizes):
-        b = int((t - t0) * 2) / 2
-        bins[b] = bins.get(b, 0) + n
-    xs = sorted(bins)
-    ax_tp.plot(xs, [bins[x] * 8 / 0.5 / 1e6 for x in xs], color="black")
-    ax_tp.set_ylabel("player Mbit/s")
-    gx = [t - t0 for t, _ in smigbed.gaps(arrivals)]
-    gy = [g * 1000 for _, g in smigbed.gaps(arrivals)]
-    ax_gap.plot(gx, gy, lw=0.6, color="gray", label="arrival gap")
-    ax_gap.axhline(summary["stall_goal_ms"], color="red", ls="--", lw=0.8,
-                   label=f"goal {summary['stall_goal_ms']} ms (steady p99 + 5)")
-    for m in summary["migrations"]:
-        for ax in (ax_rtt, ax_tp, ax_gap):
-            ax.axvline(m["started_at_s"], color="purple", lw=0.8)
-        ax_gap.annotate(f"{m['from']}→{m['to']}\nstall {m['stall_ms']} ms",
-                        (m["started_at_s"], max(gy or [1]) * 0.8), fontsize=7, color="purple")
-    ax_gap.set_ylabel("gap ms")
-    ax_gap.set_xlabel("seconds since the session started")
-    ax_gap.legend(loc="upper right", fontsize=8)
-    fig.suptitle(f"smig edge demo ({summary['sctp_stack']} SCTP): {len(summary['migrations'])} "
-                 f"migrations, {summary['bytes_lost']} bytes lost, {summary['cc_errors']} CC errors")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
 
 
 def print_summary(s):
@@ -282,7 +143,7 @@ def main(argv=None):
               "dwell": "3s", "max_load": 0.9, "mode": "MODE_AUTOMATIC"}
     policy.update(scenario.get("policy") or {})
     failover = json.loads(os.environ["SMIG_FAILOVER"]) if os.environ.get("SMIG_FAILOVER") else None
-    bed = smigbed.Bed(out, stack=args.sctp_stack, edges=len(scenario["edge_names"]), failover=failover)
+    bed = Bed(out, stack=args.sctp_stack, edges=len(scenario["edge_names"]), failover=failover)
     print(f"edge-demo: scenario {scenario.get('name', args.scenario)} ({duration:.0f} s, "
           f"{len(bed.edges)} edges, radios cell + dsrc), {args.sctp_stack} SCTP, output in {out}")
     summary = None
@@ -299,7 +160,7 @@ def main(argv=None):
         start_edge = scenario.get("start_edge") or nearest(scenario, 0)
         bed.open_session(start_edge)
         timeline = Timeline(bed)
-        timeline.say(f"session {smigbed.SESSION} opened on {start_edge}; the car starts moving")
+        timeline.say(f"session {SESSION} opened on {start_edge}; the car starts moving")
         # The timeline polls on its own thread: on a slow (emulated) machine each smigctl
         # call takes a while, and the scenario's link changes must still happen on time.
         timeline.start()
@@ -316,7 +177,7 @@ def main(argv=None):
             time.sleep(0.02)
         timeline.stop()
         timeline.final_failovers()
-        migrations = smigbed.migrations_from_smm(bed)
+        migrations = migrations_from_smm(bed)
         if args.keep_running:
             print("\nedge-demo: --keep-running: the edge stays up until Ctrl-C")
             print(f"  smigctl --smm={bed.sock('migrator')} --pmm={bed.sock('proximity')} "
@@ -341,7 +202,7 @@ def main(argv=None):
         bed.stop()
         return 1
     bed.stop()
-    summary = smigbed.analyse(bed, migrations, timeline.failovers)
+    summary = analyse(bed, migrations, timeline.failovers)
     summary["scenario"] = scenario.get("name", args.scenario)
     # Judged against when the links really changed (a loaded machine applies an event a
     # little after its scheduled time; the lateness is reported).
@@ -354,7 +215,7 @@ def main(argv=None):
     summary["emulated_cpu"] = bool(os.environ.get("SMIG_EMULATED_CPU"))
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
-    draw(bed, timeline, summary, os.path.join(out, "timeline.png"))
+    draw(bed, timeline.samples, summary, os.path.join(out, "timeline.png"))
     print_summary(summary)
     print(f"\n  {out}/summary.json, {out}/timeline.png, logs in {out}/logs")
     return 0

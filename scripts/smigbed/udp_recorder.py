@@ -14,7 +14,7 @@ then writes and forwards datagrams in stamp order, which is the vehicle's send o
 counts what the loopback reordered ("reordered N" on stdout at exit), so that the OS's
 reordering is neither charged to smig nor hidden.
 
-    udp_recorder.py PORT FORWARD PLAYED.ts ARRIVALS.txt     (stops on SIGTERM)
+    python3 -m smigbed.udp_recorder PORT FORWARD PLAYED.ts ARRIVALS.txt     (stops on SIGTERM)
 """
 import bisect
 import signal

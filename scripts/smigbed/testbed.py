@@ -1,4 +1,4 @@
-"""smigbed: a whole smig edge on one machine, for the demo and the system tests.
+"""smigbed.testbed: a whole smig edge on one machine, for the demo and the system tests.
 
 Network namespaces joined by veth links, each with its own processes:
 
@@ -18,10 +18,11 @@ touched, and Bed.stop() deletes them.
     bed.start(media_seconds=60, policy={...})
     bed.set_link("edge-2", "dsrc", up=True, delay_ms=2)
     bed.smigctl("migrations")
-    summary = bed.stop()
+    bed.stop()
+
+What the bed recorded is judged by smigbed.analysis.
 """
 
-import difflib
 import json
 import os
 import shutil
@@ -31,7 +32,8 @@ import subprocess
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCRIPTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # holds this package
+ROOT = os.path.dirname(SCRIPTS)
 BUILD = os.path.join(ROOT, "build")
 BIN = {
     "dataplane": f"{BUILD}/dataplane/daemon/smig-dataplane",
@@ -68,13 +70,6 @@ def make_media(path, seconds):
            "-b:v", "1500k", "-f", "mpegts", "-muxrate", "2000k", path + ".tmp")
         os.rename(path + ".tmp", path)
     return path
-
-
-def count_frames(path):
-    out = sh("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
-             "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", path)
-    first = out.replace(",", " ").split()
-    return int(first[0]) if first else -1
 
 
 class Bed:
@@ -141,11 +136,11 @@ class Bed:
         return f"{MGMT}.{10 + self.edges.index(node) + 1}:9400"
 
     # ---------------------------------------------------------------- processes
-    def _spawn(self, name, ns_key, argv, stdin=None):
+    def _spawn(self, name, ns_key, argv, stdin=None, env=None):
         out = open(os.path.join(self.logs, f"{name}.log"), "w")
         err = open(os.path.join(self.logs, f"{name}.err"), "w")
         cmd = ["ip", "netns", "exec", self.ns[ns_key], *argv]
-        p = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=stdin or subprocess.DEVNULL)
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=stdin or subprocess.DEVNULL, env=env)
         self.procs[name] = p
         return p
 
@@ -235,10 +230,13 @@ class Bed:
         self._await_udp("veh", DECODER_PORT)  # ffmpeg binds late: nothing may go before
         # The recorder is the measuring instrument: real-time priority, so that the demo's
         # own load (smigctl polls, ffmpeg) does not show up as gaps in what it records.
+        # It is this package's module: run with this package on its path, whatever the
+        # caller's environment.
+        pythonpath = os.pathsep.join(p for p in (SCRIPTS, os.environ.get("PYTHONPATH")) if p)
         self._spawn("recorder", "veh", [
-            "chrt", "-f", "40", "/usr/bin/python3", os.path.join(ROOT, "scripts/lib/udp_recorder.py"),
+            "chrt", "-f", "40", "/usr/bin/python3", "-m", "smigbed.udp_recorder",
             str(PLAYER_PORT), str(DECODER_PORT), os.path.join(self.out, "played.ts"),
-            os.path.join(self.out, "arrivals.txt")])
+            os.path.join(self.out, "arrivals.txt")], env=dict(os.environ, PYTHONPATH=pythonpath))
         self._await_line("recorder", "ready")
         radios = [f"{SUBNET['dsrc']}.0.2", f"{SUBNET['cell']}.0.2"]  # dsrc first: the primary
         vconf = {"role": "ROLE_VEHICLE", "local_addresses": radios, "sctp_port": VEHICLE_PORT,
@@ -377,130 +375,3 @@ class Bed:
     def exit_codes(self):
         return {n: p.returncode for n, p in self.procs.items()}
 
-
-# ------------------------------------------------------------------ analysis
-def read_arrivals(path):
-    with open(path) as f:
-        return [float(line.split()[0]) for line in f if line.strip()]
-
-
-def gaps(arrivals):
-    return [(arrivals[k], arrivals[k] - arrivals[k - 1]) for k in range(1, len(arrivals))]
-
-
-def compare_streams(sent, played, chunk=1316):
-    """Bytes lost and chunks delivered twice, from the bytes themselves: the played chunks
-    are aligned with the sent ones (difflib), so identical-looking chunks (MPEG-TS stuffing)
-    are not mistaken for duplicates."""
-    if sent == played:
-        return 0, 0
-    a = [sent[k:k + chunk] for k in range(0, len(sent), chunk)]
-    b = [played[k:k + chunk] for k in range(0, len(played), chunk)]
-    lost = extra = 0
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        if op in ("delete", "replace"):
-            lost += sum(len(c) for c in a[i1:i2])
-        if op in ("insert", "replace"):
-            extra += j2 - j1
-    return lost, extra
-
-
-def decoder_result(log_path):
-    text = open(log_path, errors="replace").read()
-    frames = -1
-    at = text.rfind("frame=")
-    if at >= 0:
-        digits = text[at + 6:].lstrip().split()[0]
-        frames = int(digits) if digits.isdigit() else -1
-    return frames, text.count("Continuity check failed")
-
-
-def percentile(values, p):
-    if not values:
-        return 0.0
-    s = sorted(values)
-    return s[min(len(s) - 1, int(len(s) * p / 100))]
-
-
-def analyse(bed, migrations, failovers):
-    """The summary.json contract (see docs/architecture.md) from what the bed recorded."""
-    sent = open(bed.media, "rb").read()
-    played = open(os.path.join(bed.out, "played.ts"), "rb").read()
-    arrivals = read_arrivals(os.path.join(bed.out, "arrivals.txt"))
-    lost, dups = compare_streams(sent, played)
-    frames_decoded, cc_errors = decoder_result(os.path.join(bed.logs, "decoder.err"))
-    windows = []
-    for m in migrations:
-        start = m["started_unix"]
-        end = (m.get("finished_unix") or start) + 0.1
-        windows.append((start, end))
-    # A gap belongs to a migration when it began inside the migration's window (one already
-    # running when the migration started was not caused by it).
-    def in_window(t_prev, t):
-        return any(a <= t_prev <= b for a, b in windows)
-    steady = [g for (t, g), t_prev in zip(gaps(arrivals), arrivals) if not in_window(t_prev, t)
-              and arrivals and t - arrivals[0] > 1.0]
-    p99 = percentile(steady, 99) * 1000
-    out_migrations = []
-    for m, (a, b) in zip(migrations, windows):
-        stall = max([g for (t, g), t_prev in zip(gaps(arrivals), arrivals) if a <= t_prev <= b]
-                    or [0.0]) * 1000
-        out_migrations.append({
-            "session": m["session"], "from": m["from"], "to": m["to"], "trigger": m["trigger"],
-            "started_at_s": round(m["started_unix"] - bed.t0, 3),
-            "duration_ms": round(m["duration_ms"], 1), "stall_ms": round(stall, 1),
-            "result": m["result"], "reason": m.get("reason", ""),
-            "rollback_reason": m.get("rollback_reason", "")})
-    all_gaps = [g for _, g in gaps(arrivals)]
-    return {
-        "migrations": out_migrations,
-        "bytes_sent": len(sent),
-        "bytes_delivered": len(played),
-        "bytes_lost": lost,
-        "duplicates_delivered": dups,
-        "frames_sent": count_frames(bed.media),
-        "frames_decoded": frames_decoded,
-        "cc_errors": cc_errors,
-        "failovers": failovers,
-        "max_stall_ms": round(max(all_gaps or [0]) * 1000, 1),
-        "steady_p99_gap_ms": round(p99, 2),
-        "stall_goal_ms": round(p99 + 5, 2),
-        "sctp_stack": bed.stack,
-        # Datagrams the loopback handed to the player's socket out of the vehicle's send
-        # order; the recorder put them back in order (udp_recorder.py).
-        "reordered_by_loopback": recorder_reordered(os.path.join(bed.logs, "recorder.log")),
-    }
-
-
-def recorder_reordered(log_path):
-    try:
-        for line in open(log_path):
-            if line.startswith("reordered "):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def migrations_from_smm(bed):
-    """Every migration the SMM knows, with unix times, as analyse() wants them."""
-    listed = bed.smigctl("migrations")
-    items = listed.get("migrations", []) if isinstance(listed, dict) else []
-    out = []
-    for m in items:
-        def ts(field):
-            v = m.get(field)
-            if not v:
-                return None
-            from datetime import datetime
-            return datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
-        dur = m.get("duration") or "0s"
-        out.append({
-            "id": m["id"], "session": int(m["session_id"]), "from": m["from_server_id"],
-            "to": m["to_server_id"], "trigger": "auto" if m.get("trigger") == "TRIGGER_AUTO" else "manual",
-            "started_unix": ts("started_at"), "finished_unix": ts("finished_at"),
-            "duration_ms": float(dur.rstrip("s")) * 1000,
-            "result": {"PHASE_DONE": "done", "PHASE_ROLLED_BACK": "rolled_back"}.get(m.get("phase"), "running"),
-            "phase": m.get("phase"), "reason": m.get("reason", ""),
-            "rollback_reason": m.get("rollback_reason", "")})
-    return out

@@ -1,0 +1,15 @@
+"""smigbed: the edge demo's and the system tests' testbed, a whole smig edge on one machine.
+
+    testbed       network namespaces, veth links and bridges, the processes (data planes,
+                  PMM/MDM/SMM, smig-linkemu, the player), link control, smigctl, /metrics
+    analysis      what a bed recorded, judged: bytes lost, duplicates, gaps, stalls, and
+                  the summary.json contract
+    plotting      timeline.png (matplotlib)
+    scenario      edge-demo drives (scripts/scenarios/*.yaml) and the nearest edge over time
+    edge_demo     the edge demo (python3 -m smigbed.edge_demo; scripts/edge-demo)
+    udp_recorder  the player's socket, recorded (started by the testbed)
+
+Import the modules themselves (`from smigbed import testbed`); with this package's
+directory (scripts/) on PYTHONPATH. Importing the package alone loads nothing, so that
+`python3 -m smigbed.udp_recorder` starts quickly.
+"""

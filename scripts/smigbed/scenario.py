@@ -1,0 +1,107 @@
+"""smigbed.scenario: an edge-demo drive (scripts/scenarios/*.yaml), checked, and what it
+implies: every link's settings at a time, and which edge is nearest when.
+"""
+import os
+
+import yaml
+
+from .testbed import RADIOS, ROOT
+
+DEFAULT_SCENARIO = os.path.join(ROOT, "scripts", "scenarios", "default.yaml")
+LINK_KEYS = {"delay_ms", "loss_pct", "rate_mbit", "up"}
+SCENARIO_KEYS = {"name", "description", "duration_s", "edges", "start_edge", "policy", "links",
+                 "events"}
+
+
+class ScenarioError(Exception):
+    pass
+
+
+def load_scenario(path):
+    """The scenario YAML, checked: unknown keys and bad values name themselves."""
+    with open(path) as f:
+        s = yaml.safe_load(f)
+    if not isinstance(s, dict):
+        raise ScenarioError(f"{path}: not a mapping")
+    for k in s:
+        if k not in SCENARIO_KEYS:
+            raise ScenarioError(f"{path}: unknown key '{k}' (known: {', '.join(sorted(SCENARIO_KEYS))})")
+    edges = [f"edge-{i}" for i in range(1, int(s.get("edges", 3)) + 1)]
+    s["edge_names"] = edges
+    if float(s.get("duration_s", 0)) <= 5:
+        raise ScenarioError(f"{path}: duration_s must be more than 5 s")
+
+    def check_link(where, link):
+        if not isinstance(link, dict):
+            raise ScenarioError(f"{path}: {where}: expected a mapping of {sorted(LINK_KEYS)}")
+        for k, v in link.items():
+            if k not in LINK_KEYS:
+                raise ScenarioError(f"{path}: {where}: unknown key '{k}'")
+            if k != "up" and (not isinstance(v, (int, float)) or v < 0):
+                raise ScenarioError(f"{path}: {where}.{k}: {v!r} is not a non-negative number")
+    for radio, link in (s.get("links") or {}).items():
+        if radio not in RADIOS:
+            raise ScenarioError(f"{path}: links: unknown radio '{radio}'")
+        check_link(f"links.{radio}", link)
+    last = -1.0
+    for n, ev in enumerate(s.get("events") or []):
+        at = ev.get("at_s")
+        if not isinstance(at, (int, float)) or at < last:
+            raise ScenarioError(f"{path}: events[{n}].at_s must be a number, in time order")
+        last = at
+        for k in ev:
+            if k not in ("at_s", "set", "note"):
+                raise ScenarioError(f"{path}: events[{n}]: unknown key '{k}'")
+        for target, link in (ev.get("set") or {}).items():
+            edge, _, radio = target.partition("/")
+            if edge not in edges or radio not in RADIOS:
+                raise ScenarioError(f"{path}: events[{n}]: '{target}' is not EDGE/RADIO "
+                                    f"(edges {edges}, radios {list(RADIOS)})")
+            check_link(f"events[{n}].{target}", link)
+    return s
+
+
+def link_states(scenario, t):
+    """Every (edge, radio) link's settings at scenario time t."""
+    state = {(e, r): dict(scenario.get("links", {}).get(r, {})) for e in scenario["edge_names"]
+             for r in RADIOS}
+    for ev in scenario.get("events") or []:
+        if ev["at_s"] > t:
+            break
+        for target, link in (ev.get("set") or {}).items():
+            edge, _, radio = target.partition("/")
+            state[(edge, radio)].update(link)
+    return state
+
+
+def nearest(scenario, t):
+    """The edge with the smallest round trip over any up link at time t (ties: first)."""
+    best, best_rtt = None, None
+    for e in scenario["edge_names"]:
+        for r in RADIOS:
+            link = link_states(scenario, t)[(e, r)]
+            if link.get("up", True):
+                rtt = 2 * link.get("delay_ms", 0)
+                if best_rtt is None or rtt < best_rtt:
+                    best, best_rtt = e, rtt
+    return best
+
+
+def nearest_changes(scenario):
+    """[(t, edge)] each time the nearest edge changes, sampled every 0.1 s."""
+    out, last = [], None
+    t = 0.0
+    while t <= scenario["duration_s"]:
+        n = nearest(scenario, t)
+        if n != last:
+            out.append((round(t, 1), n))
+            last = n
+        t += 0.1
+    return out
+
+
+def as_applied(scenario, applied):
+    """The scenario with each event at the time it was really applied."""
+    out = dict(scenario)
+    out["events"] = [dict(ev, at_s=a) for ev, (_, a) in zip(scenario.get("events") or [], applied)]
+    return out

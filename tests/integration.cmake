@@ -1,5 +1,5 @@
 # Integration suites that cross real networks (namespaces, veth), each run on both SCTP
-# stacks: on usrsctp here, and on kernel SCTP natively or in the kvm-sctp VM.
+# stacks: on usrsctp here, and on kernel SCTP natively or in the project's VM (scripts/vm).
 smig_library(smig_testbed SRCS ${CMAKE_CURRENT_SOURCE_DIR}/integration/testbed.cc
   DEPS smig_proto absl::status absl::statusor absl::strings absl::time)
 

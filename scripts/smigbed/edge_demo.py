@@ -210,7 +210,7 @@ def main(argv=None):
     summary["event_lateness_max_s"] = round(max([a - s for s, a in applied] or [0.0]), 3)
     summary["dwell_s"] = float(str(policy["dwell"]).rstrip("s"))
     summary["exit_codes"] = bed.exit_codes()
-    # Set by scripts/run-kernel-test when the kvm-sctp VM runs under TCG: gaps then measure
+    # Set by scripts/run-kernel-test when the project's VM (scripts/vm) runs under TCG: gaps then measure
     # the emulator, and the checks say so instead of judging them.
     summary["emulated_cpu"] = bool(os.environ.get("SMIG_EMULATED_CPU"))
     with open(os.path.join(out, "summary.json"), "w") as f:

@@ -65,6 +65,7 @@ def sh(*cmd, check=True):
 def make_media(path, seconds):
     """An MPEG-TS test stream of about 2 Mbit/s (cached by name)."""
     if not os.path.exists(path):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         sh("ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
            "testsrc2=size=320x240:rate=25", "-t", str(seconds), "-c:v", "mpeg2video",
            "-b:v", "1500k", "-f", "mpegts", "-muxrate", "2000k", path + ".tmp")

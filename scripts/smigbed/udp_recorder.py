@@ -8,7 +8,7 @@ process runs.
 Order. On loopback the kernel stamps a datagram when the sender hands it over
 (net.core.netdev_tstamp_prequeue=1), then queues it on the sending CPU's backlog. A
 sender that moves to another CPU between two sends can have them delivered out of order
-(seen in the kvm-sctp VM under software emulation: a datagram read two places late,
+(seen in the project's VM, scripts/vm, under software emulation: a datagram read two places late,
 though its stamp was the earliest). The recorder therefore holds each datagram HOLD_S,
 then writes and forwards datagrams in stamp order, which is the vehicle's send order. It
 counts what the loopback reordered ("reordered N" on stdout at exit), so that the OS's

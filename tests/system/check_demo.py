@@ -5,7 +5,7 @@ stall within the data plane's goal, and a clean exit of every process.
 
     check_demo.py SUMMARY.json [--min-migrations N]
 exit 1 with the failures listed; 77 (ctest: skipped) when everything passed except timing
-goals that a software-emulated CPU (the kvm-sctp VM under TCG) cannot be judged on.
+goals that a software-emulated CPU (the project's VM, scripts/vm, under TCG) cannot be judged on.
 """
 import argparse
 import json

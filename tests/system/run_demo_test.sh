@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The system test: the default edge demo, then its summary checked (check_demo.py).
 #   run_demo_test.sh OUT_DIR userland|kernel
-# kernel: the demo runs inside the kvm-sctp VM (scripts/run-kernel-test) unless this host's
+# kernel: the demo runs inside the project's VM (scripts/vm, via scripts/run-kernel-test) unless this host's
 # kernel has SCTP; the media is made on the host first (the VM's / is read-only) and
 # OUT_DIR is shared read-write with the VM.
 set -euo pipefail

@@ -15,8 +15,8 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/proto_time.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
 #include "smig/dataplane/v1/agent.grpc.pb.h"
 #include "tests/integration/testbed.h"
@@ -463,8 +463,7 @@ TEST_F(DataplaneTest, ARadioDiesMidStreamAndThePlayerLosesNothing) {
   EXPECT_EQ(edge->Wait(absl::Seconds(10)).value_or(-1), 0);
   EXPECT_EQ(vehicle->Wait(absl::Seconds(10)).value_or(-1), 0);
   ASSERT_EQ(seen.flows_size(), 1);
-  absl::Duration gap = absl::Nanoseconds(
-      google::protobuf::util::TimeUtil::DurationToNanoseconds(seen.flows(0).max_delivery_gap()));
+  absl::Duration gap = FromProto(seen.flows(0).max_delivery_gap());
   std::cout << "[result] largest delivery gap with a radio down: " << absl::FormatDuration(gap)
             << "\n";
   EXPECT_LE(gap, absl::Milliseconds(300));

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/netns.h"
 #include "common/proto_time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -118,7 +119,10 @@ class DataplaneTest : public ::testing::Test {
     if (at == std::string::npos) return "";
     int port = std::atoi(log.c_str() + at + 15);
     std::string page;
-    EXPECT_TRUE(testbed::RunInNamespace(netns, [&] { page = testbed::HttpGet(port, "/metrics"); }).ok());
+    EXPECT_TRUE(RunInNetns(netns, [&] {
+                  page = testbed::HttpGet(port, "/metrics");
+                  return absl::OkStatus();
+                }).ok());
     return page;
   }
   // Makes `seconds` of MPEG-TS test video at about 2 Mbit/s (`pattern`: an ffmpeg test source).

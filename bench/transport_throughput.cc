@@ -47,6 +47,8 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/flags.h"
+#include "common/unique_fd.h"
+#include "dataplane/transport/address.h"
 #include "dataplane/transport/endpoint.h"
 
 ABSL_FLAG(std::vector<std::string>, sizes, std::vector<std::string>({"16384", "65536"}),
@@ -140,13 +142,8 @@ int SetUsrsctpUdpRcvbuf(uint16_t port, int bytes) {
     int type = 0;
     socklen_t tlen = sizeof(type);
     if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0 || type != SOCK_DGRAM) continue;
-    sockaddr_storage ss{};
-    socklen_t len = sizeof(ss);
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) continue;
-    uint16_t bound = 0;
-    if (ss.ss_family == AF_INET) bound = ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
-    if (ss.ss_family == AF_INET6) bound = ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
-    if (bound != port) continue;
+    absl::StatusOr<t::SocketAddress> bound = t::SocketAddress::LocalOf(fd, "");
+    if (!bound.ok() || bound->port() != port) continue;
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) != 0) {
       setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));  // capped by rmem_max
     }
@@ -297,33 +294,27 @@ absl::Status Errno(absl::string_view what) {
 }
 
 absl::StatusOr<Result> RunTcp(size_t msg_bytes, absl::Duration window) {
-  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (lfd < 0) return Errno("socket");
+  smig::UniqueFd listener(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!listener.valid()) return Errno("socket");
   sockaddr_in sin{};
   sin.sin_family = AF_INET;
   sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   sin.sin_port = 0;
   socklen_t slen = sizeof(sin);
-  if (bind(lfd, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)) != 0 || listen(lfd, 1) != 0 ||
-      getsockname(lfd, reinterpret_cast<sockaddr*>(&sin), &slen) != 0) {
-    absl::Status s = Errno("tcp listen");
-    close(lfd);
-    return s;
+  if (bind(listener.get(), reinterpret_cast<sockaddr*>(&sin), sizeof(sin)) != 0 ||
+      listen(listener.get(), 1) != 0 ||
+      getsockname(listener.get(), reinterpret_cast<sockaddr*>(&sin), &slen) != 0) {
+    return Errno("tcp listen");
   }
-  int wfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (wfd < 0 || connect(wfd, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)) != 0) {
-    absl::Status s = Errno("tcp connect");
-    if (wfd >= 0) close(wfd);
-    close(lfd);
-    return s;
+  smig::UniqueFd writer(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!writer.valid() ||
+      connect(writer.get(), reinterpret_cast<sockaddr*>(&sin), sizeof(sin)) != 0) {
+    return Errno("tcp connect");
   }
-  int rfd = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
-  close(lfd);
-  if (rfd < 0) {
-    absl::Status s = Errno("accept");
-    close(wfd);
-    return s;
-  }
+  smig::UniqueFd reader(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  if (!reader.valid()) return Errno("accept");
+  listener.reset();
+  const int rfd = reader.get(), wfd = writer.get();
   timeval tv{0, 100 * 1000};  // bounded reads: a stuck sender cannot hang the run
   setsockopt(rfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   timeval stv{2, 0};  // like Endpoint::Send(): give up on a buffer full for 2 s
@@ -381,8 +372,8 @@ absl::StatusOr<Result> RunTcp(size_t msg_bytes, absl::Duration window) {
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) break;
   }
   sender.join();
-  close(rfd);
-  close(wfd);
+  reader.reset();
+  writer.reset();
   r.seconds = absl::ToDoubleSeconds(std::min(stopped, end) - start);
   r.msgs = r.bytes / msg_bytes;
   r.cpu_cores = (cpu1 - cpu0) / absl::ToDoubleSeconds(stopped - start);

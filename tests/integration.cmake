@@ -1,9 +1,9 @@
 # Integration suites that cross real networks (namespaces, veth), each run on both SCTP
 # stacks: on usrsctp here, and on kernel SCTP natively or in the project's VM (scripts/vm).
 smig_library(smig_testbed SRCS ${CMAKE_CURRENT_SOURCE_DIR}/integration/testbed.cc
-  DEPS smig_proto absl::status absl::statusor absl::strings absl::time)
+  DEPS smig_proto smig_netns absl::status absl::statusor absl::strings absl::time)
 
-# smig_network_suite(TARGET SOURCE [USERLAND_FILTER expr] DEPS ... DEFINES ...)
+# smig_network_suite(TARGET SRCS ... [USERLAND_FILTER expr] DEPS ... DEFINES ...)
 #  - userland: one ctest test per gtest case (a case skipped for want of root shows as
 #    skipped), labels integration and userland;
 #  - kernel: the whole binary through scripts/run-kernel-test (one VM boot), label kernel.
@@ -13,9 +13,10 @@ smig_library(smig_testbed SRCS ${CMAKE_CURRENT_SOURCE_DIR}/integration/testbed.c
 #  KERNEL_OWN names...: each case whose name contains one gets a kernel entry (and VM
 #  boot) of its own, <target>_kernel_<name>, so that one reported "skipped" hides no
 #  other case's pass.
-function(smig_network_suite target source)
-  cmake_parse_arguments(ARG "" "USERLAND_FILTER" "KERNEL_OWN;DEPS;DEFINES" ${ARGN})
-  smig_binary(${target} SRCS ${CMAKE_CURRENT_SOURCE_DIR}/integration/${source}
+function(smig_network_suite target)
+  cmake_parse_arguments(ARG "" "USERLAND_FILTER" "SRCS;KERNEL_OWN;DEPS;DEFINES" ${ARGN})
+  list(TRANSFORM ARG_SRCS PREPEND ${CMAKE_CURRENT_SOURCE_DIR}/integration/)
+  smig_binary(${target} SRCS ${ARG_SRCS}
     DEPS smig_testbed ${ARG_DEPS} GTest::gtest_main GTest::gmock)
   target_compile_definitions(${target} PRIVATE ${ARG_DEFINES})
   set(filter "*")
@@ -47,8 +48,10 @@ function(smig_network_suite target source)
 endfunction()
 
 # Kernel-only cases are not run on the userland stack at all.
-smig_network_suite(transport_integration transport_test.cc USERLAND_FILTER "-*Kernel*"
+smig_network_suite(transport_integration SRCS transport_test.cc USERLAND_FILTER "-*Kernel*"
   DEPS smig_transport DEFINES SMIG_SCTPCAT="$<TARGET_FILE:smig-sctpcat>")
-smig_network_suite(dataplane_integration dataplane_test.cc KERNEL_OWN TenMigrations LiveStreamMigrates
-  DEPS smig_proto DEFINES SMIG_DATAPLANE="$<TARGET_FILE:smig-dataplane>"
+smig_network_suite(dataplane_integration
+  SRCS dataplane_fixture.cc dataplane_test.cc dataplane_live_test.cc dataplane_bad_input_test.cc
+  KERNEL_OWN TenMigrations LiveStreamMigrates
+  DEPS smig_proto smig_netns smig_proto_time DEFINES SMIG_DATAPLANE="$<TARGET_FILE:smig-dataplane>"
   SMIG_SCTPCAT="$<TARGET_FILE:smig-sctpcat>")

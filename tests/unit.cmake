@@ -36,7 +36,8 @@ smig_unit_test(reassembler_test
 smig_unit_test(vehicle_engine_test
   SRCS ${_unit}/dataplane/vehicle/vehicle_engine_test.cc DEPS smig_vehicle smig_fakes)
 smig_unit_test(migration_test
-  SRCS ${_unit}/dataplane/edge/migration_test.cc DEPS smig_edge smig_vehicle smig_fakes)
+  SRCS ${_unit}/dataplane/edge/migration_test.cc
+  DEPS smig_edge smig_vehicle smig_fakes smig_proto_time)
 smig_unit_test(node_test
   SRCS ${_unit}/dataplane/daemon/node_test.cc
   DEPS smig_agent_service smig_grpc_server smig_fakes smig_testbed)
@@ -50,3 +51,5 @@ smig_unit_test(tcp_source_test
   SRCS ${_unit}/dataplane/media/tcp_source_test.cc DEPS smig_media)
 smig_unit_test(sink_test
   SRCS ${_unit}/dataplane/media/sink_test.cc DEPS smig_media)
+smig_unit_test(source_test
+  SRCS ${_unit}/dataplane/media/source_test.cc DEPS smig_media)

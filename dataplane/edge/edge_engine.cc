@@ -4,12 +4,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "google/protobuf/util/time_util.h"
+#include "common/proto_time.h"
+#include "common/status_macros.h"
 
 namespace smig::dataplane {
 
 namespace tv1 = transport::v1;
-using google::protobuf::util::TimeUtil;
 
 namespace {
 constexpr uint32_t kSessionFormatVersion = 1;
@@ -18,10 +18,6 @@ constexpr absl::Duration kMaxWait = absl::Milliseconds(5);
 constexpr absl::Duration kFullBufferRetry = absl::Milliseconds(1);
 // Frames before a live flow's checkpoint whose fingerprints the next edge looks for.
 constexpr size_t kAlignFrames = 32;
-
-google::protobuf::Timestamp ToProto(absl::Time t) {
-  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
-}
 }  // namespace
 
 EdgeEngine::EdgeEngine(transport::Endpoint& endpoint, HelloAuthenticator auth, Options options)
@@ -60,11 +56,10 @@ absl::Status EdgeEngine::Serve(const v1::SessionState& state, absl::Time now) {
     if (s.flows.contains(fs.flow_id())) {
       return absl::InvalidArgumentError(absl::StrCat("flow ", fs.flow_id(), " appears twice"));
     }
-    absl::StatusOr<std::unique_ptr<media::Source>> source = OpenSource(fs, now);
-    if (!source.ok()) return source.status();
+    SMIG_ASSIGN_OR_RETURN(std::unique_ptr<media::Source> source, OpenSource(fs, now));
     Flow& f = s.flows[fs.flow_id()];
     f.state = fs;
-    f.source = std::move(*source);
+    f.source = std::move(source);
     f.vehicle_next = fs.next_sequence();
     f.fingerprints.assign(fs.last_frame_fingerprints().begin(),
                           fs.last_frame_fingerprints().end());
@@ -278,10 +273,14 @@ absl::Duration EdgeEngine::NextWait(absl::Time now) const {
 std::vector<int> EdgeEngine::SourceFds() const {
   std::vector<int> fds;
   for (const auto& [name, feed] : options_.live_feeds) fds.push_back(feed->fd());
+  const size_t feeds = fds.size();
   for (const auto& [id, s] : sessions_) {
     for (const auto& [fid, f] : s.flows) {
       // Flows on a standing feed share its descriptor, listed above.
-      if (f.source->fd() >= 0 && !f.state.source().has_live_feed()) fds.push_back(f.source->fd());
+      const int fd = f.source->fd();
+      if (fd >= 0 && std::find(fds.begin(), fds.begin() + feeds, fd) == fds.begin() + feeds) {
+        fds.push_back(fd);
+      }
     }
   }
   return fds;
@@ -293,7 +292,7 @@ absl::StatusOr<v1::FlowState> EdgeEngine::Checkpoint(const Flow& f, uint64_t wan
   // At `want` when this edge still knows where that frame was; otherwise at the oldest
   // frame it remembers (duplicates, never holes).
   if (want >= f.state.next_sequence() || f.history.empty()) {
-    *fs.mutable_checkpoint_due_at() = ToProto(now);
+    *fs.mutable_checkpoint_due_at() = ToProtoTimestamp(now);
   } else {
     // The newest sent frame at or before `want` (history is in sequence order).
     auto after = std::upper_bound(
@@ -302,10 +301,10 @@ absl::StatusOr<v1::FlowState> EdgeEngine::Checkpoint(const Flow& f, uint64_t wan
     const Sent* at = after == f.history.begin() ? &f.history.front() : &*std::prev(after);
     fs.set_next_sequence(at->sequence);
     fs.set_source_offset(at->offset);
-    *fs.mutable_checkpoint_due_at() = ToProto(at->due);
+    *fs.mutable_checkpoint_due_at() = ToProtoTimestamp(at->due);
   }
   fs.clear_last_frame_fingerprints();
-  if (!fs.source().has_live_feed()) return fs;
+  if (!f.source->ResumesByFingerprint()) return fs;
   // The fingerprints of the kAlignFrames frames before the checkpoint, as far as known.
   const uint64_t checkpoint = fs.next_sequence();
   const uint64_t first = f.state.next_sequence() - f.fingerprints.size();
@@ -330,14 +329,12 @@ absl::StatusOr<v1::SessionState> EdgeEngine::Export(uint64_t session, absl::Time
   v1::SessionState out = s.state;
   out.set_generation(s.state.generation() + 1);  // the generation the next edge will serve
   out.clear_flows();
-  *out.mutable_exported_at() = ToProto(now);
+  *out.mutable_exported_at() = ToProtoTimestamp(now);
   for (const auto& [fid, f] : s.flows) {
-    const v1::Source& src = f.state.source();
-    if (src.has_udp_listen() || src.has_tcp_listen()) {
+    if (!f.source->CanMove()) {
       return absl::FailedPreconditionError(absl::StrCat(
           "session ", session, " cannot move: flow ", fid, " reads ",
-          src.has_udp_listen() ? absl::StrCat("udp_listen ", src.udp_listen())
-                               : absl::StrCat("tcp_listen ", src.tcp_listen()),
+          media::DescribeSource(f.state.source()),
           ", which only this edge receives (a live stream that can move is a live_feed every "
           "edge ingests)"));
     }
@@ -354,9 +351,8 @@ absl::StatusOr<v1::SessionState> EdgeEngine::Export(uint64_t session, absl::Time
 }
 
 void EdgeEngine::Rewind(Flow& f, uint64_t want, absl::Time now) {
-  // Only a flow that could move can be read again; one bound to this edge's own address
-  // goes on (the vehicle counts the hole).
-  if (!f.state.source().has_file() && !f.state.source().has_live_feed()) return;
+  // A source that cannot serve again goes on (the vehicle counts the hole).
+  if (!f.source->CanResume()) return;
   absl::StatusOr<v1::FlowState> fs = Checkpoint(f, want, now);
   if (!fs.ok() || fs->next_sequence() >= f.state.next_sequence()) return;
   absl::StatusOr<std::unique_ptr<media::Source>> source = OpenSource(*fs, now);

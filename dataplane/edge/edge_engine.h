@@ -64,8 +64,9 @@ class EdgeEngine {
   absl::Status Serve(const v1::SessionState& state, absl::Time now);
   // A checkpoint at the vehicle's last reported position (or at what was sent, when the
   // vehicle has not reported yet). NOT_FOUND for an unknown session; FAILED_PRECONDITION
-  // for a session that cannot move: a flow from udp_listen or tcp_listen (only this edge
-  // receives it), or a live_feed flow before its first frame (nothing to align on).
+  // for a session that cannot move: a flow whose source says it cannot (Source::CanMove:
+  // udp_listen, tcp_listen; only this edge receives it), or a live_feed flow before its
+  // first frame (nothing to align on).
   absl::StatusOr<v1::SessionState> Export(uint64_t session, absl::Time now) const;
   // Graceful: queued frames are delivered, then the association shuts down.
   absl::Status Release(uint64_t session);

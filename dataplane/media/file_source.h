@@ -55,6 +55,11 @@ class FileSource final : public Source {
   absl::Status Poll(absl::Time now, std::vector<Chunk>& out) override;
   int fd() const override { return -1; }
   absl::Time NextDue() const override;
+  // Every edge cuts the same file into the same chunks, so an offset is a checkpoint
+  // anywhere.
+  bool CanResume() const override { return true; }
+  bool CanMove() const override { return true; }
+  bool ResumesByFingerprint() const override { return false; }
 
   // When the chunk at `offset` is due (`start` for offsets before start_offset).
   absl::Time DueAt(uint64_t offset) const;

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "dataplane/transport/address.h"
 
 namespace smig::dataplane::media {
@@ -32,13 +33,12 @@ int PollTimeout(absl::Time deadline) {
 // ---- UdpSink
 
 absl::StatusOr<std::unique_ptr<UdpSink>> UdpSink::Connect(absl::string_view address) {
-  absl::StatusOr<transport::SocketAddress> addr =
-      transport::SocketAddress::ParseHostPort(address);
-  if (!addr.ok()) return addr.status();
-  UniqueFd fd(::socket(addr->family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  SMIG_ASSIGN_OR_RETURN(const transport::SocketAddress addr,
+                        transport::SocketAddress::ParseHostPort(address));
+  UniqueFd fd(::socket(addr.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return absl::ErrnoToStatus(errno, absl::StrCat("UDP socket for ", address));
   // Connected, so each Write is a plain send and the kernel fixes the route once.
-  if (::connect(fd.get(), addr->sockaddr_ptr(), addr->length()) != 0) {
+  if (::connect(fd.get(), addr.sockaddr_ptr(), addr.length()) != 0) {
     return absl::ErrnoToStatus(errno, absl::StrCat("UDP sink to ", address));
   }
   return std::unique_ptr<UdpSink>(new UdpSink(std::move(fd), std::string(address)));
@@ -67,17 +67,16 @@ absl::Status UdpSink::Close() {
 absl::StatusOr<std::unique_ptr<TcpSink>> TcpSink::Connect(absl::string_view address,
                                                           absl::Duration timeout,
                                                           size_t max_pending_bytes) {
-  absl::StatusOr<transport::SocketAddress> addr =
-      transport::SocketAddress::ParseHostPort(address);
-  if (!addr.ok()) return addr.status();
-  UniqueFd fd(::socket(addr->family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  SMIG_ASSIGN_OR_RETURN(const transport::SocketAddress addr,
+                        transport::SocketAddress::ParseHostPort(address));
+  UniqueFd fd(::socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return absl::ErrnoToStatus(errno, absl::StrCat("TCP socket for ", address));
   auto unavailable = [&](int err) {
     return absl::UnavailableError(
         absl::StrCat("cannot connect to the player at ", address, ": ", strerror(err)));
   };
   const absl::Time deadline = absl::Now() + timeout;
-  if (::connect(fd.get(), addr->sockaddr_ptr(), addr->length()) != 0) {
+  if (::connect(fd.get(), addr.sockaddr_ptr(), addr.length()) != 0) {
     if (errno != EINPROGRESS) return unavailable(errno);
     pollfd p{.fd = fd.get(), .events = POLLOUT, .revents = 0};
     int ready;
@@ -121,7 +120,7 @@ absl::Status TcpSink::Drain() {
 absl::Status TcpSink::Write(absl::string_view data) {
   if (!fd_.valid()) return Closed(absl::StrCat("TCP sink to ", address_));
   // The player may have read since the previous Write.
-  if (absl::Status s = Drain(); !s.ok()) return s;
+  SMIG_RETURN_IF_ERROR(Drain());
   // Refuse whole writes only: a torn chunk would corrupt the player's stream, whereas a
   // refused one leaves the caller a clean place to stop or skip.
   if (pending_.size() > max_pending_) {

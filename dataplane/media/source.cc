@@ -8,6 +8,22 @@
 
 namespace smig::dataplane::media {
 
+std::string DescribeSource(const v1::Source& source) {
+  switch (source.kind_case()) {
+    case v1::Source::kFile:
+      return absl::StrCat("file ", source.file());
+    case v1::Source::kUdpListen:
+      return absl::StrCat("udp_listen ", source.udp_listen());
+    case v1::Source::kTcpListen:
+      return absl::StrCat("tcp_listen ", source.tcp_listen());
+    case v1::Source::kLiveFeed:
+      return absl::StrCat("live_feed ", source.live_feed());
+    case v1::Source::KIND_NOT_SET:
+      break;
+  }
+  return "no source";
+}
+
 absl::StatusOr<std::unique_ptr<Source>> MakeSource(const v1::Source& source,
                                                    uint64_t start_offset, absl::Time start,
                                                    double catch_up,

@@ -47,12 +47,32 @@ class Source {  // one flow's media at an edge; not thread-safe; driven by one l
   virtual int fd() const = 0;
   // The earliest time Poll would return more for a time-driven source (InfiniteFuture if none).
   virtual absl::Time NextDue() const = 0;
+
+  // What the edge may do with the flow besides sending what Poll gives. The edge asks the
+  // source rather than the configured kind, so a new kind says for itself. The defaults
+  // describe a source its factory can open again at any chunk offset and find the same
+  // bytes there (a VOD file, a test stream); live sources override them.
+  //
+  // Can serve the flow again from a checkpoint (an offset, or the fingerprints of the
+  // chunks before it): after a reconnect lost frames, the edge opens the flow again at the
+  // vehicle's position. False: the flow goes on and the vehicle counts the hole.
+  virtual bool CanResume() const { return true; }
+  // Another edge can continue the flow from this edge's checkpoint because it receives the
+  // same media. False for media that only this edge receives.
+  virtual bool CanMove() const { return true; }
+  // A checkpoint finds its place by the fingerprints of the chunks before it, not by offset:
+  // live datagrams, whose offsets count what each edge itself received.
+  virtual bool ResumesByFingerprint() const { return false; }
 };
+
+// A source as its config names it, for messages: "udp_listen 0.0.0.0:5004",
+// "file /media/movie.ts", "live_feed channel-1"; "no source" if no kind is set.
+std::string DescribeSource(const v1::Source& source);
 
 // The source a FlowState names. `start_offset`, `start`, `catch_up` and `start_due` place
 // a VOD file on the timeline (FileSource::Open has the pacing rule); live sources ignore
 // them: their offsets count the bytes this edge has received, and a new edge lines up
-// with the previous one by fingerprint (UdpSource::SeekAfterFingerprint), not by offset.
+// with the previous one by fingerprint (UdpSource::SeekAfter), not by offset.
 // INVALID_ARGUMENT if no kind is set, or for a live_feed: those are the edge's standing
 // feeds, which EdgeEngine serves itself.
 absl::StatusOr<std::unique_ptr<Source>> MakeSource(

@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "dataplane/transport/address.h"
 
 namespace smig::dataplane::media {
@@ -16,29 +17,22 @@ constexpr size_t kReadSize = 64 << 10;
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<TcpSource>> TcpSource::Listen(absl::string_view address) {
-  absl::StatusOr<transport::SocketAddress> addr =
-      transport::SocketAddress::ParseHostPort(address);
-  if (!addr.ok()) return addr.status();
-  UniqueFd fd(::socket(addr->family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  SMIG_ASSIGN_OR_RETURN(const transport::SocketAddress addr,
+                        transport::SocketAddress::ParseHostPort(address));
+  UniqueFd fd(::socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return absl::ErrnoToStatus(errno, absl::StrCat("TCP socket for ", address));
   const int one = 1;
   // A restarted edge must get its port back while old connections sit in TIME_WAIT.
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (::bind(fd.get(), addr->sockaddr_ptr(), addr->length()) != 0) {
+  if (::bind(fd.get(), addr.sockaddr_ptr(), addr.length()) != 0) {
     return absl::ErrnoToStatus(errno, absl::StrCat("bind TCP ", address));
   }
   if (::listen(fd.get(), 1) != 0) {
     return absl::ErrnoToStatus(errno, absl::StrCat("listen TCP ", address));
   }
-  sockaddr_storage local{};
-  socklen_t len = sizeof local;
-  if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&local), &len) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("getsockname TCP ", address));
-  }
-  absl::StatusOr<transport::SocketAddress> bound =
-      transport::SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&local), len);
-  if (!bound.ok()) return bound.status();
-  return std::unique_ptr<TcpSource>(new TcpSource(std::move(fd), bound->port()));
+  SMIG_ASSIGN_OR_RETURN(const transport::SocketAddress bound,
+                        transport::SocketAddress::LocalOf(fd.get(), absl::StrCat("TCP ", address)));
+  return std::unique_ptr<TcpSource>(new TcpSource(std::move(fd), bound.port()));
 }
 
 TcpSource::TcpSource(UniqueFd listener, uint16_t local_port)

@@ -41,6 +41,10 @@ class TcpSource final : public Source {
   absl::Status Poll(absl::Time now, std::vector<Chunk>& out) override;
   int fd() const override;
   absl::Time NextDue() const override { return absl::InfiniteFuture(); }
+  // One connection to this edge, read once: nothing to serve again, nothing another edge
+  // receives.
+  bool CanResume() const override { return false; }
+  bool CanMove() const override { return false; }
 
   uint16_t local_port() const { return local_port_; }
   bool connected() const { return conn_.valid(); }

@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "dataplane/media/fingerprint.h"
 #include "dataplane/transport/address.h"
 
@@ -23,25 +24,18 @@ constexpr int kReceiveBuffer = 4 << 20;
 absl::StatusOr<std::shared_ptr<UdpFeed>> UdpFeed::Bind(absl::string_view address,
                                                        size_t ring_chunks) {
   if (ring_chunks == 0) return absl::InvalidArgumentError("the ring must hold at least one chunk");
-  absl::StatusOr<transport::SocketAddress> addr =
-      transport::SocketAddress::ParseHostPort(address);
-  if (!addr.ok()) return addr.status();
-  UniqueFd fd(::socket(addr->family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  SMIG_ASSIGN_OR_RETURN(const transport::SocketAddress addr,
+                        transport::SocketAddress::ParseHostPort(address));
+  UniqueFd fd(::socket(addr.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return absl::ErrnoToStatus(errno, absl::StrCat("UDP socket for ", address));
   // No SO_REUSEADDR: two sockets on one UDP port would split the feed between them.
   ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &kReceiveBuffer, sizeof kReceiveBuffer);
-  if (::bind(fd.get(), addr->sockaddr_ptr(), addr->length()) != 0) {
+  if (::bind(fd.get(), addr.sockaddr_ptr(), addr.length()) != 0) {
     return absl::ErrnoToStatus(errno, absl::StrCat("bind UDP ", address));
   }
-  sockaddr_storage local{};
-  socklen_t len = sizeof local;
-  if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&local), &len) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("getsockname UDP ", address));
-  }
-  absl::StatusOr<transport::SocketAddress> bound =
-      transport::SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&local), len);
-  if (!bound.ok()) return bound.status();
-  return std::shared_ptr<UdpFeed>(new UdpFeed(std::move(fd), bound->port(), ring_chunks));
+  SMIG_ASSIGN_OR_RETURN(const transport::SocketAddress bound,
+                        transport::SocketAddress::LocalOf(fd.get(), absl::StrCat("UDP ", address)));
+  return std::shared_ptr<UdpFeed>(new UdpFeed(std::move(fd), bound.port(), ring_chunks));
 }
 
 UdpFeed::UdpFeed(UniqueFd fd, uint16_t local_port, size_t ring_chunks)
@@ -100,9 +94,8 @@ absl::StatusOr<uint64_t> UdpFeed::FindRun(const std::vector<uint64_t>& run) cons
 
 absl::StatusOr<std::unique_ptr<UdpSource>> UdpSource::Bind(absl::string_view address,
                                                            size_t ring_chunks) {
-  absl::StatusOr<std::shared_ptr<UdpFeed>> feed = UdpFeed::Bind(address, ring_chunks);
-  if (!feed.ok()) return feed.status();
-  return std::unique_ptr<UdpSource>(new UdpSource(std::move(*feed), true));
+  SMIG_ASSIGN_OR_RETURN(std::shared_ptr<UdpFeed> feed, UdpFeed::Bind(address, ring_chunks));
+  return std::unique_ptr<UdpSource>(new UdpSource(std::move(feed), true));
 }
 
 UdpSource::UdpSource(std::shared_ptr<UdpFeed> feed, bool owns_feed)
@@ -131,11 +124,10 @@ absl::Status UdpSource::Poll(absl::Time, std::vector<Chunk>& out) {
 }
 
 absl::StatusOr<uint64_t> UdpSource::SeekAfter(const std::vector<uint64_t>& run) {
-  if (absl::Status s = feed_->Drain(); !s.ok()) return s;
-  absl::StatusOr<uint64_t> at = feed_->FindRun(run);
-  if (!at.ok()) return at.status();
-  next_ = *at + 1;
-  const UdpFeed::Datagram& d = feed_->at(*at);
+  SMIG_RETURN_IF_ERROR(feed_->Drain());
+  SMIG_ASSIGN_OR_RETURN(const uint64_t at, feed_->FindRun(run));
+  next_ = at + 1;
+  const UdpFeed::Datagram& d = feed_->at(at);
   return d.offset + d.data.size();
 }
 

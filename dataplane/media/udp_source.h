@@ -96,6 +96,12 @@ class UdpSource final : public Source {
   absl::Status Poll(absl::Time now, std::vector<Chunk>& out) override;
   int fd() const override { return feed_->fd(); }
   absl::Time NextDue() const override { return absl::InfiniteFuture(); }
+  // A flow on a shared (standing) feed is found again in the feed's ring, here or at any
+  // edge that ingests the same feed. A feed of the flow's own reaches this edge alone, so
+  // its flow cannot move, and is served straight on after a reconnect.
+  bool CanResume() const override { return !owns_feed_; }
+  bool CanMove() const override { return !owns_feed_; }
+  bool ResumesByFingerprint() const override { return true; }
 
   // Makes the next Poll start right after the ringed run of datagrams whose fingerprints
   // are `run` (UdpFeed::FindRun; the socket is read first) and returns the offset it

@@ -6,11 +6,10 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/logging.h"
 
 namespace smig::dataplane {
 namespace {
@@ -40,11 +39,10 @@ std::string HelloAuthenticator::Mac(const dataplane::v1::Hello& h) const {
   msg.append(h.nonce());
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  if (HMAC(EVP_sha256(), key_.data(), static_cast<int>(key_.size()),
-           reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), out, &len) == nullptr) {
-    std::fprintf(stderr, "smig: OpenSSL HMAC-SHA256 failed; aborting\n");  // cannot happen
-    std::abort();
-  }
+  // Cannot fail for HMAC-SHA256 on memory.
+  CHECK(HMAC(EVP_sha256(), key_.data(), static_cast<int>(key_.size()),
+             reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), out, &len) != nullptr)
+      << "OpenSSL HMAC-SHA256 failed";
   return std::string(reinterpret_cast<const char*>(out), len);
 }
 
@@ -55,11 +53,10 @@ dataplane::v1::Hello HelloAuthenticator::Sign(uint64_t session_id, absl::string_
   h.set_server_id(std::string(server_id));
   h.set_generation(generation);
   std::string nonce(kNonceSize, '\0');
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(nonce.data()), static_cast<int>(nonce.size())) != 1) {
-    // Cannot happen on Linux (getrandom); a predictable nonce must never go out.
-    std::fprintf(stderr, "smig: OpenSSL RAND_bytes failed; aborting\n");
-    std::abort();
-  }
+  // Cannot fail on Linux (getrandom); a predictable nonce must never go out.
+  CHECK(RAND_bytes(reinterpret_cast<unsigned char*>(nonce.data()),
+                   static_cast<int>(nonce.size())) == 1)
+      << "OpenSSL RAND_bytes failed";
   h.set_nonce(nonce);
   h.set_mac(Mac(h));
   return h;

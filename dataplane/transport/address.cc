@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include <algorithm>
@@ -66,6 +67,15 @@ absl::StatusOr<SocketAddress> SocketAddress::FromSockaddr(const sockaddr* sa, so
         absl::StrCat("unsupported address family ", sa->sa_family));
   }
   return out;
+}
+
+absl::StatusOr<SocketAddress> SocketAddress::LocalOf(int fd, absl::string_view what) {
+  sockaddr_storage local{};
+  socklen_t len = sizeof local;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("getsockname ", what));
+  }
+  return FromSockaddr(reinterpret_cast<sockaddr*>(&local), len);
 }
 
 uint16_t SocketAddress::port() const {

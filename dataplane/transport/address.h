@@ -27,6 +27,9 @@ class SocketAddress {
   static absl::StatusOr<SocketAddress> ParseHostPort(absl::string_view text);
   // From a sockaddr the kernel or usrsctp filled in; fails on other families.
   static absl::StatusOr<SocketAddress> FromSockaddr(const sockaddr* sa, socklen_t len);
+  // The address socket `fd` is bound to (getsockname), e.g. to learn the port that binding
+  // port 0 picked. On failure the errno's code, the message "getsockname <what>: ...".
+  static absl::StatusOr<SocketAddress> LocalOf(int fd, absl::string_view what);
 
   int family() const { return storage_.ss_family; }
   uint16_t port() const;

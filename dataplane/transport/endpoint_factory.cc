@@ -2,17 +2,14 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
-#include <iostream>
-
 #include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/proto_time.h"
 #include "dataplane/transport/endpoint.h"
 #include "dataplane/transport/kernel_endpoint.h"
 #include "dataplane/transport/userland_endpoint.h"
-#include "google/protobuf/util/time_util.h"
 
 namespace smig::transport {
-
-using google::protobuf::util::TimeUtil;
 
 absl::StatusOr<StackChoice> ParseStackChoice(absl::string_view text) {
   if (text == "auto") return StackChoice::kAuto;
@@ -48,11 +45,11 @@ absl::StatusOr<std::unique_ptr<Endpoint>> CreateEndpoint(StackChoice choice,
       break;
   }
   if (KernelSctpAvailable()) {
-    std::clog << "smig: --sctp-stack=auto chose the kernel stack (lksctp)\n";
+    LOG(INFO) << "--sctp-stack=auto chose the kernel stack (lksctp)";
     return CreateKernelEndpoint(options);
   }
-  std::clog << "smig: --sctp-stack=auto chose the userland stack (usrsctp over UDP): this "
-               "kernel cannot open SCTP sockets\n";
+  LOG(INFO) << "--sctp-stack=auto chose the userland stack (usrsctp over UDP): this kernel "
+               "cannot open SCTP sockets";
   return CreateUserlandEndpoint(options);
 }
 
@@ -61,25 +58,25 @@ v1::FailoverProfile FastFailoverProfile() {
   // RTO.min must stay above the slowest radio's round trip (cell: about 50 ms): at 50 ms
   // the edge demo's cell path timed out spuriously and its cwnd never grew past ~8 KB
   // (1.5 Mbit/s); immediate SACKs keep the RTT estimate free of the delayed-SACK wait.
-  *p.mutable_rto_initial() = TimeUtil::MillisecondsToDuration(200);
-  *p.mutable_rto_min() = TimeUtil::MillisecondsToDuration(100);
-  *p.mutable_rto_max() = TimeUtil::MillisecondsToDuration(300);
-  *p.mutable_heartbeat_interval() = TimeUtil::MillisecondsToDuration(100);
+  *p.mutable_rto_initial() = ToProtoDuration(absl::Milliseconds(200));
+  *p.mutable_rto_min() = ToProtoDuration(absl::Milliseconds(100));
+  *p.mutable_rto_max() = ToProtoDuration(absl::Milliseconds(300));
+  *p.mutable_heartbeat_interval() = ToProtoDuration(absl::Milliseconds(100));
   p.set_path_max_retrans(2);
   p.set_pf_threshold(0);
-  *p.mutable_sack_delay() = TimeUtil::MillisecondsToDuration(0);
+  *p.mutable_sack_delay() = ToProtoDuration(absl::Milliseconds(0));
   p.set_assoc_max_retrans(4);
   return p;
 }
 
 v1::FailoverProfile DefaultFailoverProfile() {
   v1::FailoverProfile p;
-  *p.mutable_rto_initial() = TimeUtil::MillisecondsToDuration(3000);
-  *p.mutable_rto_min() = TimeUtil::MillisecondsToDuration(1000);
-  *p.mutable_rto_max() = TimeUtil::MillisecondsToDuration(60000);
-  *p.mutable_heartbeat_interval() = TimeUtil::MillisecondsToDuration(30000);
+  *p.mutable_rto_initial() = ToProtoDuration(absl::Milliseconds(3000));
+  *p.mutable_rto_min() = ToProtoDuration(absl::Milliseconds(1000));
+  *p.mutable_rto_max() = ToProtoDuration(absl::Milliseconds(60000));
+  *p.mutable_heartbeat_interval() = ToProtoDuration(absl::Milliseconds(30000));
   p.set_path_max_retrans(5);
-  *p.mutable_sack_delay() = TimeUtil::MillisecondsToDuration(200);
+  *p.mutable_sack_delay() = ToProtoDuration(absl::Milliseconds(200));
   p.set_assoc_max_retrans(10);
   return p;
 }

@@ -15,7 +15,9 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "absl/strings/strip.h"
+#include "common/proto_time.h"
 #include "dataplane/transport/stack_endpoint.h"
 
 namespace smig::transport {
@@ -143,18 +145,14 @@ int KernelHz() {
 }
 
 absl::StatusOr<std::unique_ptr<Endpoint>> CreateKernelEndpoint(const EndpointOptions& options) {
-  absl::StatusOr<std::vector<SocketAddress>> locals =
-      ParseAddressList(options.local_addresses, options.port);
-  if (!locals.ok()) return locals.status();
-  if (locals->empty()) {
-    absl::StatusOr<SocketAddress> any = SocketAddress::Parse("0.0.0.0", options.port);
-    locals->push_back(*any);
-  }
+  SMIG_ASSIGN_OR_RETURN(std::vector<SocketAddress> locals,
+                        ParseAddressList(options.local_addresses, options.port));
+  if (locals.empty()) locals.push_back(*SocketAddress::Parse("0.0.0.0", options.port));
   // Before the socket: Linux copies net.sctp.udp_port into each socket when it is created.
   if (options.udp_encaps_port != 0) {
-    if (absl::Status s = EnableKernelUdpEncapsulation(options.udp_encaps_port); !s.ok()) return s;
+    SMIG_RETURN_IF_ERROR(EnableKernelUdpEncapsulation(options.udp_encaps_port));
   }
-  bool v6 = std::any_of(locals->begin(), locals->end(),
+  bool v6 = std::any_of(locals.begin(), locals.end(),
                         [](const SocketAddress& a) { return a.family() == AF_INET6; });
   int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC,
                   IPPROTO_SCTP);
@@ -164,17 +162,12 @@ absl::StatusOr<std::unique_ptr<Endpoint>> CreateKernelEndpoint(const EndpointOpt
     return s;
   };
   // Bind the first address (which fixes the port), then add the others on that port.
-  if (bind(fd, locals->front().sockaddr_ptr(), locals->front().length()) != 0) {
-    return fail(ErrnoStatus(errno, absl::StrCat("binding ", locals->front().ToString())));
+  if (bind(fd, locals.front().sockaddr_ptr(), locals.front().length()) != 0) {
+    return fail(ErrnoStatus(errno, absl::StrCat("binding ", locals.front().ToString())));
   }
-  sockaddr_storage bound{};
-  socklen_t bound_len = sizeof(bound);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &bound_len);
-  uint16_t port = SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&bound), bound_len)
-                      .value_or(SocketAddress())
-                      .port();
-  if (locals->size() > 1) {
-    std::vector<SocketAddress> rest(locals->begin() + 1, locals->end());
+  uint16_t port = SocketAddress::LocalOf(fd, "kernel SCTP socket").value_or(SocketAddress()).port();
+  if (locals.size() > 1) {
+    std::vector<SocketAddress> rest(locals.begin() + 1, locals.end());
     for (SocketAddress& a : rest) a.set_port(port);
     std::string packed = PackAddresses(rest);
     if (sctp_bindx(fd, reinterpret_cast<sockaddr*>(packed.data()), static_cast<int>(rest.size()),
@@ -183,7 +176,7 @@ absl::StatusOr<std::unique_ptr<Endpoint>> CreateKernelEndpoint(const EndpointOpt
     }
   }
   auto ep = std::make_unique<KernelEndpoint>(options, fd, port);
-  if (absl::Status s = ApplyEndpointOptions(*ep, options); !s.ok()) return s;
+  SMIG_RETURN_IF_ERROR(ApplyEndpointOptions(*ep, options));
 
   const v1::FailoverProfile& p = options.profile;
   sctp_paddrthlds_v2 th{};

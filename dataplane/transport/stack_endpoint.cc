@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 
 namespace smig::transport {
 namespace {
@@ -53,9 +54,9 @@ absl::StatusOr<AssocId> StackEndpoint::Connect(const std::vector<std::string>& p
                                                uint16_t peer_port) {
   if (peer_addresses.empty()) return absl::InvalidArgumentError("no peer address given");
   if (peer_port == 0) return absl::InvalidArgumentError("peer port 0");
-  absl::StatusOr<std::vector<SocketAddress>> peers = ParseAddressList(peer_addresses, peer_port);
-  if (!peers.ok()) return peers.status();
-  absl::StatusOr<AssocId> id = ConnectRaw(*peers);
+  SMIG_ASSIGN_OR_RETURN(const std::vector<SocketAddress> peers,
+                        ParseAddressList(peer_addresses, peer_port));
+  absl::StatusOr<AssocId> id = ConnectRaw(peers);
   if (id.ok()) paths_.AddPending(*id);
   return id;
 }
@@ -75,7 +76,7 @@ absl::Status StackEndpoint::Send(AssocId assoc, const SendOptions& options,
                                                    options_.max_message_size, " bytes"));
   }
   if (data.empty()) return absl::InvalidArgumentError("empty message");
-  if (absl::Status s = CheckKnown(assoc); !s.ok()) return s;
+  SMIG_RETURN_IF_ERROR(CheckKnown(assoc));
   uint32_t streams = paths_.StreamsOut(assoc);
   if (streams != 0 && options.stream >= streams) {
     return absl::InvalidArgumentError(absl::StrCat("stream ", options.stream,
@@ -84,9 +85,8 @@ absl::Status StackEndpoint::Send(AssocId assoc, const SendOptions& options,
   }
   absl::Time deadline = absl::Now() + options.max_wait;
   while (true) {
-    absl::StatusOr<SendResult> r = SendRaw(assoc, options, data);
-    if (!r.ok()) return r.status();
-    if (*r == SendResult::kSent) break;
+    SMIG_ASSIGN_OR_RETURN(const SendResult r, SendRaw(assoc, options, data));
+    if (r == SendResult::kSent) break;
     if (absl::Now() >= deadline) {
       return absl::UnavailableError(absl::StrCat("send buffer of association ", assoc,
                                                  " stayed full for ",
@@ -161,33 +161,31 @@ absl::StatusOr<std::optional<Incoming>> StackEndpoint::Receive(absl::Duration ti
 }
 
 absl::Status StackEndpoint::SetPrimary(AssocId assoc, absl::string_view peer_address) {
-  if (absl::Status s = CheckKnown(assoc); !s.ok()) return s;
-  absl::StatusOr<SocketAddress> peer = SocketAddress::ParseHostPort(peer_address);
-  if (!peer.ok()) return peer.status();
-  if (absl::Status s = SetPrimaryRaw(assoc, *peer); !s.ok()) return s;
-  paths_.SetPrimary(assoc, peer->ToString());
+  SMIG_RETURN_IF_ERROR(CheckKnown(assoc));
+  SMIG_ASSIGN_OR_RETURN(const SocketAddress peer, SocketAddress::ParseHostPort(peer_address));
+  SMIG_RETURN_IF_ERROR(SetPrimaryRaw(assoc, peer));
+  paths_.SetPrimary(assoc, peer.ToString());
   return absl::OkStatus();
 }
 
 absl::StatusOr<v1::AssociationInfo> StackEndpoint::GetAssociation(AssocId assoc) {
-  if (absl::Status s = CheckKnown(assoc); !s.ok()) return s;
-  absl::StatusOr<v1::AssociationInfo> info = QueryRaw(assoc);
-  if (!info.ok()) return info.status();
-  info->set_assoc_id(assoc);
-  info->set_stack(stack());
-  paths_.FillCounters(*info);
+  SMIG_RETURN_IF_ERROR(CheckKnown(assoc));
+  SMIG_ASSIGN_OR_RETURN(v1::AssociationInfo info, QueryRaw(assoc));
+  info.set_assoc_id(assoc);
+  info.set_stack(stack());
+  paths_.FillCounters(info);
   return info;
 }
 
 std::vector<AssocId> StackEndpoint::Associations() const { return paths_.Associations(); }
 
 absl::Status StackEndpoint::Shutdown(AssocId assoc) {
-  if (absl::Status s = CheckKnown(assoc); !s.ok()) return s;
+  SMIG_RETURN_IF_ERROR(CheckKnown(assoc));
   return EndRaw(assoc, EndKind::kGraceful);
 }
 
 absl::Status StackEndpoint::Abort(AssocId assoc) {
-  if (absl::Status s = CheckKnown(assoc); !s.ok()) return s;
+  SMIG_RETURN_IF_ERROR(CheckKnown(assoc));
   absl::Status s = EndRaw(assoc, EndKind::kAbort);
   v1::Event gone;
   gone.set_type(v1::EVENT_TYPE_ASSOC_LOST);

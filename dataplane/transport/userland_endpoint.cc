@@ -15,7 +15,9 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "absl/synchronization/mutex.h"
+#include "common/proto_time.h"
 #include "dataplane/transport/stack_endpoint.h"
 
 namespace smig::transport {
@@ -228,7 +230,7 @@ absl::Status StartUsrsctp(uint16_t udp_port) {
         absl::StrCat("usrsctp already runs on UDP port ", st.port, " in this process; it cannot "
                      "also use port ", udp_port, " (one encapsulation port per process)"));
   }
-  if (absl::Status s = ProbeUdpPort(udp_port); !s.ok()) return s;
+  SMIG_RETURN_IF_ERROR(ProbeUdpPort(udp_port));
   usrsctp_init(udp_port, nullptr, nullptr);
   // usrsctp starts even when it could not bind; only the port being taken now proves it holds it.
   if (ProbeUdpPort(udp_port).ok()) {
@@ -241,12 +243,11 @@ absl::Status StartUsrsctp(uint16_t udp_port) {
 }
 
 absl::StatusOr<std::unique_ptr<Endpoint>> CreateUserlandEndpoint(const EndpointOptions& options) {
-  absl::StatusOr<std::vector<SocketAddress>> locals =
-      ParseAddressList(options.local_addresses, options.port);
-  if (!locals.ok()) return locals.status();
-  if (absl::Status s = StartUsrsctp(options.udp_encaps_port); !s.ok()) return s;
-  if (locals->empty()) locals->push_back(*SocketAddress::Parse("0.0.0.0", options.port));
-  bool v6 = std::any_of(locals->begin(), locals->end(),
+  SMIG_ASSIGN_OR_RETURN(std::vector<SocketAddress> locals,
+                        ParseAddressList(options.local_addresses, options.port));
+  SMIG_RETURN_IF_ERROR(StartUsrsctp(options.udp_encaps_port));
+  if (locals.empty()) locals.push_back(*SocketAddress::Parse("0.0.0.0", options.port));
+  bool v6 = std::any_of(locals.begin(), locals.end(),
                         [](const SocketAddress& a) { return a.family() == AF_INET6; });
   struct socket* sock = usrsctp_socket(v6 ? AF_INET6 : AF_INET, SOCK_SEQPACKET, IPPROTO_SCTP, nullptr,
                                 nullptr, 0, nullptr);
@@ -256,14 +257,14 @@ absl::StatusOr<std::unique_ptr<Endpoint>> CreateUserlandEndpoint(const EndpointO
     return s;
   };
   usrsctp_set_non_blocking(sock, 1);
-  if (usrsctp_bind(sock, const_cast<sockaddr*>(locals->front().sockaddr_ptr()),
-                   locals->front().length()) != 0) {
-    return fail(ErrnoStatus(errno, absl::StrCat("binding ", locals->front().ToString())));
+  if (usrsctp_bind(sock, const_cast<sockaddr*>(locals.front().sockaddr_ptr()),
+                   locals.front().length()) != 0) {
+    return fail(ErrnoStatus(errno, absl::StrCat("binding ", locals.front().ToString())));
   }
   auto ep = std::make_unique<UserlandEndpoint>(options, sock);
   uint16_t port = ep->local_port();
-  if (locals->size() > 1) {
-    std::vector<SocketAddress> rest(locals->begin() + 1, locals->end());
+  if (locals.size() > 1) {
+    std::vector<SocketAddress> rest(locals.begin() + 1, locals.end());
     for (SocketAddress& a : rest) a.set_port(port);
     std::string packed = PackAddresses(rest);
     if (usrsctp_bindx(sock, reinterpret_cast<sockaddr*>(packed.data()),
@@ -271,7 +272,7 @@ absl::StatusOr<std::unique_ptr<Endpoint>> CreateUserlandEndpoint(const EndpointO
       return ErrnoStatus(errno, "binding the extra local addresses");
     }
   }
-  if (absl::Status s = ApplyEndpointOptions(*ep, options); !s.ok()) return s;
+  SMIG_RETURN_IF_ERROR(ApplyEndpointOptions(*ep, options));
 
   const v1::FailoverProfile& p = options.profile;
   UsrsctpPaddrThlds th{};

@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <sched.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <signal.h>
@@ -25,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/netns.h"
 #include "google/protobuf/util/json_util.h"
 
 extern char** environ;
@@ -220,28 +220,6 @@ std::string HttpGet(int port, const std::string& path) {
   return out;
 }
 
-namespace {
-absl::Status JoinNamespace(const std::string& netns) {
-  std::string path = "/var/run/netns/" + netns;
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return absl::NotFoundError(absl::StrCat("no network namespace ", path));
-  int rc = setns(fd, CLONE_NEWNET);  // this thread only
-  close(fd);
-  if (rc != 0) return absl::InternalError(absl::StrCat("setns ", netns, ": ", strerror(errno)));
-  return absl::OkStatus();
-}
-}  // namespace
-
-absl::Status RunInNamespace(const std::string& netns, const std::function<void()>& fn) {
-  absl::Status status;
-  std::thread t([&] {
-    status = JoinNamespace(netns);
-    if (status.ok()) fn();
-  });
-  t.join();
-  return status;
-}
-
 absl::StatusOr<std::unique_ptr<UdpRecorder>> UdpRecorder::Start(const std::string& netns,
                                                                 uint16_t port) {
   std::unique_ptr<UdpRecorder> r(new UdpRecorder());
@@ -249,7 +227,7 @@ absl::StatusOr<std::unique_ptr<UdpRecorder>> UdpRecorder::Start(const std::strin
   std::future<absl::Status> ready = bound.get_future();
   UdpRecorder* self = r.get();
   r->thread_ = std::thread([self, netns, port, &bound] {
-    if (absl::Status s = JoinNamespace(netns); !s.ok()) return bound.set_value(s);
+    if (absl::Status s = JoinNetns(netns); !s.ok()) return bound.set_value(s);
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     int big = 8 << 20;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big);

@@ -14,7 +14,6 @@
 #include <sys/types.h>
 
 #include <atomic>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -98,10 +97,6 @@ std::optional<transport::v1::CatSummary> LastSummary(
 // GET http://127.0.0.1:port/path over HTTP/1.0; the whole response (headers and body), or
 // "" if nothing answers.
 std::string HttpGet(int port, const std::string& path);
-
-// Runs `fn` on a thread that has joined network namespace `netns` (sockets it opens stay
-// there), and waits for it. Lets a test reach a namespace's 127.0.0.1 without a process.
-absl::Status RunInNamespace(const std::string& netns, const std::function<void()>& fn);
 
 // Receives UDP datagrams on 127.0.0.1:port inside a namespace, as a player would, and keeps
 // each one's payload and arrival time (an independent view of what the vehicle egresses).

@@ -11,15 +11,14 @@
 #include "dataplane/edge/edge_engine.h"
 #include "dataplane/media/fingerprint.h"
 #include "dataplane/vehicle/vehicle_engine.h"
+#include "common/proto_time.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/fake_endpoint.h"
 
 namespace smig::dataplane {
 namespace {
 
-using google::protobuf::util::TimeUtil;
 using transport::testing::FakeEndpoint;
 using transport::testing::FakeNetwork;
 
@@ -56,12 +55,13 @@ class PacedSource : public media::Source {
   absl::Time anchor_;
 };
 
+// Files are the paced test source; live kinds (udp_listen, tcp_listen) the real ones, which
+// say for themselves that they cannot move.
 EdgeEngine::SourceFactory Factory() {
   return [](const v1::FlowState& f, absl::Time now) -> absl::StatusOr<std::unique_ptr<media::Source>> {
+    if (!f.source().has_file()) return media::MakeSource(f.source(), f.source_offset(), now);
     absl::Time anchor = now;
-    if (f.has_checkpoint_due_at()) {
-      anchor = absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(f.checkpoint_due_at()));
-    }
+    if (f.has_checkpoint_due_at()) anchor = FromProto(f.checkpoint_due_at());
     return std::make_unique<PacedSource>(f.source_offset(), anchor);
   };
 }
@@ -388,7 +388,7 @@ TEST_F(LiveFeedMigrationTest, LiveFlowsThatCannotMoveSaySo) {
 TEST_F(MigrationTest, AFlowFromAnAddressOfThisEdgeCannotMove) {
   v1::SessionState s = Fresh();
   s.mutable_flows(0)->mutable_source()->set_udp_listen("127.0.0.1:0");
-  ASSERT_TRUE(a_->Serve(s, now_).ok());  // the test factory serves any kind
+  ASSERT_TRUE(a_->Serve(s, now_).ok());
   absl::StatusOr<v1::SessionState> out = a_->Export(kSession, now_);
   EXPECT_EQ(out.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(out.status().message(), ::testing::HasSubstr("reads udp_listen 127.0.0.1:0"));

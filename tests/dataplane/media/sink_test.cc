@@ -13,7 +13,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "dataplane/media/file_source.h"
-#include "dataplane/media/source.h"
 #include "dataplane/media/tcp_source.h"
 #include "dataplane/media/udp_source.h"
 #include "gmock/gmock.h"
@@ -200,49 +199,6 @@ TEST(MakeSinkTest, DispatchesOnTheOneofAndRejectsAnEmptyOne) {
   v1::Sink tcp;
   tcp.set_tcp("not-an-address");
   EXPECT_EQ(MakeSink(tcp).status().code(), absl::StatusCode::kInvalidArgument);
-}
-
-TEST(MakeSourceTest, DispatchesOnTheOneofAndRejectsAnEmptyOne) {
-  EXPECT_EQ(MakeSource(v1::Source(), 0, absl::Now()).status().code(),
-            absl::StatusCode::kInvalidArgument);
-
-  v1::Source udp;
-  udp.set_udp_listen("127.0.0.1:0");
-  absl::StatusOr<std::unique_ptr<Source>> u = MakeSource(udp, 0, absl::Now());
-  ASSERT_TRUE(u.ok()) << u.status();
-  EXPECT_NE(dynamic_cast<UdpSource*>(u->get()), nullptr);
-  EXPECT_GE((*u)->fd(), 0);
-
-  v1::Source tcp;
-  tcp.set_tcp_listen("127.0.0.1:0");
-  absl::StatusOr<std::unique_ptr<Source>> t = MakeSource(tcp, 0, absl::Now());
-  ASSERT_TRUE(t.ok()) << t.status();
-  EXPECT_NE(dynamic_cast<TcpSource*>(t->get()), nullptr);
-
-  const std::string path = ::testing::TempDir() + "/smig_make_source.ts";
-  std::ofstream(path, std::ios::binary) << testing::BuildCbrTs({.packets = 100});
-  v1::Source file;
-  file.set_file(path);
-  const absl::Time start = absl::FromUnixSeconds(1'000);
-  absl::StatusOr<std::unique_ptr<Source>> f = MakeSource(file, 2 * kChunkBytes, start);
-  ASSERT_TRUE(f.ok()) << f.status();
-  EXPECT_EQ((*f)->fd(), -1);
-  EXPECT_EQ((*f)->NextDue(), start);
-  std::vector<Chunk> first;
-  ASSERT_TRUE((*f)->Poll(start, first).ok());
-  ASSERT_EQ(first.size(), 1u);
-  EXPECT_EQ(first[0].offset, 2 * kChunkBytes);
-
-  // Catch-up passes through: 5 chunks (35 ms) behind schedule, at twice the rate.
-  absl::StatusOr<std::unique_ptr<Source>> fast =
-      MakeSource(file, 0, start, 2.0, start - absl::Milliseconds(35));
-  ASSERT_TRUE(fast.ok()) << fast.status();
-  std::vector<Chunk> burst;
-  ASSERT_TRUE((*fast)->Poll(start + absl::Milliseconds(35) + absl::Microseconds(1), burst).ok());
-  EXPECT_EQ(burst.size(), 11u);  // chunks 0..10 at 3.5 ms each
-
-  file.set_file(path + ".missing");
-  EXPECT_EQ(MakeSource(file, 0, start).status().code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace

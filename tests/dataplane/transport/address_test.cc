@@ -1,6 +1,7 @@
 #include "dataplane/transport/address.h"
 
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <cstring>
 
@@ -152,6 +153,23 @@ TEST(ParseHostPortTest, PortMustBeDigitsOnly) {
     EXPECT_EQ(a.status().code(), absl::StatusCode::kInvalidArgument) << bad;
   }
   EXPECT_TRUE(SocketAddress::ParseHostPort("1.2.3.4:05000").ok());
+}
+
+TEST(LocalOfTest, GivesThePortThatBindingPortZeroPicked) {
+  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  absl::StatusOr<SocketAddress> any = SocketAddress::ParseHostPort("127.0.0.1:0");
+  ASSERT_TRUE(any.ok());
+  ASSERT_EQ(::bind(fd, any->sockaddr_ptr(), any->length()), 0);
+  absl::StatusOr<SocketAddress> local = SocketAddress::LocalOf(fd, "UDP test");
+  ::close(fd);
+  ASSERT_TRUE(local.ok()) << local.status();
+  EXPECT_EQ(local->Host(), "127.0.0.1");
+  EXPECT_NE(local->port(), 0);
+
+  absl::StatusOr<SocketAddress> bad = SocketAddress::LocalOf(-1, "UDP test");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kFailedPrecondition);  // EBADF
+  EXPECT_THAT(bad.status().message(), HasSubstr("getsockname UDP test"));
 }
 
 }  // namespace

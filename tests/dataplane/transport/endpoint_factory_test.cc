@@ -1,14 +1,14 @@
 #include "dataplane/transport/endpoint.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "common/proto_time.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
 
 namespace smig::transport {
 namespace {
 
-using ::google::protobuf::util::TimeUtil;
 using ::testing::HasSubstr;
 
 TEST(ParseStackChoiceTest, AcceptsTheThreeNames) {
@@ -33,11 +33,11 @@ TEST(StackNameTest, NamesEachKind) {
 
 TEST(FailoverProfileTest, FastProfileHasTheMeasuredTimers) {
   v1::FailoverProfile p = FastFailoverProfile();
-  EXPECT_EQ(TimeUtil::DurationToMilliseconds(p.heartbeat_interval()), 100);
-  EXPECT_EQ(TimeUtil::DurationToMilliseconds(p.rto_min()), 100);
-  EXPECT_EQ(TimeUtil::DurationToMilliseconds(p.rto_max()), 300);
-  EXPECT_EQ(TimeUtil::DurationToMilliseconds(p.rto_initial()), 200);
-  EXPECT_EQ(TimeUtil::DurationToMilliseconds(p.sack_delay()), 0);
+  EXPECT_EQ(FromProto(p.heartbeat_interval()), absl::Milliseconds(100));
+  EXPECT_EQ(FromProto(p.rto_min()), absl::Milliseconds(100));
+  EXPECT_EQ(FromProto(p.rto_max()), absl::Milliseconds(300));
+  EXPECT_EQ(FromProto(p.rto_initial()), absl::Milliseconds(200));
+  EXPECT_EQ(FromProto(p.sack_delay()), absl::Milliseconds(0));
   ASSERT_TRUE(p.has_pf_threshold()) << "an unset threshold turns PF off";
   EXPECT_EQ(p.pf_threshold(), 0u);
   EXPECT_EQ(p.path_max_retrans(), 2u);
@@ -45,9 +45,9 @@ TEST(FailoverProfileTest, FastProfileHasTheMeasuredTimers) {
 
 TEST(FailoverProfileTest, DefaultProfileHasRfc4960TimersAndNoPf) {
   v1::FailoverProfile p = DefaultFailoverProfile();
-  EXPECT_EQ(TimeUtil::DurationToMilliseconds(p.rto_min()), 1000);
-  EXPECT_EQ(TimeUtil::DurationToMilliseconds(p.rto_max()), 60000);
-  EXPECT_EQ(TimeUtil::DurationToMilliseconds(p.heartbeat_interval()), 30000);
+  EXPECT_EQ(FromProto(p.rto_min()), absl::Milliseconds(1000));
+  EXPECT_EQ(FromProto(p.rto_max()), absl::Milliseconds(60000));
+  EXPECT_EQ(FromProto(p.heartbeat_interval()), absl::Milliseconds(30000));
   EXPECT_EQ(p.path_max_retrans(), 5u);
   EXPECT_FALSE(p.has_pf_threshold());
 }

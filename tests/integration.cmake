@@ -55,3 +55,9 @@ smig_network_suite(dataplane_integration
   KERNEL_OWN TenMigrations LiveStreamMigrates
   DEPS smig_proto smig_netns smig_proto_time DEFINES SMIG_DATAPLANE="$<TARGET_FILE:smig-dataplane>"
   SMIG_SCTPCAT="$<TARGET_FILE:smig-sctpcat>")
+
+# The project's VM runner itself (scripts/vm): one boot checks argv/env/cwd, the shares,
+# the modules, kernel SCTP, netns+veth, netem and a multi-homed failover; three more check
+# its exit statuses. Label kernel: it is what the kernel entries above stand on.
+add_test(NAME vm.selftest COMMAND ${PROJECT_SOURCE_DIR}/scripts/vm/selftest ${CMAKE_BINARY_DIR})
+set_tests_properties(vm.selftest PROPERTIES LABELS kernel TIMEOUT 600)

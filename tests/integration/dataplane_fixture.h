@@ -99,7 +99,7 @@ class DataplaneTest : public ::testing::Test {
                          const std::vector<Window>& windows);
   // The goal: nothing during a migration beyond the steady state's p99 + 5 ms (`what`:
   // the measure, e.g. the gap between datagrams). Under software CPU emulation (the
-  // kvm-sctp VM on hosts without vmx/svm) the timing measures the emulator; a miss there
+  // project's VM (scripts/vm) on hosts without vmx/svm) the timing measures the emulator; a miss there
   // is reported as skipped with its numbers, not judged.
   void JudgeGoal(const std::string& what, absl::Duration worst, absl::Duration p99);
   std::string SteadyAndWorst(const Gaps& g);

@@ -102,7 +102,7 @@ std::string HttpGet(int port, const std::string& path);
 // each one's payload and arrival time (an independent view of what the vehicle egresses).
 // Arrival times are the kernel's stamps, taken on loopback when the sender hands the
 // datagram over; the loopback can still deliver two out of that order (per-CPU backlogs,
-// seen in the kvm-sctp VM). Stop() puts them back in stamp order, the sender's, and
+// seen in the project's VM (scripts/vm)). Stop() puts them back in stamp order, the sender's, and
 // reordered() counts how many the loopback moved (see scripts/lib/udp_recorder.py).
 class UdpRecorder {
  public:

@@ -1,6 +1,6 @@
 // The transport integration suite. The same source runs on either stack, chosen by
 // $SMIG_TEST_STACK (userland, the default, or kernel). ctest runs the kernel variant
-// natively where the kernel has SCTP and otherwise inside the kvm-sctp VM.
+// natively where the kernel has SCTP and otherwise inside the project's VM (scripts/vm).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>

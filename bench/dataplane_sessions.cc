@@ -72,11 +72,6 @@ ABSL_FLAG(bool, keep, false, "Keep the scratch directory (configs, logs) after a
 namespace smig::bench::sessions {
 namespace {
 
-int Fail(const absl::Status& s) {
-  std::cerr << "smig-bench-sessions: " << s << "\n";
-  return 1;
-}
-
 absl::Status Run(std::vector<StepResult>& results) {
   std::vector<size_t> ramp;
   for (const std::string& v : absl::GetFlag(FLAGS_sessions)) {
@@ -172,7 +167,10 @@ int Main(int argc, char** argv) {
   alarm(static_cast<unsigned>(absl::ToInt64Seconds(absl::GetFlag(FLAGS_deadline))));
   std::vector<StepResult> results;
   absl::Status st = Run(results);
-  if (!st.ok()) return st.code() == absl::StatusCode::kInvalidArgument ? (Fail(st), 2) : Fail(st);
+  if (!st.ok()) {
+    smig::Fail(st);
+    return st.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  }
   return 0;
 }
 

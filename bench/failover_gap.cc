@@ -40,11 +40,6 @@ double LargestStall(const smig::transport::v1::CatSummary& s, absl::Time from, a
   return largest;
 }
 
-int Fail(const absl::Status& s) {
-  std::cerr << "smig-bench-failover: " << s << "\n";
-  return 1;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -53,15 +48,15 @@ int main(int argc, char** argv) {
   if (stack.empty()) stack = std::getenv("SMIG_TEST_STACK") ? std::getenv("SMIG_TEST_STACK") : "userland";
   const std::string cut = absl::GetFlag(FLAGS_cut);
   if (cut != "link_down" && cut != "nft_drop") {
-    return Fail(absl::InvalidArgumentError("--cut must be link_down or nft_drop"));
+    return smig::Fail(absl::InvalidArgumentError("--cut must be link_down or nft_drop"));
   }
   const int cuts = absl::GetFlag(FLAGS_cuts);
   const absl::Duration down = absl::GetFlag(FLAGS_down), settle = absl::GetFlag(FLAGS_settle);
   if (!smig::testbed::CanCreateNamespaces()) {
-    return Fail(absl::PermissionDeniedError("needs root for network namespaces"));
+    return smig::Fail(absl::PermissionDeniedError("needs root for network namespaces"));
   }
   absl::StatusOr<std::unique_ptr<TwoHostNet>> net = TwoHostNet::Create();
-  if (!net.ok()) return Fail(net.status());
+  if (!net.ok()) return smig::Fail(net.status());
   const std::string dir = smig::testbed::ScratchDir();
   const std::string cat = SMIG_SCTPCAT, stack_flag = "--sctp-stack=" + stack;
 
@@ -69,7 +64,7 @@ int main(int argc, char** argv) {
       (*net)->InB({cat, stack_flag, "--listen", "--port=5000", "--once",
                    "--local=" + TwoHostNet::AddrB(1) + "," + TwoHostNet::AddrB(2)}),
       dir + "/rx.json");
-  if (!rx.ok()) return Fail(rx.status());
+  if (!rx.ok()) return smig::Fail(rx.status());
   smig::testbed::AwaitFirstRecord(dir + "/rx.json");
   absl::Duration total = absl::Seconds(2) + cuts * (down + settle) + absl::Seconds(1);
   auto tx = smig::testbed::Process::Start(
@@ -78,27 +73,27 @@ int main(int argc, char** argv) {
                    "--primary=" + TwoHostNet::AddrB(2) + ":5000", "--send=numbered", "--rate=1000",
                    "--size=200", "--duration=" + absl::FormatDuration(total)}),
       dir + "/tx.json");
-  if (!tx.ok()) return Fail(tx.status());
+  if (!tx.ok()) return smig::Fail(tx.status());
   absl::SleepFor(absl::Seconds(2));
 
   std::vector<std::pair<absl::Time, absl::Time>> windows;  // cut, heal
   for (int i = 0; i < cuts; ++i) {
     absl::Time cut_at = absl::Now();
     absl::Status s = cut == "link_down" ? (*net)->SetLink(2, false) : (*net)->SetDrop(2, true);
-    if (!s.ok()) return Fail(s);
+    if (!s.ok()) return smig::Fail(s);
     absl::SleepFor(down);
     s = cut == "link_down" ? (*net)->SetLink(2, true) : (*net)->SetDrop(2, false);
-    if (!s.ok()) return Fail(s);
+    if (!s.ok()) return smig::Fail(s);
     windows.emplace_back(cut_at, absl::Now());
     absl::SleepFor(settle);
   }
   absl::StatusOr<int> tx_rc = (*tx)->Wait(total + absl::Seconds(30));
   absl::StatusOr<int> rx_rc = (*rx)->Wait(absl::Seconds(15));
-  if (!tx_rc.ok() || *tx_rc != 0) return Fail(absl::InternalError("sender failed: " + (*tx)->Stderr()));
-  if (!rx_rc.ok() || *rx_rc != 0) return Fail(absl::InternalError("receiver failed: " + (*rx)->Stderr()));
+  if (!tx_rc.ok() || *tx_rc != 0) return smig::Fail(absl::InternalError("sender failed: " + (*tx)->Stderr()));
+  if (!rx_rc.ok() || *rx_rc != 0) return smig::Fail(absl::InternalError("receiver failed: " + (*rx)->Stderr()));
   auto sent = smig::testbed::LastSummary(smig::testbed::ReadRecords(dir + "/tx.json"));
   auto got = smig::testbed::LastSummary(smig::testbed::ReadRecords(dir + "/rx.json"));
-  if (!sent || !got) return Fail(absl::InternalError("missing summaries"));
+  if (!sent || !got) return smig::Fail(absl::InternalError("missing summaries"));
 
   std::vector<double> gaps, heal_gaps;
   for (size_t i = 0; i < windows.size(); ++i) {

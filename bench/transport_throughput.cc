@@ -390,11 +390,6 @@ void OnAlarm(int) {
   _exit(3);
 }
 
-int Fail(absl::string_view msg) {
-  std::cerr << "smig-bench-throughput: " << msg << "\n";
-  return 2;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -406,12 +401,12 @@ int main(int argc, char** argv) {
   for (const std::string& s : absl::GetFlag(FLAGS_sizes)) {
     size_t v = 0;
     if (!absl::SimpleAtoi(s, &v) || v == 0 || v > (64u << 20)) {
-      return Fail(absl::StrCat("--sizes: \"", s, "\" is not a size in bytes (1..64 MiB)"));
+      return smig::Fail(absl::InvalidArgumentError(absl::StrCat("--sizes: \"", s, "\" is not a size in bytes (1..64 MiB)")));
     }
     sizes.push_back(v);
   }
   const double seconds = absl::GetFlag(FLAGS_seconds);
-  if (!(seconds > 0 && seconds <= 3600)) return Fail("--seconds must be in (0, 3600]");
+  if (!(seconds > 0 && seconds <= 3600)) return smig::Fail(absl::InvalidArgumentError("--seconds must be in (0, 3600]"));
   const std::string profile_name = absl::GetFlag(FLAGS_profile);
   t::v1::FailoverProfile profile;
   if (profile_name == "fast") {
@@ -419,15 +414,15 @@ int main(int argc, char** argv) {
   } else if (profile_name == "default") {
     profile = t::DefaultFailoverProfile();
   } else {
-    return Fail(absl::StrCat("--profile=", profile_name, ": use fast or default"));
+    return smig::Fail(absl::InvalidArgumentError(absl::StrCat("--profile=", profile_name, ": use fast or default")));
   }
   const uint32_t udp_port = absl::GetFlag(FLAGS_udp_port);
-  if (udp_port == 0 || udp_port > 65535) return Fail("--udp-port must be in 1..65535");
+  if (udp_port == 0 || udp_port > 65535) return smig::Fail(absl::InvalidArgumentError("--udp-port must be in 1..65535"));
   const uint32_t udp_rcvbuf_flag = absl::GetFlag(FLAGS_udp_rcvbuf);
-  if (udp_rcvbuf_flag > (1u << 30)) return Fail("--udp-rcvbuf must be at most 1 GiB");
+  if (udp_rcvbuf_flag > (1u << 30)) return smig::Fail(absl::InvalidArgumentError("--udp-rcvbuf must be at most 1 GiB"));
   const int udp_rcvbuf = static_cast<int>(udp_rcvbuf_flag);
   const uint32_t sctp_port_flag = absl::GetFlag(FLAGS_sctp_port);
-  if (sctp_port_flag > 65535) return Fail("--sctp-port must be in 0..65535");
+  if (sctp_port_flag > 65535) return smig::Fail(absl::InvalidArgumentError("--sctp-port must be in 0..65535"));
   const uint16_t sctp_port = static_cast<uint16_t>(sctp_port_flag);
   bool run_userland = false, run_tcp = false, run_kernel = false;
   for (const std::string& s : absl::GetFlag(FLAGS_stacks)) {
@@ -438,7 +433,7 @@ int main(int argc, char** argv) {
     } else if (s == "kernel") {
       run_kernel = true;
     } else {
-      return Fail(absl::StrCat("--stacks: unknown \"", s, "\": use userland, tcp, kernel"));
+      return smig::Fail(absl::InvalidArgumentError(absl::StrCat("--stacks: unknown \"", s, "\": use userland, tcp, kernel")));
     }
   }
   const absl::Duration window = absl::Seconds(seconds);

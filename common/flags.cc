@@ -49,12 +49,24 @@ void PrintHelp(const std::string& program, absl::string_view usage, bool full) {
   std::cout << "  --help, --helpfull, --version\n";
 }
 
+// The program's name for messages, set by ParseFlags.
+std::string& ProgramNameForMessages() {
+  static std::string* name = new std::string("smig");
+  return *name;
+}
+
 }  // namespace
 
 absl::string_view Version() { return SMIG_VERSION; }
 
+int Fail(const absl::Status& status) {
+  std::cerr << ProgramNameForMessages() << ": " << status << "\n";
+  return 2;
+}
+
 std::vector<char*> ParseFlags(int argc, char** argv, absl::string_view usage) {
   const std::string program = ProgramName(argc > 0 ? argv[0] : nullptr);
+  ProgramNameForMessages() = program;
   absl::SetProgramUsageMessage(usage);
   absl::FlagsUsageConfig config;
   config.contains_help_flags = [](absl::string_view file) { return IsSmigFlag(file); };

@@ -14,6 +14,7 @@
 
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
 namespace smig {
@@ -22,6 +23,12 @@ namespace smig {
 // "--flag_name" (the value after '=' is untouched; arguments after a bare "--" too),
 // parses the flags and sets up logging. Returns the positional arguments, argv[0] first.
 std::vector<char*> ParseFlags(int argc, char** argv, absl::string_view usage);
+
+// For a command-line tool's main(): prints "<program>: <status>" to stderr and returns 2,
+// the exit code of an error. (Servers log instead: common/server_main.h.)
+//
+//   if (!config.ok()) return smig::Fail(config.status());
+int Fail(const absl::Status& status);
 
 // smig's version ("0.1.0"), as --version prints it.
 absl::string_view Version();

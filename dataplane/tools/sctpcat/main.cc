@@ -60,10 +60,6 @@ absl::StatusOr<smig::sctpcat::CatOptions::Input> ParseInput(const std::string& s
       absl::StrCat("--send=", s, ": use stdin, numbered or none"));
 }
 
-int Fail(const absl::Status& s) {
-  std::cerr << "smig-sctpcat: " << s << "\n";
-  return 2;
-}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -77,10 +73,10 @@ int main(int argc, char** argv) {
 
   absl::StatusOr<smig::transport::StackChoice> stack =
       smig::transport::ParseStackChoice(absl::GetFlag(FLAGS_sctp_stack));
-  if (!stack.ok()) return Fail(stack.status());
+  if (!stack.ok()) return smig::Fail(stack.status());
   bool listen = absl::GetFlag(FLAGS_listen);
   if (!listen && absl::GetFlag(FLAGS_peer).empty() && !absl::GetFlag(FLAGS_check_stack)) {
-    return Fail(absl::InvalidArgumentError("give --listen, or --peer and --peer-port"));
+    return smig::Fail(absl::InvalidArgumentError("give --listen, or --peer and --peer-port"));
   }
   auto port_flag = [](uint32_t v, const char* name) -> absl::StatusOr<uint16_t> {
     if (v > 65535) return absl::InvalidArgumentError(absl::StrCat("--", name, "=", v, " > 65535"));
@@ -95,7 +91,7 @@ int main(int argc, char** argv) {
   absl::StatusOr<uint16_t> peer_port = port_flag(absl::GetFlag(FLAGS_peer_port), "peer_port");
   absl::StatusOr<uint16_t> streams = port_flag(absl::GetFlag(FLAGS_streams), "streams");
   for (const auto* s : {&port, &udp, &peer_udp, &peer_port, &streams}) {
-    if (!s->ok()) return Fail(s->status());
+    if (!s->ok()) return smig::Fail(s->status());
   }
   eo.port = *port;
   eo.udp_encaps_port = *udp;
@@ -109,7 +105,7 @@ int main(int argc, char** argv) {
   } else if (profile == "default") {
     eo.profile = smig::transport::DefaultFailoverProfile();
   } else {
-    return Fail(absl::InvalidArgumentError(absl::StrCat("--profile=", profile, ": use fast or default")));
+    return smig::Fail(absl::InvalidArgumentError(absl::StrCat("--profile=", profile, ": use fast or default")));
   }
 
   smig::sctpcat::CatOptions co;
@@ -118,7 +114,7 @@ int main(int argc, char** argv) {
   co.peer_port = *peer_port;
   absl::StatusOr<smig::sctpcat::CatOptions::Input> input =
       ParseInput(absl::GetFlag(FLAGS_send), listen);
-  if (!input.ok()) return Fail(input.status());
+  if (!input.ok()) return smig::Fail(input.status());
   co.input = *input;
   co.stdin_stream = &std::cin;
   co.rate = absl::GetFlag(FLAGS_rate);
@@ -129,7 +125,7 @@ int main(int argc, char** argv) {
   for (const std::string& s : absl::GetFlag(FLAGS_send_streams)) {
     uint32_t v = 0;
     if (!absl::SimpleAtoi(s, &v) || v >= eo.streams) {
-      return Fail(absl::InvalidArgumentError(absl::StrCat(
+      return smig::Fail(absl::InvalidArgumentError(absl::StrCat(
           "--send_streams: \"", s, "\" is not a stream below --streams=", eo.streams)));
     }
     co.streams.push_back(static_cast<uint16_t>(v));
@@ -151,14 +147,14 @@ int main(int argc, char** argv) {
   } else if (!data_out.empty()) {
     data_file.open(data_out, std::ios::binary | std::ios::trunc);
     if (!data_file) {
-      return Fail(absl::InvalidArgumentError(absl::StrCat("cannot write --data_out=", data_out)));
+      return smig::Fail(absl::InvalidArgumentError(absl::StrCat("cannot write --data_out=", data_out)));
     }
     co.data_out = &data_file;
   }
 
   absl::StatusOr<std::unique_ptr<smig::transport::Endpoint>> ep =
       smig::transport::CreateEndpoint(*stack, eo);
-  if (!ep.ok()) return Fail(ep.status());
+  if (!ep.ok()) return smig::Fail(ep.status());
   if (absl::GetFlag(FLAGS_check_stack)) {
     std::cout << "{\"stack\":\"" << smig::transport::StackName((*ep)->stack())
               << "\",\"port\":" << (*ep)->local_port() << "}\n";

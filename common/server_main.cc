@@ -14,13 +14,22 @@ int ExitCode(const absl::Status& status) {
 }
 
 std::string ReadyLine(absl::string_view service, int grpc_port, int metrics_port) {
-  return absl::StrCat("{\"service\":\"", service, "\",\"grpc_port\":", grpc_port,
+  return ReadyLine(ReadyLabel{"service", service}, grpc_port, metrics_port);
+}
+
+std::string ReadyLine(ReadyLabel label, int grpc_port, int metrics_port) {
+  return absl::StrCat("{\"", label.key, "\":\"", label.value, "\",\"grpc_port\":", grpc_port,
                       ",\"metrics_port\":", metrics_port, "}");
 }
 
 void ServeUntilTerminated(absl::string_view service, GrpcServer& server,
                           const std::function<void()>& stop, absl::Duration grace) {
-  std::cout << ReadyLine(service, server.grpc_port(), server.metrics_port()) << std::endl;
+  ServeUntilTerminated(ReadyLabel{"service", service}, server, stop, grace);
+}
+
+void ServeUntilTerminated(ReadyLabel label, GrpcServer& server,
+                          const std::function<void()>& stop, absl::Duration grace) {
+  std::cout << ReadyLine(label, server.grpc_port(), server.metrics_port()) << std::endl;
   int sig = WaitForTerminationSignal();
   LOG(INFO) << "signal " << sig << ": stopping";
   server.SetServing("", false);

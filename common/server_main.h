@@ -38,11 +38,23 @@ int ExitCode(const absl::Status& status);
 // stdout once it serves; scripts and tests wait for it and read the ports from it.
 std::string ReadyLine(absl::string_view service, int grpc_port, int metrics_port);
 
+// A ready line that names its server under another key than "service": the data plane's
+// {"role":"edge","grpc_port":N,"metrics_port":M} is ReadyLine(ReadyLabel{"role", "edge"}, N, M).
+struct ReadyLabel {
+  absl::string_view key;
+  absl::string_view value;
+};
+std::string ReadyLine(ReadyLabel label, int grpc_port, int metrics_port);
+
 // Prints the ready line, blocks until SIGTERM or SIGINT (which must be blocked in every
 // thread, as ServerMain does), then stops in order: health NOT_SERVING at once, `stop` (the
 // server's own work: loops, watches, threads; may be null), and a graceful Shutdown that
 // lets calls in flight finish within `grace`.
 void ServeUntilTerminated(absl::string_view service, GrpcServer& server,
+                          const std::function<void()>& stop = nullptr,
+                          absl::Duration grace = absl::Seconds(2));
+// The same, with a ready line labelled by `label`.
+void ServeUntilTerminated(ReadyLabel label, GrpcServer& server,
                           const std::function<void()>& stop = nullptr,
                           absl::Duration grace = absl::Seconds(2));
 

@@ -1,6 +1,7 @@
 #include "dataplane/daemon/edge_role.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 
 namespace smig::dataplane {
 
@@ -37,6 +38,18 @@ absl::StatusOr<std::unique_ptr<Role>> EdgeRole::Create(RoleEnv env, NodeDeps& de
       .live_feeds = std::move(feeds)};
   return std::unique_ptr<Role>(
       new EdgeRole(std::move(env), std::move(deps.probe_endpoint), std::move(options)));
+}
+
+absl::Status EdgeRole::OpenEndpoints(const v1::DataplaneConfig& config,
+                                     const transport::EndpointOptions& node_endpoint,
+                                     const EndpointOpener& open, NodeDeps& deps) {
+  if (config.probe_port() == 0) return absl::OkStatus();
+  if (config.probe_port() > 65535) return absl::InvalidArgumentError("probe_port is above 65535");
+  transport::EndpointOptions probe = node_endpoint;
+  probe.port = static_cast<uint16_t>(config.probe_port());
+  probe.listen = true;
+  SMIG_ASSIGN_OR_RETURN(deps.probe_endpoint, open(probe));
+  return absl::OkStatus();
 }
 
 EdgeRole::EdgeRole(RoleEnv env, std::unique_ptr<transport::Endpoint> probe_endpoint,

@@ -5,7 +5,8 @@
 //   absl::StatusOr<std::unique_ptr<Role>> edge = EdgeRole::Create(std::move(env), deps);
 //   (*edge)->ImportState(state, absl::Now());          // from the node's loop
 //
-// Made by the role registry for ROLE_EDGE (role_registry.cc); see Role for the calls.
+// Made by the role registry for ROLE_EDGE (role_registry.cc), which has main open the
+// probe endpoint with OpenEndpoints; see Role for the calls.
 // Ownership: owns its engine, its live feeds and deps.probe_endpoint (taken from deps).
 // The node's config and endpoint (RoleEnv) outlive it. Not thread-safe.
 #pragma once
@@ -29,6 +30,12 @@ class EdgeRole final : public Role {
   // INVALID_ARGUMENT without a server_id or for a live feed without a name; a feed's
   // address error (prefixed with live_feeds["name"]) when it cannot be bound.
   static absl::StatusOr<std::unique_ptr<Role>> Create(RoleEnv env, NodeDeps& deps);
+  // EndpointsOpener (role.h): with a probe_port, opens the probe endpoint vehicles
+  // measure this server over (listening, on the node's addresses) into deps.probe_endpoint.
+  // INVALID_ARGUMENT for a probe_port above 65535.
+  static absl::Status OpenEndpoints(const v1::DataplaneConfig& config,
+                                    const transport::EndpointOptions& node_endpoint,
+                                    const EndpointOpener& open, NodeDeps& deps);
 
   absl::string_view name() const override { return kName; }
 

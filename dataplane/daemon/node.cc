@@ -26,10 +26,7 @@ DataplaneNode::DataplaneNode(Deps& deps)
       registry_(std::move(deps.registry)) {}
 
 absl::StatusOr<std::unique_ptr<DataplaneNode>> DataplaneNode::Start(Deps deps) {
-  const RoleEntry* entry = FindRole(deps.config.role());
-  if (entry == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("role must be ", RoleIdList()));
-  }
+  SMIG_ASSIGN_OR_RETURN(const RoleEntry* entry, GetRole(deps.config.role()));
   if (deps.endpoint == nullptr) return absl::InvalidArgumentError("no SCTP endpoint");
   SMIG_ASSIGN_OR_RETURN(HelloAuthenticator auth, HelloAuthenticator::Create(deps.deployment_key));
   std::unique_ptr<DataplaneNode> node(new DataplaneNode(deps));

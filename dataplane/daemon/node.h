@@ -26,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/blocking_queue.h"
+#include "dataplane/daemon/companion.h"
 #include "dataplane/daemon/role.h"
 #include "smig/dataplane/v1/agent.pb.h"
 #include "smig/dataplane/v1/config.pb.h"
@@ -35,7 +36,7 @@ namespace smig::dataplane {
 
 class NodeMetrics;
 
-class DataplaneNode {
+class DataplaneNode : public NodeApi {  // NodeApi: for the role's companions
  public:
   using Deps = NodeDeps;  // role.h
   // Events for WatchEvents subscribers; bounded, the oldest are dropped when a reader lags.
@@ -45,7 +46,7 @@ class DataplaneNode {
   // INVALID_ARGUMENT for a role nobody registered or no endpoint; the deployment key's
   // error; the role's error for a config it cannot serve.
   static absl::StatusOr<std::unique_ptr<DataplaneNode>> Start(Deps deps);
-  ~DataplaneNode();
+  ~DataplaneNode() override;
 
   absl::StatusOr<v1::Session> OpenSession(const v1::OpenSessionRequest& request);
   absl::StatusOr<v1::SessionState> ExportState(uint64_t session);
@@ -59,7 +60,8 @@ class DataplaneNode {
 
   // Vehicle: measures every listed server over a probe association to its probe port
   // (opened here on first use, re-opened when lost) and says which server serves now.
-  proximity::v1::ProximityReport MeasureProximity(const std::vector<proximity::v1::Server>& servers);
+  proximity::v1::ProximityReport MeasureProximity(
+      const std::vector<proximity::v1::Server>& servers) override;
 
   // Releases every session (edge), waits up to `grace` for graceful shutdowns, stops.
   void Stop(absl::Duration grace);

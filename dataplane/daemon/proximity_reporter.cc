@@ -16,8 +16,7 @@ constexpr absl::Duration kRpcTimeout = absl::Seconds(1);
 constexpr absl::Duration kDefaultInterval = absl::Milliseconds(500);
 }  // namespace
 
-ProximityReporter::ProximityReporter(DataplaneNode& node, v1::ProximityReporting config,
-                                     Clock& clock)
+ProximityReporter::ProximityReporter(NodeApi& node, v1::ProximityReporting config, Clock& clock)
     : node_(node), config_(std::move(config)), clock_(clock) {
   thread_ = std::thread([this] { Run(); });
 }

@@ -6,6 +6,9 @@
 //   ProximityReporter reporter(*node, config.proximity());   // starts its thread
 //   ...                                                        // destructor stops it
 //
+// The vehicle's companion (companion.h): main starts it through the role registry
+// (VehicleRole::StartCompanions) when the config names a PMM.
+//
 // `node` (and `clock`, which paces the reports and the re-listing) must outlive it. The
 // gRPC deadlines are in real time whatever the clock.
 #pragma once
@@ -14,21 +17,20 @@
 #include <thread>
 
 #include "common/clock.h"
-#include "dataplane/daemon/node.h"
+#include "dataplane/daemon/companion.h"
 #include "smig/dataplane/v1/config.pb.h"
 
 namespace smig::dataplane {
 
-class ProximityReporter {
+class ProximityReporter final : public Companion {
  public:
-  ProximityReporter(DataplaneNode& node, v1::ProximityReporting config,
-                    Clock& clock = Clock::Real());
-  ~ProximityReporter();
+  ProximityReporter(NodeApi& node, v1::ProximityReporting config, Clock& clock = Clock::Real());
+  ~ProximityReporter() override;
 
  private:
   void Run();
 
-  DataplaneNode& node_;
+  NodeApi& node_;
   v1::ProximityReporting config_;
   Clock& clock_;
   std::atomic<bool> stop_{false};

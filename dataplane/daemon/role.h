@@ -139,4 +139,14 @@ class Role {
 // cannot serve) stops the node from starting.
 using RoleFactory = absl::StatusOr<std::unique_ptr<Role>> (*)(RoleEnv env, NodeDeps& deps);
 
+// Opens an endpoint on the node's SCTP stack (main's transport::CreateEndpoint).
+using EndpointOpener = std::function<absl::StatusOr<std::unique_ptr<transport::Endpoint>>(
+    const transport::EndpointOptions& options)>;
+// How main opens a role's endpoints besides the node's (the edge's probe endpoint) into
+// `deps`, before the node starts. `node_endpoint` is the options of the node's endpoint
+// (addresses, encapsulation, failover profile) to start from; `open` opens on its stack.
+using EndpointsOpener = absl::Status (*)(const v1::DataplaneConfig& config,
+                                         const transport::EndpointOptions& node_endpoint,
+                                         const EndpointOpener& open, NodeDeps& deps);
+
 }  // namespace smig::dataplane

@@ -13,8 +13,10 @@ namespace {
 
 // Every role, in the order messages list them.
 constexpr RoleEntry kRoles[] = {
-    {v1::ROLE_EDGE, EdgeRole::kName, &EdgeRole::Create},
-    {v1::ROLE_VEHICLE, VehicleRole::kName, &VehicleRole::Create},
+    {.id = v1::ROLE_EDGE, .name = EdgeRole::kName, .make = &EdgeRole::Create,
+     .open_endpoints = &EdgeRole::OpenEndpoints},
+    {.id = v1::ROLE_VEHICLE, .name = VehicleRole::kName, .make = &VehicleRole::Create,
+     .listens = true, .start_companions = &VehicleRole::StartCompanions},
 };
 
 // "a", "a or b", "a, b or c".
@@ -34,6 +36,14 @@ const RoleEntry* FindRole(v1::Role id) {
     if (e.id == id) return &e;
   }
   return nullptr;
+}
+
+absl::StatusOr<const RoleEntry*> GetRole(v1::Role id) {
+  const RoleEntry* entry = FindRole(id);
+  if (entry == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("role must be ", RoleIdList()));
+  }
+  return entry;
 }
 
 const RoleEntry* FindRoleNamed(absl::string_view name) {

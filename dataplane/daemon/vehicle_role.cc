@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/proto_time.h"
+#include "dataplane/daemon/proximity_reporter.h"
 
 namespace smig::dataplane {
 
@@ -15,6 +16,15 @@ absl::StatusOr<std::unique_ptr<Role>> VehicleRole::Create(RoleEnv env, NodeDeps&
     return absl::InvalidArgumentError("live_feeds are for edges; this data plane is a vehicle");
   }
   return std::unique_ptr<Role>(new VehicleRole(std::move(env), std::move(deps.make_sink)));
+}
+
+absl::StatusOr<std::unique_ptr<Companion>> VehicleRole::StartCompanions(
+    const v1::DataplaneConfig& config, NodeApi& node) {
+  if (config.proximity().pmm_address().empty()) return std::unique_ptr<Companion>();
+  if (config.proximity().vehicle_id().empty()) {
+    return absl::InvalidArgumentError("proximity reporting needs proximity.vehicle_id");
+  }
+  return std::unique_ptr<Companion>(std::make_unique<ProximityReporter>(node, config.proximity()));
 }
 
 VehicleRole::VehicleRole(RoleEnv env, SinkFactory make_sink)

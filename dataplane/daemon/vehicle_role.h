@@ -7,7 +7,9 @@
 //   absl::StatusOr<std::unique_ptr<Role>> car = VehicleRole::Create(std::move(env), deps);
 //   proximity::v1::ProximityReport r = (*car)->MeasureProximity(servers, absl::Now());
 //
-// Made by the role registry for ROLE_VEHICLE (role_registry.cc); see Role for the calls.
+// Made by the role registry for ROLE_VEHICLE (role_registry.cc), which has main make its
+// endpoint listen (edges connect to it) and start its companions with StartCompanions;
+// see Role for the calls.
 // Ownership: owns its engine, sinks and probes. The node's config and endpoint (RoleEnv)
 // outlive it. Not thread-safe.
 #pragma once
@@ -19,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "dataplane/daemon/companion.h"
 #include "dataplane/daemon/node_metrics.h"
 #include "dataplane/daemon/prober.h"
 #include "dataplane/daemon/role.h"
@@ -33,6 +36,11 @@ class VehicleRole final : public Role {
 
   // INVALID_ARGUMENT for a config with live feeds (they are an edge's).
   static absl::StatusOr<std::unique_ptr<Role>> Create(RoleEnv env, NodeDeps& deps);
+  // CompanionStarter (companion.h): with a proximity.pmm_address, a ProximityReporter that
+  // streams this vehicle's measurements to the PMM. INVALID_ARGUMENT without a
+  // proximity.vehicle_id.
+  static absl::StatusOr<std::unique_ptr<Companion>> StartCompanions(
+      const v1::DataplaneConfig& config, NodeApi& node);
 
   absl::string_view name() const override { return kName; }
 

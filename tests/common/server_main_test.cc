@@ -38,6 +38,11 @@ TEST(ServerMainTest, ReadyLineIsTheJsonThatScriptsWaitFor) {
             R"({"service":"migrator","grpc_port":7300,"metrics_port":9300})");
 }
 
+TEST(ServerMainTest, AReadyLabelNamesTheServerUnderItsOwnKey) {
+  EXPECT_EQ(ReadyLine(ReadyLabel{"role", "edge"}, 7100, 9100),
+            R"({"role":"edge","grpc_port":7100,"metrics_port":9100})");
+}
+
 TEST(ServerMainTest, ExitCodeIsZeroForOkAndTwoForAnError) {
   EXPECT_EQ(ExitCode(absl::OkStatus()), 0);
   EXPECT_EQ(ExitCode(absl::InvalidArgumentError("bad config")), 2);

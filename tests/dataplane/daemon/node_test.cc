@@ -12,6 +12,7 @@
 #include "common/grpc_server.h"
 #include "dataplane/daemon/agent_service.h"
 #include "dataplane/daemon/node.h"
+#include "dataplane/daemon/role_registry.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
@@ -318,6 +319,50 @@ TEST_F(NodeTest, UnknownRolesAndCallsARoleDoesNotServeAreRefusedByName) {
   EXPECT_EQ(a.node->MeasureProximity({server}).ByteSizeLong(), 0u);
   a.node->Stop(absl::ZeroDuration());
   vehicle.node->Stop(absl::ZeroDuration());
+}
+
+// What main sets up around a node comes from the role's registry entry: a vehicle's
+// endpoint listens; an edge with a probe_port also opens a listening probe endpoint; a
+// vehicle that names a PMM needs a vehicle_id for its reporter.
+TEST_F(NodeTest, WhatMainSetsUpAroundANodeComesFromTheRegistry) {
+  const RoleEntry* edge = *GetRole(v1::ROLE_EDGE);
+  const RoleEntry* vehicle = *GetRole(v1::ROLE_VEHICLE);
+  EXPECT_FALSE(edge->listens);
+  EXPECT_TRUE(vehicle->listens);
+  EXPECT_EQ(vehicle->open_endpoints, nullptr);
+  EXPECT_EQ(edge->start_companions, nullptr);
+
+  std::vector<transport::EndpointOptions> opened;
+  const EndpointOpener open = [&](const transport::EndpointOptions& o)
+      -> absl::StatusOr<std::unique_ptr<transport::Endpoint>> {
+    opened.push_back(o);
+    return net_.CreateEndpoint(o);
+  };
+  const transport::EndpointOptions node_endpoint{.local_addresses = {"10.1.0.1"}, .port = 7000};
+  v1::DataplaneConfig config;
+  NodeDeps deps;
+  ASSERT_TRUE(edge->open_endpoints(config, node_endpoint, open, deps).ok());
+  EXPECT_TRUE(opened.empty());  // no probe_port: no probe endpoint
+  config.set_probe_port(70000);
+  EXPECT_EQ(edge->open_endpoints(config, node_endpoint, open, deps),
+            absl::InvalidArgumentError("probe_port is above 65535"));
+  config.set_probe_port(7001);
+  ASSERT_TRUE(edge->open_endpoints(config, node_endpoint, open, deps).ok());
+  ASSERT_EQ(opened.size(), 1u);
+  EXPECT_EQ(opened[0].local_addresses, node_endpoint.local_addresses);
+  EXPECT_EQ(opened[0].port, 7001);
+  EXPECT_TRUE(opened[0].listen);
+  EXPECT_NE(deps.probe_endpoint, nullptr);
+
+  Running car = Start(v1::ROLE_VEHICLE, "car", "10.9.0.1");
+  v1::DataplaneConfig vconfig;
+  absl::StatusOr<std::unique_ptr<Companion>> none = vehicle->start_companions(vconfig, *car.node);
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(*none, nullptr);  // no PMM: nothing beside the node
+  vconfig.mutable_proximity()->set_pmm_address("127.0.0.1:1");
+  EXPECT_EQ(vehicle->start_companions(vconfig, *car.node).status(),
+            absl::InvalidArgumentError("proximity reporting needs proximity.vehicle_id"));
+  car.node->Stop(absl::ZeroDuration());
 }
 
 TEST_F(NodeTest, MetricsPassPromtoolAndCountWhatHappened) {

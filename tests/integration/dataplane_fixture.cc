@@ -36,6 +36,10 @@ void DataplaneTest::SetUp() {
   std::ofstream(dir_ + "/key") << "integration-test-deployment-key";
 }
 
+void DataplaneTest::TearDown() {
+  if (!HasFailure()) testbed::RemoveScratch(dir_);
+}
+
 std::unique_ptr<Process> DataplaneTest::StartVehicle(const std::string& udp_player) {
   std::string sink = udp_player.empty() ? absl::StrCat(R"({"file":")", dir_, R"(/out.ts"})")
                                         : absl::StrCat(R"({"udp":")", udp_player, R"("})");

@@ -39,6 +39,7 @@ std::string Slurp(const std::string& path);
 class DataplaneTest : public ::testing::Test {
  protected:
   void SetUp() override;
+  void TearDown() override;
 
   // A vehicle in namespace A with both radios, delivering flow 0 to a file (or, given a
   // UDP address, to a player there), and flow 1 to out1.ts.

@@ -302,11 +302,24 @@ void UdpRecorder::Stop() {
 
 UdpRecorder::~UdpRecorder() { Stop(); }
 
-std::string ScratchDir() {
+namespace {
+std::string ScratchDirPath() {
   const char* tmp = std::getenv("TMPDIR");
-  std::string dir = absl::StrCat(tmp ? tmp : "/tmp", "/smig-test-", getpid());
+  return absl::StrCat(tmp ? tmp : "/tmp", "/smig-test-", getpid());
+}
+}  // namespace
+
+std::string ScratchDir() {
+  std::string dir = ScratchDirPath();
   std::filesystem::create_directories(dir);
   return dir;
+}
+
+void RemoveScratch(const std::string& dir) {
+  if (dir.empty()) return;
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  std::filesystem::remove(ScratchDirPath(), ec);  // only if empty
 }
 
 }  // namespace smig::testbed

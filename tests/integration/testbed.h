@@ -131,5 +131,8 @@ class UdpRecorder {
 
 // A scratch directory unique to this process, under $TMPDIR or /tmp.
 std::string ScratchDir();
+// Removes `dir` (a ScratchDir or a directory in one) and the ScratchDir if it is then empty.
+// Tests call it when they passed; a failed test's files stay for a look.
+void RemoveScratch(const std::string& dir);
 
 }  // namespace smig::testbed

@@ -254,6 +254,9 @@ class TwoHostTest : public TransportTest {
     net_ = std::move(*net);
     dir_ = testbed::ScratchDir();
   }
+  void TearDown() override {
+    if (!HasFailure()) testbed::RemoveScratch(dir_);
+  }
 
   std::vector<std::string> Cat(std::vector<std::string> args) const {
     args.insert(args.begin(), {SMIG_SCTPCAT, "--sctp-stack=" + StackName()});

@@ -52,3 +52,5 @@ smig_network_suite(transport_integration transport_test.cc USERLAND_FILTER "-*Ke
 smig_network_suite(dataplane_integration dataplane_test.cc KERNEL_OWN TenMigrations LiveStreamMigrates
   DEPS smig_proto DEFINES SMIG_DATAPLANE="$<TARGET_FILE:smig-dataplane>"
   SMIG_SCTPCAT="$<TARGET_FILE:smig-sctpcat>")
+smig_network_suite(idle_migration_integration idle_migration_test.cc
+  DEPS smig_proto DEFINES SMIG_DATAPLANE="$<TARGET_FILE:smig-dataplane>")

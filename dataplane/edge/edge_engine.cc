@@ -113,6 +113,7 @@ void EdgeEngine::Handle(const absl::StatusOr<std::optional<transport::Incoming>>
         v1::ControlMessage hello;
         *hello.mutable_hello() =
             auth_.Sign(s.state.session_id(), options_.server_id, s.state.generation());
+        FillPositions(s, hello.mutable_hello()->mutable_positions());
         FrameHeader h{.kind = FrameKind::kControl, .session_id = s.state.session_id()};
         if (!endpoint_.Send(e->assoc_id(), {.stream = 0}, EncodeFrame(h, hello.SerializeAsString()))
                  .ok()) {
@@ -129,6 +130,7 @@ void EdgeEngine::Handle(const absl::StatusOr<std::optional<transport::Incoming>>
         } else {
           s.assoc.reset();  // Pump reconnects after a back-off
           s.acked = false;
+          s.position_due = false;
           s.next_connect = now + kReconnectBackoff;
           // The INIT may have gone to a dead radio every time: lead with the next one.
           auto* addrs = s.state.mutable_vehicle_addresses();
@@ -159,6 +161,7 @@ void EdgeEngine::OnControl(Session& s, const v1::ControlMessage& m, absl::Time n
   const google::protobuf::RepeatedPtrField<v1::FlowProgress>* flows = nullptr;
   if (m.has_hello_ack()) {
     s.acked = true;
+    s.position_due = m.hello_ack().accepts_edge_position();
     flows = &m.hello_ack().flows();
   } else if (m.has_progress()) {
     flows = &m.progress().flows();
@@ -179,6 +182,34 @@ void EdgeEngine::OnControl(Session& s, const v1::ControlMessage& m, absl::Time n
     f->second.vehicle_next = p.next_sequence();
     f->second.vehicle_reported = true;
   }
+}
+
+void EdgeEngine::FillPositions(const Session& s,
+                               google::protobuf::RepeatedPtrField<v1::FlowPosition>* out) {
+  for (const auto& [fid, f] : s.flows) {
+    v1::FlowPosition* p = out->Add();
+    p->set_flow_id(fid);
+    // SendFrames skips every frame below what the vehicle reported having, so the next
+    // frame on the wire is at least that far, whether or not the source has one due.
+    p->set_next_sequence(f.vehicle_reported ? std::max(f.state.next_sequence(), f.vehicle_next)
+                                            : f.state.next_sequence());
+  }
+}
+
+void EdgeEngine::SendPosition(Session& s, absl::Time now) {
+  v1::ControlMessage m;
+  m.mutable_edge_position()->set_session_id(s.state.session_id());
+  FillPositions(s, m.mutable_edge_position()->mutable_flows());
+  FrameHeader h{.kind = FrameKind::kControl, .session_id = s.state.session_id()};
+  absl::Status st = endpoint_.Send(*s.assoc, {.stream = 0, .max_wait = absl::ZeroDuration()},
+                                   EncodeFrame(h, m.SerializeAsString()));
+  if (absl::IsUnavailable(st)) {  // full send buffer: the next Pump tries again
+    ++send_deferrals_;
+    s.retry_send_at = now + kFullBufferRetry;
+    return;
+  }
+  if (!st.ok()) ++send_errors_;
+  s.position_due = false;
 }
 
 void EdgeEngine::SendFrames(Session& s, Flow& f, absl::Time now) {
@@ -254,6 +285,8 @@ void EdgeEngine::Pump(absl::Time now) {
       for (media::Chunk& c : scratch_) f.pending.push_back({std::move(c), now});
       if (s.assoc && s.acked && now >= s.retry_send_at) SendFrames(s, f, now);
     }
+    // After the frames that were due: they moved each flow past what the vehicle has.
+    if (s.position_due && s.assoc && s.acked && now >= s.retry_send_at) SendPosition(s, now);
   }
 }
 

@@ -127,6 +127,8 @@ class EdgeEngine {
     v1::SessionState state;
     std::optional<transport::AssocId> assoc;
     bool acked = false;     // the vehicle accepted our HELLO
+    // Its HelloAck asked for an EdgePosition, not sent yet (the send buffer was full).
+    bool position_due = false;
     bool releasing = false;
     // The send buffer was full: retry then instead of spinning (sends never block the loop,
     // so one slow vehicle cannot stall the other sessions).
@@ -140,6 +142,10 @@ class EdgeEngine {
   absl::StatusOr<std::unique_ptr<media::Source>> OpenSource(const v1::FlowState& fs,
                                                             absl::Time now) const;
   void OnControl(Session& s, const v1::ControlMessage& m, absl::Time now);
+  // Where each flow goes on from: the next frame it will send, past what the vehicle has.
+  static void FillPositions(const Session& s,
+                            google::protobuf::RepeatedPtrField<v1::FlowPosition>* out);
+  void SendPosition(Session& s, absl::Time now);
   // The flow's state for serving it from `want` (or from the oldest frame remembered
   // before it), with a live flow's fingerprints; FAILED_PRECONDITION for a live flow with
   // no frame before the checkpoint.

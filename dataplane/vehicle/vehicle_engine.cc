@@ -54,6 +54,17 @@ void VehicleEngine::OnMessage(const transport::Message& m, absl::Time now) {
       Drop(m.assoc, "bad_control", !claimed);
       return;
     }
+    if (control.has_edge_position() && claimed) {
+      const Claim& claim = claims_[m.assoc];
+      if (control.edge_position().session_id() != claim.session) {
+        Drop(m.assoc, "wrong_session", false);
+        return;
+      }
+      Session& s = sessions_[claim.session];
+      OnPositions(claim, s, control.edge_position().flows());
+      CheckContiguous(claim.session, s);
+      return;
+    }
     if (!control.has_hello()) {
       Drop(m.assoc, "unexpected_control", !claimed);
       return;
@@ -102,26 +113,51 @@ void VehicleEngine::OnHello(transport::AssocId assoc, const v1::Hello& hello) {
   }
   // A new generation is a migration starting: measure the player's pauses from here.
   for (auto& [id, flow] : s.flows) flow->reassembler.StartWindow();
-  claims_[assoc] = Claim{hello.session_id(), hello.generation(), hello.server_id()};
+  const Claim& claim = claims_[assoc] =
+      Claim{hello.session_id(), hello.generation(), hello.server_id()};
   s.assocs[assoc] = hello.generation();
+  OnPositions(claim, s, hello.positions());
   v1::ControlMessage ack;
   ack.mutable_hello_ack()->set_session_id(hello.session_id());
+  ack.mutable_hello_ack()->set_accepts_edge_position(true);
   FillProgress(hello.session_id(), s, ack.mutable_hello_ack()->mutable_flows());
   SendControl(assoc, hello.session_id(), ack);
+  // An edge whose sources have nothing due confirms on its word alone: waiting for media
+  // would keep an idle session (a paused feed, a finished file) from ever moving.
+  CheckContiguous(hello.session_id(), s);
+}
+
+VehicleEngine::Flow& VehicleEngine::FlowOf(Session& s, uint32_t flow_id) {
+  std::unique_ptr<Flow>& flow = s.flows[flow_id];
+  // Every flow starts at sequence 0: a session is opened before its first frame is sent.
+  if (flow == nullptr) flow = std::make_unique<Flow>(options_.reassembly);
+  return *flow;
+}
+
+void VehicleEngine::Cover(Flow& flow, uint64_t generation, uint64_t first, uint64_t end) {
+  auto [cov, fresh] = flow.coverage.try_emplace(generation, Coverage{first, end});
+  if (!fresh) {
+    cov->second.first = std::min(cov->second.first, first);
+    cov->second.end = std::max(cov->second.end, end);
+  }
+}
+
+void VehicleEngine::OnPositions(const Claim& claim, Session& s,
+                                const google::protobuf::RepeatedPtrField<v1::FlowPosition>& positions) {
+  for (const v1::FlowPosition& p : positions) {
+    if (p.flow_id() > 0xfffe) continue;  // no such flow can carry data
+    // The edge goes on from p.next_sequence, in order on the flow's stream, skipping only
+    // what the vehicle reported having: it covers [p, p) now, and its frames extend that.
+    // Frames it sent before saying so are below p and were counted on arrival.
+    Cover(FlowOf(s, p.flow_id()), claim.generation, p.next_sequence(), p.next_sequence());
+  }
 }
 
 void VehicleEngine::OnData(transport::AssocId assoc, const FrameView& frame, absl::Time now) {
   const Claim& claim = claims_[assoc];
   Session& s = sessions_[claim.session];
-  std::unique_ptr<Flow>& flow = s.flows[frame.header.flow_id];
-  // Every flow starts at sequence 0: a session is opened before its first frame is sent.
-  if (flow == nullptr) flow = std::make_unique<Flow>(options_.reassembly);
-  auto [cov, fresh] = flow->coverage.try_emplace(claim.generation,
-                                                 Coverage{frame.header.sequence, frame.header.sequence});
-  if (!fresh) {
-    cov->second.first = std::min(cov->second.first, frame.header.sequence);
-    cov->second.last = std::max(cov->second.last, frame.header.sequence);
-  }
+  Flow* flow = &FlowOf(s, frame.header.flow_id);
+  Cover(*flow, claim.generation, frame.header.sequence, frame.header.sequence + 1);
   ready_.clear();
   flow->reassembler.Offer(frame.header.sequence, frame.payload, now, ready_);
   if (options_.deliver) {
@@ -140,11 +176,14 @@ void VehicleEngine::CheckContiguous(uint64_t session_id, Session& s) {
   // it is at most contiguity_lag_frames behind: from here on it alone can feed the player.
   // The allowance matters when the new edge is further away than the old one: its frames
   // then always arrive a little after the old edge's, and would never "catch up".
+  // Where the edge said it goes on from counts as a start: an idle edge at the player's
+  // position is contiguous with no frame at all; one beyond it would leave a hole, and is
+  // not (until the old edge has filled it).
   for (const auto& [id, flow] : s.flows) {
     auto cov = flow->coverage.find(newest);
     uint64_t next = flow->reassembler.next_sequence();
     if (cov == flow->coverage.end() || cov->second.first > next ||
-        next > cov->second.last + 1 + options_.contiguity_lag_frames) {
+        next > cov->second.end + options_.contiguity_lag_frames) {
       return;
     }
   }

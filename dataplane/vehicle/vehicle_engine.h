@@ -96,9 +96,12 @@ class VehicleEngine {
     uint64_t generation = 0;
     std::string server;
   };
-  struct Coverage {  // the sequence numbers one generation has sent on a flow
+  // The sequence numbers one generation covers on a flow: [first, end). Its frames
+  // extend it, and so does the edge's stated position (Hello.positions, EdgePosition): an
+  // edge at position p goes on from p, so it covers [p, p) even before any frame follows.
+  struct Coverage {
     uint64_t first = 0;
-    uint64_t last = 0;
+    uint64_t end = 0;
   };
   struct Flow {
     explicit Flow(const FlowReassembler::Options& o) : reassembler(o) {}
@@ -116,6 +119,11 @@ class VehicleEngine {
   void OnEvent(const transport::v1::Event& e);
   void OnHello(transport::AssocId assoc, const v1::Hello& hello);
   void OnData(transport::AssocId assoc, const FrameView& frame, absl::Time now);
+  // An edge's statement of where it goes on from (HELLO or EdgePosition).
+  void OnPositions(const Claim& claim, Session& s,
+                   const google::protobuf::RepeatedPtrField<v1::FlowPosition>& positions);
+  Flow& FlowOf(Session& s, uint32_t flow_id);
+  static void Cover(Flow& flow, uint64_t generation, uint64_t first, uint64_t end);
   void Drop(transport::AssocId assoc, absl::string_view reason, bool abort);
   void SendControl(transport::AssocId assoc, uint64_t session, const v1::ControlMessage& m);
   void FillProgress(uint64_t session_id, const Session& s,

@@ -103,6 +103,8 @@ class DataplaneTest : public ::testing::Test {
   // project's VM (scripts/vm) on hosts without vmx/svm) the timing measures the emulator; a miss there
   // is reported as skipped with its numbers, not judged.
   void JudgeGoal(const std::string& what, absl::Duration worst, absl::Duration p99);
+  // An absolute timing goal: `value` ≤ `limit`, with the same rule under emulation.
+  void JudgeLimit(const std::string& what, absl::Duration value, absl::Duration limit);
   std::string SteadyAndWorst(const Gaps& g);
 
   std::unique_ptr<TwoHostNet> net_;

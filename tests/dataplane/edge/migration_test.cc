@@ -84,7 +84,10 @@ class MigrationTest : public ::testing::Test {
               last_delivery_ = now_;
             },
             .on_contiguous = [this](uint64_t, uint64_t g, absl::Duration) { contiguous_.push_back(g); }});
-    a_ = std::make_unique<EdgeEngine>(*a_ep_, auth, EdgeEngine::Options{.server_id = "edge-a", .make_source = Factory()});
+    a_ = std::make_unique<EdgeEngine>(
+        *a_ep_, auth,
+        EdgeEngine::Options{.server_id = "edge-a", .make_source = Factory(),
+                            .on_superseded = [this](uint64_t, uint64_t) { a_superseded_ = true; }});
     b_ = std::make_unique<EdgeEngine>(
         *b_ep_, auth,
         EdgeEngine::Options{.server_id = "edge-b", .make_source = Factory(),
@@ -139,6 +142,15 @@ class MigrationTest : public ::testing::Test {
   std::vector<std::string> delivered_;
   std::vector<uint64_t> contiguous_;
   bool superseded_ = false;
+  bool a_superseded_ = false;
+
+  // Runs in 1 ms steps until A is told that generation 2 is contiguous (at most `limit`);
+  // returns how long that took.
+  absl::Duration RunUntilASuperseded(absl::Duration limit) {
+    absl::Time start = now_;
+    while (!a_superseded_ && now_ - start < limit) Run(absl::Milliseconds(1));
+    return now_ - start;
+  }
 };
 
 TEST_F(MigrationTest, MigrationMidStreamDeliversEveryChunkOnceInOrderWithoutAStall) {
@@ -169,6 +181,53 @@ TEST_F(MigrationTest, MigrationMidStreamDeliversEveryChunkOnceInOrderWithoutASta
   // The player never waited longer than the source's own pace (plus a step).
   EXPECT_LE(max_gap_, kPeriod + absl::Milliseconds(1));
   EXPECT_TRUE(a_->Sessions().empty());
+}
+
+// An idle session migrates: the stream has ended, so the new edge has no frame to send.
+// Its HELLO says where it goes on from (the player's position), which is enough.
+TEST_F(MigrationTest, AFinishedVodMigratesWithoutAFrame) {
+  a_pair_ = {a_.get(), a_ep_.get()};
+  b_pair_ = {b_.get(), b_ep_.get()};
+  ASSERT_TRUE(a_->Serve(Fresh(), now_).ok());
+  Run(absl::Seconds(4) + absl::Milliseconds(300));  // the whole file, and Progress after it
+  ASSERT_EQ(delivered_.size(), kChunks);
+  absl::StatusOr<v1::SessionState> state = a_->Export(kSession, now_);
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->flows(0).next_sequence(), kChunks);
+  const uint64_t sent_before = b_->frames_sent();
+  ASSERT_TRUE(b_->Serve(*state, now_).ok());
+  absl::Duration took = RunUntilASuperseded(absl::Seconds(2));
+  EXPECT_TRUE(a_superseded_);
+  // The fake network delivers within a step: a handful of steps, nowhere near a timeout.
+  EXPECT_LE(took, absl::Milliseconds(5));
+  EXPECT_THAT(contiguous_, ::testing::ElementsAre(1u, 2u));
+  EXPECT_EQ(vehicle_->ServingServer(), "edge-b");
+  EXPECT_EQ(b_->frames_sent(), sent_before);
+  ASSERT_TRUE(a_->Release(kSession).ok());
+  Run(absl::Milliseconds(100));
+  EXPECT_TRUE(a_->Sessions().empty());
+  EXPECT_EQ(delivered_.size(), kChunks);
+}
+
+// Safety: a new edge that would go on from beyond the player's position leaves a hole.
+// With nothing left to fill it (the old edge has finished), it is never confirmed.
+TEST_F(MigrationTest, ANewEdgeBeyondThePlayersPositionIsNotConfirmed) {
+  a_pair_ = {a_.get(), a_ep_.get()};
+  b_pair_ = {b_.get(), b_ep_.get()};
+  ASSERT_TRUE(a_->Serve(Fresh(), now_).ok());
+  Run(absl::Seconds(4) + absl::Milliseconds(300));
+  ASSERT_EQ(delivered_.size(), kChunks);
+  absl::StatusOr<v1::SessionState> state = a_->Export(kSession, now_);
+  ASSERT_TRUE(state.ok()) << state.status();
+  // A checkpoint 5 frames beyond where the player is.
+  state->mutable_flows(0)->set_next_sequence(kChunks + 5);
+  state->mutable_flows(0)->set_source_offset((kChunks + 5) * kChunk);
+  ASSERT_TRUE(b_->Serve(*state, now_).ok());
+  RunUntilASuperseded(absl::Seconds(1));
+  EXPECT_FALSE(a_superseded_);
+  EXPECT_THAT(contiguous_, ::testing::ElementsAre(1u));
+  EXPECT_EQ(vehicle_->ServingServer(), "edge-a");
+  EXPECT_EQ(b_->Describe(kSession)->phase(), v1::SESSION_PHASE_SERVING);  // acked, not confirmed
 }
 
 // A full send buffer never blocks the edge's loop: frames wait in the edge's queue and go
@@ -267,6 +326,7 @@ class LiveFeedMigrationTest : public MigrationTest {
     a_ = std::make_unique<EdgeEngine>(
         *a_ep_, auth,
         EdgeEngine::Options{.server_id = "edge-a", .make_source = Factory(),
+                            .on_superseded = [this](uint64_t, uint64_t) { a_superseded_ = true; },
                             .live_feeds = {{"channel-1", feed_a_}}});
     b_ = std::make_unique<EdgeEngine>(
         *b_ep_, auth,
@@ -337,6 +397,34 @@ TEST_F(LiveFeedMigrationTest, ALiveFlowMovesToAnEdgeIngestingTheSameFeedLosingNo
   ASSERT_TRUE(state.ok()) << state.status();
   served = a_->Serve(*state, now_);
   EXPECT_TRUE(served.ok()) << served;
+}
+
+// A live feed that sends nothing (paused): the session migrates all the same, and when the
+// feed resumes the new edge alone carries it, losing nothing.
+TEST_F(LiveFeedMigrationTest, APausedLiveFeedMigratesWithoutAFrame) {
+  ASSERT_TRUE(a_->Serve(Live(), now_).ok());
+  uint64_t k = 0;
+  for (; k < 60; ++k) Broadcast(k);
+  Run(absl::Milliseconds(300));  // the feed pauses; Progress catches up
+  ASSERT_EQ(delivered_.size(), 60u);
+  absl::StatusOr<v1::SessionState> state = a_->Export(kSession, now_);
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->flows(0).next_sequence(), 60u);
+  absl::Status served = b_->Serve(*state, now_);
+  ASSERT_TRUE(served.ok()) << served;
+  absl::Duration took = RunUntilASuperseded(absl::Seconds(2));
+  EXPECT_TRUE(a_superseded_);
+  EXPECT_LE(took, absl::Milliseconds(5));
+  EXPECT_THAT(contiguous_, ::testing::ElementsAre(1u, 2u));
+  EXPECT_EQ(b_->frames_sent(), 0u);
+  ASSERT_TRUE(a_->Release(kSession).ok());
+  Run(absl::Milliseconds(100));
+  EXPECT_TRUE(a_->Sessions().empty());
+  for (; k < 100; ++k) Broadcast(k);  // the feed resumes
+  Run(absl::Milliseconds(100));
+  ASSERT_EQ(delivered_.size(), 100u);
+  for (size_t i = 0; i < delivered_.size(); ++i) ASSERT_EQ(delivered_[i], Datagram(i)) << i;
+  EXPECT_EQ(b_->frames_sent(), 40u);
 }
 
 TEST_F(LiveFeedMigrationTest, AReconnectSendsAgainFromTheFeedsRing) {

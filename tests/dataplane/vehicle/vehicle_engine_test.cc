@@ -1,5 +1,7 @@
 #include "dataplane/vehicle/vehicle_engine.h"
 
+#include <map>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/fake_endpoint.h"
@@ -20,10 +22,26 @@ struct Edge {
   std::unique_ptr<FakeEndpoint> ep;
   AssocId assoc = 0;
 
+  // `positions`: flow -> where the edge says it goes on from (Hello.positions).
   void SendHello(const HelloAuthenticator& auth, uint64_t generation, const std::string& server,
-                 uint64_t session = kSession) {
+                 uint64_t session = kSession, const std::map<uint32_t, uint64_t>& positions = {}) {
     v1::ControlMessage m;
     *m.mutable_hello() = auth.Sign(session, server, generation);
+    for (const auto& [flow, next] : positions) {
+      v1::FlowPosition* p = m.mutable_hello()->add_positions();
+      p->set_flow_id(flow);
+      p->set_next_sequence(next);
+    }
+    Control(m, session);
+  }
+  void SendPosition(const std::map<uint32_t, uint64_t>& positions, uint64_t session = kSession) {
+    v1::ControlMessage m;
+    m.mutable_edge_position()->set_session_id(session);
+    for (const auto& [flow, next] : positions) {
+      v1::FlowPosition* p = m.mutable_edge_position()->add_flows();
+      p->set_flow_id(flow);
+      p->set_next_sequence(next);
+    }
     Control(m, session);
   }
   void Control(const v1::ControlMessage& m, uint64_t session = kSession) {
@@ -272,6 +290,93 @@ TEST_F(VehicleEngineTest, ASlightlyFartherNewEdgeIsContiguousAFarBehindOneIsNot)
   for (uint64_t s = 100; s < 120; ++s) b.Data(s);  // the old edge is gone; b alone feeds
   Pump();
   EXPECT_EQ(delivered_, Expect(0, 120));
+}
+
+// An idle session (a finished file, a paused live feed): the new edge has no frame to
+// send, only its word on where it goes on from. At the player's position that is enough;
+// the old edge is told at once.
+TEST_F(VehicleEngineTest, AnIdleNewEdgeAtThePlayersPositionIsContiguousWithoutFrames) {
+  Edge a = Connect("10.1.0.1");
+  a.SendHello(auth_, 1, "edge-a");
+  for (uint64_t s = 0; s < 10; ++s) {
+    a.Data(s);
+    a.Data(s, 1);
+  }
+  Pump();
+  (void)a.Received();
+  Edge b = Connect("10.2.0.1");
+  b.SendHello(auth_, 2, "edge-b", kSession, {{0, 10}, {1, 10}});
+  Pump();
+  EXPECT_THAT(contiguous_, ::testing::ElementsAre(1u, 2u));
+  std::vector<v1::ControlMessage> got = b.Received();
+  ASSERT_FALSE(got.empty());
+  ASSERT_TRUE(got.front().has_hello_ack());
+  EXPECT_TRUE(got.front().hello_ack().accepts_edge_position());
+  bool told = false;
+  for (const v1::ControlMessage& m : a.Received()) {
+    told |= m.has_progress() && m.progress().contiguous() && m.progress().contiguous_generation() == 2;
+  }
+  EXPECT_TRUE(told);
+  EXPECT_EQ(engine_->ServingServer(), "edge-b");
+  // When the stream goes on, it comes from the new edge alone.
+  for (uint64_t s = 10; s < 15; ++s) b.Data(s);
+  Pump();
+  EXPECT_EQ(delivered_.size(), 25u);
+}
+
+// The HELLO's word came from an older checkpoint; after skipping what the HelloAck said
+// the vehicle has, the edge says where it is now (EdgePosition).
+TEST_F(VehicleEngineTest, AnEdgePositionAfterTheHelloAckConfirmsAnIdleEdge) {
+  Edge a = Connect("10.1.0.1");
+  a.SendHello(auth_, 1, "edge-a");
+  for (uint64_t s = 0; s < 40; ++s) a.Data(s);
+  Edge b = Connect("10.2.0.1");
+  b.SendHello(auth_, 2, "edge-b", kSession, {{0, 20}});  // 20 behind: more than 16
+  Pump();
+  EXPECT_THAT(contiguous_, ::testing::ElementsAre(1u));
+  b.SendPosition({{0, 40}});
+  Pump();
+  EXPECT_THAT(contiguous_, ::testing::ElementsAre(1u, 2u));
+}
+
+// Safety: an edge that would go on from beyond the player's position would leave a hole.
+// Its word never confirms it; only the old edge filling the hole does.
+TEST_F(VehicleEngineTest, AnIdleNewEdgeBeyondThePlayersPositionIsNotContiguous) {
+  Edge a = Connect("10.1.0.1");
+  a.SendHello(auth_, 1, "edge-a");
+  for (uint64_t s = 0; s < 10; ++s) {
+    a.Data(s);
+    a.Data(s, 1);
+  }
+  Pump();
+  Edge b = Connect("10.2.0.1");
+  // Flow 0 is fine, flow 1 would skip 10..11.
+  b.SendHello(auth_, 2, "edge-b", kSession, {{0, 10}, {1, 12}});
+  Pump();
+  b.SendPosition({{0, 10}, {1, 12}});
+  now_ += absl::Seconds(1);
+  Pump();
+  EXPECT_THAT(contiguous_, ::testing::ElementsAre(1u));
+  EXPECT_EQ(engine_->ServingServer(), "edge-a");
+  // A flow the vehicle never saw starts at 0: a new edge beyond it is not contiguous either.
+  Edge c = Connect("10.3.0.1");
+  c.SendHello(auth_, 3, "edge-c", kSession, {{0, 10}, {1, 10}, {2, 5}});
+  Pump();
+  EXPECT_THAT(contiguous_, ::testing::ElementsAre(1u));
+  // The old edge fills flow 1's hole: now the newest generation's word holds.
+  for (uint64_t s = 10; s < 12; ++s) a.Data(s, 1);
+  for (uint64_t s = 0; s < 5; ++s) a.Data(s, 2);
+  Pump();
+  EXPECT_THAT(contiguous_, ::testing::ElementsAre(1u, 3u));
+}
+
+TEST_F(VehicleEngineTest, AnEdgePositionBeforeAHelloIsAborted) {
+  Edge a = Connect("10.1.0.1");
+  a.SendPosition({{0, 0}});
+  Pump();
+  EXPECT_EQ(engine_->counters().dropped.at("unexpected_control"), 1u);
+  EXPECT_TRUE(a.Lost());
+  EXPECT_TRUE(contiguous_.empty());
 }
 
 }  // namespace

@@ -5,6 +5,11 @@
 //   smig-bench-decision --benchmark_min_time=1
 #include <benchmark/benchmark.h>
 
+#include <iostream>
+#include <string_view>
+
+#include "common/flags.h"
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "services/decision/decision_engine.h"
@@ -52,4 +57,18 @@ BENCHMARK(BM_DecideLoop)->Arg(3)->Arg(10)->Arg(50);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+// Google Benchmark's own command line (--help lists its flags), plus --version like every
+// smig binary.
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--version") {
+      std::cout << "smig-bench-decision " << smig::Version() << "\n";
+      return 0;
+    }
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

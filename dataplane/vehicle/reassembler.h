@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,10 @@ class FlowReassembler {
   absl::Duration window_max_gap() const { return window_max_gap_; }
 
   uint64_t next_sequence() const { return next_; }
+  // When the last payload was delivered; nullopt before the first.
+  std::optional<absl::Time> last_delivery() const {
+    return delivered_any_ ? std::optional<absl::Time>(last_delivery_) : std::nullopt;
+  }
   size_t buffered_frames() const { return buffer_.size(); }
   size_t buffered_bytes() const { return buffered_bytes_; }
   const Stats& stats() const { return stats_; }

@@ -62,7 +62,7 @@ void VehicleEngine::OnMessage(const transport::Message& m, absl::Time now) {
       }
       Session& s = sessions_[claim.session];
       OnPositions(claim, s, control.edge_position().flows());
-      CheckContiguous(claim.session, s);
+      CheckContiguous(claim.session, s, now);
       return;
     }
     if (!control.has_hello()) {
@@ -73,7 +73,7 @@ void VehicleEngine::OnMessage(const transport::Message& m, absl::Time now) {
       Drop(m.assoc, "duplicate_hello", false);
       return;
     }
-    OnHello(m.assoc, control.hello());
+    OnHello(m.assoc, control.hello(), now);
     return;
   }
   if (!claimed) {
@@ -91,7 +91,7 @@ void VehicleEngine::OnMessage(const transport::Message& m, absl::Time now) {
   OnData(m.assoc, *frame, now);
 }
 
-void VehicleEngine::OnHello(transport::AssocId assoc, const v1::Hello& hello) {
+void VehicleEngine::OnHello(transport::AssocId assoc, const v1::Hello& hello, absl::Time now) {
   if (absl::Status s = auth_.Verify(hello); !s.ok()) {
     ++counters_.hello_rejected;
     Drop(assoc, "bad_hello", true);
@@ -122,9 +122,9 @@ void VehicleEngine::OnHello(transport::AssocId assoc, const v1::Hello& hello) {
   ack.mutable_hello_ack()->set_accepts_edge_position(true);
   FillProgress(hello.session_id(), s, ack.mutable_hello_ack()->mutable_flows());
   SendControl(assoc, hello.session_id(), ack);
-  // An edge whose sources have nothing due confirms on its word alone: waiting for media
-  // would keep an idle session (a paused feed, a finished file) from ever moving.
-  CheckContiguous(hello.session_id(), s);
+  // On an idle session (a paused feed, a finished file) the edge's word alone confirms it:
+  // waiting for media would keep it from ever moving.
+  CheckContiguous(hello.session_id(), s, now);
 }
 
 VehicleEngine::Flow& VehicleEngine::FlowOf(Session& s, uint32_t flow_id) {
@@ -134,11 +134,13 @@ VehicleEngine::Flow& VehicleEngine::FlowOf(Session& s, uint32_t flow_id) {
   return *flow;
 }
 
-void VehicleEngine::Cover(Flow& flow, uint64_t generation, uint64_t first, uint64_t end) {
-  auto [cov, fresh] = flow.coverage.try_emplace(generation, Coverage{first, end});
+void VehicleEngine::Cover(Flow& flow, uint64_t generation, uint64_t first, uint64_t end,
+                          bool framed) {
+  auto [cov, fresh] = flow.coverage.try_emplace(generation, Coverage{first, end, framed});
   if (!fresh) {
     cov->second.first = std::min(cov->second.first, first);
     cov->second.end = std::max(cov->second.end, end);
+    cov->second.framed = cov->second.framed || framed;
   }
 }
 
@@ -149,7 +151,8 @@ void VehicleEngine::OnPositions(const Claim& claim, Session& s,
     // The edge goes on from p.next_sequence, in order on the flow's stream, skipping only
     // what the vehicle reported having: it covers [p, p) now, and its frames extend that.
     // Frames it sent before saying so are below p and were counted on arrival.
-    Cover(FlowOf(s, p.flow_id()), claim.generation, p.next_sequence(), p.next_sequence());
+    Cover(FlowOf(s, p.flow_id()), claim.generation, p.next_sequence(), p.next_sequence(),
+          /*framed=*/false);
   }
 }
 
@@ -157,16 +160,22 @@ void VehicleEngine::OnData(transport::AssocId assoc, const FrameView& frame, abs
   const Claim& claim = claims_[assoc];
   Session& s = sessions_[claim.session];
   Flow* flow = &FlowOf(s, frame.header.flow_id);
-  Cover(*flow, claim.generation, frame.header.sequence, frame.header.sequence + 1);
+  Cover(*flow, claim.generation, frame.header.sequence, frame.header.sequence + 1,
+        /*framed=*/true);
   ready_.clear();
   flow->reassembler.Offer(frame.header.sequence, frame.payload, now, ready_);
   if (options_.deliver) {
     for (const std::string& payload : ready_) options_.deliver(claim.session, frame.header.flow_id, payload);
   }
-  CheckContiguous(claim.session, s);
+  CheckContiguous(claim.session, s, now);
 }
 
-void VehicleEngine::CheckContiguous(uint64_t session_id, Session& s) {
+bool VehicleEngine::Idle(const Flow& flow, absl::Time now) const {
+  const std::optional<absl::Time> last = flow.reassembler.last_delivery();
+  return !last.has_value() || now - *last >= options_.idle_after;
+}
+
+void VehicleEngine::CheckContiguous(uint64_t session_id, Session& s, absl::Time now) {
   if (s.assocs.empty() || s.flows.empty()) return;
   uint64_t newest = 0;
   for (const auto& [assoc, generation] : s.assocs) newest = std::max(newest, generation);
@@ -176,14 +185,16 @@ void VehicleEngine::CheckContiguous(uint64_t session_id, Session& s) {
   // it is at most contiguity_lag_frames behind: from here on it alone can feed the player.
   // The allowance matters when the new edge is further away than the old one: its frames
   // then always arrive a little after the old edge's, and would never "catch up".
-  // Where the edge said it goes on from counts as a start: an idle edge at the player's
-  // position is contiguous with no frame at all; one beyond it would leave a hole, and is
-  // not (until the old edge has filled it).
+  // Where the edge said it goes on from counts as a start: on an idle flow, an edge at the
+  // player's position is contiguous with no frame at all; one beyond it would leave a
+  // hole, and is not (until the old edge has filled it). While media flows, the new edge's
+  // own frames must have arrived: both edges send until then (make-before-break).
   for (const auto& [id, flow] : s.flows) {
     auto cov = flow->coverage.find(newest);
     uint64_t next = flow->reassembler.next_sequence();
     if (cov == flow->coverage.end() || cov->second.first > next ||
-        next > cov->second.end + options_.contiguity_lag_frames) {
+        next > cov->second.end + options_.contiguity_lag_frames ||
+        (!cov->second.framed && !Idle(*flow, now))) {
       return;
     }
   }
@@ -238,6 +249,8 @@ void VehicleEngine::SendControl(transport::AssocId assoc, uint64_t session,
 void VehicleEngine::Tick(absl::Time now) {
   if (now < next_progress_) return;
   next_progress_ = now + options_.progress_interval;
+  // A flow that went idle during a migration's overlap: the new edge's word now suffices.
+  for (auto& [id, s] : sessions_) CheckContiguous(id, s, now);
   for (const auto& [id, s] : sessions_) {
     if (s.assocs.empty()) continue;
     v1::ControlMessage progress;

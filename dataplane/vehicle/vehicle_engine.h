@@ -51,6 +51,10 @@ class VehicleEngine {
     // contiguous: the player's pause at cut-over is at most about this much of the stream
     // (16 frames of 1316 bytes: 84 ms at 2 Mbit/s).
     uint64_t contiguity_lag_frames = 16;
+    // A flow is idle when it has delivered nothing for this long (or never): then a new
+    // edge's stated position alone can confirm it. While media flows, the new edge's own
+    // frames must arrive first, so old and new edge overlap (make-before-break).
+    absl::Duration idle_after = absl::Milliseconds(200);
   };
   // Every reason Counters::dropped may hold (FrameErrorName()s included), so that the
   // metric can show each at zero before it first happens.
@@ -102,6 +106,7 @@ class VehicleEngine {
   struct Coverage {
     uint64_t first = 0;
     uint64_t end = 0;
+    bool framed = false;  // a data frame of this generation arrived on the flow
   };
   struct Flow {
     explicit Flow(const FlowReassembler::Options& o) : reassembler(o) {}
@@ -117,18 +122,19 @@ class VehicleEngine {
 
   void OnMessage(const transport::Message& m, absl::Time now);
   void OnEvent(const transport::v1::Event& e);
-  void OnHello(transport::AssocId assoc, const v1::Hello& hello);
+  void OnHello(transport::AssocId assoc, const v1::Hello& hello, absl::Time now);
   void OnData(transport::AssocId assoc, const FrameView& frame, absl::Time now);
   // An edge's statement of where it goes on from (HELLO or EdgePosition).
   void OnPositions(const Claim& claim, Session& s,
                    const google::protobuf::RepeatedPtrField<v1::FlowPosition>& positions);
   Flow& FlowOf(Session& s, uint32_t flow_id);
-  static void Cover(Flow& flow, uint64_t generation, uint64_t first, uint64_t end);
+  static void Cover(Flow& flow, uint64_t generation, uint64_t first, uint64_t end, bool framed);
   void Drop(transport::AssocId assoc, absl::string_view reason, bool abort);
   void SendControl(transport::AssocId assoc, uint64_t session, const v1::ControlMessage& m);
   void FillProgress(uint64_t session_id, const Session& s,
                     google::protobuf::RepeatedPtrField<v1::FlowProgress>* out) const;
-  void CheckContiguous(uint64_t session_id, Session& s);
+  void CheckContiguous(uint64_t session_id, Session& s, absl::Time now);
+  bool Idle(const Flow& flow, absl::Time now) const;
 
   transport::Endpoint& endpoint_;
   HelloAuthenticator auth_;

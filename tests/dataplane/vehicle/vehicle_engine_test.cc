@@ -304,6 +304,7 @@ TEST_F(VehicleEngineTest, AnIdleNewEdgeAtThePlayersPositionIsContiguousWithoutFr
   }
   Pump();
   (void)a.Received();
+  now_ += absl::Seconds(1);  // the stream pauses: the session is idle
   Edge b = Connect("10.2.0.1");
   b.SendHello(auth_, 2, "edge-b", kSession, {{0, 10}, {1, 10}});
   Pump();
@@ -330,6 +331,8 @@ TEST_F(VehicleEngineTest, AnEdgePositionAfterTheHelloAckConfirmsAnIdleEdge) {
   Edge a = Connect("10.1.0.1");
   a.SendHello(auth_, 1, "edge-a");
   for (uint64_t s = 0; s < 40; ++s) a.Data(s);
+  Pump();
+  now_ += absl::Seconds(1);  // the stream pauses: the session is idle
   Edge b = Connect("10.2.0.1");
   b.SendHello(auth_, 2, "edge-b", kSession, {{0, 20}});  // 20 behind: more than 16
   Pump();
@@ -349,6 +352,7 @@ TEST_F(VehicleEngineTest, AnIdleNewEdgeBeyondThePlayersPositionIsNotContiguous) 
     a.Data(s, 1);
   }
   Pump();
+  now_ += absl::Seconds(1);  // the stream pauses: the session is idle
   Edge b = Connect("10.2.0.1");
   // Flow 0 is fine, flow 1 would skip 10..11.
   b.SendHello(auth_, 2, "edge-b", kSession, {{0, 10}, {1, 12}});
@@ -367,7 +371,29 @@ TEST_F(VehicleEngineTest, AnIdleNewEdgeBeyondThePlayersPositionIsNotContiguous) 
   for (uint64_t s = 10; s < 12; ++s) a.Data(s, 1);
   for (uint64_t s = 0; s < 5; ++s) a.Data(s, 2);
   Pump();
+  // Media flowed again, so the new edge's word alone waits until the stream is idle again.
+  EXPECT_THAT(contiguous_, ::testing::ElementsAre(1u));
+  now_ += absl::Seconds(1);
+  Pump();
   EXPECT_THAT(contiguous_, ::testing::ElementsAre(1u, 3u));
+}
+
+// While media flows, a new edge's word is not enough: its own frames must arrive first, so
+// that both edges send for a while (make-before-break).
+TEST_F(VehicleEngineTest, WhileMediaFlowsANewEdgeNeedsItsOwnFrames) {
+  Edge a = Connect("10.1.0.1");
+  a.SendHello(auth_, 1, "edge-a");
+  for (uint64_t s = 0; s < 10; ++s) a.Data(s);
+  Pump();
+  Edge b = Connect("10.2.0.1");
+  b.SendHello(auth_, 2, "edge-b", kSession, {{0, 10}});
+  now_ += absl::Milliseconds(50);  // less than idle_after: the stream is still flowing
+  Pump();
+  EXPECT_THAT(contiguous_, ::testing::ElementsAre(1u));
+  a.Data(10);
+  b.Data(10);
+  Pump();
+  EXPECT_THAT(contiguous_, ::testing::ElementsAre(1u, 2u));
 }
 
 TEST_F(VehicleEngineTest, AnEdgePositionBeforeAHelloIsAborted) {

@@ -9,7 +9,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config protobuf-compiler protobuf-compiler-grpc \
       libprotobuf-dev libgrpc++-dev libabsl-dev prometheus-cpp-dev libusrsctp-dev libsctp-dev \
-      libssl-dev libcurl4-openssl-dev \
+      libssl-dev libcurl4-openssl-dev libgoogle-glog-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -25,6 +25,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libabsl20220623 libc-ares2 libcivetweb1 libgrpc++1.51 libgrpc29 libprometheus-cpp-core1.0 \
       libprometheus-cpp-pull1.0 libprotobuf32 libre2-9 libsctp1 libssl3 libusrsctp2 libcurl4 \
+      libgoogle-glog0v6 \
  && rm -rf /var/lib/apt/lists/*
 # A numeric uid, so that Kubernetes' runAsNonRoot can verify it without a passwd lookup.
 RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin smig

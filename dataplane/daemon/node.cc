@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <future>
 
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
 #include "common/proto_time.h"
 #include "common/status_macros.h"
 #include "dataplane/daemon/node_metrics.h"
@@ -107,6 +109,10 @@ void DataplaneNode::Loop() {
     now = absl::Now();
     if (in.ok() && in->has_value()) {
       if (const auto* ev = std::get_if<tv1::Event>(&**in)) {
+        // Rare (association and path changes) and what an operator reads first.
+        LOG(INFO) << "association " << ev->assoc_id() << ": " << tv1::EventType_Name(ev->type())
+                  << (ev->address().empty() ? "" : " ") << ev->address()
+                  << (ev->error() != 0 ? absl::StrCat(" (error ", ev->error(), ")") : "");
         if (metrics_) {
           metrics_->CountPathEvent(*ev, [this](transport::AssocId a) { return role_->Carries(a); });
         }
@@ -120,6 +126,7 @@ void DataplaneNode::Loop() {
     if (metrics_ && now >= next_export_) {
       next_export_ = now + kMetricsEvery;
       role_->ExportMetrics();
+      metrics_->ExportStack(endpoint_->stack());
     }
   }
 }

@@ -83,7 +83,17 @@ NodeMetrics::NodeMetrics(prometheus::Registry& r, const std::string& role)
                           .Name("smig_live_feed_bytes_total")
                           .Help("Edge: bytes received on each standing live feed, watched "
                                 "or not.")
-                          .Register(r)) {
+                          .Register(r)),
+      stack_events(prometheus::BuildCounter()
+                       .Name("smig_sctp_recovery_events_total")
+                       .Help("What the SCTP stack counted for all associations of this data "
+                             "plane: t3_timeout (retransmission timer expiries), "
+                             "fast_retransmit and retransmitted_chunk (DATA chunks sent "
+                             "again).")
+                       .Register(r)),
+      t3_feed_(stack_events.Add({{"kind", "t3_timeout"}})),
+      fast_retransmit_feed_(stack_events.Add({{"kind", "fast_retransmit"}})),
+      retransmit_feed_(stack_events.Add({{"kind", "retransmitted_chunk"}})) {
   for (const char* kind : {"unreachable", "potentially_failed", "available", "primary_changed"}) {
     path_events.Add({{"kind", kind}});
   }
@@ -93,6 +103,14 @@ void NodeMetrics::ExportTotals(uint64_t total_bytes, uint64_t total_frames, size
   bytes_feed_.Update(total_bytes);
   frames_feed_.Update(total_frames);
   sessions.Set(static_cast<double>(sessions_now));
+}
+
+void NodeMetrics::ExportStack(tv1::StackKind stack) {
+  absl::StatusOr<transport::StackCounters> c = transport::ReadStackCounters(stack);
+  if (!c.ok()) return;
+  t3_feed_.Update(c->t3_timeouts);
+  fast_retransmit_feed_.Update(c->fast_retransmits);
+  retransmit_feed_.Update(c->retransmitted_chunks);
 }
 
 void NodeMetrics::CountPathEvent(const tv1::Event& e,

@@ -30,6 +30,7 @@
 
 #include "absl/functional/function_ref.h"
 #include "dataplane/transport/endpoint.h"
+#include "dataplane/transport/stack_counters.h"
 
 namespace smig::dataplane {
 
@@ -58,6 +59,8 @@ class NodeMetrics {
   // `carries` a session stops carrying traffic (once, for PF then unreachable).
   void CountPathEvent(const transport::v1::Event& e,
                       absl::FunctionRef<bool(transport::AssocId)> carries);
+  // The SCTP stack's own loss-recovery counters (transport/stack_counters.h), if it has any.
+  void ExportStack(transport::v1::StackKind stack);
 
   // Every series, in registration order (the order of the page). bytes, frames,
   // sessions, path_events and failovers are fed through the two calls above; roles feed
@@ -78,9 +81,11 @@ class NodeMetrics {
   prometheus::Family<prometheus::Gauge>& path_srtt;  // {server, peer}
   prometheus::Family<prometheus::Gauge>& path_up;    // {server, peer}
   prometheus::Family<prometheus::Counter>& live_feed_bytes;  // {feed}
+  prometheus::Family<prometheus::Counter>& stack_events;     // {kind}
 
  private:
   CounterFeed bytes_feed_{bytes}, frames_feed_{frames};
+  CounterFeed t3_feed_, fast_retransmit_feed_, retransmit_feed_;
   // The last state each path reported, to count a failover once (PF then unreachable).
   std::map<std::pair<transport::AssocId, std::string>, transport::v1::EventType> path_state_;
 };

@@ -34,38 +34,63 @@ bool KernelSctpAvailable() {
   return true;
 }
 
-absl::StatusOr<std::unique_ptr<Endpoint>> CreateEndpoint(StackChoice choice,
-                                                         const EndpointOptions& options) {
+v1::StackKind ResolveStack(StackChoice choice) {
   switch (choice) {
-    case StackChoice::kKernel:
-      return CreateKernelEndpoint(options);
-    case StackChoice::kUserland:
-      return CreateUserlandEndpoint(options);
-    case StackChoice::kAuto:
-      break;
+    case StackChoice::kKernel: return v1::STACK_KIND_KERNEL;
+    case StackChoice::kUserland: return v1::STACK_KIND_USERLAND;
+    case StackChoice::kAuto: break;
   }
-  if (KernelSctpAvailable()) {
-    LOG(INFO) << "--sctp-stack=auto chose the kernel stack (lksctp)";
-    return CreateKernelEndpoint(options);
-  }
-  LOG(INFO) << "--sctp-stack=auto chose the userland stack (usrsctp over UDP): this kernel "
-               "cannot open SCTP sockets";
-  return CreateUserlandEndpoint(options);
+  return KernelSctpAvailable() ? v1::STACK_KIND_KERNEL : v1::STACK_KIND_USERLAND;
 }
 
-v1::FailoverProfile FastFailoverProfile() {
+absl::StatusOr<std::unique_ptr<Endpoint>> CreateEndpoint(StackChoice choice,
+                                                         const EndpointOptions& options) {
+  const bool kernel = ResolveStack(choice) == v1::STACK_KIND_KERNEL;
+  if (choice == StackChoice::kAuto) {
+    LOG(INFO) << (kernel ? "--sctp-stack=auto chose the kernel stack (lksctp)"
+                         : "--sctp-stack=auto chose the userland stack (usrsctp over UDP): this "
+                           "kernel cannot open SCTP sockets");
+  }
+  return kernel ? CreateKernelEndpoint(options) : CreateUserlandEndpoint(options);
+}
+
+v1::FailoverProfile FastFailoverProfile(v1::StackKind stack) {
   v1::FailoverProfile p;
-  // RTO.min must stay above the slowest radio's round trip (cell: about 50 ms): at 50 ms
-  // the edge demo's cell path timed out spuriously and its cwnd never grew past ~8 KB
-  // (1.5 Mbit/s); immediate SACKs keep the RTT estimate free of the delayed-SACK wait.
   *p.mutable_rto_initial() = ToProtoDuration(absl::Milliseconds(200));
-  *p.mutable_rto_min() = ToProtoDuration(absl::Milliseconds(100));
   *p.mutable_rto_max() = ToProtoDuration(absl::Milliseconds(300));
   *p.mutable_heartbeat_interval() = ToProtoDuration(absl::Milliseconds(100));
   p.set_path_max_retrans(2);
-  p.set_pf_threshold(0);
+  // A SACK for every packet: the RTT estimate carries no delayed-SACK wait. (usrsctp
+  // ignores a zero delay, but its SACK frequency of 1 acknowledges every packet anyway.)
   *p.mutable_sack_delay() = ToProtoDuration(absl::Milliseconds(0));
   p.set_assoc_max_retrans(4);
+  // Both stacks limit a burst to 4 packets beyond what is in flight; usrsctp does it by
+  // cutting cwnd to flight + 4 MTUs whenever the window is not full, so a paced stream's
+  // window never opens and it arrives in one burst per round trip (on a 60 ms cell path:
+  // a 30-57 ms gap every 63 ms).
+  p.set_max_burst(0);
+  if (stack == v1::STACK_KIND_USERLAND) {
+    // usrsctp does not restart a path's T3-rtx timer when a SACK acknowledges new data
+    // (its fast SACK path only starts a timer that is not running, against RFC 4960
+    // 6.3.2 R3). While a stream keeps data in flight, which it does whenever the round
+    // trip exceeds the ~5 ms between frames, the timer expires one RTO after it started
+    // however well the path works: about 5 spurious timeouts a second on a 60 ms cell
+    // path. Each counts an error against the path. At a PF threshold of 0 it becomes
+    // potentially failed, and usrsctp puts no new data on a PF path that is not its
+    // alternate, so the stream stops until the next SACK: a 30-60 ms gap every 200 ms.
+    // (Declared unreachable instead, the path lost its data to a dead radio and ended
+    // the association.) A threshold of 1 needs two timeouts with no SACK between them,
+    // which only a dead path gives: the next SACK clears the error count.
+    p.set_pf_threshold(1);
+    // Two timeouts are needed, so they must be short for a dead radio to cost < 150 ms:
+    // 50 + 100 ms. A cell path's RTO is its own srtt + 4 rttvar, above this.
+    *p.mutable_rto_min() = ToProtoDuration(absl::Milliseconds(50));
+  } else {
+    // Linux restarts the timer as the RFC says: its timeouts are real, and the first one
+    // moves new data (RFC 7829 PF). RTO.min stays above a 50 ms cell round trip.
+    p.set_pf_threshold(0);
+    *p.mutable_rto_min() = ToProtoDuration(absl::Milliseconds(100));
+  }
   return p;
 }
 

@@ -242,6 +242,19 @@ absl::Status StartUsrsctp(uint16_t udp_port) {
   return absl::OkStatus();
 }
 
+StackCounters UserlandStackCounters() {
+  {
+    UsrsctpState& st = Usrsctp();
+    absl::MutexLock lock(&st.mu);
+    if (st.port < 0) return {};
+  }
+  sctpstat s{};
+  usrsctp_get_stat(&s);
+  return {.t3_timeouts = s.sctps_timodata,
+          .fast_retransmits = s.sctps_sendfastretrans,
+          .retransmitted_chunks = s.sctps_sendretransdata};
+}
+
 absl::StatusOr<std::unique_ptr<Endpoint>> CreateUserlandEndpoint(const EndpointOptions& options) {
   SMIG_ASSIGN_OR_RETURN(std::vector<SocketAddress> locals,
                         ParseAddressList(options.local_addresses, options.port));
@@ -278,18 +291,9 @@ absl::StatusOr<std::unique_ptr<Endpoint>> CreateUserlandEndpoint(const EndpointO
   UsrsctpPaddrThlds th{};
   th.spt_assoc_id = SCTP_FUTURE_ASSOC;
   th.spt_address.ss_family = static_cast<sa_family_t>(v6 ? AF_INET6 : AF_INET);
-  // A PF threshold of 0 means "move new data off a path at its first timeout". usrsctp's
-  // PF state does that, but while a dead primary stays PF, delivery on the path that
-  // carries the data is bursty: in the edge demo with dsrc dead and a 50 ms cell path,
-  // every ~200 ms a ~25 ms gap and, one RTT later, an ~18 ms one (138 gaps over 15 ms in
-  // 14 s; 0 with PF off; kernel SCTP shows no such pattern). A path declared unreachable
-  // at its first timeout (threshold 0, PF then off) moves the data just as early: the
-  // demo's dsrc outage still cost a 103 ms gap, and cell-only delivery was smooth.
-  const bool leave_at_first_timeout = p.has_pf_threshold() && p.pf_threshold() == 0;
-  th.spt_pathmaxrxt =
-      static_cast<uint16_t>(leave_at_first_timeout ? 0 : p.path_max_retrans());
-  th.spt_pathpfthld = static_cast<uint16_t>(
-      leave_at_first_timeout ? 0 : p.has_pf_threshold() ? p.pf_threshold() : p.path_max_retrans());
+  th.spt_pathmaxrxt = static_cast<uint16_t>(p.path_max_retrans());
+  th.spt_pathpfthld = static_cast<uint16_t>(p.has_pf_threshold() ? p.pf_threshold()
+                                                                  : p.path_max_retrans());
   th.spt_pathcpthld = 0xffff;
   if (absl::Status s = SetOpt(*ep, kSctpPeerAddrThlds, th, "SCTP_PEER_ADDR_THLDS"); !s.ok()) {
     return s;

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "dataplane/transport/endpoint.h"
+#include "dataplane/transport/stack_counters.h"
 
 namespace smig::transport {
 
@@ -18,5 +19,8 @@ absl::StatusOr<std::unique_ptr<Endpoint>> CreateUserlandEndpoint(const EndpointO
 // ALREADY_EXISTS when another socket holds the port (usrsctp itself would start anyway
 // and lose every packet), and FAILED_PRECONDITION when the stack runs on another port.
 absl::Status StartUsrsctp(uint16_t udp_port);
+
+// The process's usrsctp statistics (all its associations); zeros before the stack starts.
+StackCounters UserlandStackCounters();
 
 }  // namespace smig::transport

@@ -1,13 +1,14 @@
-"""smigbed.analysis on synthetic recordings (no namespaces, no processes): loss and
-duplicates from the bytes, gaps and stalls from arrival times, the SMM's migrations, and
-the decoder's and recorder's logs. Unit test (label unit), beside the system tests that
-use the same analysis on real runs.
+"""smigbed.analysis and smigbed.scenario's goals on synthetic data (no namespaces, no
+processes): loss and duplicates from the bytes, gaps and stalls from arrival times, the
+SMM's migrations, the decoder's and recorder's logs, and a scenario's goals. Unit test
+(label unit), beside the system tests that use the same analysis on real runs.
 """
 import os
 import tempfile
 import unittest
 
-from smigbed import analysis
+from smigbed import analysis, scenario
+
 
 CHUNK = 1316
 
@@ -99,6 +100,48 @@ class StallsTest(unittest.TestCase):
 
     def test_no_arrivals_no_steady_gaps(self):
         self.assertEqual(analysis.steady_gaps([], []), [])
+
+
+def write_scenario(d, text):
+    path = os.path.join(d, "drive.yaml")
+    with open(path, "w") as f:
+        f.write("name: t\nduration_s: 40\nedges: 2\n" + text)
+    return path
+
+
+class ScenarioGoalsTest(unittest.TestCase):
+    def load(self, text):
+        with tempfile.TemporaryDirectory() as d:
+            return scenario.load_scenario(write_scenario(d, text))
+
+    def error(self, text):
+        with tempfile.TemporaryDirectory() as d:
+            path = write_scenario(d, text)
+            with self.assertRaises(scenario.ScenarioError) as e:
+                scenario.load_scenario(path)
+            self.assertIn(path, str(e.exception))
+            return str(e.exception)
+
+    def test_defaults_without_goals(self):
+        self.assertEqual(self.load("")["goals"], {"stall_ms": 20.0, "p99_gap_ms": 20.0,
+                                                  "p999_gap_ms": None, "max_gap_ms": 50.0,
+                                                  "min_failovers": 0})
+
+    def test_given_goals_over_the_defaults(self):
+        g = self.load("goals: {max_gap_ms: 150, p999_gap_ms: 66.5, min_failovers: 1}\n")["goals"]
+        self.assertEqual(g, {"stall_ms": 20.0, "p99_gap_ms": 20.0, "p999_gap_ms": 66.5,
+                             "max_gap_ms": 150.0, "min_failovers": 1})
+
+    def test_bad_goals_name_the_field(self):
+        self.assertIn("goals: unknown key 'max_stall_ms'", self.error("goals: {max_stall_ms: 5}\n"))
+        self.assertIn("goals.p99_gap_ms: 0 is not a positive", self.error("goals: {p99_gap_ms: 0}\n"))
+        self.assertIn("goals.stall_ms: 'fast'", self.error("goals: {stall_ms: fast}\n"))
+        self.assertIn("goals.stall_ms: True", self.error("goals: {stall_ms: true}\n"))
+        self.assertIn("goals.max_gap_ms: None", self.error("goals: {max_gap_ms: null}\n"))
+        self.assertIn("goals.min_failovers: 1.5", self.error("goals: {min_failovers: 1.5}\n"))
+        self.assertIn("goals: expected a mapping", self.error("goals: [20]\n"))
+        self.assertIn("goals.p99_gap_ms (60 ms) is above goals.max_gap_ms (50 ms)",
+                      self.error("goals: {p99_gap_ms: 60}\n"))
 
 
 SMM_LISTING = {"migrations": [

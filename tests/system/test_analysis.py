@@ -5,6 +5,7 @@ recorder's logs, the scenarios' goals, and the verdict on summaries (absolute go
 session following the car, software CPU emulation). Unit test (label unit), beside the
 system tests that use the same analysis and verdict on real runs.
 """
+import glob
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ import unittest
 from smigbed import analysis, scenario, verdict
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+SCENARIOS = os.path.join(HERE, "..", "..", "scripts", "scenarios")
 
 CHUNK = 1316
 
@@ -179,6 +181,35 @@ class ScenarioGoalsTest(unittest.TestCase):
         self.assertIn("goals: expected a mapping", self.error("goals: [20]\n"))
         self.assertIn("goals.p99_gap_ms (60 ms) is above goals.max_gap_ms (50 ms)",
                       self.error("goals: {p99_gap_ms: 60}\n"))
+
+    def test_the_shipped_drives(self):
+        names = {}
+        for path in sorted(glob.glob(os.path.join(SCENARIOS, "*.yaml"))):
+            s = scenario.load_scenario(path)
+            names[os.path.basename(path)] = s
+            with open(path) as f:
+                self.assertTrue(f.readline().startswith("# "), f"{path}: a description comment first")
+            self.assertIn("goals", s)
+            self.assertGreaterEqual(float(s["duration_s"]), 40, path)
+            self.assertTrue(s.get("description"), path)
+            # Every drive makes the session migrate.
+            self.assertGreater(len(scenario.nearest_changes(s)), 1, path)
+        for want in ("default.yaml", "cellular-heavy.yaml", "lossy.yaml", "dsrc-flapping.yaml"):
+            self.assertIn(want, names)
+        # The default drive's dsrc outage kills the active path: its largest gap may be 150 ms.
+        self.assertEqual(names["default.yaml"]["goals"]["max_gap_ms"], 150.0)
+
+    def test_dsrc_flapping_flaps_every_2_to_5_s(self):
+        s = scenario.load_scenario(os.path.join(SCENARIOS, "dsrc-flapping.yaml"))
+        toggles = {}
+        for ev in s["events"]:
+            for target, link in ev["set"].items():
+                if target.endswith("/dsrc") and "up" in link:
+                    toggles.setdefault(target, []).append(ev["at_s"])
+        for target, times in toggles.items():
+            steps = [b - a for a, b in zip(times, times[1:])]
+            self.assertTrue(all(2 <= d <= 5 for d in steps), f"{target}: {times}")
+        self.assertGreaterEqual(sum(len(t) for t in toggles.values()), 15)
 
 
 def summary(**over):

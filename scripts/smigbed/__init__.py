@@ -2,10 +2,13 @@
 
     testbed       network namespaces, veth links and bridges, the processes (data planes,
                   PMM/MDM/SMM, smig-linkemu, the player), link control, smigctl, /metrics
-    analysis      what a bed recorded, judged: bytes lost, duplicates, gaps, stalls, and
+    analysis      what a bed recorded, measured: bytes lost, duplicates, gaps, stalls, and
                   the summary.json contract
+    verdict       a summary judged PASS or FAIL against the drive's absolute goals and
+                  the session following the car (the demo's exit code, check_demo.py)
     plotting      timeline.png (matplotlib)
-    scenario      edge-demo drives (scripts/scenarios/*.yaml) and the nearest edge over time
+    scenario      edge-demo drives (scripts/scenarios/*.yaml), their goals, and the nearest
+                  edge over time
     edge_demo     the edge demo (python3 -m smigbed.edge_demo; scripts/edge-demo)
     udp_recorder  the player's socket, recorded (started by the testbed)
 

@@ -1,6 +1,10 @@
 """edge-demo: a whole edge and a moving car on one machine (see scripts/edge-demo).
 
     python3 -m smigbed.edge_demo [--sctp-stack ...] [--scenario FILE] [--out DIR] [--keep-running]
+
+Ends with a verdict (smigbed.verdict) and exits with it: 0 PASS, 1 FAIL (or the bed
+failed), 2 a bad scenario or argument, 77 passed except timing goals that a software-
+emulated CPU cannot be judged on.
 """
 import argparse
 import json
@@ -16,6 +20,7 @@ from .plotting import draw
 from .scenario import (DEFAULT_SCENARIO, ScenarioError, as_applied, load_scenario, nearest,
                        nearest_changes)
 from .testbed import SESSION, VEHICLE_ID, Bed
+from .verdict import FOLLOW_SLACK_S, judge
 
 
 def apply_links(bed, changes):
@@ -106,23 +111,44 @@ class Timeline:
         return self.failovers
 
 
+def goal_text(goal, unit="ms"):
+    return "no goal" if goal is None else f"goal {goal:g} {unit}"
+
+
 def print_summary(s):
     print("\nsummary")
-    rows = [("sctp stack", s["sctp_stack"]), ("bytes sent / delivered / lost",
-            f"{s['bytes_sent']} / {s['bytes_delivered']} / {s['bytes_lost']}"),
+    g = s["goals"]
+    rows = [("scenario", s["scenario"]), ("sctp stack", s["sctp_stack"]),
+            ("bytes sent / delivered / lost",
+             f"{s['bytes_sent']} / {s['bytes_delivered']} / {s['bytes_lost']}"),
             ("duplicates delivered", s["duplicates_delivered"]),
             ("frames sent / decoded", f"{s['frames_sent']} / {s['frames_decoded']}"),
-            ("continuity errors (decoder)", s["cc_errors"]), ("path failovers", s["failovers"]),
+            ("continuity errors (decoder)", s["cc_errors"]),
+            ("path failovers", f"{s['failovers']}" + (f" (goal >= {g['min_failovers']})"
+                                                      if g["min_failovers"] else "")),
             ("reordered by loopback (put back)", s["reordered_by_loopback"]),
-            ("largest player gap", f"{s['max_stall_ms']} ms"),
-            ("steady-state p99 gap / stall goal", f"{s['steady_p99_gap_ms']} / {s['stall_goal_ms']} ms")]
+            ("player gap p99", f"{s['p99_gap_ms']} ms ({goal_text(g['p99_gap_ms'])})"),
+            ("player gap p99.9", f"{s['p999_gap_ms']} ms ({goal_text(g['p999_gap_ms'])})"),
+            ("largest player gap", f"{s['max_gap_ms']} ms ({goal_text(g['max_gap_ms'])})"),
+            ("steady-state p99 gap (no goal)", f"{s['steady_p99_gap_ms']} ms"),
+            ("nearest edge changes (s, edge)",
+             ", ".join(f"{t:g} {e}" for t, e in s["nearest_changes"])),
+            ("follow the car within", f"dwell {s['dwell_s']:g} + {FOLLOW_SLACK_S:g} s")]
     for k, v in rows:
         print(f"  {k:36} {v}")
     print(f"\n  {'migration':10} {'trigger':8} {'from':8} {'to':8} {'at s':>7} {'took ms':>8} "
-          f"{'stall ms':>9}  result")
+          f"{'stall ms':>9}  result   (stall {goal_text(g['stall_ms'])})")
     for n, m in enumerate(s["migrations"], 1):
         print(f"  {n:<10} {m['trigger']:8} {m['from']:8} {m['to']:8} {m['started_at_s']:7.1f} "
               f"{m['duration_ms']:8.0f} {m['stall_ms']:9.1f}  {m['result']}")
+    if not s["migrations"]:
+        print("  (none)")
+
+
+def print_verdict(verdict):
+    print("\nverdict")
+    for line in verdict.lines():
+        print(f"  {line}")
 
 
 def main(argv=None):
@@ -209,16 +235,25 @@ def main(argv=None):
     summary["nearest_changes"] = nearest_changes(as_applied(scenario, applied))
     summary["event_lateness_max_s"] = round(max([a - s for s, a in applied] or [0.0]), 3)
     summary["dwell_s"] = float(str(policy["dwell"]).rstrip("s"))
+    summary["duration_s"] = duration
+    summary["start_edge"] = start_edge
+    # What the drive is judged against (smigbed.verdict): absolute, from the scenario.
+    summary["goals"] = scenario["goals"]
+    summary["follow_slack_s"] = FOLLOW_SLACK_S
     summary["exit_codes"] = bed.exit_codes()
     # Set by scripts/run-kernel-test when the project's VM (scripts/vm) runs under TCG: gaps then measure
     # the emulator, and the checks say so instead of judging them.
     summary["emulated_cpu"] = bool(os.environ.get("SMIG_EMULATED_CPU"))
+    verdict = judge(summary)
+    summary["verdict"] = {"result": "FAIL" if verdict.failures else "PASS",
+                          "failed": verdict.failures, "not_judged": verdict.skipped}
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
     draw(bed, timeline.samples, summary, os.path.join(out, "timeline.png"))
     print_summary(summary)
+    print_verdict(verdict)
     print(f"\n  {out}/summary.json, {out}/timeline.png, logs in {out}/logs")
-    return 0
+    return verdict.exit_code
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """smigbed.plotting: timeline.png of an edge-demo run (matplotlib): the RTT the PMM saw to
 each edge with the serving edge shaded, the player's throughput, and the gaps between
-arrivals at the player against the stall goal, with every migration marked.
+arrivals at the player against the drive's absolute goals (stall, largest gap), with every
+migration marked.
 """
 import os
 
@@ -39,8 +40,11 @@ def draw(bed, samples, summary, path):
     gx = [t - t0 for t, _ in gaps(arrivals)]
     gy = [g * 1000 for _, g in gaps(arrivals)]
     ax_gap.plot(gx, gy, lw=0.6, color="gray", label="arrival gap")
-    ax_gap.axhline(summary["stall_goal_ms"], color="red", ls="--", lw=0.8,
-                   label=f"goal {summary['stall_goal_ms']} ms (steady p99 + 5)")
+    goals = summary["goals"]
+    ax_gap.axhline(goals["stall_ms"], color="red", ls="--", lw=0.8,
+                   label=f"migration stall goal {goals['stall_ms']:g} ms")
+    ax_gap.axhline(goals["max_gap_ms"], color="darkred", ls=":", lw=0.8,
+                   label=f"largest gap goal {goals['max_gap_ms']:g} ms")
     for m in summary["migrations"]:
         for ax in (ax_rtt, ax_tp, ax_gap):
             ax.axvline(m["started_at_s"], color="purple", lw=0.8)
@@ -49,7 +53,8 @@ def draw(bed, samples, summary, path):
     ax_gap.set_ylabel("gap ms")
     ax_gap.set_xlabel("seconds since the session started")
     ax_gap.legend(loc="upper right", fontsize=8)
-    fig.suptitle(f"smig edge demo ({summary['sctp_stack']} SCTP): {len(summary['migrations'])} "
-                 f"migrations, {summary['bytes_lost']} bytes lost, {summary['cc_errors']} CC errors")
+    fig.suptitle(f"smig edge demo, {summary.get('scenario')} ({summary['sctp_stack']} SCTP): "
+                 f"{len(summary['migrations'])} migrations, {summary['bytes_lost']} bytes lost, "
+                 f"{summary['cc_errors']} CC errors; verdict {summary['verdict']['result']}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

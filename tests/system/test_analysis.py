@@ -1,13 +1,22 @@
-"""smigbed.analysis on synthetic recordings (no namespaces, no processes): loss and
-duplicates from the bytes, gaps and stalls from arrival times, the SMM's migrations, and
-the decoder's and recorder's logs. Unit test (label unit), beside the system tests that
-use the same analysis on real runs.
+"""smigbed.analysis, smigbed.scenario's goals and smigbed.verdict on synthetic data (no
+namespaces, no processes): loss and duplicates from the bytes, gaps, stalls and the
+drive's gap percentiles from arrival times, the SMM's migrations, the decoder's and
+recorder's logs, the scenarios' goals, and the verdict on summaries (absolute goals, the
+session following the car, software CPU emulation). Unit test (label unit), beside the
+system tests that use the same analysis and verdict on real runs.
 """
+import glob
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import unittest
 
-from smigbed import analysis
+from smigbed import analysis, scenario, verdict
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCENARIOS = os.path.join(HERE, "..", "..", "scripts", "scenarios")
 
 CHUNK = 1316
 
@@ -99,6 +108,294 @@ class StallsTest(unittest.TestCase):
 
     def test_no_arrivals_no_steady_gaps(self):
         self.assertEqual(analysis.steady_gaps([], []), [])
+
+
+class DriveGapsTest(unittest.TestCase):
+    # 5 ms apart from t=100 for 20 s, one 80 ms hole at t=110 and a 400 ms one in the
+    # stream's first second (left out).
+    ARRIVALS = ([100.0, 100.4] + steady_arrivals(100.402, 109.997, 0.005)
+                + steady_arrivals(110.077, 120.002, 0.005))
+
+    def test_the_first_second_is_left_out_and_everything_else_counts(self):
+        drive = analysis.drive_gaps(self.ARRIVALS)
+        # Left out: the 400 ms gap and the 120 gaps ending by 101.0.
+        self.assertEqual(len(drive), len(analysis.gaps(self.ARRIVALS)) - 121)
+        self.assertAlmostEqual(max(drive), 0.08, places=6)
+
+    def test_p99_p999_and_largest_in_ms(self):
+        stats = analysis.gap_stats(self.ARRIVALS)
+        self.assertEqual(stats["p99_gap_ms"], 5.0)
+        self.assertEqual(stats["max_gap_ms"], 80.0)
+        # About 3800 gaps: p99.9 is the 4th largest; with ten 30 ms gaps it is 30.
+        holes = list(self.ARRIVALS)
+        for k in range(10):
+            at = 1000 + 300 * k
+            holes[at:] = [t + 0.025 for t in holes[at:]]
+        stats = analysis.gap_stats(holes)
+        self.assertEqual(stats["p999_gap_ms"], 30.0)
+        self.assertEqual(stats["max_gap_ms"], 80.0)
+
+    def test_no_arrivals(self):
+        self.assertEqual(analysis.gap_stats([]), {"p99_gap_ms": 0.0, "p999_gap_ms": 0.0,
+                                                  "max_gap_ms": 0.0})
+        self.assertEqual(analysis.drive_gaps([]), [])
+
+
+def write_scenario(d, text):
+    path = os.path.join(d, "drive.yaml")
+    with open(path, "w") as f:
+        f.write("name: t\nduration_s: 40\nedges: 2\n" + text)
+    return path
+
+
+class ScenarioGoalsTest(unittest.TestCase):
+    def load(self, text):
+        with tempfile.TemporaryDirectory() as d:
+            return scenario.load_scenario(write_scenario(d, text))
+
+    def error(self, text):
+        with tempfile.TemporaryDirectory() as d:
+            path = write_scenario(d, text)
+            with self.assertRaises(scenario.ScenarioError) as e:
+                scenario.load_scenario(path)
+            self.assertIn(path, str(e.exception))
+            return str(e.exception)
+
+    def test_defaults_without_goals(self):
+        self.assertEqual(self.load("")["goals"], {"stall_ms": 20.0, "p99_gap_ms": 20.0,
+                                                  "p999_gap_ms": None, "max_gap_ms": 50.0,
+                                                  "min_failovers": 0})
+
+    def test_given_goals_over_the_defaults(self):
+        g = self.load("goals: {max_gap_ms: 150, p999_gap_ms: 66.5, min_failovers: 1}\n")["goals"]
+        self.assertEqual(g, {"stall_ms": 20.0, "p99_gap_ms": 20.0, "p999_gap_ms": 66.5,
+                             "max_gap_ms": 150.0, "min_failovers": 1})
+
+    def test_bad_goals_name_the_field(self):
+        self.assertIn("goals: unknown key 'max_stall_ms'", self.error("goals: {max_stall_ms: 5}\n"))
+        self.assertIn("goals.p99_gap_ms: 0 is not a positive", self.error("goals: {p99_gap_ms: 0}\n"))
+        self.assertIn("goals.stall_ms: 'fast'", self.error("goals: {stall_ms: fast}\n"))
+        self.assertIn("goals.stall_ms: True", self.error("goals: {stall_ms: true}\n"))
+        self.assertIn("goals.max_gap_ms: None", self.error("goals: {max_gap_ms: null}\n"))
+        self.assertIn("goals.min_failovers: 1.5", self.error("goals: {min_failovers: 1.5}\n"))
+        self.assertIn("goals: expected a mapping", self.error("goals: [20]\n"))
+        self.assertIn("goals.p99_gap_ms (60 ms) is above goals.max_gap_ms (50 ms)",
+                      self.error("goals: {p99_gap_ms: 60}\n"))
+
+    def test_the_shipped_drives(self):
+        names = {}
+        for path in sorted(glob.glob(os.path.join(SCENARIOS, "*.yaml"))):
+            s = scenario.load_scenario(path)
+            names[os.path.basename(path)] = s
+            with open(path) as f:
+                self.assertTrue(f.readline().startswith("# "), f"{path}: a description comment first")
+            self.assertIn("goals", s)
+            self.assertGreaterEqual(float(s["duration_s"]), 40, path)
+            self.assertTrue(s.get("description"), path)
+            # Every drive makes the session migrate.
+            self.assertGreater(len(scenario.nearest_changes(s)), 1, path)
+        for want in ("default.yaml", "cellular-heavy.yaml", "lossy.yaml", "dsrc-flapping.yaml"):
+            self.assertIn(want, names)
+        # The default drive's dsrc outage kills the active path: its largest gap may be 150 ms.
+        self.assertEqual(names["default.yaml"]["goals"]["max_gap_ms"], 150.0)
+
+    def test_dsrc_flapping_flaps_every_2_to_5_s(self):
+        s = scenario.load_scenario(os.path.join(SCENARIOS, "dsrc-flapping.yaml"))
+        toggles = {}
+        for ev in s["events"]:
+            for target, link in ev["set"].items():
+                if target.endswith("/dsrc") and "up" in link:
+                    toggles.setdefault(target, []).append(ev["at_s"])
+        for target, times in toggles.items():
+            steps = [b - a for a, b in zip(times, times[1:])]
+            self.assertTrue(all(2 <= d <= 5 for d in steps), f"{target}: {times}")
+        self.assertGreaterEqual(sum(len(t) for t in toggles.values()), 15)
+
+
+def summary(**over):
+    """A passing summary of the default drive: two automatic migrations that followed the car."""
+    s = {
+        "migrations": [
+            {"session": 1, "from": "edge-1", "to": "edge-2", "trigger": "auto", "started_at_s": 18.8,
+             "duration_ms": 40.0, "stall_ms": 6.5, "result": "done", "reason": "", "rollback_reason": ""},
+            {"session": 1, "from": "edge-2", "to": "edge-3", "trigger": "auto", "started_at_s": 40.5,
+             "duration_ms": 40.0, "stall_ms": 7.0, "result": "done", "reason": "", "rollback_reason": ""}],
+        "bytes_sent": 1000, "bytes_delivered": 1000, "bytes_lost": 0, "duplicates_delivered": 0,
+        "frames_sent": 1500, "frames_decoded": 1500, "cc_errors": 0, "failovers": 1,
+        "p99_gap_ms": 8.0, "p999_gap_ms": 22.0, "max_gap_ms": 104.0, "steady_p99_gap_ms": 8.0,
+        "sctp_stack": "userland", "reordered_by_loopback": 0, "scenario": "default",
+        "nearest_changes": [[0.0, "edge-1"], [15.1, "edge-2"], [37.1, "edge-3"]],
+        "event_lateness_max_s": 0.01, "dwell_s": 3.0, "duration_s": 60.0, "start_edge": "edge-1",
+        "goals": {"stall_ms": 20.0, "p99_gap_ms": 20.0, "p999_gap_ms": None, "max_gap_ms": 150.0,
+                  "min_failovers": 1},
+        "exit_codes": {"vehicle": 0, "edge-1": 0, "linkemu-edge-1": -15, "decoder": 1},
+        "emulated_cpu": False,
+    }
+    s.update(over)
+    return s
+
+
+def statuses(v, needle):
+    return [st for st, what in v.checks if needle in what]
+
+
+class VerdictTest(unittest.TestCase):
+    def test_the_default_drive_followed_passes(self):
+        v = verdict.judge(summary())
+        self.assertEqual(v.failures, [])
+        self.assertEqual((v.exit_code, v.word()), (0, "PASS"))
+        self.assertEqual(statuses(v, "edge-2 nearest at 15.1 s"), ["PASS"])
+        self.assertEqual(statuses(v, "edge-1 nearest at 0 s: the session is already there"), ["PASS"])
+        self.assertTrue(v.lines()[-1].startswith("verdict: PASS"))
+
+    def test_a_drive_without_migrations_fails(self):
+        v = verdict.judge(summary(migrations=[]))
+        self.assertEqual(v.exit_code, 1)
+        self.assertEqual(len(v.failures), 2)
+        self.assertTrue(all("no DONE migration to it followed; the session stayed on edge-1" in f
+                            for f in v.failures))
+        self.assertTrue(v.lines()[-1].startswith("verdict: FAIL"))
+        # Emulation does not excuse it: nothing happened, late or not.
+        self.assertEqual(verdict.judge(summary(migrations=[], emulated_cpu=True)).exit_code, 1)
+
+    def test_a_rolled_back_migration_does_not_follow_the_car(self):
+        s = summary()
+        s["migrations"][0].update(result="rolled_back", rollback_reason="edge-2 gone")
+        v = verdict.judge(s)
+        self.assertIn("migration 1 result rolled_back (edge-2 gone)", v.failures)
+        self.assertTrue(any("edge-2 nearest at 15.1 s" in f for f in v.failures))
+
+    def test_following_later_than_dwell_plus_slack_is_a_timing_failure(self):
+        s = summary()
+        s["migrations"][0]["started_at_s"] = 15.1 + 3.0 + verdict.FOLLOW_SLACK_S + 0.5
+        v = verdict.judge(s)
+        self.assertEqual(statuses(v, "edge-2 nearest at 15.1 s: followed by a DONE migration 7.5 s"),
+                         ["FAIL"])
+        self.assertEqual(v.exit_code, 1)
+        # Under software CPU emulation it is reported, not judged: skipped, never passed.
+        v = verdict.judge(dict(s, emulated_cpu=True))
+        self.assertEqual(statuses(v, "edge-2 nearest at 15.1 s"), ["SKIP"])
+        self.assertEqual((v.failures, v.exit_code), ([], 77))
+        self.assertTrue(v.word().startswith("PASS (timing not judged"))
+
+    def test_the_migration_time_counts_until_done(self):
+        s = summary()
+        s["migrations"][0].update(started_at_s=21.9, duration_ms=300.0)  # done at 22.2 > 22.1
+        self.assertEqual(statuses(verdict.judge(s), "edge-2 nearest at 15.1 s"), ["FAIL"])
+
+    def test_a_short_change_of_nearest_edge_requires_nothing(self):
+        # edge-2 nearest for 5 s only (< dwell 3 + slack 4): staying on edge-1 is right.
+        s = summary(nearest_changes=[[0.0, "edge-1"], [15.0, "edge-2"], [20.0, "edge-1"]],
+                    migrations=[])
+        v = verdict.judge(s)
+        self.assertEqual(statuses(v, "edge-2 nearest at 15 s"), ["INFO"])
+        self.assertEqual(statuses(v, "edge-1 nearest at 20 s"), ["PASS"])
+        self.assertEqual(v.exit_code, 0)
+        # The last change lasts until the drive's end.
+        v = verdict.judge(dict(s, nearest_changes=[[0.0, "edge-1"], [55.0, "edge-2"]]))
+        self.assertEqual(statuses(v, "edge-2 nearest at 55 s"), ["INFO"])
+        self.assertEqual(v.exit_code, 0)
+
+    def test_a_migration_elsewhere_is_not_following(self):
+        s = summary()
+        s["migrations"][0]["to"] = "edge-3"
+        s["migrations"][1]["from"] = "edge-3"
+        v = verdict.judge(s)
+        self.assertTrue(any("edge-2 nearest at 15.1 s" in f for f in v.failures))
+        self.assertIn("migration 1 at 18.8 s went to edge-3, the nearest then is edge-2", v.failures)
+
+    def test_a_session_opened_elsewhere_must_move_to_the_nearest(self):
+        v = verdict.judge(summary(start_edge="edge-3"))
+        self.assertTrue(any(f.startswith("edge-1 nearest at 0 s") for f in v.failures))
+
+    def test_a_migration_before_the_dwell_fails(self):
+        s = summary()
+        s["migrations"][0]["started_at_s"] = 16.0
+        v = verdict.judge(s)
+        self.assertIn("migration 1 started 16.0 s, edge-2 nearest since 15.1 s, dwell 3.0 s",
+                      v.failures)
+
+    def test_the_stall_goal_is_absolute(self):
+        # Not derived from the run: a quiet run (steady p99 2 ms) may stall 19 ms...
+        s = summary(steady_p99_gap_ms=2.0, p99_gap_ms=2.0)
+        s["migrations"][0]["stall_ms"] = 19.0
+        self.assertEqual(verdict.judge(s).exit_code, 0)
+        # ...and a noisy one (steady p99 30 ms) may not stall 25 ms.
+        s = summary(steady_p99_gap_ms=30.0)
+        s["migrations"][0]["stall_ms"] = 25.0
+        self.assertIn("migration 1 stall 25.0 ms <= goal 20 ms", verdict.judge(s).failures)
+        # The scenario's own goal.
+        s["goals"] = dict(s["goals"], stall_ms=30.0)
+        self.assertEqual(statuses(verdict.judge(s), "migration 1 stall"), ["PASS"])
+
+    def test_gap_goals(self):
+        v = verdict.judge(summary(p99_gap_ms=21.0, max_gap_ms=151.0))
+        self.assertIn("p99 player gap 21.0 ms <= goal 20 ms", v.failures)
+        self.assertIn("largest player gap 151.0 ms <= goal 150 ms", v.failures)
+        # No p99.9 goal: reported, not judged.
+        self.assertEqual(statuses(v, "p99.9 player gap 22.0 ms (no goal)"), ["INFO"])
+        s = summary(p999_gap_ms=70.0)
+        s["goals"] = dict(s["goals"], p999_gap_ms=66.0)
+        self.assertIn("p99.9 player gap 70.0 ms <= goal 66 ms", verdict.judge(s).failures)
+
+    def test_timing_misses_under_emulation_are_skipped_never_passed(self):
+        s = summary(p99_gap_ms=40.0, max_gap_ms=300.0, emulated_cpu=True)
+        s["migrations"][1]["stall_ms"] = 45.0
+        v = verdict.judge(s)
+        self.assertEqual(v.failures, [])
+        self.assertEqual(len(v.skipped), 3)
+        self.assertEqual(v.exit_code, 77)
+        # Anything else that fails still fails.
+        v = verdict.judge(dict(s, bytes_lost=1316))
+        self.assertEqual((v.exit_code, v.failures), (1, ["bytes_lost 1316"]))
+
+    def test_failovers_as_the_scenario_asks(self):
+        self.assertIn("0 path failovers (>= 1: the active path's death must move traffic to the "
+                      "other radio)", verdict.judge(summary(failovers=0)).failures)
+        s = summary(failovers=0)
+        s["goals"] = dict(s["goals"], min_failovers=0)
+        self.assertEqual(verdict.judge(s).exit_code, 0)
+
+    def test_stream_and_processes(self):
+        v = verdict.judge(summary(bytes_delivered=900, duplicates_delivered=2, cc_errors=3,
+                                  frames_decoded=1400, exit_codes={"vehicle": 134, "decoder": 1}))
+        self.assertEqual(v.failures, ["duplicates_delivered 2", "bytes 900 of 1000", "cc_errors 3",
+                                      "frames 1400 of 1500", "processes exited cleanly {'vehicle': 134}"])
+
+    def test_an_old_summary_gets_the_default_goals(self):
+        s = summary()
+        del s["goals"], s["start_edge"], s["duration_s"]
+        v = verdict.judge(s)
+        self.assertIn("largest player gap 104.0 ms <= goal 50 ms", v.failures)
+        self.assertEqual(len(v.failures), 1)
+
+    def test_min_migrations(self):
+        self.assertEqual(verdict.judge(summary(), min_migrations=2).exit_code, 0)
+        self.assertIn("2 automatic migrations (>= 3)", verdict.judge(summary(), min_migrations=3).failures)
+
+
+class CheckDemoTest(unittest.TestCase):
+    """tests/system/check_demo.py is the verdict on a summary.json, with its exit code."""
+
+    def run_check(self, s):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "summary.json")
+            with open(path, "w") as f:
+                json.dump(s, f)
+            env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+            return subprocess.run([sys.executable, os.path.join(HERE, "check_demo.py"), path],
+                                  capture_output=True, text=True, env=env)
+
+    def test_exit_codes(self):
+        r = self.run_check(summary())
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("verdict: PASS", r.stdout)
+        r = self.run_check(summary(migrations=[]))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("FAIL edge-2 nearest at 15.1 s", r.stdout)
+        r = self.run_check(summary(max_gap_ms=400.0, emulated_cpu=True))
+        self.assertEqual(r.returncode, 77)
+        self.assertIn("SKIP largest player gap 400.0 ms", r.stdout)
 
 
 SMM_LISTING = {"migrations": [

@@ -141,18 +141,35 @@ def air(before, after):
     return out
 
 
-def failover_count(metrics):
-    return int(sum(v for k, v in metrics.items() if k.startswith("smig_path_failovers_total")))
+def path_counts(metrics):
+    """smig_path_failovers_total (all roles) and smig_path_events_total by kind, from a
+    /metrics scrape."""
+    failovers, events = 0, {}
+    for series, v in metrics.items():
+        if series.startswith("smig_path_failovers_total"):
+            failovers += int(v)
+        elif series.startswith("smig_path_events_total") and 'kind="' in series:
+            kind = series.split('kind="', 1)[1].split('"', 1)[0]
+            events[kind] = events.get(kind, 0) + int(v)
+    return {"failovers": failovers, "path_events": events}
 
 
-def vehicle_failovers(bed):
-    """The vehicle's smig_path_failovers_total; None if /metrics did not answer (a slow,
-    emulated machine gets three 10 s tries)."""
+def scrape_paths(bed, node):
+    """path_counts() of a node; None if its /metrics did not answer (a slow, emulated
+    machine gets three 10 s tries)."""
     for _ in range(3):
-        m = bed.scrape("vehicle", timeout_s=10)
+        m = bed.scrape(node, timeout_s=10)
         if m:
-            return failover_count(m)
+            return path_counts(m)
     return None
+
+
+def paths_delta(before, after):
+    if before is None or after is None:
+        return None
+    return {"failovers": after["failovers"] - before["failovers"],
+            "path_events": {k: v - before["path_events"].get(k, 0)
+                            for k, v in after["path_events"].items()}}
 
 
 def gap_stats(arrivals):
@@ -208,7 +225,7 @@ def run_cell(args, cell, cell_dir, media, frames_sent):
         bed.start(media_seconds=args.seconds)
         set_links(bed, cell)
         air0 = bed.link_stats(EDGE)
-        failovers0 = vehicle_failovers(bed)
+        paths0 = {n: scrape_paths(bed, n) for n in ("vehicle", EDGE)}
         open_session_with_redundancy(bed, EDGE, args.redundancy)
         want = os.path.getsize(media)
         deadline = bed.t0 + args.seconds + 30
@@ -232,9 +249,12 @@ def run_cell(args, cell, cell_dir, media, frames_sent):
         res["complete"] = bed.delivered_bytes() >= want
         res["streamed_wall_s"] = round(time.time() - bed.t0, 3)
         res["air"] = air(air0, bed.link_stats(EDGE))
-        failovers1 = vehicle_failovers(bed)
-        res["failovers"] = (None if failovers0 is None or failovers1 is None
-                            else failovers1 - failovers0)
+        # The vehicle's failovers are judged; its and the edge's path events are kept
+        # for whoever looks into a failed cell.
+        paths = {n: paths_delta(paths0[n], scrape_paths(bed, n)) for n in paths0}
+        res["failovers"] = paths["vehicle"]["failovers"] if paths["vehicle"] else None
+        res["path_events"] = {n: p and p["path_events"] for n, p in paths.items()}
+        res["edge_failovers"] = paths[EDGE]["failovers"] if paths[EDGE] else None
     finally:
         bed.stop()
         with open(os.path.join(cell_dir, "link_samples.json"), "w") as f:
@@ -324,7 +344,8 @@ def markdown(doc):
         g, a = c["gap_ms"], c.get("air", {})
         air_mb = " / ".join(fmt(a.get(r, {}).get("bytes", 0) / 1e6, 2) for r in ("cell", "dsrc"))
         lines.append(
-            head + f"{c['judged']['limits']['rtt_ms']:g} ms | {c['bytes_lost']:,} | "
+            head + f"{c['judged']['limits']['rtt_ms']:g} ms | {c['bytes_lost']:,}"
+            f"{' (unfinished)' if c.get('complete') is False else ''} | "
             f"{c['duplicates_delivered']} | {c['frames_decoded']}/{c['frames_sent']} | {c['cc_errors']} | "
             f"{fmt(g['p50'])} / {fmt(g['p99'])} / {fmt(g['p99.9'])} / {fmt(g['max'])} | "
             f"{c['failovers']} / {c['path_deaths']} | {c['goodput_mbit']:.2f} | {air_mb} | "

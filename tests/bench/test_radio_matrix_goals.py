@@ -75,6 +75,10 @@ class JudgeTest(unittest.TestCase):
         self.assertEqual(j["verdict"], "FAIL")
         self.assertEqual(j["failed"], ["lost 1316 B", "duplicates 2", "cc errors 3", "frames 749/750"])
 
+    def test_an_unfinished_stream_says_so(self):
+        j = goals.judge(cell(30, 1, "dead"), measured(bytes_lost=159236, complete=False))
+        self.assertEqual(j["failed"], ["lost 159236 B (stream unfinished at the deadline)"])
+
     def test_nothing_sent_is_not_every_frame_decoded(self):
         j = goals.judge(cell(30, 0, "dead"), measured(frames_sent=0, frames_decoded=0))
         self.assertEqual(j["failed"], ["frames 0/0"])
@@ -159,6 +163,17 @@ class MatrixTest(unittest.TestCase):
         self.assertEqual((got["cell"]["packets"], got["cell"]["bytes"]), (30, 3500))
         self.assertEqual(got["cell"]["edge_to_car"]["bytes"], 3000)
 
+    def test_path_counts_from_metrics(self):
+        scrape = {'smig_path_failovers_total{role="vehicle"}': 3.0,
+                  'smig_path_events_total{kind="unreachable"}': 4.0,
+                  'smig_path_events_total{kind="available"}': 2.0, "smig_sessions_active": 1.0}
+        got = radio_matrix.path_counts(scrape)
+        self.assertEqual(got, {"failovers": 3, "path_events": {"unreachable": 4, "available": 2}})
+        self.assertEqual(radio_matrix.paths_delta(
+            {"failovers": 1, "path_events": {"unreachable": 1}}, got),
+            {"failovers": 2, "path_events": {"unreachable": 3, "available": 2}})
+        self.assertIsNone(radio_matrix.paths_delta(None, got))
+
 
 class ReportTest(unittest.TestCase):
     def doc(self, emulated=False):
@@ -168,6 +183,7 @@ class ReportTest(unittest.TestCase):
                  **{k: v for k, v in measured(p99=95.0).items() if k not in ("failovers",
                                                                                 "path_deaths")})
         c["judged"] = goals.judge(c, c, emulated=emulated)
+        c["complete"] = True
         return {"sctp_stack": "kernel" if emulated else "userland", "emulated": emulated,
                 "command": "bench/radio-matrix --cell-delay 30", "seconds": 30, "seed": 1,
                 "commit": "abc", "started": "today", "machine": "2 CPUs", "not_a_benchmark": False,

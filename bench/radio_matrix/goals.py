@@ -112,7 +112,8 @@ def judge(cell, m, emulated=False):
     expect(m["duplicates_delivered"] == 0, f"duplicates {m['duplicates_delivered']}")
     expect(m["cc_errors"] == 0, f"cc errors {m['cc_errors']}")
     expect(m["frames_sent"] > 0 and m["frames_decoded"] == m["frames_sent"],
-           f"frames {m['frames_decoded']}/{m['frames_sent']}")
+           f"frames {m['frames_decoded']}/{m['frames_sent']}" if m["frames_decoded"] >= 0
+           else "frames: the decoder reported none (decoder.err)")
     if m["failovers"] is None:  # the vehicle's /metrics never answered
         expect(False, "failovers unknown")
     else:

@@ -74,7 +74,8 @@ def make_media(path, seconds):
 
 
 class Bed:
-    def __init__(self, out_dir, stack="userland", edges=3, log=print, failover=None):
+    def __init__(self, out_dir, stack="userland", edges=3, log=print, failover=None,
+                 linkemu_seed=None):
         self.out = os.path.abspath(out_dir)
         # Unix sockets and configs live on a local file system (the output directory may be
         # a VM's 9p share, where sockets cannot be bound).
@@ -84,6 +85,7 @@ class Bed:
         self.edges = [f"edge-{i}" for i in range(1, edges + 1)]
         self.log = log
         self.failover = failover  # a FailoverProfile as JSON; None: the data plane's default
+        self.linkemu_seed = linkemu_seed  # smig-linkemu's --seed (loss, jitter); None: the clock
         tag = f"smig{os.getpid() % 100000}"
         self.ns = {"air": f"{tag}air", "veh": f"{tag}veh"}
         for i, e in enumerate(self.edges, 1):
@@ -180,7 +182,8 @@ class Bed:
         links = "; ".join(f"{r} dev {r}" for r in RADIOS)
         self._spawn(f"linkemu-{edge}", edge,
                     [BIN["linkemu"], "--links", links, "--control", f"{self.run}/linkemu-{edge}.sock",
-                     "--replace", "--realtime"])
+                     "--replace", "--realtime",
+                     *([f"--seed={self.linkemu_seed}"] if self.linkemu_seed else [])])
         self._await_line(f"linkemu-{edge}", '"ready"')
         conf = {"role": "ROLE_EDGE", "server_id": edge, "local_addresses": self.edge_addresses(edge),
                 "sctp_stack": self.stack, "probe_port": PROBE_PORT, "grpc_address": self.sock(edge),

@@ -113,6 +113,12 @@ void DataplaneNode::Loop() {
         LOG(INFO) << "association " << ev->assoc_id() << ": " << tv1::EventType_Name(ev->type())
                   << (ev->address().empty() ? "" : " ") << ev->address()
                   << (ev->error() != 0 ? absl::StrCat(" (error ", ev->error(), ")") : "");
+        if (metrics_ && ev->type() == tv1::EVENT_TYPE_ASSOC_UP) {
+          if (absl::StatusOr<tv1::AssociationInfo> info = endpoint_->GetAssociation(ev->assoc_id());
+              info.ok()) {
+            metrics_->OnAssociationUp(*info);
+          }
+        }
         if (metrics_) {
           metrics_->CountPathEvent(*ev, [this](transport::AssocId a) { return role_->Carries(a); });
         }

@@ -113,6 +113,14 @@ void NodeMetrics::ExportStack(tv1::StackKind stack) {
   retransmit_feed_.Update(c->retransmitted_chunks);
 }
 
+void NodeMetrics::OnAssociationUp(const tv1::AssociationInfo& info) {
+  for (const tv1::PathInfo& p : info.paths()) {
+    if (p.state() == tv1::PATH_STATE_ACTIVE) {
+      path_state_[{info.assoc_id(), p.address()}] = tv1::EVENT_TYPE_PATH_AVAILABLE;
+    }
+  }
+}
+
 void NodeMetrics::CountPathEvent(const tv1::Event& e,
                                  absl::FunctionRef<bool(transport::AssocId)> carries) {
   const char* kind = nullptr;
@@ -131,7 +139,7 @@ void NodeMetrics::CountPathEvent(const tv1::Event& e,
   // Failovers are of paths that carry a session; a probe's dead radio moves no traffic.
   if (e.type() == tv1::EVENT_TYPE_PRIMARY_CHANGED || !carries(e.assoc_id())) return;
   tv1::EventType& last = path_state_[{e.assoc_id(), e.address()}];
-  bool was_up = last == tv1::EVENT_TYPE_UNSPECIFIED || last == tv1::EVENT_TYPE_PATH_AVAILABLE;
+  bool was_up = last == tv1::EVENT_TYPE_PATH_AVAILABLE;
   if (was_up && e.type() != tv1::EVENT_TYPE_PATH_AVAILABLE) failovers.Increment();
   last = e.type();
 }

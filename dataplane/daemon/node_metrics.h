@@ -55,8 +55,12 @@ class NodeMetrics {
 
   // The role's cumulative media bytes and frames (sent or delivered), and its sessions now.
   void ExportTotals(uint64_t total_bytes, uint64_t total_frames, size_t sessions_now);
-  // Counts a path state change by kind, and a failover when a path of an association that
-  // `carries` a session stops carrying traffic (once, for PF then unreachable).
+  // Records which paths of a new association are up (confirmed by its handshake or a
+  // heartbeat); the others were never up, and losing one is no failover.
+  void OnAssociationUp(const transport::v1::AssociationInfo& info);
+  // Counts a path state change by kind, and a failover when a path that was up, of an
+  // association that `carries` a session, stops carrying traffic (once, for PF then
+  // unreachable).
   void CountPathEvent(const transport::v1::Event& e,
                       absl::FunctionRef<bool(transport::AssocId)> carries);
   // The SCTP stack's own loss-recovery counters (transport/stack_counters.h), if it has any.

@@ -173,11 +173,11 @@ absl::StatusOr<t::AssocId> WaitUp(t::Endpoint& ep, absl::Time deadline) {
 }
 
 absl::StatusOr<Result> RunSctp(t::StackChoice choice, const std::string& name, size_t msg_bytes,
-                               absl::Duration window, bool fast,
+                               absl::Duration window, const t::v1::FailoverProfile& profile,
                                uint16_t udp_port, uint16_t sctp_port, int udp_rcvbuf) {
   t::EndpointOptions base;
   base.local_addresses = {"127.0.0.1"};
-  base.profile = fast ? t::FastFailoverProfile(t::ResolveStack(choice)) : t::DefaultFailoverProfile();
+  base.profile = profile;
   base.max_message_size = std::max<size_t>(msg_bytes, 1 << 20);
   if (choice == t::StackChoice::kUserland) {
     base.udp_encaps_port = udp_port;
@@ -408,8 +408,12 @@ int main(int argc, char** argv) {
   const double seconds = absl::GetFlag(FLAGS_seconds);
   if (!(seconds > 0 && seconds <= 3600)) return smig::Fail(absl::InvalidArgumentError("--seconds must be in (0, 3600]"));
   const std::string profile_name = absl::GetFlag(FLAGS_profile);
-  const bool fast = profile_name == "fast";
-  if (!fast && profile_name != "default") {
+  t::v1::FailoverProfile profile;
+  if (profile_name == "fast") {
+    profile = t::FastFailoverProfile();
+  } else if (profile_name == "default") {
+    profile = t::DefaultFailoverProfile();
+  } else {
     return smig::Fail(absl::InvalidArgumentError(absl::StrCat("--profile=", profile_name, ": use fast or default")));
   }
   const uint32_t udp_port = absl::GetFlag(FLAGS_udp_port);
@@ -460,7 +464,7 @@ int main(int argc, char** argv) {
   if (run_kernel) {
     for (size_t size : sizes) {
       if (kernel_available) {
-        record(RunSctp(t::StackChoice::kKernel, "kernel", size, window, fast, 0, sctp_port, 0),
+        record(RunSctp(t::StackChoice::kKernel, "kernel", size, window, profile, 0, sctp_port, 0),
                "kernel", size);
       } else {
         PrintSkipped("kernel", size, profile_name,
@@ -471,7 +475,7 @@ int main(int argc, char** argv) {
   for (size_t size : sizes) {
     if (run_tcp) record(RunTcp(size, window), "tcp", size);
     if (run_userland) {
-      record(RunSctp(t::StackChoice::kUserland, "userland", size, window, fast,
+      record(RunSctp(t::StackChoice::kUserland, "userland", size, window, profile,
                      static_cast<uint16_t>(udp_port), sctp_port, udp_rcvbuf),
              "userland", size);
     }

@@ -43,8 +43,7 @@ absl::StatusOr<std::string> ReadKey(const std::string& path) {
 }
 
 // The options of the node's endpoint, but whether it listens (the role's).
-absl::StatusOr<transport::EndpointOptions> NodeEndpointOptions(const v1::DataplaneConfig& config,
-                                                               transport::StackChoice stack) {
+absl::StatusOr<transport::EndpointOptions> NodeEndpointOptions(const v1::DataplaneConfig& config) {
   if (config.sctp_port() > 65535 || config.udp_encaps_port() > 65535 ||
       config.remote_udp_encaps_port() > 65535) {
     return absl::InvalidArgumentError("a port in the config is above 65535");
@@ -54,8 +53,7 @@ absl::StatusOr<transport::EndpointOptions> NodeEndpointOptions(const v1::Datapla
   eo.port = static_cast<uint16_t>(config.sctp_port());
   eo.udp_encaps_port = static_cast<uint16_t>(config.udp_encaps_port());
   eo.remote_udp_encaps_port = static_cast<uint16_t>(config.remote_udp_encaps_port());
-  eo.profile = config.has_failover() ? config.failover()
-                                        : transport::FastFailoverProfile(transport::ResolveStack(stack));
+  eo.profile = config.has_failover() ? config.failover() : transport::FastFailoverProfile();
   return eo;
 }
 
@@ -74,7 +72,7 @@ absl::Status Serve(const v1::DataplaneConfig& loaded) {
       transport::StackChoice stack,
       transport::ParseStackChoice(config.sctp_stack().empty() ? "auto" : config.sctp_stack()));
   SMIG_ASSIGN_OR_RETURN(std::string key, ReadKey(config.deployment_key_file()));
-  SMIG_ASSIGN_OR_RETURN(transport::EndpointOptions eo, NodeEndpointOptions(config, stack));
+  SMIG_ASSIGN_OR_RETURN(transport::EndpointOptions eo, NodeEndpointOptions(config));
   SMIG_ASSIGN_OR_RETURN(const dp::RoleEntry* role, dp::GetRole(config.role()));
 
   dp::DataplaneNode::Deps deps;

@@ -4,7 +4,7 @@
 //
 //   EndpointOptions opts;
 //   opts.local_addresses = {"10.1.0.2", "10.2.0.2"};
-//   opts.profile = FastFailoverProfile(ResolveStack(StackChoice::kAuto));
+//   opts.profile = FastFailoverProfile();
 //   absl::StatusOr<std::unique_ptr<Endpoint>> ep = CreateEndpoint(StackChoice::kAuto, opts);
 //   absl::StatusOr<AssocId> assoc = (*ep)->Connect({"10.1.0.1", "10.2.0.1"}, 5000);
 //   // ... wait for EVENT_TYPE_ASSOC_UP from Receive(), then:
@@ -122,19 +122,16 @@ absl::string_view StackName(v1::StackKind kind);
 // True when this host (network namespace) can open a kernel SCTP socket.
 bool KernelSctpAvailable();
 
-// The stack CreateEndpoint() opens for `choice` on this host.
-v1::StackKind ResolveStack(StackChoice choice);
-
 // Opens an endpoint. kAuto picks the kernel stack when KernelSctpAvailable(), otherwise
 // usrsctp, and logs the choice to stderr.
 absl::StatusOr<std::unique_ptr<Endpoint>> CreateEndpoint(StackChoice choice,
                                                          const EndpointOptions& options);
 
-// Profiles. Fast: heartbeats every 100 ms, RTO max 300 ms, 2 path retransmissions,
-// immediate SACKs, no burst limit; moves new data off a dead path in about 100 ms and
-// keeps a paced stream smooth on a 150 ms cell round trip. Its PF threshold and RTO.min
-// differ by stack, because usrsctp times out spuriously (see endpoint_factory.cc).
-v1::FailoverProfile FastFailoverProfile(v1::StackKind stack);
+// Profiles. Fast: heartbeats every 100 ms, RTO 50..300 ms (initial 200), PF threshold 1
+// (two timeouts with no SACK between), 2 path retransmissions, immediate SACKs, no burst
+// limit; moves new data off a dead path in about 150 ms, and no single (spurious or
+// tail-loss) timeout moves it (see endpoint_factory.cc).
+v1::FailoverProfile FastFailoverProfile();
 // RFC 4960 defaults (RTO 1..60 s, heartbeat 30 s, 5 path retransmissions, no PF).
 v1::FailoverProfile DefaultFailoverProfile();
 

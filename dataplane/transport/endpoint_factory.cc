@@ -34,18 +34,10 @@ bool KernelSctpAvailable() {
   return true;
 }
 
-v1::StackKind ResolveStack(StackChoice choice) {
-  switch (choice) {
-    case StackChoice::kKernel: return v1::STACK_KIND_KERNEL;
-    case StackChoice::kUserland: return v1::STACK_KIND_USERLAND;
-    case StackChoice::kAuto: break;
-  }
-  return KernelSctpAvailable() ? v1::STACK_KIND_KERNEL : v1::STACK_KIND_USERLAND;
-}
-
 absl::StatusOr<std::unique_ptr<Endpoint>> CreateEndpoint(StackChoice choice,
                                                          const EndpointOptions& options) {
-  const bool kernel = ResolveStack(choice) == v1::STACK_KIND_KERNEL;
+  const bool kernel = choice == StackChoice::kKernel ||
+                      (choice == StackChoice::kAuto && KernelSctpAvailable());
   if (choice == StackChoice::kAuto) {
     LOG(INFO) << (kernel ? "--sctp-stack=auto chose the kernel stack (lksctp)"
                          : "--sctp-stack=auto chose the userland stack (usrsctp over UDP): this "
@@ -54,7 +46,7 @@ absl::StatusOr<std::unique_ptr<Endpoint>> CreateEndpoint(StackChoice choice,
   return kernel ? CreateKernelEndpoint(options) : CreateUserlandEndpoint(options);
 }
 
-v1::FailoverProfile FastFailoverProfile(v1::StackKind stack) {
+v1::FailoverProfile FastFailoverProfile() {
   v1::FailoverProfile p;
   *p.mutable_rto_initial() = ToProtoDuration(absl::Milliseconds(200));
   *p.mutable_rto_max() = ToProtoDuration(absl::Milliseconds(300));
@@ -69,28 +61,20 @@ v1::FailoverProfile FastFailoverProfile(v1::StackKind stack) {
   // window never opens and it arrives in one burst per round trip (on a 60 ms cell path:
   // a 30-57 ms gap every 63 ms).
   p.set_max_burst(0);
-  if (stack == v1::STACK_KIND_USERLAND) {
-    // usrsctp does not restart a path's T3-rtx timer when a SACK acknowledges new data
-    // (its fast SACK path only starts a timer that is not running, against RFC 4960
-    // 6.3.2 R3). While a stream keeps data in flight, which it does whenever the round
-    // trip exceeds the ~5 ms between frames, the timer expires one RTO after it started
-    // however well the path works: about 5 spurious timeouts a second on a 60 ms cell
-    // path. Each counts an error against the path. At a PF threshold of 0 it becomes
-    // potentially failed, and usrsctp puts no new data on a PF path that is not its
-    // alternate, so the stream stops until the next SACK: a 30-60 ms gap every 200 ms.
-    // (Declared unreachable instead, the path lost its data to a dead radio and ended
-    // the association.) A threshold of 1 needs two timeouts with no SACK between them,
-    // which only a dead path gives: the next SACK clears the error count.
-    p.set_pf_threshold(1);
-    // Two timeouts are needed, so they must be short for a dead radio to cost < 150 ms:
-    // 50 + 100 ms. A cell path's RTO is its own srtt + 4 rttvar, above this.
-    *p.mutable_rto_min() = ToProtoDuration(absl::Milliseconds(50));
-  } else {
-    // Linux restarts the timer as the RFC says: its timeouts are real, and the first one
-    // moves new data (RFC 7829 PF). RTO.min stays above a 50 ms cell round trip.
-    p.set_pf_threshold(0);
-    *p.mutable_rto_min() = ToProtoDuration(absl::Milliseconds(100));
-  }
+  // One timeout is no path failure: a lossy radio's tail loss times out on a live path,
+  // and usrsctp's T3-rtx timer expires spuriously (its fast SACK path never restarts a
+  // running timer, against RFC 4960 6.3.2 R3, so a path with data always in flight times
+  // out one RTO after the timer started: ~5 times a second on a 60 ms cell path). At a
+  // PF threshold of 0 each such timeout made the path potentially failed, and usrsctp
+  // puts no new data on a PF path that is not its alternate: the stream stopped until the
+  // next SACK, a 30-60 ms gap every ~200 ms. (Applied as "unreachable at the first
+  // timeout", as before, the path lost its data to a dead radio and, at 1 % loss, fell a
+  // third of the stream behind.) At 1 a path needs two timeouts with no SACK between
+  // them, which only a dead path gives: every SACK clears its error count.
+  p.set_pf_threshold(1);
+  // Two timeouts must fit in what a dead radio may cost (150 ms): 50 + 100 ms. A cell
+  // path's RTO is its own srtt + 4 rttvar, above this.
+  *p.mutable_rto_min() = ToProtoDuration(absl::Milliseconds(50));
   return p;
 }
 

@@ -56,7 +56,7 @@ EndpointOptions LoopbackOptions(bool listen) {
   EndpointOptions o;
   o.local_addresses = {"127.0.0.1"};
   o.listen = listen;
-  o.profile = FastFailoverProfile(ResolveStack(Stack()));
+  o.profile = FastFailoverProfile();
   o.max_message_size = 1 << 20;
   if (Stack() == StackChoice::kUserland) {
     o.udp_encaps_port = ProcessUdpPort();

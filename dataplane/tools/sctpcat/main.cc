@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
   eo.max_message_size = absl::GetFlag(FLAGS_max_message_size);
   const std::string profile = absl::GetFlag(FLAGS_profile);
   if (profile == "fast") {
-    eo.profile = smig::transport::FastFailoverProfile(smig::transport::ResolveStack(*stack));
+    eo.profile = smig::transport::FastFailoverProfile();
   } else if (profile == "default") {
     eo.profile = smig::transport::DefaultFailoverProfile();
   } else {

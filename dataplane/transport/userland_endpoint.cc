@@ -160,9 +160,13 @@ class UserlandEndpoint final : public Rfc6458Endpoint<UserlandEndpoint> {
     return usrsctp_recvv(sock_, buf, len, reinterpret_cast<sockaddr*>(&from), &from_len, info,
                          info_len, info_type, flags);
   }
-  ssize_t SendV(const void* data, size_t len, const sctp_sndinfo* info, int flags) {
-    return usrsctp_sendv(sock_, data, len, nullptr, 0, const_cast<sctp_sndinfo*>(info),
-                         sizeof(*info), SCTP_SENDV_SNDINFO, flags);
+  ssize_t SendV(const void* data, size_t len, const sctp_sndinfo* info, int flags,
+                const SocketAddress* to) {
+    // usrsctp_sendv writes the association id it looks up for `to` back into the info.
+    sctp_sndinfo copy = *info;
+    return usrsctp_sendv(sock_, data, len,
+                         to ? const_cast<sockaddr*>(to->sockaddr_ptr()) : nullptr, to ? 1 : 0,
+                         &copy, sizeof(copy), SCTP_SENDV_SNDINFO, flags);
   }
   int ConnectX(sockaddr* packed, int count, sctp_assoc_t* id) {
     return usrsctp_connectx(sock_, packed, count, id);

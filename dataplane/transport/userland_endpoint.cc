@@ -97,6 +97,20 @@ UsrsctpState& Usrsctp() {
   return *state;
 }
 
+// usrsctp's default stream scheduler (round robin) loops forever, holding the
+// association's lock, when every stream with queued data starts with a message sent to a
+// path other than the one being filled (SCTP_ADDR_OVER: SendOptions::path) and its
+// last-served stream has left the wheel, which is the case as soon as a stream empties
+// (sctp_ss_default_select in usrsctp 0.9.5 and its master). First come, first served
+// skips such messages correctly and sends in the order of the sends, which is also the
+// kernel's default.
+absl::Status UseFirstComeScheduler(auto& api) {
+  sctp_assoc_value ss{};
+  ss.assoc_id = SCTP_FUTURE_ASSOC;
+  ss.assoc_value = SCTP_SS_FIRST_COME;
+  return SetOpt(api, SCTP_PLUGGABLE_SS, ss, "SCTP_PLUGGABLE_SS");
+}
+
 int PollFor(int fd, absl::Time deadline) {
   absl::Duration left = deadline - absl::Now();
   if (left <= absl::ZeroDuration()) return 0;
@@ -301,6 +315,7 @@ absl::StatusOr<std::unique_ptr<Endpoint>> CreateUserlandEndpoint(const EndpointO
   int buf = static_cast<int>(std::max<size_t>(4 * options.max_message_size, 4 << 20));
   usrsctp_setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
   usrsctp_setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+  SMIG_RETURN_IF_ERROR(UseFirstComeScheduler(*ep));
   if (options.listen && usrsctp_listen(sock, 128) != 0) return ErrnoStatus(errno, "listen");
   return ep;
 }

@@ -200,6 +200,25 @@ class UserlandEndpoint final : public Rfc6458Endpoint<UserlandEndpoint> {
   }
 
  protected:
+  // usrsctp counts a heartbeat timer that finds the path's last heartbeat unanswered as a
+  // path error, and a path that only the handshake's path confirmed starts out as
+  // unanswered. A path that carries data all the time is never sent a heartbeat, so each
+  // of its heartbeat timers was an error: with the fast profile's threshold, an
+  // unreachable/available pair every ~300 ms on any path but the first (seen with the
+  // primary set to the second path, and with copies named to it). One heartbeat on every
+  // path now, answered, sets that straight.
+  void OnAssociationUp(AssocId assoc) override {
+    absl::StatusOr<std::vector<SocketAddress>> peers = PeerAddresses(static_cast<sctp_assoc_t>(assoc));
+    if (!peers.ok()) return;
+    for (const SocketAddress& peer : *peers) {
+      sctp_paddrparams pp{};
+      pp.spp_assoc_id = static_cast<sctp_assoc_t>(assoc);
+      std::memcpy(&pp.spp_address, peer.sockaddr_ptr(), peer.length());
+      pp.spp_flags = SPP_HB_DEMAND;
+      (void)SetOpt(IPPROTO_SCTP, SCTP_PEER_ADDR_PARAMS, &pp, sizeof(pp));
+    }
+  }
+
   // usrsctp does not reliably raise a write upcall when a one-to-many socket's send space
   // frees up (seen here: sends then waited for the full deadline), so retry every 1 ms.
   void WaitWritable(absl::Time deadline) override {

@@ -35,6 +35,11 @@ smig_unit_test(reassembler_test
   SRCS ${_unit}/dataplane/vehicle/reassembler_test.cc DEPS smig_vehicle)
 smig_unit_test(vehicle_engine_test
   SRCS ${_unit}/dataplane/vehicle/vehicle_engine_test.cc DEPS smig_vehicle smig_fakes)
+smig_unit_test(redundancy_test
+  SRCS ${_unit}/dataplane/edge/redundancy_test.cc DEPS smig_edge)
+smig_unit_test(redundant_link_test
+  SRCS ${_unit}/dataplane/edge/redundant_link_test.cc
+  DEPS smig_edge smig_vehicle smig_fakes smig_proto_time)
 smig_unit_test(migration_test
   SRCS ${_unit}/dataplane/edge/migration_test.cc
   DEPS smig_edge smig_vehicle smig_fakes smig_proto_time)

@@ -76,11 +76,15 @@ EdgeRole::Exports::Exports(NodeMetrics& m)
       send_errors(m.send_errors),
       send_deferrals(m.send_deferrals),
       skipped(m.skipped),
-      resent(m.resent) {}
+      resent(m.resent),
+      redundant_bytes(m.redundant_bytes) {}
 
 void EdgeRole::AttachMetrics(NodeMetrics& metrics) {
   exports_.emplace(metrics);
   metrics.capacity.Add({}).Set(static_cast<double>(engine_.max_sessions()));
+  for (const char* policy : {"off", "auto", "always"}) {
+    metrics.sessions_redundancy.Add({{"policy", policy}});
+  }
   for (const auto& [name, feed] : engine_.live_feeds()) {
     exports_->live_feeds.emplace(name, CounterFeed(metrics.live_feed_bytes.Add({{"feed", name}})));
   }
@@ -94,6 +98,16 @@ void EdgeRole::ExportMetrics() {
   exports_->send_deferrals.Update(engine_.send_deferrals());
   exports_->skipped.Update(engine_.frames_skipped());
   exports_->resent.Update(engine_.frames_resent());
+  exports_->redundant_bytes.Update(engine_.redundant_bytes());
+  exports_->metrics.sessions_duplicating.Set(static_cast<double>(engine_.sessions_duplicating()));
+  const std::map<v1::RedundancyPolicy, size_t> by_policy = engine_.sessions_by_redundancy();
+  for (auto [policy, label] : {std::pair{v1::REDUNDANCY_POLICY_OFF, "off"},
+                               std::pair{v1::REDUNDANCY_POLICY_AUTO, "auto"},
+                               std::pair{v1::REDUNDANCY_POLICY_ALWAYS, "always"}}) {
+    auto it = by_policy.find(policy);
+    exports_->metrics.sessions_redundancy.Add({{"policy", label}})
+        .Set(static_cast<double>(it == by_policy.end() ? 0 : it->second));
+  }
   for (const auto& [name, feed] : engine_.live_feeds()) {
     exports_->live_feeds.at(name).Update(feed->bytes_received());
   }

@@ -70,7 +70,7 @@ class EdgeRole final : public Role {
   struct Exports {
     explicit Exports(NodeMetrics& m);
     NodeMetrics& metrics;
-    CounterFeed send_errors, send_deferrals, skipped, resent;
+    CounterFeed send_errors, send_deferrals, skipped, resent, redundant_bytes;
     std::map<std::string, CounterFeed> live_feeds;  // by feed name
   };
 

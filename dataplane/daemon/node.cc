@@ -157,6 +157,7 @@ absl::StatusOr<v1::Session> DataplaneNode::OpenSession(const v1::OpenSessionRequ
   *state.mutable_vehicle_addresses() = r.vehicle_addresses();
   state.set_vehicle_port(r.vehicle_port());
   *state.mutable_flows() = r.flows();
+  state.set_redundancy(r.redundancy());
   return ImportState(state);
 }
 

@@ -84,6 +84,22 @@ NodeMetrics::NodeMetrics(prometheus::Registry& r, const std::string& role)
                           .Help("Edge: bytes received on each standing live feed, watched "
                                 "or not.")
                           .Register(r)),
+      redundant_bytes(prometheus::BuildCounter()
+                          .Name("smig_redundant_bytes_total")
+                          .Help("Edge: media bytes sent a second time, on a second path of "
+                                "the vehicle's association (redundant multipath): what "
+                                "redundancy costs on the radios, SCTP overhead aside.")
+                          .Register(r)
+                          .Add({{"role", role}})),
+      sessions_duplicating(prometheus::BuildGauge()
+                               .Name("smig_sessions_duplicating")
+                               .Help("Edge: sessions sending every frame on two paths now.")
+                               .Register(r)
+                               .Add({{"role", role}})),
+      sessions_redundancy(prometheus::BuildGauge()
+                              .Name("smig_sessions_redundancy")
+                              .Help("Edge: sessions by redundancy policy (off, auto, always).")
+                              .Register(r)),
       stack_events(prometheus::BuildCounter()
                        .Name("smig_sctp_recovery_events_total")
                        .Help("What the SCTP stack counted for all associations of this data "

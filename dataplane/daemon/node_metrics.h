@@ -85,6 +85,11 @@ class NodeMetrics {
   prometheus::Family<prometheus::Gauge>& path_srtt;  // {server, peer}
   prometheus::Family<prometheus::Gauge>& path_up;    // {server, peer}
   prometheus::Family<prometheus::Counter>& live_feed_bytes;  // {feed}
+  // Redundant multipath (edge): second copies' media bytes, sessions sending two copies
+  // now, and sessions by policy.
+  prometheus::Counter& redundant_bytes;
+  prometheus::Gauge& sessions_duplicating;
+  prometheus::Family<prometheus::Gauge>& sessions_redundancy;  // {policy}
   prometheus::Family<prometheus::Counter>& stack_events;     // {kind}
 
  private:

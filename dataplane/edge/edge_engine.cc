@@ -49,6 +49,7 @@ absl::Status EdgeEngine::Serve(const v1::SessionState& state, absl::Time now) {
   Session s;
   s.state = state;
   s.state.set_server_id(options_.server_id);
+  s.link = std::make_unique<RedundantLink>(endpoint_, id, state.redundancy());
   for (const v1::FlowState& fs : state.flows()) {
     if (fs.flow_id() > 0xfffe) {
       return absl::InvalidArgumentError(absl::StrCat("flow id ", fs.flow_id(), " is too large"));
@@ -110,6 +111,7 @@ void EdgeEngine::Handle(const absl::StatusOr<std::optional<transport::Incoming>>
     Session& s = sit->second;
     switch (e->type()) {
       case tv1::EVENT_TYPE_ASSOC_UP: {
+        s.link->Attach(e->assoc_id(), e->streams_out(), now);
         v1::ControlMessage hello;
         *hello.mutable_hello() =
             auth_.Sign(s.state.session_id(), options_.server_id, s.state.generation());
@@ -125,6 +127,7 @@ void EdgeEngine::Handle(const absl::StatusOr<std::optional<transport::Incoming>>
       case tv1::EVENT_TYPE_ASSOC_CANT_START:
       case tv1::EVENT_TYPE_SHUTDOWN_COMPLETE:
         by_assoc_.erase(it);
+        s.link->Detach();
         if (s.releasing) {
           sessions_.erase(sit);
         } else {
@@ -140,6 +143,7 @@ void EdgeEngine::Handle(const absl::StatusOr<std::optional<transport::Incoming>>
         }
         break;
       default:
+        s.link->OnEvent(*e, now);  // path states: where the copies go
         break;
     }
     return;
@@ -229,9 +233,9 @@ void EdgeEngine::SendFrames(Session& s, Flow& f, absl::Time now) {
                   .session_id = s.state.session_id(),
                   .sequence = f.state.next_sequence(),
                   .source_offset = c.offset};
-    absl::Status st = endpoint_.Send(
-        *s.assoc, {.stream = static_cast<uint16_t>(h.flow_id + 1), .max_wait = absl::ZeroDuration()},
-        EncodeFrame(h, c.data));
+    const uint64_t copied = s.link->redundant_bytes();
+    absl::Status st = s.link->SendData(h.flow_id, EncodeFrame(h, c.data), c.data.size());
+    redundant_bytes_ += s.link->redundant_bytes() - copied;
     if (absl::IsUnavailable(st)) {  // full send buffer: stays pending
       ++send_deferrals_;
       s.retry_send_at = now + kFullBufferRetry;
@@ -279,6 +283,7 @@ void EdgeEngine::Pump(absl::Time now) {
         s.next_connect = now + kReconnectBackoff;
       }
     }
+    if (s.assoc && s.acked) s.link->Tick(now);
     for (auto& [fid, f] : s.flows) {
       scratch_.clear();
       if (absl::Status st = f.source->Poll(now, scratch_); !st.ok()) ++send_errors_;
@@ -421,6 +426,17 @@ absl::Status EdgeEngine::Release(uint64_t session) {
   return shutdown;
 }
 
+size_t EdgeEngine::sessions_duplicating() const {
+  return std::count_if(sessions_.begin(), sessions_.end(),
+                       [](const auto& entry) { return entry.second.link->duplicating(); });
+}
+
+std::map<v1::RedundancyPolicy, size_t> EdgeEngine::sessions_by_redundancy() const {
+  std::map<v1::RedundancyPolicy, size_t> out;
+  for (const auto& [id, s] : sessions_) ++out[s.link->policy()];
+  return out;
+}
+
 std::vector<uint64_t> EdgeEngine::Sessions() const {
   std::vector<uint64_t> out;
   for (const auto& [id, s] : sessions_) out.push_back(id);
@@ -441,6 +457,9 @@ absl::StatusOr<v1::Session> EdgeEngine::Describe(uint64_t session) const {
   out.set_phase(s.releasing ? v1::SESSION_PHASE_RELEASING
                 : !s.acked  ? v1::SESSION_PHASE_CONNECTING
                             : v1::SESSION_PHASE_SERVING);
+  out.set_redundancy(s.link->policy());
+  out.set_duplicating(s.link->duplicating());
+  out.set_redundant_bytes(s.link->redundant_bytes());
   for (const auto& [fid, f] : s.flows) {
     v1::FlowStatus* fl = out.add_flows();
     fl->set_flow_id(fid);

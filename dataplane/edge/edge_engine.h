@@ -1,8 +1,10 @@
 // EdgeEngine: the edge side of the data plane. For each session it serves, it opens an
 // association to the vehicle's radios, claims it with a HELLO, and once the vehicle
 // answers, frames each flow's source chunks (stream flow_id + 1) with sequence numbers
-// that continue the session's. It exports a session's state as a checkpoint the next edge
-// can serve from, and releases a session with a graceful shutdown.
+// that continue the session's; by the session's redundancy policy, a RedundantLink sends
+// them twice, on two paths, while that helps. It exports a session's state as a
+// checkpoint the next edge can serve from, and releases a session with a graceful
+// shutdown.
 //
 //   EdgeEngine edge(endpoint, auth, {.server_id = "edge-a", .make_source = ...});
 //   edge.Serve(state, absl::Now());                 // OpenSession / ImportState
@@ -26,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "dataplane/media/source.h"
+#include "dataplane/edge/redundant_link.h"
 #include "dataplane/media/udp_source.h"
 #include "dataplane/protocol/frame.h"
 #include "dataplane/protocol/hello.h"
@@ -96,6 +99,11 @@ class EdgeEngine {
   // Frames sent again after a reconnect: the vehicle's HelloAck showed they were lost
   // with the previous association.
   uint64_t frames_resent() const { return frames_resent_; }
+  // Media bytes sent as second copies on another path (redundancy's cost), all sessions.
+  uint64_t redundant_bytes() const { return redundant_bytes_; }
+  // Sessions sending two copies right now, and sessions by redundancy policy (as applied).
+  size_t sessions_duplicating() const;
+  std::map<v1::RedundancyPolicy, size_t> sessions_by_redundancy() const;
   size_t max_sessions() const { return options_.max_sessions; }
   const std::map<std::string, std::shared_ptr<media::UdpFeed>>& live_feeds() const {
     return options_.live_feeds;
@@ -135,6 +143,7 @@ class EdgeEngine {
     absl::Time retry_send_at = absl::InfinitePast();
     absl::Time next_connect = absl::InfinitePast();
     std::map<uint32_t, Flow> flows;
+    std::unique_ptr<RedundantLink> link;  // DATA goes out through it
   };
 
   // The source of one flow: a cursor on a standing feed (aligned on the checkpoint) or
@@ -168,6 +177,7 @@ class EdgeEngine {
   uint64_t send_deferrals_ = 0;
   uint64_t frames_skipped_ = 0;
   uint64_t frames_resent_ = 0;
+  uint64_t redundant_bytes_ = 0;
 };
 
 }  // namespace smig::dataplane

@@ -27,6 +27,29 @@ enum class FrameKind : uint8_t { kData = 1, kControl = 2 };
 // Header flags.
 constexpr uint16_t kFlagEndOfFlow = 0x0001;  // the source of this flow ended after this frame
 
+// SCTP streams of a session association: CONTROL frames ride stream 0; flow f's DATA
+// rides stream f + 1, every frame of the flow in order. When the edge sends a flow
+// redundantly (two paths), the second copy of each frame rides the flow's copy stream,
+// f + 1 + kCopyStreamOffset, so that neither copy waits behind the other (SCTP orders
+// delivery per stream). Flows 0..6 have a copy stream within the default 16 streams.
+constexpr uint16_t kControlStream = 0;
+constexpr uint16_t kCopyStreamOffset = 8;
+constexpr uint32_t DataStream(uint32_t flow_id) { return flow_id + 1; }
+// The copy stream of a flow, or 0 when the flow has none: flow ids from
+// kCopyStreamOffset - 1 on (their data streams would overlap the copy streams), or a copy
+// stream beyond the association's `streams_out`.
+constexpr uint16_t CopyStream(uint32_t flow_id, uint32_t streams_out) {
+  return DataStream(flow_id) < kCopyStreamOffset &&
+                 DataStream(flow_id) + kCopyStreamOffset < streams_out
+             ? static_cast<uint16_t>(DataStream(flow_id) + kCopyStreamOffset)
+             : 0;
+}
+// Whether DATA of `flow_id` may arrive on `stream`: its data stream or its copy stream.
+constexpr bool CarriesFlow(uint16_t stream, uint32_t flow_id) {
+  return stream == DataStream(flow_id) ||
+         (DataStream(flow_id) < kCopyStreamOffset && stream == DataStream(flow_id) + kCopyStreamOffset);
+}
+
 struct FrameHeader {
   FrameKind kind = FrameKind::kData;
   uint16_t flow_id = 0;

@@ -62,6 +62,13 @@ struct SendOptions {
   uint16_t stream = 0;
   uint32_t ppid = 0;  // host byte order; converted on the wire
   bool unordered = false;
+  // The peer address this message goes to: one of the association's paths, "ip:port" as
+  // AssociationInfo lists them, or just "ip" (the association's port). Empty: the stack's
+  // choice (the primary, or where failover moved new data). A named path overrides the
+  // primary for this message (SCTP_ADDR_OVER): two copies can ride two paths. Should the
+  // path fail, the stacks retransmit its data on another one. INVALID_ARGUMENT when it is
+  // not a path of the association (or the association is not up yet).
+  std::string path;
   // How long Send() may wait for room in a full send buffer before UNAVAILABLE. Event
   // loops that serve many associations pass zero and retry later instead of blocking.
   absl::Duration max_wait = absl::Seconds(2);
@@ -91,7 +98,8 @@ class Endpoint {
                                           uint16_t peer_port) = 0;
 
   // Sends one whole message. Errors: NOT_FOUND for an unknown association,
-  // INVALID_ARGUMENT for a message over max_message_size or a stream out of range,
+  // INVALID_ARGUMENT for a message over max_message_size, a stream out of range or a path
+  // that is not the association's,
   // UNAVAILABLE when the stack's send buffer stayed full for options.max_wait.
   virtual absl::Status Send(AssocId assoc, const SendOptions& options,
                             absl::string_view data) = 0;

@@ -88,10 +88,12 @@ class KernelEndpoint final : public Rfc6458Endpoint<KernelEndpoint> {
     iovec iov{buf, len};
     return sctp_recvv(fd_, &iov, 1, nullptr, nullptr, info, info_len, info_type, flags);
   }
-  ssize_t SendV(const void* data, size_t len, const sctp_sndinfo* info, int flags) {
+  ssize_t SendV(const void* data, size_t len, const sctp_sndinfo* info, int flags,
+                const SocketAddress* to) {
     iovec iov{const_cast<void*>(data), len};
-    return sctp_sendv(fd_, &iov, len == 0 ? 0 : 1, nullptr, 0, const_cast<sctp_sndinfo*>(info),
-                      sizeof(*info), SCTP_SENDV_SNDINFO, flags);
+    return sctp_sendv(fd_, &iov, len == 0 ? 0 : 1,
+                      to ? const_cast<sockaddr*>(to->sockaddr_ptr()) : nullptr, to ? 1 : 0,
+                      const_cast<sctp_sndinfo*>(info), sizeof(*info), SCTP_SENDV_SNDINFO, flags);
   }
   int ConnectX(sockaddr* packed, int count, sctp_assoc_t* id) {
     return sctp_connectx(fd_, packed, count, id);

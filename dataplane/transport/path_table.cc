@@ -91,11 +91,28 @@ PathTable::Path* PathTable::SendingPath(Assoc& a) {
   return primary == a.paths.end() ? nullptr : &primary->second;
 }
 
-bool PathTable::RecordSend(uint32_t assoc, size_t bytes) {
+std::vector<std::string> PathTable::Paths(uint32_t assoc) const {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> out;
+  auto it = assocs_.find(assoc);
+  if (it == assocs_.end()) return out;
+  for (const auto& [address, path] : it->second.paths) out.push_back(address);
+  return out;
+}
+
+bool PathTable::RecordSend(uint32_t assoc, size_t bytes, const std::string& path) {
   absl::MutexLock lock(&mu_);
   auto it = assocs_.find(assoc);
   if (it == assocs_.end()) return false;
-  if (Path* p = SendingPath(it->second)) {
+  Path* p = nullptr;
+  if (!path.empty()) {
+    auto named = it->second.paths.find(path);
+    if (named != it->second.paths.end() && named->second.state == v1::PATH_STATE_ACTIVE) {
+      p = &named->second;
+    }
+  }
+  if (p == nullptr) p = SendingPath(it->second);
+  if (p != nullptr) {
     p->bytes += bytes;
     ++p->messages;
   }

@@ -6,7 +6,9 @@
 // the path the stack uses for new data as far as events tell: the primary while it is not
 // reported unreachable or potentially failed, else the first path reported available.
 // usrsctp reports no potentially-failed state, so on that stack the attribution moves only
-// when the stack declares the primary unreachable.
+// when the stack declares the primary unreachable. A message sent to a named path
+// (SendOptions::path) counts on that path while it is reported active; on a path reported
+// down it counts like an unnamed one (the kernel moves such data to an active path).
 //
 // Thread-safe.
 #pragma once
@@ -38,8 +40,13 @@ class PathTable {
   uint32_t StreamsOut(uint32_t assoc) const;
   std::vector<uint32_t> Associations() const;
 
-  // Attributes one sent message; false if the association is unknown.
-  bool RecordSend(uint32_t assoc, size_t bytes);
+  // The peer addresses ("ip:port") of an association, in address order; empty while it is
+  // pending or unknown.
+  std::vector<std::string> Paths(uint32_t assoc) const;
+
+  // Attributes one sent message, to `path` ("ip:port") when the sender named one; false if
+  // the association is unknown.
+  bool RecordSend(uint32_t assoc, size_t bytes, const std::string& path = "");
   // Copies the counters into `info`'s paths (matched by address).
   void FillCounters(v1::AssociationInfo& info) const;
 

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 
 namespace smig::transport {
@@ -68,6 +69,25 @@ absl::Status StackEndpoint::CheckKnown(AssocId assoc) const {
   return absl::OkStatus();
 }
 
+absl::StatusOr<SocketAddress> StackEndpoint::ResolvePath(AssocId assoc,
+                                                         absl::string_view text) const {
+  absl::StatusOr<SocketAddress> want = SocketAddress::Parse(text, 0);
+  const bool any_port = want.ok();
+  if (!any_port) want = SocketAddress::ParseHostPort(text);
+  if (!want.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("path \"", text, "\" is not an address (ip or ip:port)"));
+  }
+  const std::vector<std::string> paths = paths_.Paths(assoc);
+  for (const std::string& p : paths) {
+    absl::StatusOr<SocketAddress> have = SocketAddress::ParseHostPort(p);
+    if (have.ok() && (any_port ? have->Host() == want->Host() : *have == *want)) return *have;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "path ", text, " is not a peer address of association ", assoc, " (its paths: ",
+      paths.empty() ? std::string("none yet") : absl::StrJoin(paths, ", "), ")"));
+}
+
 absl::Status StackEndpoint::Send(AssocId assoc, const SendOptions& options,
                                  absl::string_view data) {
   if (data.size() > options_.max_message_size) {
@@ -83,9 +103,14 @@ absl::Status StackEndpoint::Send(AssocId assoc, const SendOptions& options,
                                                    " out of range: association ", assoc,
                                                    " has ", streams, " outbound streams"));
   }
+  std::optional<SocketAddress> to;
+  if (!options.path.empty()) {
+    SMIG_ASSIGN_OR_RETURN(to, ResolvePath(assoc, options.path));
+  }
   absl::Time deadline = absl::Now() + options.max_wait;
   while (true) {
-    SMIG_ASSIGN_OR_RETURN(const SendResult r, SendRaw(assoc, options, data));
+    SMIG_ASSIGN_OR_RETURN(const SendResult r,
+                          SendRaw(assoc, options, to ? &*to : nullptr, data));
     if (r == SendResult::kSent) break;
     if (absl::Now() >= deadline) {
       return absl::UnavailableError(absl::StrCat("send buffer of association ", assoc,
@@ -94,7 +119,7 @@ absl::Status StackEndpoint::Send(AssocId assoc, const SendOptions& options,
     }
     WaitWritable(deadline);
   }
-  paths_.RecordSend(assoc, data.size());
+  paths_.RecordSend(assoc, data.size(), to ? to->ToString() : std::string());
   return absl::OkStatus();
 }
 

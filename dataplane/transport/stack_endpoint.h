@@ -46,8 +46,9 @@ class StackEndpoint : public Endpoint {
   // Non-blocking read into `buffer`; nullopt when nothing is queued.
   virtual absl::StatusOr<std::optional<Piece>> ReadPiece(char* buffer, size_t capacity) = 0;
   virtual std::optional<v1::Event> TranslateNotification(const char* data, size_t length) = 0;
+  // `to`: the peer address to send to (SCTP_ADDR_OVER), or null for the stack's choice.
   virtual absl::StatusOr<SendResult> SendRaw(AssocId assoc, const SendOptions& options,
-                                             absl::string_view data) = 0;
+                                             const SocketAddress* to, absl::string_view data) = 0;
   // Waits until a send may succeed or the deadline passes.
   virtual void WaitWritable(absl::Time deadline) = 0;
   // Waits until wait_fd() is readable or the deadline passes, then clears any wakeup
@@ -70,6 +71,8 @@ class StackEndpoint : public Endpoint {
 
  private:
   absl::Status CheckKnown(AssocId assoc) const;
+  // The association's path that `text` ("ip:port" or "ip") names; INVALID_ARGUMENT if none.
+  absl::StatusOr<SocketAddress> ResolvePath(AssocId assoc, absl::string_view text) const;
   void Track(const v1::Event& event);
 
   EndpointOptions options_;

@@ -97,6 +97,20 @@ UsrsctpState& Usrsctp() {
   return *state;
 }
 
+// usrsctp's default stream scheduler (round robin) loops forever, holding the
+// association's lock, when every stream with queued data starts with a message sent to a
+// path other than the one being filled (SCTP_ADDR_OVER: SendOptions::path) and its
+// last-served stream has left the wheel, which is the case as soon as a stream empties
+// (sctp_ss_default_select in usrsctp 0.9.5 and its master). First come, first served
+// skips such messages correctly and sends in the order of the sends, which is also the
+// kernel's default.
+absl::Status UseFirstComeScheduler(auto& api) {
+  sctp_assoc_value ss{};
+  ss.assoc_id = SCTP_FUTURE_ASSOC;
+  ss.assoc_value = SCTP_SS_FIRST_COME;
+  return SetOpt(api, SCTP_PLUGGABLE_SS, ss, "SCTP_PLUGGABLE_SS");
+}
+
 int PollFor(int fd, absl::Time deadline) {
   absl::Duration left = deadline - absl::Now();
   if (left <= absl::ZeroDuration()) return 0;
@@ -160,9 +174,13 @@ class UserlandEndpoint final : public Rfc6458Endpoint<UserlandEndpoint> {
     return usrsctp_recvv(sock_, buf, len, reinterpret_cast<sockaddr*>(&from), &from_len, info,
                          info_len, info_type, flags);
   }
-  ssize_t SendV(const void* data, size_t len, const sctp_sndinfo* info, int flags) {
-    return usrsctp_sendv(sock_, data, len, nullptr, 0, const_cast<sctp_sndinfo*>(info),
-                         sizeof(*info), SCTP_SENDV_SNDINFO, flags);
+  ssize_t SendV(const void* data, size_t len, const sctp_sndinfo* info, int flags,
+                const SocketAddress* to) {
+    // usrsctp_sendv writes the association id it looks up for `to` back into the info.
+    sctp_sndinfo copy = *info;
+    return usrsctp_sendv(sock_, data, len,
+                         to ? const_cast<sockaddr*>(to->sockaddr_ptr()) : nullptr, to ? 1 : 0,
+                         &copy, sizeof(copy), SCTP_SENDV_SNDINFO, flags);
   }
   int ConnectX(sockaddr* packed, int count, sctp_assoc_t* id) {
     return usrsctp_connectx(sock_, packed, count, id);
@@ -182,6 +200,25 @@ class UserlandEndpoint final : public Rfc6458Endpoint<UserlandEndpoint> {
   }
 
  protected:
+  // usrsctp counts a heartbeat timer that finds the path's last heartbeat unanswered as a
+  // path error, and a path that only the handshake's path confirmed starts out as
+  // unanswered. A path that carries data all the time is never sent a heartbeat, so each
+  // of its heartbeat timers was an error: with the fast profile's threshold, an
+  // unreachable/available pair every ~300 ms on any path but the first (seen with the
+  // primary set to the second path, and with copies named to it). One heartbeat on every
+  // path now, answered, sets that straight.
+  void OnAssociationUp(AssocId assoc) override {
+    absl::StatusOr<std::vector<SocketAddress>> peers = PeerAddresses(static_cast<sctp_assoc_t>(assoc));
+    if (!peers.ok()) return;
+    for (const SocketAddress& peer : *peers) {
+      sctp_paddrparams pp{};
+      pp.spp_assoc_id = static_cast<sctp_assoc_t>(assoc);
+      std::memcpy(&pp.spp_address, peer.sockaddr_ptr(), peer.length());
+      pp.spp_flags = SPP_HB_DEMAND;
+      (void)SetOpt(IPPROTO_SCTP, SCTP_PEER_ADDR_PARAMS, &pp, sizeof(pp));
+    }
+  }
+
   // usrsctp does not reliably raise a write upcall when a one-to-many socket's send space
   // frees up (seen here: sends then waited for the full deadline), so retry every 1 ms.
   void WaitWritable(absl::Time deadline) override {
@@ -301,6 +338,7 @@ absl::StatusOr<std::unique_ptr<Endpoint>> CreateUserlandEndpoint(const EndpointO
   int buf = static_cast<int>(std::max<size_t>(4 * options.max_message_size, 4 << 20));
   usrsctp_setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
   usrsctp_setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+  SMIG_RETURN_IF_ERROR(UseFirstComeScheduler(*ep));
   if (options.listen && usrsctp_listen(sock, 128) != 0) return ErrnoStatus(errno, "listen");
   return ep;
 }

@@ -84,7 +84,7 @@ void VehicleEngine::OnMessage(const transport::Message& m, absl::Time now) {
     Drop(m.assoc, "wrong_session", false);
     return;
   }
-  if (m.stream != frame->header.flow_id + 1) {
+  if (!CarriesFlow(m.stream, frame->header.flow_id)) {  // its data stream or its copy stream
     Drop(m.assoc, "wrong_stream", false);
     return;
   }

@@ -107,6 +107,10 @@ absl::StatusOr<v1::Session> MigratorEngine::CreateSession(const v1::CreateSessio
   *open.mutable_vehicle_addresses() = req.vehicle_addresses();
   open.set_vehicle_port(req.vehicle_port());
   *open.mutable_flows() = req.flows();
+  const dv1::RedundancyPolicy redundancy = req.redundancy() == dv1::REDUNDANCY_POLICY_UNSPECIFIED
+                                               ? dv1::REDUNDANCY_POLICY_AUTO
+                                               : req.redundancy();
+  open.set_redundancy(redundancy);
   SMIG_ASSIGN_OR_RETURN(dv1::Session opened, edge->OpenSession(open));
   v1::Session s;
   s.set_session_id(req.session_id());
@@ -115,6 +119,7 @@ absl::StatusOr<v1::Session> MigratorEngine::CreateSession(const v1::CreateSessio
   s.set_generation(opened.generation());
   *s.mutable_vehicle_addresses() = req.vehicle_addresses();
   s.set_vehicle_port(req.vehicle_port());
+  s.set_redundancy(redundancy);
   absl::MutexLock lock(&mu_);
   sessions_[s.session_id()] = s;
   return s;

@@ -65,6 +65,12 @@ int FakeAgent::releases() const {
   return releases_;
 }
 
+dv1::RedundancyPolicy FakeAgent::opened_redundancy(uint64_t session) const {
+  absl::MutexLock lock(&mu_);
+  auto it = opened_redundancy_.find(session);
+  return it == opened_redundancy_.end() ? dv1::REDUNDANCY_POLICY_UNSPECIFIED : it->second;
+}
+
 absl::Status FakeAgent::CheckAlive() const {
   if (!alive_) return absl::UnavailableError(absl::StrCat("server ", id_, " does not answer"));
   return absl::OkStatus();
@@ -76,6 +82,7 @@ absl::StatusOr<dv1::Session> FakeAgent::OpenSession(const dv1::OpenSessionReques
   if (!sessions_.emplace(r.session_id(), 1).second) {
     return absl::AlreadyExistsError(absl::StrCat("session ", r.session_id(), " is already served here"));
   }
+  opened_redundancy_[r.session_id()] = r.redundancy();
   return Describe(id_, r.session_id(), 1);
 }
 

@@ -37,6 +37,8 @@ class FakeAgent : public Agent {
   void Kill();
   bool Serves(uint64_t session) const;
   int releases() const;
+  // The redundancy policy the last OpenSession of `session` asked for.
+  dv1::RedundancyPolicy opened_redundancy(uint64_t session) const;
 
   const std::string& server_id() const override { return id_; }
   absl::StatusOr<dv1::Session> OpenSession(const dv1::OpenSessionRequest& request) override;
@@ -59,6 +61,7 @@ class FakeAgent : public Agent {
   absl::Status import_error_ ABSL_GUARDED_BY(mu_);
   int releases_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<uint64_t, uint64_t> sessions_ ABSL_GUARDED_BY(mu_);  // session -> generation
+  std::map<uint64_t, dv1::RedundancyPolicy> opened_redundancy_ ABSL_GUARDED_BY(mu_);
   // When the vehicle will have confirmed each imported (session, generation).
   std::map<std::pair<uint64_t, uint64_t>, absl::Time> confirms_ ABSL_GUARDED_BY(mu_);
 };

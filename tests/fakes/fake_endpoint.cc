@@ -100,7 +100,42 @@ absl::Status FakeNetwork::SetPathState(const FakeEndpoint& local, AssocId assoc,
   v1::Event e = MakeEvent(type, assoc);
   e.set_address(p->address);
   Push(nodes_.at(local.node_), std::move(e));
+  ReleaseHeld(nodes_.at(local.node_).assocs.at(assoc));  // the stack moved them
   return absl::OkStatus();
+}
+
+absl::Status FakeNetwork::SetPathDark(const FakeEndpoint& local, AssocId assoc,
+                                      absl::string_view peer_address, bool dark) {
+  absl::MutexLock lock(&mu_);
+  Path* p = FindPath(local, assoc, peer_address);
+  if (p == nullptr) return absl::NotFoundError(absl::StrCat("no path ", peer_address));
+  p->dark = dark;
+  ReleaseHeld(nodes_.at(local.node_).assocs.at(assoc));
+  return absl::OkStatus();
+}
+
+size_t FakeNetwork::HeldMessages(const FakeEndpoint& local, AssocId assoc) {
+  absl::MutexLock lock(&mu_);
+  auto a = nodes_.at(local.node_).assocs.find(assoc);
+  return a == nodes_.at(local.node_).assocs.end() ? 0 : a->second.held.size();
+}
+
+void FakeNetwork::ReleaseHeld(Assoc& a) {
+  if (a.held.empty()) return;
+  std::deque<Assoc::Held> still;
+  std::vector<uint16_t> blocked;  // streams with an earlier message still held
+  for (Assoc::Held& h : a.held) {
+    const Path& p = a.paths[h.path];
+    const bool waits = std::find(blocked.begin(), blocked.end(), h.message.stream) != blocked.end() ||
+                       (p.dark && p.state == v1::PATH_STATE_ACTIVE);
+    if (waits) {
+      blocked.push_back(h.message.stream);
+      still.push_back(std::move(h));
+    } else if (a.peer_node != 0 && !a.ended) {
+      Push(nodes_.at(a.peer_node), std::move(h.message));
+    }
+  }
+  a.held = std::move(still);
 }
 
 absl::Status FakeNetwork::SetSrtt(const FakeEndpoint& local, AssocId assoc,
@@ -207,26 +242,51 @@ absl::Status FakeEndpoint::Send(AssocId assoc, const SendOptions& options,
   if (self.send_buffer_full) {
     return absl::UnavailableError(absl::StrCat("send buffer of association ", assoc, " is full"));
   }
+  FakeNetwork::Path* named = nullptr;
+  if (!options.path.empty()) {
+    // "ip:port" or "ip", as StackEndpoint resolves it.
+    absl::StatusOr<SocketAddress> bare = SocketAddress::Parse(options.path, 0);
+    absl::StatusOr<SocketAddress> full = SocketAddress::ParseHostPort(options.path);
+    for (FakeNetwork::Path& p : a.paths) {
+      absl::StatusOr<SocketAddress> have = SocketAddress::ParseHostPort(p.address);
+      if (have.ok() && ((bare.ok() && have->Host() == bare->Host()) || (full.ok() && *have == *full))) {
+        named = &p;
+      }
+    }
+    if (named == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("path ", options.path,
+                                                     " is not a peer address of association ", assoc));
+    }
+  }
   if (self.blackhole) return absl::OkStatus();
-  // The attribution PathTable makes for the real stacks.
+  // The attribution PathTable makes for the real stacks; a named path while it is active.
   FakeNetwork::Path* path = nullptr;
   FakeNetwork::Path* primary = nullptr;
   for (FakeNetwork::Path& p : a.paths) {
     if (p.address == a.primary) primary = &p;
     if (path == nullptr && p.state == v1::PATH_STATE_ACTIVE) path = &p;
   }
-  if (primary != nullptr && (primary->state == v1::PATH_STATE_ACTIVE || path == nullptr)) {
+  if (named != nullptr && named->state == v1::PATH_STATE_ACTIVE) {
+    path = named;
+  } else if (primary != nullptr && (primary->state == v1::PATH_STATE_ACTIVE || path == nullptr)) {
     path = primary;
   }
   if (path != nullptr) {
     path->bytes += data.size();
     ++path->messages;
   }
-  net_.Push(net_.nodes_.at(a.peer_node), Message{.assoc = a.peer_assoc,
-                                                .stream = options.stream,
-                                                .ppid = options.ppid,
-                                                .unordered = options.unordered,
-                                                .data = std::string(data)});
+  Message m{.assoc = a.peer_assoc,
+            .stream = options.stream,
+            .ppid = options.ppid,
+            .unordered = options.unordered,
+            .data = std::string(data)};
+  if (path != nullptr) {
+    // A dark path, or a stream with an earlier message still held, holds it too.
+    a.held.push_back({static_cast<size_t>(path - a.paths.data()), std::move(m)});
+    net_.ReleaseHeld(a);
+    return absl::OkStatus();
+  }
+  net_.Push(net_.nodes_.at(a.peer_node), std::move(m));
   return absl::OkStatus();
 }
 

@@ -10,6 +10,7 @@
 //   // EVENT_TYPE_ASSOC_UP is now queued on both sides.
 //   client->Send(*a, {.stream = 1, .ppid = 42}, "hi");
 //   net.SetPathState(*client, *a, "10.1.0.1:5000", v1::PATH_STATE_INACTIVE);
+//   client->Send(*a, {.stream = 2, .path = "10.2.0.1"}, "on the second path");
 //
 // Lifetimes: the FakeNetwork must outlive every endpoint it created. All state lives in
 // the network behind one mutex, so destroying or killing an endpoint never leaves its
@@ -62,6 +63,15 @@ class FakeNetwork {
   void SetBlackhole(const FakeEndpoint& endpoint, bool on);
   // The association times out: both ends get ASSOC_LOST.
   absl::Status LoseAssociation(const FakeEndpoint& local, AssocId assoc);
+  // A path that died before the stack noticed: what `local` sends on it while its state is
+  // still ACTIVE waits, and so does everything sent after it on the same stream (ordered
+  // delivery), as with a real stack until its retransmission timer moves the data. Held
+  // messages arrive once the path is lit again or its state leaves ACTIVE (SetPathState:
+  // the stack retransmits on another path).
+  absl::Status SetPathDark(const FakeEndpoint& local, AssocId assoc,
+                           absl::string_view peer_address, bool dark);
+  // Messages of `local`'s association held by dark paths.
+  size_t HeldMessages(const FakeEndpoint& local, AssocId assoc);
 
  private:
   friend class FakeEndpoint;
@@ -69,6 +79,7 @@ class FakeNetwork {
     std::string address;
     v1::PathState state = v1::PATH_STATE_ACTIVE;
     double srtt_ms = 0;
+    bool dark = false;
     uint64_t bytes = 0;
     uint64_t messages = 0;
   };
@@ -79,6 +90,11 @@ class FakeNetwork {
     uint32_t streams = 0;
     std::vector<Path> paths;  // the peer's addresses, in its order
     std::string primary;
+    struct Held {
+      size_t path;  // index into paths
+      Message message;
+    };
+    std::deque<Held> held;  // sent, not delivered yet: a dark path (SetPathDark)
   };
   struct Node {
     EndpointOptions options;
@@ -100,6 +116,8 @@ class FakeNetwork {
   void Detach(Node& node) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Path* FindPath(const FakeEndpoint& local, AssocId assoc, absl::string_view address)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Delivers the held messages of `a` that nothing holds any more, in order per stream.
+  void ReleaseHeld(Assoc& a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex mu_;
   uint64_t next_node_ ABSL_GUARDED_BY(mu_) = 1;

@@ -305,6 +305,54 @@ TEST_F(FakeEndpointTest, PathStateMovesSendCountersAndEmitsEvents) {
             absl::StatusCode::kNotFound);
 }
 
+TEST_F(FakeEndpointTest, ANamedPathCarriesTheMessageAndCountsIt) {
+  Connect();
+  ASSERT_TRUE(client_->Send(client_assoc_, {.stream = 1, .path = "10.2.0.1:5000"}, "12").ok());
+  ASSERT_TRUE(client_->Send(client_assoc_, {.stream = 1, .path = "10.2.0.1"}, "345").ok());
+  ASSERT_TRUE(client_->Send(client_assoc_, {.stream = 1}, "6").ok());
+  EXPECT_EQ(NextMessage(*server_).data, "12");
+  EXPECT_EQ(NextMessage(*server_).data, "345");
+  EXPECT_EQ(NextMessage(*server_).data, "6");
+  absl::StatusOr<v1::AssociationInfo> info = client_->GetAssociation(client_assoc_);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->paths(0).bytes_sent(), 1u);  // the primary: the unnamed send
+  EXPECT_EQ(info->paths(1).bytes_sent(), 5u);
+  EXPECT_EQ(info->paths(1).messages_sent(), 2u);
+
+  absl::Status bad = client_->Send(client_assoc_, {.path = "10.9.0.1"}, "x");
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.message(), HasSubstr("10.9.0.1"));
+  EXPECT_EQ(client_->Send(client_assoc_, {.path = "10.2.0.1:5001"}, "x").code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(FakeEndpointTest, ADarkPathHoldsItsStreamUntilTheStackMovesOn) {
+  Connect();
+  ASSERT_TRUE(net_.SetPathDark(*client_, client_assoc_, "10.1.0.1:5000", true).ok());
+  // On the dark primary: held, and so is what follows on its stream, even on a live path.
+  ASSERT_TRUE(client_->Send(client_assoc_, {.stream = 1}, "a1").ok());
+  ASSERT_TRUE(client_->Send(client_assoc_, {.stream = 1, .path = "10.2.0.1"}, "a2").ok());
+  // Another stream on the live path is not held.
+  ASSERT_TRUE(client_->Send(client_assoc_, {.stream = 2, .path = "10.2.0.1"}, "b1").ok());
+  EXPECT_EQ(NextMessage(*server_).data, "b1");
+  EXPECT_FALSE(server_->Receive(absl::ZeroDuration())->has_value());
+  EXPECT_EQ(net_.HeldMessages(*client_, client_assoc_), 2u);
+  // The stack gives the path up: what it held goes on another path, in stream order.
+  ASSERT_TRUE(net_.SetPathState(*client_, client_assoc_, "10.1.0.1:5000",
+                                v1::PATH_STATE_INACTIVE).ok());
+  EXPECT_EQ(NextMessage(*server_).data, "a1");
+  EXPECT_EQ(NextMessage(*server_).data, "a2");
+  EXPECT_EQ(net_.HeldMessages(*client_, client_assoc_), 0u);
+  // Dark but lit again before the stack noticed: held, then delivered.
+  ASSERT_TRUE(net_.SetPathDark(*client_, client_assoc_, "10.2.0.1:5000", true).ok());
+  ASSERT_TRUE(client_->Send(client_assoc_, {.stream = 3}, "c1").ok());  // on 10.2: the only active one
+  EXPECT_FALSE(server_->Receive(absl::ZeroDuration())->has_value());
+  ASSERT_TRUE(net_.SetPathDark(*client_, client_assoc_, "10.2.0.1:5000", false).ok());
+  EXPECT_EQ(NextMessage(*server_).data, "c1");
+  EXPECT_EQ(net_.SetPathDark(*client_, client_assoc_, "10.9.0.1:5000", true).code(),
+            absl::StatusCode::kNotFound);
+}
+
 TEST(FakeNetworkTest, PortZeroPicksDistinctPortsAndNoAddressMeansLoopback) {
   FakeNetwork net;
   std::unique_ptr<FakeEndpoint> a = net.CreateEndpoint({});

@@ -18,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/testbed.h"
+#include "tests/integration/transport_fixture.h"
 
 namespace smig::transport {
 namespace {
@@ -27,12 +28,12 @@ using testbed::LastSummary;
 using testbed::Process;
 using testbed::ReadRecords;
 using testbed::TwoHostNet;
-
-std::string StackName() {
-  const char* s = std::getenv("SMIG_TEST_STACK");
-  return s ? s : "userland";
-}
-StackChoice Stack() { return StackName() == "kernel" ? StackChoice::kKernel : StackChoice::kUserland; }
+using itest::Measure;
+using itest::Stack;
+using itest::StackName;
+using itest::TransportTest;
+using itest::TwoHostTest;
+using itest::Window;
 
 // A UDP port nobody holds right now, for usrsctp's encapsulation.
 uint16_t FreeUdpPort() {
@@ -106,13 +107,6 @@ absl::StatusOr<Pair> ConnectedPair() {
   p.server_assoc = sup->assoc_id();
   return p;
 }
-
-class TransportTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    std::cout << "[stack] " << StackName() << "\n";
-  }
-};
 
 TEST_F(TransportTest, StreamsPpidsUnorderedAndALargeMessageArriveWhole) {
   absl::StatusOr<Pair> p = ConnectedPair();
@@ -243,53 +237,6 @@ TEST_F(TransportTest, KernelStackWorksBesideUsrsctpInTheSameNamespace) {
 }
 
 // ---- Tests across two network namespaces, with smig-sctpcat as the two peers. ----
-
-class TwoHostTest : public TransportTest {
- protected:
-  void SetUp() override {
-    TransportTest::SetUp();
-    if (!testbed::CanCreateNamespaces()) GTEST_SKIP() << "needs root for network namespaces";
-    absl::StatusOr<std::unique_ptr<TwoHostNet>> net = TwoHostNet::Create();
-    ASSERT_TRUE(net.ok()) << net.status();
-    net_ = std::move(*net);
-    dir_ = testbed::ScratchDir();
-  }
-  void TearDown() override {
-    if (!HasFailure()) testbed::RemoveScratch(dir_);
-  }
-
-  std::vector<std::string> Cat(std::vector<std::string> args) const {
-    args.insert(args.begin(), {SMIG_SCTPCAT, "--sctp-stack=" + StackName()});
-    return args;
-  }
-  std::vector<std::string> Receiver() const {
-    return net_->InB(Cat({"--listen", "--local=" + TwoHostNet::AddrB(1) + "," + TwoHostNet::AddrB(2),
-                          "--port=5000", "--once", "--stats-interval=500ms"}));
-  }
-  std::vector<std::string> Sender(std::vector<std::string> extra) const {
-    std::vector<std::string> a =
-        Cat({"--local=" + TwoHostNet::AddrA(1) + "," + TwoHostNet::AddrA(2),
-             "--peer=" + TwoHostNet::AddrB(1) + "," + TwoHostNet::AddrB(2), "--peer-port=5000"});
-    a.insert(a.end(), extra.begin(), extra.end());
-    return net_->InA(a);
-  }
-  std::string Out(const std::string& name) const { return dir_ + "/" + name; }
-
-  std::unique_ptr<TwoHostNet> net_;
-  std::string dir_;
-};
-
-struct Window {
-  uint64_t path1 = 0, path2 = 0;
-};
-
-// Per-path packets A sent during `d`; `pid` is any process in A.
-Window Measure(pid_t pid, absl::Duration d) {
-  uint64_t a1 = TwoHostNet::TxPackets(pid, 1).value_or(0);
-  uint64_t a2 = TwoHostNet::TxPackets(pid, 2).value_or(0);
-  absl::SleepFor(d);
-  return {TwoHostNet::TxPackets(pid, 1).value_or(0) - a1, TwoHostNet::TxPackets(pid, 2).value_or(0) - a2};
-}
 
 enum class Cut { kLinkDown, kNftDrop };
 

@@ -110,6 +110,7 @@ absl::StatusOr<Command> ParseCommand(const std::vector<std::string>& words,
            CheckFlag(flags.watch, "watch", v, name, {Verb::kMigrate}),
            CheckFlag(!flags.json.empty(), "json", v, name, {Verb::kPolicySet, Verb::kCreateSession}),
            CheckFlag(!flags.file.empty(), "file", v, name, {Verb::kPolicySet, Verb::kCreateSession}),
+           CheckFlag(!flags.redundancy.empty(), "redundancy", v, name, {Verb::kCreateSession}),
        }) {
     if (!s.ok()) return s;
   }
@@ -143,6 +144,16 @@ absl::StatusOr<Command> ParseCommand(const std::vector<std::string>& words,
   if ((v == Verb::kPolicySet || v == Verb::kCreateSession) &&
       flags.json.empty() == flags.file.empty()) {
     return Bad(absl::StrCat(name, ": give exactly one of --json='{...}' and --file=FILE"));
+  }
+  if (!flags.redundancy.empty()) {
+    c.redundancy = dataplane::v1::REDUNDANCY_POLICY_UNSPECIFIED;
+    for (auto p : {dataplane::v1::REDUNDANCY_POLICY_OFF, dataplane::v1::REDUNDANCY_POLICY_AUTO,
+                   dataplane::v1::REDUNDANCY_POLICY_ALWAYS}) {
+      if (flags.redundancy == RedundancyLabel(p)) c.redundancy = p;
+    }
+    if (c.redundancy == dataplane::v1::REDUNDANCY_POLICY_UNSPECIFIED) {
+      return Bad(absl::StrCat("--redundancy=", flags.redundancy, ": use off, auto or always"));
+    }
   }
   c.to = flags.to;
   c.reason = flags.reason;
@@ -190,11 +201,15 @@ PMM (proximity)
 SMM (migrator)
   sessions                      sessions, their edge, generation, migration in flight
                                   smigctl sessions --output=json
-  session create --json='{...}' | --file=FILE
-                                open a session on an edge (CreateSessionRequest JSON)
-                                  smigctl session create --json='{"session_id":"1",
-                                    "vehicle_id":"car-1","server_id":"edge-1",
-                                    "vehicle_addresses":["10.1.0.2"],"vehicle_port":6000,
+  session create --json='{...}' | --file=FILE [--redundancy=off|auto|always]
+                                open a session on an edge (CreateSessionRequest JSON);
+                                --redundancy: send it over two radio paths at once
+                                never, while the primary path is degraded (the
+                                default), or always
+                                  smigctl session create --redundancy=always --json='{
+                                    "session_id":"1","vehicle_id":"car-1",
+                                    "server_id":"edge-1","vehicle_port":6000,
+                                    "vehicle_addresses":["10.1.0.2","10.2.0.2"],
                                     "flows":[{"source":{"file":"/srv/movie.ts"}}]}'
   migrations [--session=N]      migrations, newest state first
                                   smigctl migrations --session=1
@@ -259,10 +274,20 @@ absl::StatusOr<decision::v1::Policy> ParsePolicyJson(absl::string_view json,
 }
 
 absl::StatusOr<migrator::v1::CreateSessionRequest> ParseCreateSessionJson(
-    absl::string_view json, absl::string_view origin) {
+    absl::string_view json, absl::string_view origin, dataplane::v1::RedundancyPolicy redundancy) {
   migrator::v1::CreateSessionRequest r;
   SMIG_RETURN_IF_ERROR(ParseJsonConfig(json, origin, r));
+  if (redundancy != dataplane::v1::REDUNDANCY_POLICY_UNSPECIFIED) r.set_redundancy(redundancy);
   return r;
+}
+
+std::string RedundancyLabel(dataplane::v1::RedundancyPolicy policy) {
+  switch (policy) {
+    case dataplane::v1::REDUNDANCY_POLICY_OFF: return "off";
+    case dataplane::v1::REDUNDANCY_POLICY_AUTO: return "auto";
+    case dataplane::v1::REDUNDANCY_POLICY_ALWAYS: return "always";
+    default: return "-";
+  }
 }
 
 std::string ResolveAddress(absl::string_view flag, const char* env, absl::string_view fallback) {

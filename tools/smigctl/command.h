@@ -34,6 +34,7 @@ struct FlagValues {
   bool watch = false;
   std::string json;  // policy set, session create
   std::string file;  // policy set, session create
+  std::string redundancy;  // session create: off, auto or always
 };
 
 enum class Verb {
@@ -70,6 +71,8 @@ struct Command {
   bool watch = false;
   std::string json;  // policy set, session create: exactly one of these two
   std::string file;
+  // session create: overrides the JSON's "redundancy" unless UNSPECIFIED.
+  dataplane::v1::RedundancyPolicy redundancy = dataplane::v1::REDUNDANCY_POLICY_UNSPECIFIED;
 };
 
 // `words` are the positional arguments after the program name. INVALID_ARGUMENT, saying
@@ -91,9 +94,13 @@ migrator::v1::MigrateRequest BuildMigrateRequest(const Command& command);
 absl::StatusOr<decision::v1::Policy> ParsePolicyJson(absl::string_view json,
                                                      absl::string_view origin,
                                                      const decision::v1::Policy& current = {});
-// A CreateSessionRequest from protobuf JSON; unknown keys are INVALID_ARGUMENT.
+// A CreateSessionRequest from protobuf JSON; unknown keys are INVALID_ARGUMENT. A
+// `redundancy` other than UNSPECIFIED (the --redundancy flag) replaces the JSON's.
 absl::StatusOr<migrator::v1::CreateSessionRequest> ParseCreateSessionJson(
-    absl::string_view json, absl::string_view origin);
+    absl::string_view json, absl::string_view origin,
+    dataplane::v1::RedundancyPolicy redundancy = dataplane::v1::REDUNDANCY_POLICY_UNSPECIFIED);
+// "off", "auto", "always" (what smigctl shows; "-" for UNSPECIFIED).
+std::string RedundancyLabel(dataplane::v1::RedundancyPolicy policy);
 
 // SMIG_PMM-style override: the flag if given, else the environment value, else `fallback`.
 std::string ResolveAddress(absl::string_view flag, const char* env, absl::string_view fallback);

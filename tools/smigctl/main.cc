@@ -45,6 +45,8 @@ ABSL_FLAG(std::string, request_id, "", "migrate: idempotency key");
 ABSL_FLAG(bool, watch, false, "migrate: follow the migration until it ends");
 ABSL_FLAG(std::string, json, "", "policy set: the policy as protobuf JSON");
 ABSL_FLAG(std::string, file, "", "policy set: a file holding the policy as protobuf JSON");
+ABSL_FLAG(std::string, redundancy, "",
+          "session create: off, auto or always (two radio paths at once; default auto)");
 
 namespace {
 
@@ -221,7 +223,7 @@ class Ctl {
         absl::StatusOr<std::string> json = JsonArgument();
         if (!json.ok()) return Error(json.status());
         absl::StatusOr<smm::CreateSessionRequest> q =
-            ParseCreateSessionJson(*json, c_.file.empty() ? "--json" : c_.file);
+            ParseCreateSessionJson(*json, c_.file.empty() ? "--json" : c_.file, c_.redundancy);
         if (!q.ok()) return Error(q.status());
         smm::Session r;
         if (!Call("CreateSession", *smm_, &smm::Migrator::Stub::CreateSession, *q, r)) return 2;
@@ -379,6 +381,7 @@ int main(int argc, char** argv) {
   f.watch = absl::GetFlag(FLAGS_watch);
   f.json = absl::GetFlag(FLAGS_json);
   f.file = absl::GetFlag(FLAGS_file);
+  f.redundancy = absl::GetFlag(FLAGS_redundancy);
   absl::StatusOr<Command> command =
       ParseCommand(std::vector<std::string>(positional.begin() + 1, positional.end()), f);
   if (!command.ok()) return UsageError(command.status());

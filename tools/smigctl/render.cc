@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "common/proto_time.h"
+#include "tools/smigctl/command.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace smig::smigctl {
@@ -136,10 +137,11 @@ std::string RenderProximity(const proximity::v1::VehicleProximity& p) {
 }
 
 std::string RenderSessions(const migrator::v1::ListSessionsResponse& response) {
-  Table t({"SESSION", "VEHICLE", "SERVER", "GENERATION", "MIGRATION"});
+  Table t({"SESSION", "VEHICLE", "SERVER", "GENERATION", "REDUNDANCY", "MIGRATION"});
   for (const migrator::v1::Session& s : response.sessions()) {
     t.AddRow({absl::StrCat(s.session_id()), Or(s.vehicle_id()), Or(s.server_id()),
-              absl::StrCat(s.generation()), Or(s.migration_id())});
+              absl::StrCat(s.generation()), RedundancyLabel(s.redundancy()),
+              Or(s.migration_id())});
   }
   return t.Render();
 }

@@ -134,7 +134,8 @@ void CatRunner::Handle(const transport::Message& m) {
 void CatRunner::SendOne(std::string payload) {
   uint16_t stream = options_.streams[summary_.messages_sent() % options_.streams.size()];
   absl::Status s = endpoint_.Send(
-      *assoc_, {.stream = stream, .ppid = options_.ppid, .unordered = options_.unordered},
+      *assoc_,
+      {.stream = stream, .ppid = options_.ppid, .unordered = options_.unordered, .path = options_.path},
       payload);
   if (!s.ok()) {
     summary_.set_send_errors(summary_.send_errors() + 1);

@@ -42,6 +42,7 @@ struct CatOptions {
   bool unordered = false;
 
   std::string primary;  // "ip:port" to make primary once the association is up
+  std::string path;     // "ip:port" or "ip": send every message to this path (SCTP_ADDR_OVER)
   absl::Duration stats_interval = absl::ZeroDuration();
   bool print_messages = false;  // a record per received message (debugging; slow)
   std::ostream* data_out = nullptr;  // received payloads, raw

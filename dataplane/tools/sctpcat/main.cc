@@ -34,6 +34,8 @@ ABSL_FLAG(std::vector<std::string>, send_streams, {"1"}, "Streams to send on, ro
 ABSL_FLAG(uint32_t, ppid, 0, "Payload protocol identifier of sent messages");
 ABSL_FLAG(bool, unordered, false, "Send unordered messages");
 ABSL_FLAG(std::string, primary, "", "Peer ip:port to make the primary path once up");
+ABSL_FLAG(std::string, path, "",
+          "Send every message to this peer path (ip:port or ip), overriding the primary");
 ABSL_FLAG(std::string, profile, "fast", "Failover profile: fast or default (RFC 4960 timers)");
 ABSL_FLAG(uint64_t, max_message_size, 1 << 20, "Largest message sent or reassembled");
 ABSL_FLAG(absl::Duration, stats_interval, absl::ZeroDuration(),
@@ -133,6 +135,7 @@ int main(int argc, char** argv) {
   co.ppid = absl::GetFlag(FLAGS_ppid);
   co.unordered = absl::GetFlag(FLAGS_unordered);
   co.primary = absl::GetFlag(FLAGS_primary);
+  co.path = absl::GetFlag(FLAGS_path);
   co.stats_interval = absl::GetFlag(FLAGS_stats_interval);
   co.print_messages = absl::GetFlag(FLAGS_print_messages);
   co.once = absl::GetFlag(FLAGS_once);

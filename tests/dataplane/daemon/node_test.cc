@@ -408,6 +408,11 @@ TEST_F(NodeTest, MetricsPassPromtoolAndCountWhatHappened) {
   EXPECT_THAT(edge, ::testing::HasSubstr("smig_sessions_capacity 256"));
   EXPECT_THAT(edge, ::testing::HasSubstr("smig_send_deferrals_total 0"));
   EXPECT_THAT(edge, ::testing::HasSubstr("smig_live_feed_bytes_total{feed=\"channel-1\"} 300"));
+  // The session (no policy given: auto) on a one-radio vehicle never has a second path.
+  EXPECT_THAT(edge, ::testing::HasSubstr("smig_sessions_redundancy{policy=\"auto\"} 1"));
+  EXPECT_THAT(edge, ::testing::HasSubstr("smig_sessions_redundancy{policy=\"always\"} 0"));
+  EXPECT_THAT(edge, ::testing::HasSubstr("smig_sessions_duplicating{role=\"edge\"} 0"));
+  EXPECT_THAT(edge, ::testing::HasSubstr("smig_redundant_bytes_total{role=\"edge\"} 0"));
   a.node->Stop(absl::Seconds(1));
   vehicle.node->Stop(absl::ZeroDuration());
 }

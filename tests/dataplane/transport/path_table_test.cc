@@ -110,6 +110,27 @@ TEST_F(PathTableTest, PathAddedAndRemoved) {
   EXPECT_THAT(Counts(), ElementsAre(Counters{2, 1}, Counters{6, 1}, Counters{0, 0}));
 }
 
+TEST_F(PathTableTest, ANamedPathCountsThereWhileActive) {
+  table_.RecordSend(1, 10, kPathC);  // a copy on C while the primary B carries the rest
+  table_.RecordSend(1, 20);
+  EXPECT_THAT(Counts(), ElementsAre(Counters{0, 0}, Counters{20, 1}, Counters{10, 1}));
+  // C reported down: the stack moves data named for it, so it counts like an unnamed send.
+  table_.OnEvent(PathEvent(v1::EVENT_TYPE_PATH_UNREACHABLE, 1, kPathC));
+  table_.RecordSend(1, 5, kPathC);
+  EXPECT_THAT(Counts(), ElementsAre(Counters{0, 0}, Counters{25, 2}, Counters{10, 1}));
+  table_.RecordSend(1, 1, "10.9.9.9:5000");  // not a path of it: as if unnamed
+  EXPECT_THAT(Counts(), ElementsAre(Counters{0, 0}, Counters{26, 3}, Counters{10, 1}));
+}
+
+TEST_F(PathTableTest, ListsThePathsOfAnAssociation) {
+  EXPECT_THAT(table_.Paths(1), ElementsAre(kPathA, kPathB, kPathC));
+  table_.OnEvent(PathEvent(v1::EVENT_TYPE_PATH_REMOVED, 1, kPathA));
+  EXPECT_THAT(table_.Paths(1), ElementsAre(kPathB, kPathC));
+  table_.AddPending(7);
+  EXPECT_THAT(table_.Paths(7), IsEmpty());
+  EXPECT_THAT(table_.Paths(8), IsEmpty());
+}
+
 TEST_F(PathTableTest, EndingEventsRemoveTheAssociation) {
   for (v1::EventType end : {v1::EVENT_TYPE_ASSOC_LOST, v1::EVENT_TYPE_SHUTDOWN_COMPLETE,
                             v1::EVENT_TYPE_ASSOC_CANT_START}) {

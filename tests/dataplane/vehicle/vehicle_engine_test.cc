@@ -49,11 +49,13 @@ struct Edge {
     ASSERT_TRUE(ep->Send(assoc, {.stream = 0}, EncodeFrame(h, m.SerializeAsString())).ok());
   }
   void Data(uint64_t seq, uint32_t flow = 0, uint64_t session = kSession) {
+    DataOn(static_cast<uint16_t>(flow + 1), seq, flow, session);
+  }
+  void DataOn(uint16_t stream, uint64_t seq, uint32_t flow = 0, uint64_t session = kSession) {
     FrameHeader h{.kind = FrameKind::kData, .flow_id = static_cast<uint16_t>(flow),
                   .session_id = session, .sequence = seq, .source_offset = seq * 10};
     // May fail once the vehicle aborted the association; what matters is what it delivers.
-    (void)ep->Send(assoc, {.stream = static_cast<uint16_t>(flow + 1)},
-                   EncodeFrame(h, absl::StrCat("f", flow, "-", seq)));
+    (void)ep->Send(assoc, {.stream = stream}, EncodeFrame(h, absl::StrCat("f", flow, "-", seq)));
   }
   // Control messages the vehicle sent this edge so far.
   std::vector<v1::ControlMessage> Received() {
@@ -198,6 +200,44 @@ TEST_F(VehicleEngineTest, FlowsAreIndependentAHoleInOneDoesNotBlockAnother) {
   ASSERT_EQ(f1.size(), 10u);
   for (uint64_t s = 0; s < 10; ++s) EXPECT_EQ(f1[s], absl::StrCat(kSession, "/f1-", s));
   EXPECT_EQ(engine_->Flows(kSession).size(), 2u);
+}
+
+// A redundant edge sends each frame twice: on the flow's stream and on its copy stream
+// (flow + 1 + 8). The copies count as the flow's frames, each delivered once; DATA on
+// any other stream is refused.
+TEST_F(VehicleEngineTest, CopiesOnTheCopyStreamAreDeliveredOnceAndOtherStreamsRefused) {
+  Edge a = Connect("10.1.0.1");
+  a.SendHello(auth_, 1, "edge-a");
+  for (uint64_t s = 0; s < 10; ++s) {
+    if (s != 4) a.Data(s);  // frame 4 is late on the data stream...
+    a.DataOn(9, s);         // ...and its copy fills the hole
+  }
+  a.Data(4);
+  a.DataOn(10, 0, 1);  // flow 1's copy stream
+  a.DataOn(9, 10, 1);  // flow 1 on flow 0's copy stream
+  a.DataOn(8, 10);     // stream 8: the copy stream of no flow
+  Pump();
+  EXPECT_EQ(std::count_if(delivered_.begin(), delivered_.end(),
+                          [](const std::string& d) { return d.find("/f0-") != std::string::npos; }),
+            10);
+  EXPECT_EQ(delivered_.back(), absl::StrCat(kSession, "/f1-0"));
+  EXPECT_EQ(engine_->Flows(kSession).at(0).stats.duplicates, 10u);
+  EXPECT_EQ(engine_->counters().dropped.at("wrong_stream"), 2u);
+  EXPECT_FALSE(a.Lost());
+}
+
+TEST(CopyStreamTest, FlowsBelowTheOffsetHaveOneWithinTheAssociationsStreams) {
+  EXPECT_EQ(CopyStream(0, 16), 9);
+  EXPECT_EQ(CopyStream(6, 16), 15);
+  EXPECT_EQ(CopyStream(7, 16), 0);  // its data stream is 8: no room below the copies
+  EXPECT_EQ(CopyStream(0, 9), 0);   // stream 9 does not exist
+  EXPECT_EQ(CopyStream(0, 10), 9);
+  EXPECT_TRUE(CarriesFlow(1, 0));
+  EXPECT_TRUE(CarriesFlow(9, 0));
+  EXPECT_FALSE(CarriesFlow(0, 0));
+  EXPECT_FALSE(CarriesFlow(2, 0));
+  EXPECT_TRUE(CarriesFlow(9, 8));    // flow 8's data stream (shared with flow 0's copies)
+  EXPECT_FALSE(CarriesFlow(17, 8));  // flow 8 has no copy stream
 }
 
 TEST_F(VehicleEngineTest, TwoEdgesClaimingTheSameGenerationTheSecondIsRefused) {

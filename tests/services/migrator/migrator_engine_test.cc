@@ -144,6 +144,27 @@ TEST_F(MigratorEngineTest, MigrationWalksEveryPhaseAndMovesTheSession) {
   EXPECT_EQ(WaitEnd(back->id()).generation(), 3u);
 }
 
+TEST_F(MigratorEngineTest, CreateSessionPassesTheRedundancyPolicyAndUnsetMeansAuto) {
+  Create(1);  // no policy given
+  v1::CreateSessionRequest r;
+  r.set_session_id(2);
+  r.set_vehicle_id("car-1");
+  r.set_server_id("edge-1");
+  r.add_vehicle_addresses("10.0.0.1");
+  r.set_vehicle_port(6000);
+  r.add_flows()->mutable_source()->set_file("movie.ts");
+  r.set_redundancy(dv1::REDUNDANCY_POLICY_ALWAYS);
+  absl::StatusOr<v1::Session> created = engine_->CreateSession(r);
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_EQ(created->redundancy(), dv1::REDUNDANCY_POLICY_ALWAYS);
+  EXPECT_EQ(cluster_.agent("edge-1").opened_redundancy(2), dv1::REDUNDANCY_POLICY_ALWAYS);
+  EXPECT_EQ(cluster_.agent("edge-1").opened_redundancy(1), dv1::REDUNDANCY_POLICY_AUTO);
+  std::vector<v1::Session> sessions = engine_->ListSessions();
+  ASSERT_EQ(sessions.size(), 2u);
+  EXPECT_EQ(sessions[0].redundancy(), dv1::REDUNDANCY_POLICY_AUTO);
+  EXPECT_EQ(sessions[1].redundancy(), dv1::REDUNDANCY_POLICY_ALWAYS);
+}
+
 TEST_F(MigratorEngineTest, TheSameRequestIdReturnsTheSameMigration) {
   Create(1);
   absl::StatusOr<v1::Migration> a = engine_->Migrate(To(1, "edge-2", "req-1"));

@@ -186,6 +186,37 @@ TEST(SmigctlParseCommandTest, SessionCreateTakesJsonOrAFile) {
   EXPECT_FALSE(ParseCreateSessionJson(R"({"sesion_id":"7"})", "--json").ok());
 }
 
+TEST(SmigctlParseCommandTest, SessionCreateTakesARedundancyPolicy) {
+  FlagValues f;
+  f.json = R"({"session_id":"1","redundancy":"REDUNDANCY_POLICY_OFF"})";
+  absl::StatusOr<Command> c = ParseCommand({"session", "create"}, f);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->redundancy, dataplane::v1::REDUNDANCY_POLICY_UNSPECIFIED);
+  absl::StatusOr<migrator::v1::CreateSessionRequest> r =
+      ParseCreateSessionJson(f.json, "--json", c->redundancy);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->redundancy(), dataplane::v1::REDUNDANCY_POLICY_OFF);  // the JSON's
+
+  f.redundancy = "always";
+  c = ParseCommand({"session", "create"}, f);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->redundancy, dataplane::v1::REDUNDANCY_POLICY_ALWAYS);
+  r = ParseCreateSessionJson(f.json, "--json", c->redundancy);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->redundancy(), dataplane::v1::REDUNDANCY_POLICY_ALWAYS);  // the flag wins
+
+  f.redundancy = "twice";
+  c = ParseCommand({"session", "create"}, f);
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(c.status().message(), ::testing::HasSubstr("--redundancy=twice"));
+  FlagValues other;
+  other.redundancy = "off";
+  EXPECT_THAT(ParseCommand({"sessions"}, other).status().message(),
+              ::testing::HasSubstr("redundancy"));
+  EXPECT_EQ(RedundancyLabel(dataplane::v1::REDUNDANCY_POLICY_AUTO), "auto");
+  EXPECT_EQ(RedundancyLabel(dataplane::v1::REDUNDANCY_POLICY_UNSPECIFIED), "-");
+}
+
 TEST(SmigctlResolveAddressTest, FlagThenEnvironmentThenDefault) {
   EXPECT_EQ(ResolveAddress("10.0.0.1:1", "10.0.0.2:2", "127.0.0.1:7300"), "10.0.0.1:1");
   EXPECT_EQ(ResolveAddress("", "10.0.0.2:2", "127.0.0.1:7300"), "10.0.0.2:2");

@@ -48,15 +48,16 @@ TEST(SmigctlRenderTest, Sessions) {
   s->set_server_id("edge-1");
   s->set_generation(2);
   s->set_migration_id("mig-7");
+  s->set_redundancy(dataplane::v1::REDUNDANCY_POLICY_ALWAYS);
   s = r.add_sessions();
   s->set_session_id(12);
   s->set_vehicle_id("car-2");
   s->set_server_id("edge-3");
   s->set_generation(1);
   EXPECT_EQ(RenderSessions(r),
-            "SESSION  VEHICLE  SERVER  GENERATION  MIGRATION\n"
-            "1        car-1    edge-1  2           mig-7\n"
-            "12       car-2    edge-3  1           -\n");
+            "SESSION  VEHICLE  SERVER  GENERATION  REDUNDANCY  MIGRATION\n"
+            "1        car-1    edge-1  2           always      mig-7\n"
+            "12       car-2    edge-3  1           -           -\n");
 }
 
 TEST(SmigctlRenderTest, ServersShowLoadSourceAndExpiry) {

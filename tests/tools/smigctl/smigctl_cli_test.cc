@@ -76,6 +76,7 @@ class FakeMigrator final : public v1::Migrator::Service {
     s->set_vehicle_id("car-1");
     s->set_server_id("edge-1");
     s->set_generation(1);
+    s->set_redundancy(smig::dataplane::v1::REDUNDANCY_POLICY_AUTO);
     return grpc::Status::OK;
   }
 
@@ -182,8 +183,8 @@ TEST_F(SmigctlCliTest, TableOutput) {
   Result r = RunSmigctl("sessions" + Smm());
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out,
-            "SESSION  VEHICLE  SERVER  GENERATION  MIGRATION\n"
-            "1        car-1    edge-1  1           -\n");
+            "SESSION  VEHICLE  SERVER  GENERATION  REDUNDANCY  MIGRATION\n"
+            "1        car-1    edge-1  1           auto        -\n");
 }
 
 TEST_F(SmigctlCliTest, RpcErrorsExitTwo) {

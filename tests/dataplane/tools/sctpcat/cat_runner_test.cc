@@ -209,6 +209,33 @@ TEST_F(CatRunnerTest, StatsRecordsCarryPerPathCounters) {
   EXPECT_EQ(elsewhere, 0u);
 }
 
+TEST_F(CatRunnerTest, PathSendsEveryMessageToThatPathBesideThePrimary) {
+  CatOptions sender;
+  sender.input = CatOptions::Input::kNumbered;
+  sender.count = 50;
+  sender.rate = 500;
+  sender.size = 20;
+  sender.stats_interval = absl::Milliseconds(20);
+  sender.path = "10.2.0.1";  // not the primary (the first address)
+  Run(sender, CatOptions());
+
+  uint64_t on_path = 0, elsewhere = 0;
+  for (const v1::CatRecord& rec : ParseLines(sender_out_.str())) {
+    if (!rec.has_stats()) continue;
+    for (const v1::PathInfo& p : rec.stats().paths()) {
+      if (p.address() == "10.2.0.1:5000") {
+        EXPECT_FALSE(p.primary());
+        on_path = std::max(on_path, p.messages_sent());
+      } else {
+        elsewhere += p.messages_sent();
+      }
+    }
+  }
+  EXPECT_GT(on_path, 0u);
+  EXPECT_EQ(elsewhere, 0u);
+  EXPECT_EQ(SummaryOf(ParseLines(receiver_out_.str())).unique_received(), 50u);
+}
+
 TEST_F(CatRunnerTest, EndsWhenTheAssociationCannotStart) {
   CatOptions sender;
   sender.connect = true;

@@ -1,0 +1,70 @@
+// RedundantLink: how one session's DATA frames leave the edge over its association to the
+// vehicle. Once, on the flow's data stream, where the stack chooses; or, while its
+// Redundancy decides so, twice: on the data stream to the carrying path and on the flow's
+// copy stream (CopyStream, dataplane/protocol/frame.h) to a second path, so that neither
+// copy waits behind the other. It feeds the decision with the association's path events
+// and a GetAssociation() sample every Redundancy::kSampleInterval, and counts what the
+// second copies cost.
+//
+//   RedundantLink link(endpoint, session_id, state.redundancy());
+//   link.Attach(assoc, up_event.streams_out(), now);        // EVENT_TYPE_ASSOC_UP
+//   link.OnEvent(path_event, now);                          // PATH_*, PRIMARY_CHANGED
+//   link.Tick(now);                                         // every loop turn
+//   absl::Status s = link.SendData(flow, EncodeFrame(h, payload), payload.size());
+//
+// Flows without a copy stream (ids from 7 on with the default 16 streams) go once even
+// while the session duplicates. Not thread-safe: the edge's loop owns it; `endpoint` must
+// outlive it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "dataplane/edge/redundancy.h"
+#include "dataplane/transport/endpoint.h"
+
+namespace smig::dataplane {
+
+class RedundantLink {
+ public:
+  RedundantLink(transport::Endpoint& endpoint, uint64_t session, v1::RedundancyPolicy policy);
+
+  // A new association is up: forgets the old one's paths and samples this one.
+  void Attach(transport::AssocId assoc, uint32_t streams_out, absl::Time now);
+  void Detach();
+  // A path event of the attached association.
+  void OnEvent(const transport::v1::Event& e, absl::Time now);
+  // Samples the association when due and decides again.
+  void Tick(absl::Time now);
+
+  // Sends one DATA frame of `flow` (`payload_bytes` of it media). Returns the first copy's
+  // status: UNAVAILABLE for a full send buffer (the caller keeps the frame queued). The
+  // second copy is best effort: one that cannot go is left out and counted.
+  absl::Status SendData(uint32_t flow, absl::string_view frame, size_t payload_bytes);
+
+  v1::RedundancyPolicy policy() const { return redundancy_.policy(); }
+  bool duplicating() const { return plan_.has_value(); }
+  const std::string& reason() const { return redundancy_.reason(); }
+  // Media bytes sent as second copies: what redundancy cost (SCTP's own overhead aside).
+  uint64_t redundant_bytes() const { return redundant_bytes_; }
+  // Second copies that could not be sent (full buffer, path gone).
+  uint64_t copies_dropped() const { return copies_dropped_; }
+
+ private:
+  void Decide(absl::Time now);
+
+  transport::Endpoint& endpoint_;
+  const uint64_t session_;
+  Redundancy redundancy_;
+  std::optional<transport::AssocId> assoc_;
+  uint32_t streams_out_ = 0;
+  absl::Time next_sample_ = absl::InfinitePast();
+  std::optional<Redundancy::Plan> plan_;
+  uint64_t redundant_bytes_ = 0;
+  uint64_t copies_dropped_ = 0;
+};
+
+}  // namespace smig::dataplane

@@ -211,7 +211,9 @@ TEST_F(DataplaneTest, TenMigrationsInARowLoseNothingAndDoNotStall) {
             << played.frames_in << " -> " << played.frames_out << ", continuity errors "
             << played.cc_errors << "; " << SteadyAndWorst(g)
             << "; reordered by loopback (put back) " << (*player)->reordered() << "\n";
-  JudgeGoal("gap", g.worst_migration, g.p99);
+  // Absolute, as the edge demo judges a migration's stall: never derived from the run.
+  JudgeLimit("largest gap during a migration (goal 20 ms)", g.worst_migration,
+             absl::Milliseconds(20));
 }
 
 }  // namespace

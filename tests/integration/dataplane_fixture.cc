@@ -129,9 +129,10 @@ int DataplaneTest::DecodedFrames(const std::string& path) {
 }
 
 void DataplaneTest::Open(const std::string& edge, const std::string& source,
-                         uint64_t session_id) {
+                         uint64_t session_id, v1::RedundancyPolicy redundancy) {
   v1::OpenSessionRequest open;
   open.set_session_id(session_id);
+  open.set_redundancy(redundancy);
   open.add_vehicle_addresses(TwoHostNet::AddrA(1));
   open.add_vehicle_addresses(TwoHostNet::AddrA(2));
   open.set_vehicle_port(6000);

@@ -31,7 +31,10 @@ void DataplaneTest::SetUp() {
   absl::StatusOr<std::unique_ptr<TwoHostNet>> net = TwoHostNet::Create();
   ASSERT_TRUE(net.ok()) << net.status();
   net_ = std::move(*net);
-  dir_ = testbed::ScratchDir() + "/" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  // A parameterized case's name has a '/': one directory, so RemoveScratch leaves nothing.
+  std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  std::replace(name.begin(), name.end(), '/', '-');
+  dir_ = testbed::ScratchDir() + "/" + name;
   std::filesystem::create_directories(dir_);
   std::ofstream(dir_ + "/key") << "integration-test-deployment-key";
 }

@@ -52,8 +52,8 @@ smig_network_suite(transport_integration SRCS transport_test.cc transport_path_t
   DEPS smig_transport DEFINES SMIG_SCTPCAT="$<TARGET_FILE:smig-sctpcat>")
 smig_network_suite(dataplane_integration
   SRCS dataplane_fixture.cc dataplane_test.cc dataplane_live_test.cc dataplane_bad_input_test.cc
-       idle_migration_test.cc
-  KERNEL_OWN TenMigrations LiveStreamMigrates MigratesWithinTwoRttPlus20ms
+       idle_migration_test.cc redundancy_test.cc
+  KERNEL_OWN TenMigrations LiveStreamMigrates MigratesWithinTwoRttPlus20ms TheActivePathDiesAbruptly
   DEPS smig_proto smig_netns smig_proto_time DEFINES SMIG_DATAPLANE="$<TARGET_FILE:smig-dataplane>"
   SMIG_SCTPCAT="$<TARGET_FILE:smig-sctpcat>")
 

@@ -110,6 +110,16 @@ const std::string* Redundancy::Carrying() const {
   return nullptr;
 }
 
+std::optional<std::string> Redundancy::carrying() const {
+  const std::string* c = Carrying();
+  return c == nullptr ? std::nullopt : std::optional<std::string>(*c);
+}
+
+bool Redundancy::active(const std::string& address) const {
+  auto it = paths_.find(address);
+  return it != paths_.end() && Active(it->second);
+}
+
 bool Redundancy::Troubled(const Path& p, absl::Time now) const {
   if (static_cast<int>(p.failures.size()) >= tuning_.flap_count) return true;
   return p.last_trouble.has_value() && now - *p.last_trouble < tuning_.hold;

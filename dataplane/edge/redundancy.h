@@ -85,6 +85,10 @@ class Redundancy {
   void OnSample(const transport::v1::AssociationInfo& info, absl::Time now);
   // nullopt: send once, where the stack chooses.
   std::optional<Plan> Decide(absl::Time now);
+  // The path the stack sends new data on (see above), or nullopt if none is active.
+  std::optional<std::string> carrying() const;
+  // Whether `address` is a path reported active.
+  bool active(const std::string& address) const;
   // As of the last Decide().
   bool duplicating() const { return duplicating_; }
   // Why the last Decide() duplicated or not, in words (for logs and the agent API).

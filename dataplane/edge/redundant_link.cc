@@ -15,6 +15,7 @@ void RedundantLink::Attach(transport::AssocId assoc, uint32_t streams_out, absl:
   assoc_ = assoc;
   streams_out_ = streams_out;
   redundancy_.Reset();
+  lane_path_ = {};
   next_sample_ = absl::InfinitePast();
   Tick(now);
 }
@@ -23,6 +24,7 @@ void RedundantLink::Detach() {
   assoc_.reset();
   redundancy_.Reset();
   plan_.reset();
+  lane_path_ = {};
 }
 
 void RedundantLink::OnEvent(const tv1::Event& e, absl::Time now) {
@@ -51,22 +53,51 @@ void RedundantLink::Decide(absl::Time now) {
   }
 }
 
+absl::Status RedundantLink::Send(uint16_t stream, const std::string& path,
+                                 absl::string_view frame) {
+  absl::Status st = endpoint_.Send(
+      *assoc_, {.stream = stream, .path = path, .max_wait = absl::ZeroDuration()}, frame);
+  if (absl::IsInvalidArgument(st) && !path.empty()) {
+    // The stack no longer lists that path: its own choice then.
+    st = endpoint_.Send(*assoc_, {.stream = stream, .max_wait = absl::ZeroDuration()}, frame);
+  }
+  return st;
+}
+
+int RedundantLink::SingleLane() const {
+  const std::optional<std::string> carrying = redundancy_.carrying();
+  for (int lane : {0, 1}) {
+    if (carrying && lane_path_[lane] == *carrying) return lane;
+  }
+  for (int lane : {0, 1}) {
+    if (!lane_path_[lane].empty() && redundancy_.active(lane_path_[lane])) return lane;
+  }
+  return 0;
+}
+
 absl::Status RedundantLink::SendData(uint32_t flow, absl::string_view frame,
                                      size_t payload_bytes) {
   if (!assoc_) return absl::FailedPreconditionError("no association");
-  const uint16_t copy_stream = plan_ ? CopyStream(flow, streams_out_) : 0;
-  transport::SendOptions first{.stream = static_cast<uint16_t>(DataStream(flow)),
-                               .max_wait = absl::ZeroDuration()};
-  if (copy_stream != 0) first.path = plan_->first;
-  absl::Status st = endpoint_.Send(*assoc_, first, frame);
-  if (absl::IsInvalidArgument(st) && !first.path.empty()) {
-    first.path.clear();  // the stack no longer lists that path: its own choice then
-    st = endpoint_.Send(*assoc_, first, frame);
+  const std::array<uint16_t, 2> streams = {static_cast<uint16_t>(DataStream(flow)),
+                                           CopyStream(flow, streams_out_)};
+  if (streams[1] == 0) return Send(streams[0], "", frame);  // no copy stream: once
+  if (!plan_) {
+    const int lane = SingleLane();
+    absl::Status st = Send(streams[lane], "", frame);
+    if (st.ok()) {
+      if (std::optional<std::string> carrying = redundancy_.carrying()) lane_path_[lane] = *carrying;
+    }
+    return st;
   }
-  if (!st.ok() || copy_stream == 0) return st;
-  absl::Status copy = endpoint_.Send(
-      *assoc_, {.stream = copy_stream, .path = plan_->second, .max_wait = absl::ZeroDuration()},
-      frame);
+  // Each lane stays on the path it had, so that no copy queues behind another path's.
+  const bool swap = lane_path_[0] == plan_->second || lane_path_[1] == plan_->first;
+  const std::array<std::string, 2> paths =
+      swap ? std::array<std::string, 2>{plan_->second, plan_->first}
+           : std::array<std::string, 2>{plan_->first, plan_->second};
+  absl::Status st = Send(streams[0], paths[0], frame);
+  if (!st.ok()) return st;
+  absl::Status copy = Send(streams[1], paths[1], frame);
+  lane_path_ = paths;
   if (copy.ok()) {
     redundant_bytes_ += payload_bytes;
   } else {

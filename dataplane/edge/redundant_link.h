@@ -1,10 +1,13 @@
 // RedundantLink: how one session's DATA frames leave the edge over its association to the
-// vehicle. Once, on the flow's data stream, where the stack chooses; or, while its
-// Redundancy decides so, twice: on the data stream to the carrying path and on the flow's
-// copy stream (CopyStream, dataplane/protocol/frame.h) to a second path, so that neither
-// copy waits behind the other. It feeds the decision with the association's path events
-// and a GetAssociation() sample every Redundancy::kSampleInterval, and counts what the
-// second copies cost.
+// vehicle. Once, where the stack chooses; or, while its Redundancy decides so, twice: on
+// the flow's two lanes, its data stream and its copy stream (CopyStream,
+// dataplane/protocol/frame.h), each named for one of the two paths, so that neither copy
+// waits behind the other. A lane keeps the path it had (the copies are not swapped between
+// lanes), and a single copy goes on the lane already on the path that carries the data:
+// after the death of a path, new frames never queue behind that path's frames, which SCTP
+// still holds for retransmission on the stream they took. It feeds the decision with the
+// association's path events and a GetAssociation() sample every
+// Redundancy::kSampleInterval, and counts what the second copies cost.
 //
 //   RedundantLink link(endpoint, session_id, state.redundancy());
 //   link.Attach(assoc, up_event.streams_out(), now);        // EVENT_TYPE_ASSOC_UP
@@ -17,8 +20,10 @@
 // outlive it.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -55,6 +60,10 @@ class RedundantLink {
 
  private:
   void Decide(absl::Time now);
+  absl::Status Send(uint16_t stream, const std::string& path, absl::string_view frame);
+  // The lane for a single copy: the one whose path carries the data now, else one whose
+  // path is active, else the data stream.
+  int SingleLane() const;
 
   transport::Endpoint& endpoint_;
   const uint64_t session_;
@@ -63,6 +72,8 @@ class RedundantLink {
   uint32_t streams_out_ = 0;
   absl::Time next_sample_ = absl::InfinitePast();
   std::optional<Redundancy::Plan> plan_;
+  // The path each lane (0: data streams, 1: copy streams) last went to; "" if unknown.
+  std::array<std::string, 2> lane_path_;
   uint64_t redundant_bytes_ = 0;
   uint64_t copies_dropped_ = 0;
 };

@@ -120,6 +120,14 @@ size_t FakeNetwork::HeldMessages(const FakeEndpoint& local, AssocId assoc) {
   return a == nodes_.at(local.node_).assocs.end() ? 0 : a->second.held.size();
 }
 
+void FakeNetwork::SetRetransmitOnFailure(bool on) {
+  absl::MutexLock lock(&mu_);
+  retransmit_on_failure_ = on;
+  for (auto& [id, node] : nodes_) {
+    for (auto& [assoc, a] : node.assocs) ReleaseHeld(a);
+  }
+}
+
 void FakeNetwork::ReleaseHeld(Assoc& a) {
   if (a.held.empty()) return;
   std::deque<Assoc::Held> still;
@@ -127,7 +135,7 @@ void FakeNetwork::ReleaseHeld(Assoc& a) {
   for (Assoc::Held& h : a.held) {
     const Path& p = a.paths[h.path];
     const bool waits = std::find(blocked.begin(), blocked.end(), h.message.stream) != blocked.end() ||
-                       (p.dark && p.state == v1::PATH_STATE_ACTIVE);
+                       (p.dark && (p.state == v1::PATH_STATE_ACTIVE || !retransmit_on_failure_));
     if (waits) {
       blocked.push_back(h.message.stream);
       still.push_back(std::move(h));

@@ -72,6 +72,10 @@ class FakeNetwork {
                            absl::string_view peer_address, bool dark);
   // Messages of `local`'s association held by dark paths.
   size_t HeldMessages(const FakeEndpoint& local, AssocId assoc);
+  // Off: a dark path's held messages stay held after the stack gave the path up, until it
+  // is lit again or this is turned back on (a real stack retransmits them at its next
+  // timer, some time after the failure). On by default.
+  void SetRetransmitOnFailure(bool on);
 
  private:
   friend class FakeEndpoint;
@@ -120,6 +124,7 @@ class FakeNetwork {
   void ReleaseHeld(Assoc& a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex mu_;
+  bool retransmit_on_failure_ ABSL_GUARDED_BY(mu_) = true;
   uint64_t next_node_ ABSL_GUARDED_BY(mu_) = 1;
   uint16_t next_port_ ABSL_GUARDED_BY(mu_) = 40000;
   std::map<uint64_t, Node> nodes_ ABSL_GUARDED_BY(mu_);  // std::map: Node addresses stay put

@@ -31,7 +31,10 @@ void DataplaneTest::SetUp() {
   absl::StatusOr<std::unique_ptr<TwoHostNet>> net = TwoHostNet::Create();
   ASSERT_TRUE(net.ok()) << net.status();
   net_ = std::move(*net);
-  dir_ = testbed::ScratchDir() + "/" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  // A parameterized case's name has a '/': one directory, so RemoveScratch leaves nothing.
+  std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  std::replace(name.begin(), name.end(), '/', '-');
+  dir_ = testbed::ScratchDir() + "/" + name;
   std::filesystem::create_directories(dir_);
   std::ofstream(dir_ + "/key") << "integration-test-deployment-key";
 }
@@ -129,9 +132,10 @@ int DataplaneTest::DecodedFrames(const std::string& path) {
 }
 
 void DataplaneTest::Open(const std::string& edge, const std::string& source,
-                         uint64_t session_id) {
+                         uint64_t session_id, v1::RedundancyPolicy redundancy) {
   v1::OpenSessionRequest open;
   open.set_session_id(session_id);
+  open.set_redundancy(redundancy);
   open.add_vehicle_addresses(TwoHostNet::AddrA(1));
   open.add_vehicle_addresses(TwoHostNet::AddrA(2));
   open.set_vehicle_port(6000);

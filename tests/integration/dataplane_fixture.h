@@ -61,8 +61,9 @@ class DataplaneTest : public ::testing::Test {
   static int DecodedFrames(const std::string& path);
 
   // Opens session 1 on `edge` with one flow from a file, from live UDP at "udp:ip:port",
-  // or from a standing live feed "feed:name".
-  void Open(const std::string& edge, const std::string& source, uint64_t session_id = 1);
+  // or from a standing live feed "feed:name", with a redundancy policy (unset: auto).
+  void Open(const std::string& edge, const std::string& source, uint64_t session_id = 1,
+            v1::RedundancyPolicy redundancy = v1::REDUNDANCY_POLICY_UNSPECIFIED);
   static int ContinuityErrors(const std::string& decoder_log);
   v1::SessionState Export(const std::string& edge);
   grpc::Status Import(const std::string& edge, const v1::SessionState& state);

@@ -92,16 +92,26 @@ absl::Status TwoHostNet::SetLink(int path, bool up) {
   return Sh(absl::StrCat("ip -n ", ns_a_, " link set a", path, up ? " up" : " down")).status();
 }
 
-absl::Status TwoHostNet::SetDrop(int path, bool drop) {
+namespace {
+// nftables drop of everything in and out of interface `iface` of namespace `ns`.
+absl::Status DropOn(const std::string& ns, const std::string& iface, int path, bool drop) {
   std::string table = absl::StrCat("smigdrop", path);
-  if (!drop) return Sh(absl::StrCat("ip netns exec ", ns_b_, " nft delete table inet ", table)).status();
-  std::string iface = absl::StrCat("b", path);
-  return Sh(absl::StrCat("ip netns exec ", ns_b_, " nft 'add table inet ", table, "; add chain inet ",
+  if (!drop) return Sh(absl::StrCat("ip netns exec ", ns, " nft delete table inet ", table)).status();
+  return Sh(absl::StrCat("ip netns exec ", ns, " nft 'add table inet ", table, "; add chain inet ",
                          table, " in { type filter hook input priority 0; }; add chain inet ", table,
                          " out { type filter hook output priority 0; }; add rule inet ", table,
                          " in iifname \"", iface, "\" drop; add rule inet ", table,
                          " out oifname \"", iface, "\" drop'"))
       .status();
+}
+}  // namespace
+
+absl::Status TwoHostNet::SetDrop(int path, bool drop) {
+  return DropOn(ns_b_, absl::StrCat("b", path), path, drop);
+}
+
+absl::Status TwoHostNet::SetDropAtA(int path, bool drop) {
+  return DropOn(ns_a_, absl::StrCat("a", path), path, drop);
 }
 
 absl::StatusOr<uint64_t> TwoHostNet::TxPackets(pid_t pid_in_a, int path) {

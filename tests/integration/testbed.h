@@ -53,6 +53,10 @@ class TwoHostNet {
   absl::Status SetLink(int path, bool up);
   // nftables drop of everything in and out of B's side of a path.
   absl::Status SetDrop(int path, bool drop);
+  // The same on A's side of a path: a radio of A going dark. B's packets still leave B and
+  // vanish, whereas SetDrop makes B's own sends on that path fail locally (EPERM), which
+  // a stack sees as an error rather than as silence.
+  absl::Status SetDropAtA(int path, bool drop);
   // Packets A sent on a path (the interface counter: ground truth for per-path traffic),
   // read from /proc/<pid_in_a>/net/dev so that no process is started (slow in the VM).
   static absl::StatusOr<uint64_t> TxPackets(pid_t pid_in_a, int path);

@@ -140,6 +140,25 @@ TEST_F(RedundantLinkTest, AlwaysTheDeathOfThePrimaryCostsThePlayerNothing) {
   EXPECT_EQ(net_.HeldMessages(*edge_ep_, EdgeAssoc()), 0u);
 }
 
+// SCTP gives the dead path up before it has resent what it held there (that waits for its
+// next timer): the frames that go once from then on must not queue behind those, on the
+// stream they took. They go on the lane that was already on the surviving path.
+TEST_F(RedundantLinkTest, AfterTheFailoverOneCopyGoesOnTheLaneOfTheSurvivingPath) {
+  ASSERT_TRUE(edge_->Serve(Fresh(v1::REDUNDANCY_POLICY_ALWAYS), now_).ok());
+  Run(absl::Seconds(1));
+  net_.SetRetransmitOnFailure(false);
+  ASSERT_TRUE(net_.SetPathDark(*edge_ep_, EdgeAssoc(), kRadio1, true).ok());
+  Run(kDetection);
+  ASSERT_TRUE(net_.SetPathState(*edge_ep_, EdgeAssoc(), kRadio1, tv1::PATH_STATE_INACTIVE).ok());
+  Run(absl::Milliseconds(300));  // one copy now; the dead path's frames still held
+  EXPECT_FALSE(Describe().duplicating());
+  EXPECT_GT(net_.HeldMessages(*edge_ep_, EdgeAssoc()), 10u);
+  net_.SetRetransmitOnFailure(true);
+  Run(absl::Seconds(3));
+  ExpectWholeInOrder();
+  EXPECT_LE(max_gap_, kPeriod + absl::Milliseconds(1));
+}
+
 TEST_F(RedundantLinkTest, OffThePlayerWaitsForTheFailover) {
   ASSERT_TRUE(edge_->Serve(Fresh(v1::REDUNDANCY_POLICY_OFF), now_).ok());
   KillThePrimaryMidStream();

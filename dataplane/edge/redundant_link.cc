@@ -1,5 +1,7 @@
 #include "dataplane/edge/redundant_link.h"
 
+#include <algorithm>
+
 #include "common/logging.h"
 #include "dataplane/protocol/frame.h"
 
@@ -16,6 +18,7 @@ void RedundantLink::Attach(transport::AssocId assoc, uint32_t streams_out, absl:
   streams_out_ = streams_out;
   redundancy_.Reset();
   lane_path_ = {};
+  probe_due_.clear();
   next_sample_ = absl::InfinitePast();
   Tick(now);
 }
@@ -25,6 +28,7 @@ void RedundantLink::Detach() {
   redundancy_.Reset();
   plan_.reset();
   lane_path_ = {};
+  probe_due_.clear();
 }
 
 void RedundantLink::OnEvent(const tv1::Event& e, absl::Time now) {
@@ -36,10 +40,23 @@ void RedundantLink::OnEvent(const tv1::Event& e, absl::Time now) {
 void RedundantLink::Tick(absl::Time now) {
   if (!assoc_ || policy() == v1::REDUNDANCY_POLICY_OFF || now < next_sample_) return;
   next_sample_ = now + Redundancy::kSampleInterval;
-  if (absl::StatusOr<tv1::AssociationInfo> info = endpoint_.GetAssociation(*assoc_); info.ok()) {
-    redundancy_.OnSample(*info, now);
-  }
+  absl::StatusOr<tv1::AssociationInfo> info = endpoint_.GetAssociation(*assoc_);
+  if (info.ok()) redundancy_.OnSample(*info, now);
   Decide(now);
+  if (plan_ && info.ok()) Probe(*info, now);
+}
+
+void RedundantLink::Probe(const tv1::AssociationInfo& info, absl::Time now) {
+  for (const tv1::PathInfo& p : info.paths()) {
+    if (p.address() != plan_->first && p.address() != plan_->second) continue;
+    absl::Time& due = probe_due_[p.address()];
+    if (now < due) continue;
+    // One RTO for the answer: an earlier second heartbeat would count a live path's error.
+    due = now + std::max(Redundancy::kSampleInterval, absl::Milliseconds(p.rto_ms()));
+    if (absl::Status st = endpoint_.RequestHeartbeat(*assoc_, p.address()); !st.ok()) {
+      VLOG(1) << "session " << session_ << ": no heartbeat to " << p.address() << ": " << st;
+    }
+  }
 }
 
 void RedundantLink::Decide(absl::Time now) {

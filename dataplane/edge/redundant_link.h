@@ -7,7 +7,12 @@
 // after the death of a path, new frames never queue behind that path's frames, which SCTP
 // still holds for retransmission on the stream they took. It feeds the decision with the
 // association's path events and a GetAssociation() sample every
-// Redundancy::kSampleInterval, and counts what the second copies cost.
+// Redundancy::kSampleInterval, and counts what the second copies cost. While it
+// duplicates, it sends a heartbeat on each of the two paths every sample or RTO, whichever
+// is longer: a path that carries data gets no heartbeat from the stack, and the kernel
+// repairs a dead path's losses by fast retransmission on the other path, so without them
+// a path that died under the copies was never found (seen in the VM: "two copies" for
+// 7 s after the vehicle's radio went dark).
 //
 //   RedundantLink link(endpoint, session_id, state.redundancy());
 //   link.Attach(assoc, up_event.streams_out(), now);        // EVENT_TYPE_ASSOC_UP
@@ -22,6 +27,7 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -60,6 +66,8 @@ class RedundantLink {
 
  private:
   void Decide(absl::Time now);
+  // Heartbeats on the plan's two paths, each when due.
+  void Probe(const transport::v1::AssociationInfo& info, absl::Time now);
   absl::Status Send(uint16_t stream, const std::string& path, absl::string_view frame);
   // The lane for a single copy: the one whose path carries the data now, else one whose
   // path is active, else the data stream.
@@ -74,6 +82,7 @@ class RedundantLink {
   std::optional<Redundancy::Plan> plan_;
   // The path each lane (0: data streams, 1: copy streams) last went to; "" if unknown.
   std::array<std::string, 2> lane_path_;
+  std::map<std::string, absl::Time> probe_due_;  // by path: the next heartbeat
   uint64_t redundant_bytes_ = 0;
   uint64_t copies_dropped_ = 0;
 };

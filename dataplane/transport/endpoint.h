@@ -112,6 +112,13 @@ class Endpoint {
   virtual int wait_fd() const = 0;
 
   virtual absl::Status SetPrimary(AssocId assoc, absl::string_view peer_address) = 0;
+  // Sends a HEARTBEAT on that path now (RFC 6458 SPP_HB_DEMAND); one still unanswered
+  // when the next is due counts as a path error, as a timeout does. Both stacks skip their
+  // own heartbeats on a path while it carries data, and the kernel retransmits a lost
+  // chunk on another path: a dead path that is sent named copies while the other path's
+  // SACKs get its losses fast-retransmitted elsewhere never times out. Errors as for
+  // SetPrimary().
+  virtual absl::Status RequestHeartbeat(AssocId assoc, absl::string_view peer_address) = 0;
   virtual absl::StatusOr<v1::AssociationInfo> GetAssociation(AssocId assoc) = 0;
   virtual std::vector<AssocId> Associations() const = 0;
 

@@ -61,17 +61,13 @@ v1::FailoverProfile FastFailoverProfile() {
   // window never opens and it arrives in one burst per round trip (on a 60 ms cell path:
   // a 30-57 ms gap every 63 ms).
   p.set_max_burst(0);
-  // One timeout is no path failure: a lossy radio's tail loss times out on a live path,
-  // and usrsctp's T3-rtx timer expires spuriously (its fast SACK path never restarts a
-  // running timer, against RFC 4960 6.3.2 R3, so a path with data always in flight times
-  // out one RTO after the timer started: ~5 times a second on a 60 ms cell path). At a
-  // PF threshold of 0 each such timeout made the path potentially failed, and usrsctp
-  // puts no new data on a PF path that is not its alternate: the stream stopped until the
-  // next SACK, a 30-60 ms gap every ~200 ms. (Applied as "unreachable at the first
-  // timeout", as before, the path lost its data to a dead radio and, at 1 % loss, fell a
-  // third of the stream behind.) At 1 a path needs two timeouts with no SACK between
-  // them, which only a dead path gives: every SACK clears its error count.
-  p.set_pf_threshold(1);
+  // SCTP-PF at the first timeout, as RFC 7829 recommends: new data moves to another path
+  // while heartbeats probe this one, and comes back at its first answer. A dead radio
+  // then costs one RTO (the kernel in the VM: a 61-70 ms gap where two timeouts cost
+  // 219 ms; its transport test, 375-433 ms against a 300 ms goal). The userland stack
+  // counts one error more (userland_endpoint.cc): usrsctp's retransmission timer expires
+  // spuriously on a path whose data never drains, so one timeout there proves nothing.
+  p.set_pf_threshold(0);
   // Two timeouts must fit in what a dead radio may cost (150 ms): 50 + 100 ms. A cell
   // path's RTO is its own srtt + 4 rttvar, above this.
   *p.mutable_rto_min() = ToProtoDuration(absl::Milliseconds(50));

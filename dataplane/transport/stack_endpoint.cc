@@ -193,6 +193,12 @@ absl::Status StackEndpoint::SetPrimary(AssocId assoc, absl::string_view peer_add
   return absl::OkStatus();
 }
 
+absl::Status StackEndpoint::RequestHeartbeat(AssocId assoc, absl::string_view peer_address) {
+  SMIG_RETURN_IF_ERROR(CheckKnown(assoc));
+  SMIG_ASSIGN_OR_RETURN(const SocketAddress peer, SocketAddress::ParseHostPort(peer_address));
+  return RequestHeartbeatRaw(assoc, peer);
+}
+
 absl::StatusOr<v1::AssociationInfo> StackEndpoint::GetAssociation(AssocId assoc) {
   SMIG_RETURN_IF_ERROR(CheckKnown(assoc));
   SMIG_ASSIGN_OR_RETURN(v1::AssociationInfo info, QueryRaw(assoc));

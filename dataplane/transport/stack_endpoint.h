@@ -24,6 +24,7 @@ class StackEndpoint : public Endpoint {
   absl::Status Send(AssocId assoc, const SendOptions& options, absl::string_view data) final;
   absl::StatusOr<std::optional<Incoming>> Receive(absl::Duration timeout) final;
   absl::Status SetPrimary(AssocId assoc, absl::string_view peer_address) final;
+  absl::Status RequestHeartbeat(AssocId assoc, absl::string_view peer_address) final;
   absl::StatusOr<v1::AssociationInfo> GetAssociation(AssocId assoc) final;
   std::vector<AssocId> Associations() const final;
   absl::Status Shutdown(AssocId assoc) final;
@@ -60,6 +61,7 @@ class StackEndpoint : public Endpoint {
   virtual void ClearReadable() {}
   virtual absl::StatusOr<AssocId> ConnectRaw(const std::vector<SocketAddress>& peers) = 0;
   virtual absl::Status SetPrimaryRaw(AssocId assoc, const SocketAddress& peer) = 0;
+  virtual absl::Status RequestHeartbeatRaw(AssocId assoc, const SocketAddress& peer) = 0;
   virtual absl::Status EndRaw(AssocId assoc, EndKind kind) = 0;
   // Paths with the stack's state, srtt (ms), rto, cwnd, mtu and primary flag, plus local
   // addresses and stream counts.

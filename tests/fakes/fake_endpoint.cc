@@ -114,6 +114,13 @@ absl::Status FakeNetwork::SetPathDark(const FakeEndpoint& local, AssocId assoc,
   return absl::OkStatus();
 }
 
+uint64_t FakeNetwork::HeartbeatsRequested(const FakeEndpoint& local, AssocId assoc,
+                                          absl::string_view peer_address) {
+  absl::MutexLock lock(&mu_);
+  Path* p = FindPath(local, assoc, peer_address);
+  return p == nullptr ? 0 : p->heartbeats;
+}
+
 size_t FakeNetwork::HeldMessages(const FakeEndpoint& local, AssocId assoc) {
   absl::MutexLock lock(&mu_);
   auto a = nodes_.at(local.node_).assocs.find(assoc);
@@ -333,6 +340,34 @@ absl::Status FakeEndpoint::SetPrimary(AssocId assoc, absl::string_view peer_addr
   }
   return absl::InvalidArgumentError(
       absl::StrCat(peer_address, " is not an address of the peer of association ", assoc));
+}
+
+absl::Status FakeEndpoint::RequestHeartbeat(AssocId assoc, absl::string_view peer_address) {
+  absl::StatusOr<SocketAddress> peer = SocketAddress::ParseHostPort(peer_address);
+  absl::MutexLock lock(&net_.mu_);
+  FakeNetwork::Node& self = net_.nodes_.at(node_);
+  auto it = self.assocs.find(assoc);
+  if (it == self.assocs.end()) return UnknownAssoc(assoc);
+  if (!peer.ok()) return peer.status();
+  FakeNetwork::Path* p = net_.FindPath(*this, assoc, peer->ToString());
+  if (p == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(peer_address, " is not an address of the peer of association ", assoc));
+  }
+  ++p->heartbeats;
+  if (!p->dark) {
+    p->heartbeat_unanswered = false;
+    return absl::OkStatus();
+  }
+  if (p->heartbeat_unanswered && p->state == v1::PATH_STATE_ACTIVE) {
+    p->state = v1::PATH_STATE_POTENTIALLY_FAILED;
+    v1::Event e = MakeEvent(v1::EVENT_TYPE_PATH_POTENTIALLY_FAILED, assoc);
+    e.set_address(p->address);
+    net_.Push(self, std::move(e));
+    net_.ReleaseHeld(it->second);
+  }
+  p->heartbeat_unanswered = true;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::AssociationInfo> FakeEndpoint::GetAssociation(AssocId assoc) {

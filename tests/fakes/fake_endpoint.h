@@ -72,6 +72,11 @@ class FakeNetwork {
                            absl::string_view peer_address, bool dark);
   // Messages of `local`'s association held by dark paths.
   size_t HeldMessages(const FakeEndpoint& local, AssocId assoc);
+  // Heartbeats RequestHeartbeat() sent on the path; a dark path answers none, and one
+  // still unanswered when the next is requested makes an active path potentially failed
+  // (its event queued), as the kernel does at PF threshold 0.
+  uint64_t HeartbeatsRequested(const FakeEndpoint& local, AssocId assoc,
+                               absl::string_view peer_address);
   // Off: a dark path's held messages stay held after the stack gave the path up, until it
   // is lit again or this is turned back on (a real stack retransmits them at its next
   // timer, some time after the failure). On by default.
@@ -86,6 +91,8 @@ class FakeNetwork {
     bool dark = false;
     uint64_t bytes = 0;
     uint64_t messages = 0;
+    uint64_t heartbeats = 0;
+    bool heartbeat_unanswered = false;
   };
   struct Assoc {
     uint64_t peer_node = 0;  // 0: never came up
@@ -143,6 +150,7 @@ class FakeEndpoint final : public Endpoint {
   // An eventfd, readable while messages or events are queued.
   int wait_fd() const override { return event_fd_; }
   absl::Status SetPrimary(AssocId assoc, absl::string_view peer_address) override;
+  absl::Status RequestHeartbeat(AssocId assoc, absl::string_view peer_address) override;
   absl::StatusOr<v1::AssociationInfo> GetAssociation(AssocId assoc) override;
   std::vector<AssocId> Associations() const override;
   absl::Status Shutdown(AssocId assoc) override;

@@ -265,6 +265,27 @@ TEST_F(FakeEndpointTest, SetPrimaryAcceptsOnlyPeerAddresses) {
             absl::StatusCode::kNotFound);
 }
 
+TEST_F(FakeEndpointTest, AHeartbeatThatADarkPathLeftUnansweredMakesItPotentiallyFailed) {
+  Connect();
+  EXPECT_EQ(client_->RequestHeartbeat(client_assoc_, "10.3.0.1:5000").code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(client_->RequestHeartbeat(client_assoc_, "garbage").code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(client_->RequestHeartbeat(client_assoc_ + 1, "10.1.0.1:5000").code(),
+            absl::StatusCode::kNotFound);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(client_->RequestHeartbeat(client_assoc_, "10.1.0.1:5000").ok());
+  EXPECT_EQ(net_.HeartbeatsRequested(*client_, client_assoc_, "10.1.0.1:5000"), 3u);
+  ASSERT_TRUE(net_.SetPathDark(*client_, client_assoc_, "10.1.0.1:5000", true).ok());
+  ASSERT_TRUE(client_->RequestHeartbeat(client_assoc_, "10.1.0.1:5000").ok());  // unanswered
+  absl::StatusOr<v1::AssociationInfo> info = client_->GetAssociation(client_assoc_);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->paths(0).state(), v1::PATH_STATE_ACTIVE);
+  ASSERT_TRUE(client_->RequestHeartbeat(client_assoc_, "10.1.0.1:5000").ok());  // and again
+  v1::Event e = NextEvent(*client_);
+  EXPECT_EQ(e.type(), v1::EVENT_TYPE_PATH_POTENTIALLY_FAILED);
+  EXPECT_EQ(e.address(), "10.1.0.1:5000");
+}
+
 TEST_F(FakeEndpointTest, PathStateMovesSendCountersAndEmitsEvents) {
   Connect();
   ASSERT_TRUE(client_->Send(client_assoc_, {}, "12345").ok());

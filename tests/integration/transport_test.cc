@@ -210,6 +210,14 @@ TEST_F(TransportTest, BadInputGetsClearErrors) {
 
   EXPECT_EQ(p->client->SetPrimary(p->client_assoc, "garbage").code(),
             absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(p->client->RequestHeartbeat(p->client_assoc, "garbage").code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(p->client->RequestHeartbeat(p->client_assoc + 1000, "127.0.0.1:1").code(),
+            absl::StatusCode::kNotFound);
+  // A heartbeat on demand on the association's one path.
+  absl::Status hb = p->client->RequestHeartbeat(
+      p->client_assoc, absl::StrCat("127.0.0.1:", p->server->local_port()));
+  EXPECT_TRUE(hb.ok()) << hb;
 
   // The association still works after all of that.
   ASSERT_TRUE(p->client->Send(p->client_assoc, {.stream = 2, .ppid = 9}, "still fine").ok());

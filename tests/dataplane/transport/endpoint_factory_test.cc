@@ -42,12 +42,13 @@ TEST(FailoverProfileTest, FastProfileHasTheMeasuredTimers) {
   EXPECT_EQ(p.max_burst(), 0u);
 }
 
-TEST(FailoverProfileTest, APathNeedsTwoTimeoutsToFailButShortOnes) {
-  // One timeout is no failure (a tail loss, or usrsctp's spurious T3), and two must fit
-  // in the 150 ms a dead radio may cost.
+TEST(FailoverProfileTest, APathIsPotentiallyFailedAtItsFirstTimeoutAndTimeoutsAreShort) {
+  // RFC 7829's recommended threshold (the userland stack adds one for usrsctp's spurious
+  // timeouts); two timeouts must still fit in the 150 ms a dead radio may cost.
   v1::FailoverProfile p = FastFailoverProfile();
   ASSERT_TRUE(p.has_pf_threshold()) << "an unset threshold turns PF off";
-  EXPECT_EQ(p.pf_threshold(), 1u);
+  EXPECT_EQ(p.pf_threshold(), 0u);
+  EXPECT_LT(p.pf_threshold() + 1, p.path_max_retrans());
   EXPECT_EQ(FromProto(p.rto_min()), absl::Milliseconds(50));
   EXPECT_LE(FromProto(p.rto_min()) * 3, absl::Milliseconds(150));
 }

@@ -26,6 +26,18 @@ Which RTT and which loss (data_path()):
     2 RTT + 100 ms where that is larger (a loss on cell after the failover costs a
     retransmission on the cell's RTT, which 150 ms cannot hold at 75 ms one way).
 
+Under the redundancy policy `always` (--redundancy always) the edge sends every frame on
+both radios while both are up, and the issue's redundancy goals apply to the cells with
+dsrc up at all (alive, fading, flapping):
+  - a second live radio: the lossless goals, p99 <= 20 ms and max <= 50 ms, whatever the
+    loss (a copy lost on one radio is on its way on the other);
+  - flapping: a death of dsrc costs the player no gap beyond the latency step to the
+    surviving copy: max <= 25 ms + (cell one-way delay - dsrc one-way delay). The cell copy
+    of each frame arrives that much later than the dsrc copy did; the issue's 25 ms
+    assumes two radios of about the same delay, which a 75 ms cell is not.
+With dsrc dead there is no second radio and the goals are those above. Under `off` and
+`auto` (the default) every cell is judged as above.
+
 Under software CPU emulation (the kernel stack in the project's VM under TCG) a missed
 timing goal (p99, p99.9, max) is reported as not judged, with its numbers, never as
 passed; everything else is judged as usual (the project's rule for emulated timing).
@@ -49,6 +61,8 @@ LOSSLESS_P99_MS = 20.0
 LOSSLESS_MAX_MS = 50.0
 LOW_LOSS_PCT = 0.5      # lossy cells up to this loss keep the lossless p99 goal
 FLAPPING_MAX_MS = 150.0
+REDUNDANT_DEATH_MS = 25.0  # under `always`: a death's gap beyond the latency step
+REDUNDANCY_POLICIES = ("off", "auto", "always")
 TIMING_GOALS = ("p99", "p99.9", "max")
 
 
@@ -67,10 +81,19 @@ def data_path(cell_delay_ms, cell_loss_pct, dsrc):
     return 2.0 * cell_delay_ms, loss  # dead: all on cell; flapping: on cell while dsrc is down
 
 
-def limits(cell_delay_ms, cell_loss_pct, dsrc):
-    """The timing goals of a cell: {"p99": ms, "p99.9": ms or None, "max": ms}, and its
-    RTT, loss and class."""
+def limits(cell_delay_ms, cell_loss_pct, dsrc, redundancy="auto"):
+    """The timing goals of a cell under a redundancy policy: {"p99": ms, "p99.9": ms or
+    None, "max": ms}, and its RTT, loss and class."""
+    if redundancy not in REDUNDANCY_POLICIES:
+        raise ValueError(f"unknown redundancy policy '{redundancy}' "
+                         f"(known: {', '.join(REDUNDANCY_POLICIES)})")
     rtt, loss = data_path(cell_delay_ms, cell_loss_pct, dsrc)
+    if redundancy == "always" and DSRC[dsrc] is not None:
+        out = {"p99": LOSSLESS_P99_MS, "p99.9": None, "max": LOSSLESS_MAX_MS}
+        if dsrc == "flapping":
+            out["max"] = REDUNDANT_DEATH_MS + max(0.0, cell_delay_ms - DSRC[dsrc]["delay_ms"])
+        out.update({"rtt_ms": rtt, "loss_pct": loss, "class": "two copies"})
+        return out
     lossy = loss > 0
     if not lossy:
         out = {"p99": LOSSLESS_P99_MS, "p99.9": None, "max": LOSSLESS_MAX_MS}
@@ -83,7 +106,7 @@ def limits(cell_delay_ms, cell_loss_pct, dsrc):
     return out
 
 
-def judge(cell, m, emulated=False):
+def judge(cell, m, emulated=False, redundancy="auto"):
     """Every goal of the issue for one cell.
 
     cell: {"cell_delay_ms", "cell_loss_pct", "dsrc"}.
@@ -93,13 +116,14 @@ def judge(cell, m, emulated=False):
        None when there were no gaps to measure).
     emulated: timing measured under software CPU emulation (missed timing goals are then
        not judged).
+    redundancy: the session's policy, "off", "auto" or "always" (see limits()).
 
     Returns {"verdict": "PASS" | "FAIL" | "NOT JUDGED", "failed": [...], "not_judged":
     [...], "limits": limits(...)}; each failed goal is a short text naming the goal, what
     was measured and the limit. FAIL when any judged goal failed; NOT JUDGED when all
     judged goals passed but a timing goal was missed under emulation.
     """
-    lim = limits(cell["cell_delay_ms"], cell["cell_loss_pct"], cell["dsrc"])
+    lim = limits(cell["cell_delay_ms"], cell["cell_loss_pct"], cell["dsrc"], redundancy)
     failed, not_judged = [], []
 
     def expect(ok, what, timing=False):

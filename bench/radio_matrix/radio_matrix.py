@@ -8,7 +8,7 @@ deaths, goodput, bytes on air per radio, and the verdict against the issue's goa
 
     bench/radio-matrix [--cell-delay 10,30,50,75] [--cell-loss 0,0.5,1,2]
                        [--dsrc dead,alive,fading,flapping] [--seconds 30 | --quick]
-                       [--sctp-stack userland|kernel] [--seed N] [--redundancy POLICY]
+                       [--sctp-stack userland|kernel] [--seed N] [--redundancy off|auto|always]
                        [--out DIR] [--keep-played]
 
 DIR (default /tmp/smig-radio-matrix-<time>) gets results.json and results.md, rewritten
@@ -42,34 +42,6 @@ COMMAND_ENV = "SMIG_RADIO_MATRIX_COMMAND"  # the user's command line, carried in
 DEATH_WINDOW_S = 0.4
 DEATH_MIN_BYTES = 20000
 SAMPLE_EVERY_S = 0.1
-
-
-class Usage(Exception):
-    pass
-
-
-# ------------------------------------------------------------------ the redundancy hook
-REDUNDANCY_POLICIES = ("off", "auto", "always")
-
-
-def open_session_with_redundancy(bed, edge, redundancy):
-    """THE REDUNDANCY HOOK. Opens the cell's media session on `edge`.
-
-    The data plane is getting a per-session redundancy policy (off/auto/always; another
-    engineer's work). When it lands, pass `redundancy` to the session here, the way its
-    API takes it, and drop the refusal below (and in check_redundancy). Until then the
-    benchmark refuses --redundancy rather than run without the policy it names.
-    """
-    if redundancy is not None:
-        raise Usage("--redundancy: the data plane has no redundancy policy yet (see "
-                    "open_session_with_redundancy in bench/radio_matrix/radio_matrix.py)")
-    return bed.open_session(edge)
-
-
-def check_redundancy(redundancy):
-    """Refuses --redundancy before any cell runs (see open_session_with_redundancy)."""
-    if redundancy is not None:
-        open_session_with_redundancy(None, EDGE, redundancy)
 
 
 # ------------------------------------------------------------------ the cells
@@ -220,7 +192,7 @@ def run_cell(args, cell, cell_dir, media, frames_sent):
         # 5 s without input (a /metrics scrape takes seconds in the emulated VM). The
         # failover counters count session associations only, so they start at 0 here.
         air0 = bed.link_stats(EDGE)
-        open_session_with_redundancy(bed, EDGE, args.redundancy)
+        bed.open_session(EDGE, redundancy=args.redundancy)
         want = os.path.getsize(media)
         deadline = bed.t0 + args.seconds + 30
         flips = flap_schedule(args.seed, args.seconds + 30) if cell["dsrc"] == "flapping" else []
@@ -323,8 +295,7 @@ def markdown(doc):
              f"{doc['commit']}, {doc['started']}, {doc['machine']}  "]
     if doc["not_a_benchmark"]:
         lines.append("**--quick: shorter than 30 s per cell, not a benchmark.**  ")
-    if doc.get("redundancy"):
-        lines.append(f"Redundancy policy: {doc['redundancy']}  ")
+    lines.append(f"Redundancy policy: {doc.get('redundancy') or 'auto'}  ")
     if not doc["complete"]:
         lines.append(f"**Incomplete: {len(doc['cells'])} of {doc['cells_planned']} cells ran.**  ")
     lines += ["", "| cell delay | cell loss | dsrc | RTT | lost B | dup | frames | CC | "
@@ -372,9 +343,10 @@ def parse_args(argv):
                          "this host's kernel has SCTP; timing there is emulated")
     ap.add_argument("--seed", type=int, default=1,
                     help="the flapping schedule's and smig-linkemu's loss seed (default 1)")
-    ap.add_argument("--redundancy", choices=REDUNDANCY_POLICIES, default=None,
-                    help="the data plane's per-session redundancy policy, passed through "
-                         "once the data plane has one (refused until then)")
+    ap.add_argument("--redundancy", choices=goals.REDUNDANCY_POLICIES, default="auto",
+                    help="the session's redundancy policy (default auto, the SMM's default); "
+                         "under always a cell with dsrc alive, fading or flapping is judged "
+                         "by the redundancy goals (radio_matrix.goals)")
     ap.add_argument("--out", default=None, help="output directory (default /tmp/smig-radio-matrix-<time>)")
     ap.add_argument("--keep-played", action="store_true", help="keep each cell's played.ts")
     ap.add_argument("--in-vm", action="store_true", help=argparse.SUPPRESS)  # the kernel run's inner half
@@ -430,11 +402,6 @@ def run_in_vm(args, argv, out):
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    try:
-        check_redundancy(args.redundancy)
-    except Usage as e:
-        print(f"radio-matrix: {e}", file=sys.stderr)
-        return 2
     if os.geteuid() != 0:
         print("radio-matrix: needs root (network namespaces, iptables NFQUEUE)", file=sys.stderr)
         return 2
@@ -479,7 +446,8 @@ def main(argv=None):
             result = dict(cell)
             try:
                 result.update(run_cell(args, cell, cell_dir, media, frames_sent))
-                result["judged"] = goals.judge(cell, result, emulated=emulated)
+                result["judged"] = goals.judge(cell, result, emulated=emulated,
+                                               redundancy=args.redundancy)
                 result["verdict"] = result["judged"]["verdict"]
             except (RuntimeError, OSError, ValueError) as e:
                 errors += 1

@@ -257,11 +257,14 @@ class Bed:
         self._await_line("vehicle", "grpc_port")
         self.radios = radios
 
-    def open_session(self, edge):
-        """Starts the media session on `edge` through the SMM; the clock starts now."""
+    def open_session(self, edge, redundancy=None):
+        """Starts the media session on `edge` through the SMM; the clock starts now.
+        `redundancy`: "off", "auto" or "always" (None: the SMM's default, auto)."""
         req = {"session_id": str(SESSION), "vehicle_id": VEHICLE_ID, "server_id": edge,
                "vehicle_addresses": self.radios, "vehicle_port": VEHICLE_PORT,
                "flows": [{"flow_id": 0, "source": {"file": self.media}}]}
+        if redundancy is not None:
+            req["redundancy"] = "REDUNDANCY_POLICY_" + redundancy.upper()
         self.t0 = time.time()
         return self.smigctl("session", "create", "--json=" + json.dumps(req))
 

@@ -64,7 +64,29 @@ class LimitsTest(unittest.TestCase):
         self.assertEqual(goals.limits(75, 1, "flapping")["max"], 400.0)   # 2*150+100
 
 
+    def test_always_judges_a_second_live_radio_by_the_lossless_goals(self):
+        for dsrc in ("alive", "fading"):
+            lim = goals.limits(75, 2, dsrc, "always")
+            self.assertEqual((lim["p99"], lim["p99.9"], lim["max"], lim["class"]),
+                             (20.0, None, 50.0, "two copies"))
+        # A death costs 25 ms beyond the latency step to the cell copy.
+        self.assertEqual(goals.limits(10, 2, "flapping", "always")["max"], 33.0)
+        self.assertEqual(goals.limits(75, 0, "flapping", "always")["max"], 98.0)
+        # No second radio: the single-path goals, whatever the policy.
+        self.assertEqual(goals.limits(30, 1, "dead", "always"), goals.limits(30, 1, "dead"))
+        self.assertEqual(goals.limits(75, 1, "fading", "off"), goals.limits(75, 1, "fading"))
+        with self.assertRaises(ValueError):
+            goals.limits(10, 0, "alive", "sometimes")
+
+
 class JudgeTest(unittest.TestCase):
+    def test_the_policy_picks_the_goals(self):
+        m = measured(p99=30, p999=60, mx=90)  # a repair on the fading dsrc's own path
+        self.assertEqual(goals.judge(cell(30, 0, "fading"), m)["verdict"], "PASS")
+        self.assertEqual(goals.judge(cell(30, 0, "fading"), m, redundancy="always")["failed"],
+                         ["p99 gap 30.0 > 20 ms", "max gap 90.0 > 50 ms"])
+
+
     def test_a_clean_lossless_cell_passes(self):
         j = goals.judge(cell(30, 0, "dead"), measured())
         self.assertEqual((j["verdict"], j["failed"], j["not_judged"]), ("PASS", [], []))

@@ -184,9 +184,10 @@ def main(argv=None):
             apply_links(bed, ev.get("set") or {})
             applied.append((ev["at_s"], ev["at_s"]))
         start_edge = scenario.get("start_edge") or nearest(scenario, 0)
-        bed.open_session(start_edge)
+        bed.open_session(start_edge, redundancy=scenario.get("redundancy"))
         timeline = Timeline(bed)
-        timeline.say(f"session {SESSION} opened on {start_edge}; the car starts moving")
+        timeline.say(f"session {SESSION} opened on {start_edge} (redundancy "
+                     f"{scenario.get('redundancy') or 'auto, the default'}); the car starts moving")
         # The timeline polls on its own thread: on a slow (emulated) machine each smigctl
         # call takes a while, and the scenario's link changes must still happen on time.
         timeline.start()
@@ -237,6 +238,7 @@ def main(argv=None):
     summary["dwell_s"] = float(str(policy["dwell"]).rstrip("s"))
     summary["duration_s"] = duration
     summary["start_edge"] = start_edge
+    summary["redundancy"] = scenario.get("redundancy") or "auto"
     # What the drive is judged against (smigbed.verdict): absolute, from the scenario.
     summary["goals"] = scenario["goals"]
     summary["follow_slack_s"] = FOLLOW_SLACK_S

@@ -10,8 +10,11 @@ from .testbed import RADIOS, ROOT
 
 DEFAULT_SCENARIO = os.path.join(ROOT, "scripts", "scenarios", "default.yaml")
 LINK_KEYS = {"delay_ms", "loss_pct", "rate_mbit", "up"}
-SCENARIO_KEYS = {"name", "description", "duration_s", "edges", "start_edge", "policy", "links",
-                 "events", "goals"}
+SCENARIO_KEYS = {"name", "description", "duration_s", "edges", "start_edge", "policy",
+                 "redundancy", "links", "events", "goals"}
+# The session's redundancy policy (docs/protocol.md, RedundancyPolicy); unset: the SMM's
+# default, auto.
+REDUNDANCY_POLICIES = ("off", "auto", "always")
 
 # The goals a drive is judged against when its `goals:` map does not say otherwise. They
 # are absolute, never derived from the run itself (issue 13). Gaps are between datagrams
@@ -44,6 +47,9 @@ def load_scenario(path):
             raise ScenarioError(f"{path}: unknown key '{k}' (known: {', '.join(sorted(SCENARIO_KEYS))})")
     edges = [f"edge-{i}" for i in range(1, int(s.get("edges", 3)) + 1)]
     s["edge_names"] = edges
+    if s.get("redundancy") is not None and s["redundancy"] not in REDUNDANCY_POLICIES:
+        raise ScenarioError(f"{path}: redundancy: {s['redundancy']!r} is not one of "
+                            f"{', '.join(REDUNDANCY_POLICIES)}")
     if float(s.get("duration_s", 0)) <= 5:
         raise ScenarioError(f"{path}: duration_s must be more than 5 s")
 

@@ -182,6 +182,12 @@ class ScenarioGoalsTest(unittest.TestCase):
         self.assertIn("goals.p99_gap_ms (60 ms) is above goals.max_gap_ms (50 ms)",
                       self.error("goals: {p99_gap_ms: 60}\n"))
 
+    def test_redundancy_policy(self):
+        self.assertIsNone(self.load("").get("redundancy"))
+        self.assertEqual(self.load("redundancy: always\n")["redundancy"], "always")
+        self.assertIn("redundancy: 'twice' is not one of off, auto, always",
+                      self.error("redundancy: twice\n"))
+
     def test_the_shipped_drives(self):
         names = {}
         for path in sorted(glob.glob(os.path.join(SCENARIOS, "*.yaml"))):

@@ -15,6 +15,9 @@ smig_unit_test(logging_test SRCS ${_common}/logging_test.cc DEPS smig_logging)
 smig_unit_test(server_main_test
   SRCS ${_common}/server_main_test.cc DEPS smig_server_main smig_proto gRPC::grpc++)
 
+# common/store: the fakes.
+smig_unit_test(memory_store_test SRCS ${_common}/store/memory_store_test.cc DEPS smig_store_fakes)
+
 # Every binary: --help exits 0 and lists its flags, --version, unknown flags are errors.
 foreach(bin smig-dataplane smig-proximity smig-decision smig-migrator smigctl smig-linkemu
             smig-sctpcat smig-bench-throughput smig-bench-failover smig-bench-sessions

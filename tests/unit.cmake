@@ -4,6 +4,13 @@ include(GoogleTest)
 smig_library(smig_fakes
   SRCS ${CMAKE_CURRENT_LIST_DIR}/fakes/fake_endpoint.cc
   DEPS smig_transport absl::strings absl::synchronization absl::time)
+# common/store's fakes: an in-memory Store and Election, and a real etcd for tests.
+smig_library(smig_store_fakes
+  SRCS ${CMAKE_CURRENT_LIST_DIR}/fakes/memory_store.cc
+  DEPS smig_store smig_status_macros absl::strings absl::synchronization)
+smig_library(smig_etcd_process
+  SRCS ${CMAKE_CURRENT_LIST_DIR}/fakes/etcd_process.cc
+  DEPS smig_etcd_client absl::status absl::statusor absl::strings absl::time)
 
 # smig_unit_test(NAME SRCS ... DEPS ...): one gtest binary, its tests labelled "unit".
 function(smig_unit_test name)

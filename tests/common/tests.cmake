@@ -15,6 +15,20 @@ smig_unit_test(logging_test SRCS ${_common}/logging_test.cc DEPS smig_logging)
 smig_unit_test(server_main_test
   SRCS ${_common}/server_main_test.cc DEPS smig_server_main smig_proto gRPC::grpc++)
 
+# common/store: the fakes, and the etcd implementations against a real etcd (each test
+# starts its own, with a 1 s lease TTL; every test takes under 5 s, so they are unit tests).
+smig_unit_test(memory_store_test SRCS ${_common}/store/memory_store_test.cc DEPS smig_store_fakes)
+smig_unit_test(etcd_store_test
+  SRCS ${_common}/store/etcd_store_test.cc
+  DEPS smig_etcd_store smig_leader_election smig_etcd_process)
+smig_binary(election_child SRCS ${_common}/store/election_child.cc DEPS smig_leader_election)
+smig_unit_test(leader_election_test
+  SRCS ${_common}/store/leader_election_test.cc
+  DEPS smig_leader_election smig_etcd_store smig_etcd_process smig_testbed)
+target_compile_definitions(leader_election_test
+  PRIVATE SMIG_ELECTION_CHILD="$<TARGET_FILE:election_child>")
+add_dependencies(leader_election_test election_child)
+
 # Every binary: --help exits 0 and lists its flags, --version, unknown flags are errors.
 foreach(bin smig-dataplane smig-proximity smig-decision smig-migrator smigctl smig-linkemu
             smig-sctpcat smig-bench-throughput smig-bench-failover smig-bench-sessions

@@ -85,14 +85,17 @@ class GrpcAgent : public Agent {
     req.set_session_id(session);
     return Call<dv1::SessionState>("ExportState", req, &dv1::DataplaneAgent::Stub::ExportState);
   }
-  absl::StatusOr<dv1::Session> ImportState(const dv1::SessionState& state) override {
+  absl::StatusOr<dv1::Session> ImportState(const dv1::SessionState& state,
+                                           uint64_t fencing_token) override {
     dv1::ImportStateRequest req;
     *req.mutable_state() = state;
+    req.set_fencing_token(fencing_token);
     return Call<dv1::Session>("ImportState", req, &dv1::DataplaneAgent::Stub::ImportState);
   }
-  absl::StatusOr<dv1::Session> ReleaseSession(uint64_t session) override {
+  absl::StatusOr<dv1::Session> ReleaseSession(uint64_t session, uint64_t fencing_token) override {
     dv1::ReleaseSessionRequest req;
     req.set_session_id(session);
+    req.set_fencing_token(fencing_token);
     SMIG_ASSIGN_OR_RETURN(dv1::ReleaseSessionResponse r,
                           Call<dv1::ReleaseSessionResponse>(
                               "ReleaseSession", req, &dv1::DataplaneAgent::Stub::ReleaseSession));

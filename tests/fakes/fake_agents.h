@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
@@ -39,12 +40,16 @@ class FakeAgent : public Agent {
   int releases() const;
   // The redundancy policy the last OpenSession of `session` asked for.
   dv1::RedundancyPolicy opened_redundancy(uint64_t session) const;
+  // The fencing tokens the fenced calls carried, in order: "OpenSession 57", "ImportState 57",
+  // "ReleaseSession 57". The fake does not fence (set_import_error refuses an import).
+  std::vector<std::string> fenced_calls() const;
 
   const std::string& server_id() const override { return id_; }
   absl::StatusOr<dv1::Session> OpenSession(const dv1::OpenSessionRequest& request) override;
   absl::StatusOr<dv1::SessionState> ExportState(uint64_t session) override;
-  absl::StatusOr<dv1::Session> ImportState(const dv1::SessionState& state) override;
-  absl::StatusOr<dv1::Session> ReleaseSession(uint64_t session) override;
+  absl::StatusOr<dv1::Session> ImportState(const dv1::SessionState& state,
+                                           uint64_t fencing_token) override;
+  absl::StatusOr<dv1::Session> ReleaseSession(uint64_t session, uint64_t fencing_token) override;
   absl::StatusOr<dv1::Session> GetSession(uint64_t session) override;
   absl::Status Ping() override;
   absl::StatusOr<std::unique_ptr<ContiguityWatch>> WatchContiguity(uint64_t session) override;
@@ -62,6 +67,7 @@ class FakeAgent : public Agent {
   int releases_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<uint64_t, uint64_t> sessions_ ABSL_GUARDED_BY(mu_);  // session -> generation
   std::map<uint64_t, dv1::RedundancyPolicy> opened_redundancy_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> fenced_calls_ ABSL_GUARDED_BY(mu_);
   // When the vehicle will have confirmed each imported (session, generation).
   std::map<std::pair<uint64_t, uint64_t>, absl::Time> confirms_ ABSL_GUARDED_BY(mu_);
 };

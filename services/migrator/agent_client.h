@@ -49,6 +49,8 @@ class Agent {
  public:
   virtual ~Agent() = default;
   virtual const std::string& server_id() const = 0;
+  // Where its agent API is reached ("10.0.0.2:7400"), for messages that name the hop.
+  virtual const std::string& address() const = 0;
   // Fenced by request.fencing_token().
   virtual absl::StatusOr<dv1::Session> OpenSession(const dv1::OpenSessionRequest& request) = 0;
   virtual absl::StatusOr<dv1::SessionState> ExportState(uint64_t session) = 0;
@@ -57,7 +59,9 @@ class Agent {
   virtual absl::StatusOr<dv1::Session> ReleaseSession(uint64_t session,
                                                       uint64_t fencing_token) = 0;
   virtual absl::StatusOr<dv1::Session> GetSession(uint64_t session) = 0;
-  // A cheap call that proves the agent answers (UNAVAILABLE, naming its address, if not).
+  // A cheap call that proves the agent answers: UNAVAILABLE with the reason (gRPC's "failed
+  // to connect ...", a deadline) if not. The message does not name the agent: the caller
+  // says which hop it was (server_id(), address()).
   virtual absl::Status Ping() = 0;
   virtual absl::StatusOr<std::unique_ptr<ContiguityWatch>> WatchContiguity(uint64_t session) = 0;
 };

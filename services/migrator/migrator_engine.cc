@@ -170,7 +170,9 @@ absl::StatusOr<v1::Migration> MigratorEngine::Migrate(const v1::MigrateRequest& 
   }
   SMIG_ASSIGN_OR_RETURN(std::shared_ptr<Agent> to, agents_.Find(target));
   if (absl::Status up = to->Ping(); !up.ok()) {
-    return absl::UnavailableError(absl::StrCat("target ", up.message()));
+    // The SMM answers; the hop that did not is the target's agent: name it, and why.
+    return absl::UnavailableError(absl::StrCat("target ", target, " (agent ", to->address(),
+                                               ") is unreachable: ", up.message()));
   }
 
   auto record = std::make_shared<Record>();

@@ -30,7 +30,8 @@ class FakeCluster;
 
 class FakeAgent : public Agent {
  public:
-  FakeAgent(FakeCluster& cluster, std::string id) : cluster_(cluster), id_(std::move(id)) {}
+  FakeAgent(FakeCluster& cluster, std::string id)
+      : cluster_(cluster), id_(std::move(id)), address_("fake:" + id_) {}
 
   void set_confirm_after(absl::Duration d);
   void set_never_confirm(bool never);
@@ -45,6 +46,8 @@ class FakeAgent : public Agent {
   std::vector<std::string> fenced_calls() const;
 
   const std::string& server_id() const override { return id_; }
+  // "fake:<id>".
+  const std::string& address() const override { return address_; }
   absl::StatusOr<dv1::Session> OpenSession(const dv1::OpenSessionRequest& request) override;
   absl::StatusOr<dv1::SessionState> ExportState(uint64_t session) override;
   absl::StatusOr<dv1::Session> ImportState(const dv1::SessionState& state,
@@ -59,6 +62,7 @@ class FakeAgent : public Agent {
   absl::Status CheckAlive() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   FakeCluster& cluster_;
   const std::string id_;
+  const std::string address_;
   mutable absl::Mutex mu_;
   bool alive_ ABSL_GUARDED_BY(mu_) = true;
   bool never_confirm_ ABSL_GUARDED_BY(mu_) = false;

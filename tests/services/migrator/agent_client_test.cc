@@ -1,5 +1,6 @@
 // The SMM's gRPC agent client against a recording agent: the fencing token reaches the
-// wire in each fenced call.
+// wire in each fenced call, and an agent that is down is reported by its reason only (the
+// caller names the hop).
 #include "services/migrator/agent_client.h"
 
 #include <grpcpp/grpcpp.h>
@@ -13,6 +14,18 @@
 namespace smig::migrator {
 namespace {
 
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::StartsWith;
+
+// A loopback port nothing listens on (a server took it and let it go).
+int DeadPort() {
+  testing::RecordingAgent gone("gone");
+  absl::StatusOr<std::unique_ptr<GrpcServer>> s =
+      GrpcServer::Start({.metrics_address = ""}, {&gone}, nullptr);
+  EXPECT_TRUE(s.ok()) << s.status();
+  return s.ok() ? (*s)->grpc_port() : 1;  // the server stops as it goes out of scope
+}
 
 v1::StaticServer Server(const std::string& id, const std::string& address) {
   v1::StaticServer s;
@@ -32,6 +45,7 @@ TEST(GrpcAgentTest, FencedCallsCarryTheTokenOnTheWire) {
   absl::StatusOr<std::shared_ptr<Agent>> edge = agents->Find("edge-1");
   ASSERT_TRUE(edge.ok()) << edge.status();
   EXPECT_EQ((*edge)->server_id(), "edge-1");
+  EXPECT_EQ((*edge)->address(), address);
 
   dv1::OpenSessionRequest open;
   open.set_session_id(7);
@@ -53,6 +67,22 @@ TEST(GrpcAgentTest, FencedCallsCarryTheTokenOnTheWire) {
   EXPECT_EQ(recorder.releases()[0].fencing_token(), 59u);
   EXPECT_EQ(recorder.releases()[1].fencing_token(), 0u);
   EXPECT_TRUE((*edge)->Ping().ok());
+}
+
+TEST(GrpcAgentTest, PingOfAnAgentThatIsDownSaysWhyWithoutNamingIt) {
+  const std::string address = absl::StrCat("127.0.0.1:", DeadPort());
+  std::unique_ptr<AgentDirectory> agents =
+      MakeGrpcAgentDirectory({Server("edge-2", address)}, "", {.rpc_timeout = absl::Seconds(2)});
+  absl::StatusOr<std::shared_ptr<Agent>> edge = agents->Find("edge-2");
+  ASSERT_TRUE(edge.ok()) << edge.status();
+  absl::Status s = (*edge)->Ping();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(s.message()), StartsWith("UNAVAILABLE: "));  // gRPC's code, then its reason
+  EXPECT_THAT(std::string(s.message()), Not(HasSubstr("edge-2")));
+  // The other calls name the call and the hop themselves.
+  absl::StatusOr<dv1::Session> got = (*edge)->GetSession(7);
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(got.status().message()), StartsWith(absl::StrCat("GetSession at edge-2 (", address, "): ")));
 }
 
 }  // namespace

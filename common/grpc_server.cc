@@ -13,6 +13,8 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "common/grpc_status.h"
 #include "grpc/health/v1/health.pb.h"
 
 namespace smig {
@@ -36,6 +38,37 @@ class CountingInterceptor : public grpc::experimental::Interceptor {
  private:
   prometheus::Family<prometheus::Counter>& family_;
   std::string method_;
+};
+
+// Marks every call this server finishes with the service that answered (kAnsweredByKey),
+// so that a client can tell this server's errors from those gRPC makes up on its side
+// when it cannot reach the server (smigctl's "cannot reach the SMM").
+class AnsweredByInterceptor : public grpc::experimental::Interceptor {
+ public:
+  explicit AnsweredByInterceptor(std::string service) : service_(std::move(service)) {}
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS)) {
+      methods->GetSendTrailingMetadata()->emplace(kAnsweredByKey, service_);
+    }
+    methods->Proceed();
+  }
+
+ private:
+  std::string service_;
+};
+
+class AnsweredByInterceptorFactory
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    // "/smig.migrator.v1.Migrator/Migrate" -> "smig.migrator.v1.Migrator"
+    absl::string_view method = info->method() != nullptr ? info->method() : "";
+    absl::string_view service = absl::StripPrefix(method, "/");
+    service = service.substr(0, service.rfind('/'));
+    return new AnsweredByInterceptor(std::string(service));
+  }
 };
 
 class CountingInterceptorFactory : public grpc::experimental::ServerInterceptorFactoryInterface {
@@ -124,11 +157,10 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   if (!creds.ok()) return creds.status();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.grpc_address, *creds, &s->grpc_port_);
-  if (registry) {
-    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> counting;
-    counting.push_back(std::make_unique<CountingInterceptorFactory>(*registry));
-    builder.experimental().SetInterceptorCreators(std::move(counting));
-  }
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<AnsweredByInterceptorFactory>());
+  if (registry) interceptors.push_back(std::make_unique<CountingInterceptorFactory>(*registry));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   for (grpc::Service* service : services) builder.RegisterService(service);
   s->server_ = builder.BuildAndStart();
   // A unix socket ("unix:/path", reachable across network namespaces) has no port.

@@ -1,7 +1,9 @@
 // GrpcServer: how every smig server starts. It adds, to the services it is given:
 // grpc.health.v1 (Check/Watch; Kubernetes gRPC probes), server reflection (grpcurl), a
 // Prometheus /metrics endpoint for `registry` with smig_grpc_requests_total{method,code}
-// (every finished call), optional TLS/mTLS, and a graceful stop.
+// (every finished call), the trailing metadata "smig-answered-by: <service>" on every
+// finished call (kAnsweredByKey in grpc_status.h: clients tell the server's errors from
+// their own), optional TLS/mTLS, and a graceful stop.
 //
 //   auto registry = std::make_shared<prometheus::Registry>();
 //   MyService service;

@@ -42,6 +42,13 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
   return absl::Status(static_cast<absl::StatusCode>(code), status.error_message());
 }
 
+std::string AnsweredBy(const grpc::ClientContext& ctx) {
+  const auto& trailers = ctx.GetServerTrailingMetadata();
+  auto it = trailers.find(kAnsweredByKey);
+  if (it == trailers.end()) return "";
+  return std::string(it->second.data(), it->second.size());
+}
+
 absl::Status FromGrpcStatus(const grpc::Status& status, absl::string_view context) {
   absl::Status s = FromGrpcStatus(status);
   if (s.ok()) return s;

@@ -55,6 +55,8 @@ smig_unit_test(node_test
   DEPS smig_agent_service smig_grpc_server smig_fakes smig_testbed)
 smig_unit_test(node_metrics_test
   SRCS ${_unit}/dataplane/daemon/node_metrics_test.cc DEPS smig_dataplane_metrics)
+smig_unit_test(fencing_test
+  SRCS ${_unit}/dataplane/daemon/fencing_test.cc DEPS smig_dataplane_fencing)
 smig_unit_test(ts_pacing_test
   SRCS ${_unit}/dataplane/media/ts_pacing_test.cc DEPS smig_media)
 smig_unit_test(file_source_test

@@ -16,13 +16,14 @@ grpc::Status AgentService::ExportState(grpc::ServerContext*, const v1::ExportSta
 
 grpc::Status AgentService::ImportState(grpc::ServerContext*, const v1::ImportStateRequest* req,
                                        v1::Session* resp) {
-  return Reply(node_.ImportState(req->state()), resp);
+  return Reply(node_.ImportState(req->state(), req->fencing_token()), resp);
 }
 
 grpc::Status AgentService::ReleaseSession(grpc::ServerContext*,
                                           const v1::ReleaseSessionRequest* req,
                                           v1::ReleaseSessionResponse* resp) {
-  return Reply(node_.ReleaseSession(req->session_id()), resp->mutable_session());
+  return Reply(node_.ReleaseSession(req->session_id(), req->fencing_token()),
+               resp->mutable_session());
 }
 
 grpc::Status AgentService::GetSession(grpc::ServerContext*, const v1::GetSessionRequest* req,

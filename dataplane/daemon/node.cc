@@ -158,12 +158,33 @@ absl::StatusOr<v1::Session> DataplaneNode::OpenSession(const v1::OpenSessionRequ
   state.set_vehicle_port(r.vehicle_port());
   *state.mutable_flows() = r.flows();
   state.set_redundancy(r.redundancy());
-  return ImportState(state);
+  return Import("OpenSession", state, r.fencing_token());
 }
 
-absl::StatusOr<v1::Session> DataplaneNode::ImportState(const v1::SessionState& state) {
+absl::StatusOr<v1::Session> DataplaneNode::ImportState(const v1::SessionState& state,
+                                                       uint64_t fencing_token) {
+  return Import("ImportState", state, fencing_token);
+}
+
+absl::StatusOr<v1::Session> DataplaneNode::Import(const char* method,
+                                                  const v1::SessionState& state,
+                                                  uint64_t fencing_token) {
   return Ask<absl::StatusOr<v1::Session>>(
-      [&](Role& role, absl::Time now) { return role.ImportState(state, now); });
+      [&](Role& role, absl::Time now) -> absl::StatusOr<v1::Session> {
+        SMIG_RETURN_IF_ERROR(PassFence(method, fencing_token));
+        return role.ImportState(state, now);
+      });
+}
+
+absl::Status DataplaneNode::PassFence(const char* method, uint64_t token) {
+  absl::Status admitted = fence_.Admit(token);
+  if (!admitted.ok()) {
+    LOG(WARNING) << method << " refused: " << admitted.message();
+    if (metrics_) metrics_->fenced_requests.Add({{"method", method}}).Increment();
+    return admitted;
+  }
+  if (metrics_) metrics_->fencing_token.Set(static_cast<double>(fence_.highest()));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::SessionState> DataplaneNode::ExportState(uint64_t session) {
@@ -171,9 +192,13 @@ absl::StatusOr<v1::SessionState> DataplaneNode::ExportState(uint64_t session) {
       [&](Role& role, absl::Time now) { return role.ExportState(session, now); });
 }
 
-absl::StatusOr<v1::Session> DataplaneNode::ReleaseSession(uint64_t session) {
+absl::StatusOr<v1::Session> DataplaneNode::ReleaseSession(uint64_t session,
+                                                          uint64_t fencing_token) {
   return Ask<absl::StatusOr<v1::Session>>(
-      [&](Role& role, absl::Time) { return role.ReleaseSession(session); });
+      [&](Role& role, absl::Time) -> absl::StatusOr<v1::Session> {
+        SMIG_RETURN_IF_ERROR(PassFence("ReleaseSession", fencing_token));
+        return role.ReleaseSession(session);
+      });
 }
 
 absl::StatusOr<v1::Session> DataplaneNode::GetSession(uint64_t session) {

@@ -9,6 +9,12 @@
 //   std::optional<v1::AgentEvent> e = q->Pop(absl::Milliseconds(200));
 //   (*node)->Stop(absl::Seconds(5));   // SIGTERM: sessions are released gracefully
 //
+// SMM leader fencing: OpenSession, ImportState and ReleaseSession carry the fencing token
+// of the SMM that sends them (0: unfenced). The node admits it through its FencingGate
+// (fencing.h) on the loop thread, right before the role acts, so that admitting and
+// acting are one step: a token older than the highest accepted is refused with
+// FAILED_PRECONDITION and the role never sees the call.
+//
 // Lifetimes: the node owns the endpoint, the role and the metrics; Stop() (or the
 // destructor) joins the loop. A subscriber's queue is shared: the node closes it at Stop.
 #pragma once
@@ -27,6 +33,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/blocking_queue.h"
 #include "dataplane/daemon/companion.h"
+#include "dataplane/daemon/fencing.h"
 #include "dataplane/daemon/role.h"
 #include "smig/dataplane/v1/agent.pb.h"
 #include "smig/dataplane/v1/config.pb.h"
@@ -48,10 +55,12 @@ class DataplaneNode : public NodeApi {  // NodeApi: for the role's companions
   static absl::StatusOr<std::unique_ptr<DataplaneNode>> Start(Deps deps);
   ~DataplaneNode() override;
 
+  // Fenced by request.fencing_token().
   absl::StatusOr<v1::Session> OpenSession(const v1::OpenSessionRequest& request);
   absl::StatusOr<v1::SessionState> ExportState(uint64_t session);
-  absl::StatusOr<v1::Session> ImportState(const v1::SessionState& state);
-  absl::StatusOr<v1::Session> ReleaseSession(uint64_t session);
+  // Fenced by `fencing_token` (FencingGate::kUnfenced: not fenced).
+  absl::StatusOr<v1::Session> ImportState(const v1::SessionState& state, uint64_t fencing_token);
+  absl::StatusOr<v1::Session> ReleaseSession(uint64_t session, uint64_t fencing_token);
   absl::StatusOr<v1::Session> GetSession(uint64_t session);
   std::vector<v1::Session> ListSessions();
   // Every event of `session_filter`'s session, and those of no session (0: every event).
@@ -66,6 +75,8 @@ class DataplaneNode : public NodeApi {  // NodeApi: for the role's companions
   // Releases every session (edge), waits up to `grace` for graceful shutdowns, stops.
   void Stop(absl::Duration grace);
   v1::Role role() const { return config_.role(); }
+  // The highest fencing token accepted so far (0: none).
+  uint64_t fencing_token() const { return fence_.highest(); }
 
  private:
   struct Subscriber {
@@ -85,12 +96,17 @@ class DataplaneNode : public NodeApi {  // NodeApi: for the role's companions
   absl::StatusOr<std::optional<transport::Incoming>> Wait(absl::Duration wait);
   // Stamps `e` and hands it to each subscriber whose filter it passes; any thread.
   void Publish(v1::AgentEvent e);
+  // On the loop: admits `token` for agent method `method`, counting a refusal.
+  absl::Status PassFence(const char* method, uint64_t token);
+  absl::StatusOr<v1::Session> Import(const char* method, const v1::SessionState& state,
+                                     uint64_t fencing_token);
 
   v1::DataplaneConfig config_;
   std::unique_ptr<transport::Endpoint> endpoint_;
   std::shared_ptr<prometheus::Registry> registry_;  // owns the series metrics_ points into
   std::unique_ptr<NodeMetrics> metrics_;            // null: no metrics
   std::unique_ptr<Role> role_;  // after metrics_ and endpoint_: destroyed before them
+  FencingGate fence_;
 
   absl::Mutex mu_;
   std::deque<std::function<void()>> posted_ ABSL_GUARDED_BY(mu_);

@@ -107,11 +107,25 @@ NodeMetrics::NodeMetrics(prometheus::Registry& r, const std::string& role)
                              "fast_retransmit and retransmitted_chunk (DATA chunks sent "
                              "again).")
                        .Register(r)),
+      fencing_token(prometheus::BuildGauge()
+                        .Name("smig_agent_fencing_token")
+                        .Help("The highest SMM fencing token (the leader key's etcd create "
+                              "revision) this agent has accepted; 0 until a fenced call came.")
+                        .Register(r)
+                        .Add({})),
+      fenced_requests(prometheus::BuildCounter()
+                          .Name("smig_agent_fenced_requests_total")
+                          .Help("Agent calls refused because their fencing token was older "
+                                "than the highest accepted (a deposed SMM leader), by method.")
+                          .Register(r)),
       t3_feed_(stack_events.Add({{"kind", "t3_timeout"}})),
       fast_retransmit_feed_(stack_events.Add({{"kind", "fast_retransmit"}})),
       retransmit_feed_(stack_events.Add({{"kind", "retransmitted_chunk"}})) {
   for (const char* kind : {"unreachable", "potentially_failed", "available", "primary_changed"}) {
     path_events.Add({{"kind", kind}});
+  }
+  for (const char* method : {"OpenSession", "ImportState", "ReleaseSession"}) {
+    fenced_requests.Add({{"method", method}});
   }
 }
 

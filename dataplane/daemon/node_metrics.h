@@ -91,6 +91,11 @@ class NodeMetrics {
   prometheus::Gauge& sessions_duplicating;
   prometheus::Family<prometheus::Gauge>& sessions_redundancy;  // {policy}
   prometheus::Family<prometheus::Counter>& stack_events;     // {kind}
+  // SMM leader fencing (fencing.h): the highest token the agent has accepted, and the
+  // calls it refused because their token was older, by agent method (OpenSession,
+  // ImportState, ReleaseSession; each registered at 0).
+  prometheus::Gauge& fencing_token;
+  prometheus::Family<prometheus::Counter>& fenced_requests;  // {method}
 
  private:
   CounterFeed bytes_feed_{bytes}, frames_feed_{frames};

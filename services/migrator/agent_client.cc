@@ -75,7 +75,7 @@ class GrpcAgent : public Agent {
             grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()))) {}
 
   const std::string& server_id() const override { return id_; }
-  const std::string& address() const { return address_; }
+  const std::string& address() const override { return address_; }
 
   absl::StatusOr<dv1::Session> OpenSession(const dv1::OpenSessionRequest& request) override {
     return Call<dv1::Session>("OpenSession", request, &dv1::DataplaneAgent::Stub::OpenSession);
@@ -85,14 +85,17 @@ class GrpcAgent : public Agent {
     req.set_session_id(session);
     return Call<dv1::SessionState>("ExportState", req, &dv1::DataplaneAgent::Stub::ExportState);
   }
-  absl::StatusOr<dv1::Session> ImportState(const dv1::SessionState& state) override {
+  absl::StatusOr<dv1::Session> ImportState(const dv1::SessionState& state,
+                                           uint64_t fencing_token) override {
     dv1::ImportStateRequest req;
     *req.mutable_state() = state;
+    req.set_fencing_token(fencing_token);
     return Call<dv1::Session>("ImportState", req, &dv1::DataplaneAgent::Stub::ImportState);
   }
-  absl::StatusOr<dv1::Session> ReleaseSession(uint64_t session) override {
+  absl::StatusOr<dv1::Session> ReleaseSession(uint64_t session, uint64_t fencing_token) override {
     dv1::ReleaseSessionRequest req;
     req.set_session_id(session);
+    req.set_fencing_token(fencing_token);
     SMIG_ASSIGN_OR_RETURN(dv1::ReleaseSessionResponse r,
                           Call<dv1::ReleaseSessionResponse>(
                               "ReleaseSession", req, &dv1::DataplaneAgent::Stub::ReleaseSession));
@@ -109,8 +112,10 @@ class GrpcAgent : public Agent {
     dv1::ListSessionsResponse resp;
     grpc::Status s = stub_->ListSessions(&ctx, dv1::ListSessionsRequest(), &resp);
     if (s.ok()) return absl::OkStatus();
-    return absl::UnavailableError(absl::StrCat("server ", id_, " (", address_,
-                                               ") does not answer: ", s.error_message()));
+    // Any failure of this call means the agent cannot serve the SMM now, so UNAVAILABLE;
+    // gRPC's own code stays in the text ("DEADLINE_EXCEEDED: Deadline Exceeded").
+    return absl::UnavailableError(
+        absl::StrCat(absl::StatusCodeToString(FromGrpcStatus(s).code()), ": ", s.error_message()));
   }
   absl::StatusOr<std::unique_ptr<ContiguityWatch>> WatchContiguity(uint64_t session) override {
     return std::make_unique<GrpcContiguityWatch>(*stub_, session);

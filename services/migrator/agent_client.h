@@ -5,6 +5,12 @@
 //   std::unique_ptr<AgentDirectory> agents = MakeGrpcAgentDirectory(static_servers, pmm, opts);
 //   absl::StatusOr<std::shared_ptr<Agent>> edge = agents->Find("edge-2");
 //   absl::StatusOr<dv1::SessionState> state = (*edge)->ExportState(7);
+//   absl::StatusOr<dv1::Session> s = (*edge)->ImportState(*state, /*fencing_token=*/57);
+//
+// Fencing: the calls that change what an edge serves carry the SMM leader's fencing token
+// (agent.proto, "Fencing"): OpenSession in its request's fencing_token, ImportState and
+// ReleaseSession as a parameter. kUnfenced (0) is a single SMM without an elected leader.
+// An agent that has seen a newer leader's token refuses the call with FAILED_PRECONDITION.
 //
 // Thread safety: every method may be called from any thread.
 #pragma once
@@ -33,16 +39,29 @@ class ContiguityWatch {
   virtual absl::Status Await(uint64_t generation, absl::Duration timeout) = 0;
 };
 
+// The fencing token of an SMM that is not fenced (no elected leader): agents accept it always.
+inline constexpr uint64_t kUnfenced = 0;
+// Where the SMM reads its fencing token: the elected leader's (the etcd create revision of
+// its leader key), or kUnfenced.
+using FencingTokenSource = std::function<uint64_t()>;
+
 class Agent {
  public:
   virtual ~Agent() = default;
   virtual const std::string& server_id() const = 0;
+  // Where its agent API is reached ("10.0.0.2:7400"), for messages that name the hop.
+  virtual const std::string& address() const = 0;
+  // Fenced by request.fencing_token().
   virtual absl::StatusOr<dv1::Session> OpenSession(const dv1::OpenSessionRequest& request) = 0;
   virtual absl::StatusOr<dv1::SessionState> ExportState(uint64_t session) = 0;
-  virtual absl::StatusOr<dv1::Session> ImportState(const dv1::SessionState& state) = 0;
-  virtual absl::StatusOr<dv1::Session> ReleaseSession(uint64_t session) = 0;
+  virtual absl::StatusOr<dv1::Session> ImportState(const dv1::SessionState& state,
+                                                   uint64_t fencing_token) = 0;
+  virtual absl::StatusOr<dv1::Session> ReleaseSession(uint64_t session,
+                                                      uint64_t fencing_token) = 0;
   virtual absl::StatusOr<dv1::Session> GetSession(uint64_t session) = 0;
-  // A cheap call that proves the agent answers (UNAVAILABLE, naming its address, if not).
+  // A cheap call that proves the agent answers: UNAVAILABLE with the reason (gRPC's "failed
+  // to connect ...", a deadline) if not. The message does not name the agent: the caller
+  // says which hop it was (server_id(), address()).
   virtual absl::Status Ping() = 0;
   virtual absl::StatusOr<std::unique_ptr<ContiguityWatch>> WatchContiguity(uint64_t session) = 0;
 };

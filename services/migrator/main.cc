@@ -25,7 +25,11 @@ absl::Status Serve(const v1::MigratorConfig& config) {
   auto registry = std::make_shared<prometheus::Registry>();
   smig::migrator::MigratorEngine engine(
       *agents, picker.get(),
-      {.overlap_timeout = smig::FromProtoOr(config.overlap_timeout(), absl::Seconds(10))},
+      {.overlap_timeout = smig::FromProtoOr(config.overlap_timeout(), absl::Seconds(10)),
+       // The token the agents fence with: none (kUnfenced) while one SMM runs alone. With a
+       // leader election (issue 14) this becomes the leader's, e.g.
+       // [&election] { return election.fencing_token(); }.
+       .fencing_token = nullptr},
       registry.get());
   smig::migrator::MigratorService service(engine);
 

@@ -111,6 +111,7 @@ absl::StatusOr<v1::Session> MigratorEngine::CreateSession(const v1::CreateSessio
                                                ? dv1::REDUNDANCY_POLICY_AUTO
                                                : req.redundancy();
   open.set_redundancy(redundancy);
+  open.set_fencing_token(FencingToken());
   SMIG_ASSIGN_OR_RETURN(dv1::Session opened, edge->OpenSession(open));
   v1::Session s;
   s.set_session_id(req.session_id());
@@ -169,10 +170,13 @@ absl::StatusOr<v1::Migration> MigratorEngine::Migrate(const v1::MigrateRequest& 
   }
   SMIG_ASSIGN_OR_RETURN(std::shared_ptr<Agent> to, agents_.Find(target));
   if (absl::Status up = to->Ping(); !up.ok()) {
-    return absl::UnavailableError(absl::StrCat("target ", up.message()));
+    // The SMM answers; the hop that did not is the target's agent: name it, and why.
+    return absl::UnavailableError(absl::StrCat("target ", target, " (agent ", to->address(),
+                                               ") is unreachable: ", up.message()));
   }
 
   auto record = std::make_shared<Record>();
+  record->fencing_token = FencingToken();
   v1::Migration& m = record->migration;
   m.set_session_id(session.session_id());
   m.set_from_server_id(session.server_id());
@@ -274,8 +278,9 @@ void MigratorEngine::Run(std::shared_ptr<Record> record) {
     return absl::StrCat("cancelled: ", r.cancel_reason);
   };
   // Before CUT_OVER, every failure ends here: the target lets go, the source never stopped.
+  const uint64_t token = r.fencing_token;
   auto roll_back = [&](const std::string& why, Agent* target_to_release) {
-    if (target_to_release != nullptr) (void)target_to_release->ReleaseSession(session);
+    if (target_to_release != nullptr) (void)target_to_release->ReleaseSession(session, token);
     Finish(r, v1::PHASE_ROLLED_BACK, why);
   };
 
@@ -295,7 +300,7 @@ void MigratorEngine::Run(std::shared_ptr<Record> record) {
   }
   absl::StatusOr<dv1::SessionState> state = (*from)->ExportState(session);
   if (!state.ok()) return roll_back(std::string(state.status().message()), nullptr);
-  absl::StatusOr<dv1::Session> imported = (*to)->ImportState(*state);
+  absl::StatusOr<dv1::Session> imported = (*to)->ImportState(*state, token);
   if (!imported.ok()) {
     // ALREADY_EXISTS means the target serves it from an earlier attempt: not ours to release.
     bool ours = !absl::IsAlreadyExists(imported.status());
@@ -336,7 +341,8 @@ void MigratorEngine::Run(std::shared_ptr<Record> record) {
   }
   // From here the target alone suffices: a source that fails to release is noted, not undone.
   std::string note;
-  if (absl::StatusOr<dv1::Session> released = (*from)->ReleaseSession(session); !released.ok()) {
+  if (absl::StatusOr<dv1::Session> released = (*from)->ReleaseSession(session, token);
+      !released.ok()) {
     note = absl::StrCat("source release failed (", released.status().message(), ")");
   }
   Finish(r, v1::PHASE_DONE, note);

@@ -46,6 +46,11 @@ class MigratorEngine {
     // How often OVERLAPPING checks that the target still answers.
     absl::Duration health_interval = absl::Milliseconds(200);
     size_t max_finished = 10000;  // finished migrations kept for Get/List
+    // The fencing token the agents check (agent_client.h). Read once per CreateSession
+    // and once per migration (at Migrate): every call of a migration carries the token of
+    // the leader that started it, so a deposed leader's migration is refused as a whole.
+    // Null: kUnfenced.
+    FencingTokenSource fencing_token;
   };
 
   MigratorEngine(AgentDirectory& agents, TargetPicker* picker, Options options,
@@ -75,6 +80,7 @@ class MigratorEngine {
     uint64_t version = 0;
     std::atomic<bool> cancel{false};
     std::string cancel_reason;
+    uint64_t fencing_token = kUnfenced;  // set before the migration's thread starts
   };
   struct Metrics;
 
@@ -82,6 +88,9 @@ class MigratorEngine {
   // Moves to `phase` (and records why); bumps the version for watchers.
   void Enter(Record& r, v1::Phase phase, const std::string& note);
   void Finish(Record& r, v1::Phase phase, const std::string& rollback_reason);
+  uint64_t FencingToken() const {
+    return options_.fencing_token ? options_.fencing_token() : kUnfenced;
+  }
   bool Terminal(const v1::Migration& m) const {
     return m.phase() == v1::PHASE_DONE || m.phase() == v1::PHASE_ROLLED_BACK;
   }

@@ -5,6 +5,7 @@
 #include <prometheus/registry.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
@@ -58,6 +59,30 @@ TEST(GrpcServerTest, ServesHealthAndMetricsAndStopsServingOnShutdown) {
   int port = (*server)->grpc_port();
   (*server)->Shutdown(absl::Milliseconds(100));
   EXPECT_NE(Check(port, ""), HealthCheckResponse::SERVING);
+}
+
+// Every call the server finishes says which service answered (trailing metadata), its
+// errors too; a status gRPC made up on the client's side (nothing listens) has no mark.
+TEST(GrpcServerTest, EveryAnswerIsMarkedWithItsServiceAndNoAnswerIsNot) {
+  absl::StatusOr<std::unique_ptr<GrpcServer>> server =
+      GrpcServer::Start({.metrics_address = ""}, {}, nullptr);  // no registry: marked all the same
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->grpc_port();
+  auto stub = Health::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  auto check = [&](const std::string& service, grpc::StatusCode want) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    HealthCheckRequest req;
+    req.set_service(service);
+    HealthCheckResponse resp;
+    EXPECT_EQ(stub->Check(&ctx, req, &resp).error_code(), want) << service;
+    return AnsweredBy(ctx);
+  };
+  EXPECT_EQ(check("", grpc::StatusCode::OK), "grpc.health.v1.Health");
+  EXPECT_EQ(check("smig.no.v1.Such", grpc::StatusCode::NOT_FOUND), "grpc.health.v1.Health");
+  (*server)->Shutdown(absl::ZeroDuration());
+  EXPECT_EQ(check("", grpc::StatusCode::UNAVAILABLE), "");
 }
 
 TEST(GrpcServerTest, BusyMetricsPortIsAClearError) {

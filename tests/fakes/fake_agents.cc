@@ -71,6 +71,11 @@ dv1::RedundancyPolicy FakeAgent::opened_redundancy(uint64_t session) const {
   return it == opened_redundancy_.end() ? dv1::REDUNDANCY_POLICY_UNSPECIFIED : it->second;
 }
 
+std::vector<std::string> FakeAgent::fenced_calls() const {
+  absl::MutexLock lock(&mu_);
+  return fenced_calls_;
+}
+
 absl::Status FakeAgent::CheckAlive() const {
   if (!alive_) return absl::UnavailableError(absl::StrCat("server ", id_, " does not answer"));
   return absl::OkStatus();
@@ -79,6 +84,7 @@ absl::Status FakeAgent::CheckAlive() const {
 absl::StatusOr<dv1::Session> FakeAgent::OpenSession(const dv1::OpenSessionRequest& r) {
   absl::MutexLock lock(&mu_);
   SMIG_RETURN_IF_ERROR(CheckAlive());
+  fenced_calls_.push_back(absl::StrCat("OpenSession ", r.fencing_token()));
   if (!sessions_.emplace(r.session_id(), 1).second) {
     return absl::AlreadyExistsError(absl::StrCat("session ", r.session_id(), " is already served here"));
   }
@@ -98,9 +104,11 @@ absl::StatusOr<dv1::SessionState> FakeAgent::ExportState(uint64_t session) {
   return state;
 }
 
-absl::StatusOr<dv1::Session> FakeAgent::ImportState(const dv1::SessionState& state) {
+absl::StatusOr<dv1::Session> FakeAgent::ImportState(const dv1::SessionState& state,
+                                                    uint64_t fencing_token) {
   absl::MutexLock lock(&mu_);
   SMIG_RETURN_IF_ERROR(CheckAlive());
+  fenced_calls_.push_back(absl::StrCat("ImportState ", fencing_token));
   if (!import_error_.ok()) return import_error_;
   if (!sessions_.emplace(state.session_id(), state.generation()).second) {
     return absl::AlreadyExistsError(absl::StrCat("session ", state.session_id(), " is already served here"));
@@ -111,9 +119,10 @@ absl::StatusOr<dv1::Session> FakeAgent::ImportState(const dv1::SessionState& sta
   return Describe(id_, state.session_id(), state.generation());
 }
 
-absl::StatusOr<dv1::Session> FakeAgent::ReleaseSession(uint64_t session) {
+absl::StatusOr<dv1::Session> FakeAgent::ReleaseSession(uint64_t session, uint64_t fencing_token) {
   absl::MutexLock lock(&mu_);
   SMIG_RETURN_IF_ERROR(CheckAlive());
+  fenced_calls_.push_back(absl::StrCat("ReleaseSession ", fencing_token));
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("session ", session, " is not served here"));
   ++releases_;
@@ -132,7 +141,9 @@ absl::StatusOr<dv1::Session> FakeAgent::GetSession(uint64_t session) {
 
 absl::Status FakeAgent::Ping() {
   absl::MutexLock lock(&mu_);
-  return CheckAlive();
+  // Like GrpcAgent's: the reason only; the caller names the agent.
+  if (!alive_) return absl::UnavailableError("UNAVAILABLE: the fake agent was killed");
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<ContiguityWatch>> FakeAgent::WatchContiguity(uint64_t session) {

@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
@@ -29,7 +30,8 @@ class FakeCluster;
 
 class FakeAgent : public Agent {
  public:
-  FakeAgent(FakeCluster& cluster, std::string id) : cluster_(cluster), id_(std::move(id)) {}
+  FakeAgent(FakeCluster& cluster, std::string id)
+      : cluster_(cluster), id_(std::move(id)), address_("fake:" + id_) {}
 
   void set_confirm_after(absl::Duration d);
   void set_never_confirm(bool never);
@@ -39,12 +41,18 @@ class FakeAgent : public Agent {
   int releases() const;
   // The redundancy policy the last OpenSession of `session` asked for.
   dv1::RedundancyPolicy opened_redundancy(uint64_t session) const;
+  // The fencing tokens the fenced calls carried, in order: "OpenSession 57", "ImportState 57",
+  // "ReleaseSession 57". The fake does not fence (set_import_error refuses an import).
+  std::vector<std::string> fenced_calls() const;
 
   const std::string& server_id() const override { return id_; }
+  // "fake:<id>".
+  const std::string& address() const override { return address_; }
   absl::StatusOr<dv1::Session> OpenSession(const dv1::OpenSessionRequest& request) override;
   absl::StatusOr<dv1::SessionState> ExportState(uint64_t session) override;
-  absl::StatusOr<dv1::Session> ImportState(const dv1::SessionState& state) override;
-  absl::StatusOr<dv1::Session> ReleaseSession(uint64_t session) override;
+  absl::StatusOr<dv1::Session> ImportState(const dv1::SessionState& state,
+                                           uint64_t fencing_token) override;
+  absl::StatusOr<dv1::Session> ReleaseSession(uint64_t session, uint64_t fencing_token) override;
   absl::StatusOr<dv1::Session> GetSession(uint64_t session) override;
   absl::Status Ping() override;
   absl::StatusOr<std::unique_ptr<ContiguityWatch>> WatchContiguity(uint64_t session) override;
@@ -54,6 +62,7 @@ class FakeAgent : public Agent {
   absl::Status CheckAlive() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   FakeCluster& cluster_;
   const std::string id_;
+  const std::string address_;
   mutable absl::Mutex mu_;
   bool alive_ ABSL_GUARDED_BY(mu_) = true;
   bool never_confirm_ ABSL_GUARDED_BY(mu_) = false;
@@ -62,6 +71,7 @@ class FakeAgent : public Agent {
   int releases_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<uint64_t, uint64_t> sessions_ ABSL_GUARDED_BY(mu_);  // session -> generation
   std::map<uint64_t, dv1::RedundancyPolicy> opened_redundancy_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> fenced_calls_ ABSL_GUARDED_BY(mu_);
   // When the vehicle will have confirmed each imported (session, generation).
   std::map<std::pair<uint64_t, uint64_t>, absl::Time> confirms_ ABSL_GUARDED_BY(mu_);
 };

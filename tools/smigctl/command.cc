@@ -246,6 +246,9 @@ global flags
   --tls-cert=FILE --tls-key=FILE   client certificate for mutual TLS
 
 exit status: 0 ok, 1 migration rolled back, 2 usage or RPC error
+RPC errors: "smigctl: METHOD: CODE: message", the server's own message when it answered
+  (an SMM names the edge behind it that failed); "cannot reach the SMM at ADDR" only when
+  the server itself did not answer
 )";
 }
 

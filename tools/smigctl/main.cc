@@ -251,12 +251,16 @@ class Ctl {
     grpc::ClientContext ctx;
     ctx.set_deadline(absl::ToChronoTime(absl::Now() + c_.timeout));
     grpc::Status s = (stub.*rpc)(&ctx, request, &response);
-    if (!s.ok()) Report(method, s);
+    if (!s.ok()) Report(method, ctx, s);
     return s.ok();
   }
 
-  void Report(absl::string_view method, const grpc::Status& s) {
-    std::cerr << FormatRpcError(method, service_, address_, smig::FromGrpcStatus(s)) << "\n";
+  // `ctx` is the failed call's: its trailing metadata tells whether the server answered.
+  void Report(absl::string_view method, const grpc::ClientContext& ctx, const grpc::Status& s) {
+    const ErrorOrigin origin =
+        smig::AnsweredBy(ctx).empty() ? ErrorOrigin::kNoAnswer : ErrorOrigin::kServer;
+    std::cerr << FormatRpcError(method, service_, address_, smig::FromGrpcStatus(s), origin)
+              << "\n";
   }
 
   int Print(const google::protobuf::Message& m, const std::string& text) {
@@ -331,7 +335,7 @@ class Ctl {
       pump.join();
       if (tty && have) std::cout << "\n";
       if (!status.ok() && !(have && IsFinished(last.phase()))) {
-        Report("WatchMigration", status);
+        Report("WatchMigration", ctx, status);
         return 2;
       }
     } else {

@@ -271,16 +271,20 @@ std::string ToJson(const google::protobuf::Message& message) {
 }
 
 std::string FormatRpcError(absl::string_view method, absl::string_view service,
-                           absl::string_view address, const absl::Status& status) {
+                           absl::string_view address, const absl::Status& status,
+                           ErrorOrigin origin) {
   std::string message(status.message());
   // gRPC's own text ("failed to connect to all addresses") does not say which server
-  // the user pointed us at, or how to point elsewhere.
-  if (absl::IsUnavailable(status)) {
-    message = absl::StrCat("cannot reach the ", service, " at ", address, " (--",
-                           Lower(std::string(service)), "=ADDR): ", message);
-  } else if (absl::IsDeadlineExceeded(status)) {
-    message = absl::StrCat("no answer from the ", service, " at ", address,
-                           " within --timeout: ", message);
+  // the user pointed us at, or how to point elsewhere. A server's own message needs
+  // neither: the server was reached, and it says what failed behind it.
+  if (origin == ErrorOrigin::kNoAnswer) {
+    if (absl::IsUnavailable(status)) {
+      message = absl::StrCat("cannot reach the ", service, " at ", address, " (--",
+                             Lower(std::string(service)), "=ADDR): ", message);
+    } else if (absl::IsDeadlineExceeded(status)) {
+      message = absl::StrCat("no answer from the ", service, " at ", address,
+                             " within --timeout: ", message);
+    }
   }
   std::string line =
       absl::StrCat("smigctl: ", method, ": ", absl::StatusCodeToString(status.code()));

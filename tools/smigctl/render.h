@@ -57,9 +57,24 @@ int ExitCode(const migrator::v1::Migration& migration);
 // Protobuf JSON on one line, proto field names, defaults printed (scripts see every field).
 std::string ToJson(const google::protobuf::Message& message);
 
-// "smigctl: Migrate: UNAVAILABLE: cannot reach the SMM at 127.0.0.1:7300: <message>".
-// `service` names the server ("SMM") and `address` where it was looked for.
+// Who made an RPC's error status.
+enum class ErrorOrigin {
+  // The server: it answered (a smig server says so in its trailing metadata,
+  // smig::AnsweredBy in common/grpc_status.h).
+  kServer,
+  // gRPC on smigctl's side, or something in between: no connection, --timeout passed.
+  kNoAnswer,
+};
+
+// The line of a failed call: "smigctl: Migrate: UNAVAILABLE: <message>". A server's error
+// is printed as it is: an SMM that answers UNAVAILABLE names the hop behind it that failed
+// ("target edge-2 (agent 10.0.0.2:7400) is unreachable: ..."). Only when no server answered
+// does the line name the server smigctl looked for (`service`, "SMM") and where
+// (`address`): "cannot reach the SMM at 127.0.0.1:7300 (--smm=ADDR): <gRPC's reason>" for
+// UNAVAILABLE, "no answer from the SMM at 127.0.0.1:7300 within --timeout: ..." for
+// DEADLINE_EXCEEDED.
 std::string FormatRpcError(absl::string_view method, absl::string_view service,
-                           absl::string_view address, const absl::Status& status);
+                           absl::string_view address, const absl::Status& status,
+                           ErrorOrigin origin);
 
 }  // namespace smig::smigctl

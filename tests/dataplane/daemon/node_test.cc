@@ -308,7 +308,7 @@ TEST_F(NodeTest, UnknownRolesAndCallsARoleDoesNotServeAreRefusedByName) {
       absl::FailedPreconditionError("this data plane is a vehicle, not an edge");
   EXPECT_EQ(vehicle.node->OpenSession(Open()).status(), not_an_edge);
   EXPECT_EQ(vehicle.node->ExportState(42).status(), not_an_edge);
-  EXPECT_EQ(vehicle.node->ReleaseSession(42).status(), not_an_edge);
+  EXPECT_EQ(vehicle.node->ReleaseSession(42, 0).status(), not_an_edge);
   EXPECT_TRUE(vehicle.node->ListSessions().empty());
   proximity::v1::Server server;
   server.set_id("edge-a");
@@ -363,6 +363,101 @@ TEST_F(NodeTest, WhatMainSetsUpAroundANodeComesFromTheRegistry) {
   EXPECT_EQ(vehicle->start_companions(vconfig, *car.node).status(),
             absl::InvalidArgumentError("proximity reporting needs proximity.vehicle_id"));
   car.node->Stop(absl::ZeroDuration());
+}
+
+// SMM leader fencing over the agent API: once a call carried token 57, a call with an older
+// token (a deposed leader's) is refused by each fenced method and changes nothing; the
+// same, a newer or no token (0) is accepted; the metrics show the highest and the refusals.
+TEST_F(NodeTest, CallsWithAnOlderFencingTokenAreRefusedAndChangeNothing) {
+  Running vehicle = Start(v1::ROLE_VEHICLE, "car", "10.9.0.1");
+  Running a = Start(v1::ROLE_EDGE, "edge-a", "10.1.0.1", /*metrics=*/true);
+  auto open = [&](uint64_t session, uint64_t token) {
+    grpc::ClientContext ctx;
+    v1::OpenSessionRequest req = Open();
+    req.set_session_id(session);
+    req.set_fencing_token(token);
+    v1::Session s;
+    return a.stub->OpenSession(&ctx, req, &s);
+  };
+  auto import = [&](const v1::SessionState& state, uint64_t token) {
+    grpc::ClientContext ctx;
+    v1::ImportStateRequest req;
+    *req.mutable_state() = state;
+    req.set_fencing_token(token);
+    v1::Session s;
+    return a.stub->ImportState(&ctx, req, &s);
+  };
+  auto release = [&](uint64_t session, uint64_t token) {
+    grpc::ClientContext ctx;
+    v1::ReleaseSessionRequest req;
+    req.set_session_id(session);
+    req.set_fencing_token(token);
+    v1::ReleaseSessionResponse resp;
+    return a.stub->ReleaseSession(&ctx, req, &resp);
+  };
+  auto get = [&](uint64_t session) -> absl::StatusOr<v1::Session> {
+    grpc::ClientContext ctx;
+    v1::GetSessionRequest req;
+    req.set_session_id(session);
+    v1::Session s;
+    grpc::Status st = a.stub->GetSession(&ctx, req, &s);
+    if (!st.ok()) return absl::Status(static_cast<absl::StatusCode>(st.error_code()), st.error_message());
+    return s;
+  };
+  auto expect_fenced = [](const grpc::Status& st, const std::string& what) {
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << what;
+    EXPECT_EQ(st.error_message(), "fenced: token 41 is older than 57: a newer SMM leader acts")
+        << what;
+  };
+
+  grpc::Status st = open(42, 57);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(a.node->fencing_token(), 57u);
+  absl::StatusOr<v1::Session> before = get(42);
+  ASSERT_TRUE(before.ok()) << before.status();
+
+  // A deposed leader (token 41) tries each fenced call: nothing changes.
+  expect_fenced(open(43, 41), "OpenSession");
+  EXPECT_EQ(get(43).status().code(), absl::StatusCode::kNotFound);
+  v1::SessionState other;
+  other.set_format_version(1);
+  other.set_session_id(44);
+  other.set_generation(2);
+  other.add_vehicle_addresses("10.9.0.1");
+  other.set_vehicle_port(6000);
+  other.add_flows()->mutable_source()->set_file("synthetic");
+  expect_fenced(import(other, 41), "ImportState");
+  EXPECT_EQ(get(44).status().code(), absl::StatusCode::kNotFound);
+  expect_fenced(release(42, 41), "ReleaseSession");
+  absl::StatusOr<v1::Session> after = get(42);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_NE(after->phase(), v1::SESSION_PHASE_RELEASING);
+  EXPECT_EQ(after->generation(), before->generation());
+  EXPECT_EQ(a.node->fencing_token(), 57u);
+
+  // A newer leader (60) is accepted and fences the one before it; 0 (a tool) passes.
+  st = import(other, 60);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_TRUE(get(44).ok());
+  EXPECT_EQ(a.node->fencing_token(), 60u);
+  st = release(44, 57);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(st.error_message(), "fenced: token 57 is older than 60: a newer SMM leader acts");
+  EXPECT_TRUE(open(45, 0).ok());
+  EXPECT_EQ(a.node->fencing_token(), 60u);
+  st = release(42, 60);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+
+  std::string page = testbed::HttpGet(a.server->metrics_port(), "/metrics");
+  EXPECT_THAT(page, ::testing::HasSubstr("smig_agent_fencing_token 60"));
+  EXPECT_THAT(page, ::testing::HasSubstr(
+                        "smig_agent_fenced_requests_total{method=\"OpenSession\"} 1"));
+  EXPECT_THAT(page, ::testing::HasSubstr(
+                        "smig_agent_fenced_requests_total{method=\"ImportState\"} 1"));
+  EXPECT_THAT(page, ::testing::HasSubstr(
+                        "smig_agent_fenced_requests_total{method=\"ReleaseSession\"} 2"));
+  a.node->Stop(absl::ZeroDuration());
+  vehicle.node->Stop(absl::ZeroDuration());
 }
 
 TEST_F(NodeTest, MetricsPassPromtoolAndCountWhatHappened) {

@@ -137,6 +137,10 @@ TEST_F(MigratorEngineTest, MigrationWalksEveryPhaseAndMovesTheSession) {
   EXPECT_TRUE(sessions[0].migration_id().empty());
   EXPECT_FALSE(cluster_.agent("edge-1").Serves(1));  // released at cut-over
   EXPECT_TRUE(cluster_.agent("edge-2").Serves(1));
+  // No token source: every fenced call goes unfenced (0).
+  EXPECT_THAT(cluster_.agent("edge-1").fenced_calls(),
+              ElementsAre("OpenSession 0", "ReleaseSession 0"));
+  EXPECT_THAT(cluster_.agent("edge-2").fenced_calls(), ElementsAre("ImportState 0"));
   EXPECT_THAT(Metrics(), HasSubstr("smig_migrations_total{result=\"done\",trigger=\"manual\"} 1"));
   // And back again: sequence numbers (generations) keep growing.
   absl::StatusOr<v1::Migration> back = engine_->Migrate(To(1, "edge-1"));
@@ -210,8 +214,42 @@ TEST_F(MigratorEngineTest, RefusalsSayWhatHappened) {
   cluster_.Add("edge-3").Kill();
   s = code(To(1, "edge-3"));
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
-  EXPECT_THAT(s.message(), HasSubstr("edge-3"));
+  // The hop that failed, by server and agent address, and why.
+  EXPECT_EQ(s.message(), "target edge-3 (agent fake:edge-3) is unreachable: UNAVAILABLE: the "
+                         "fake agent was killed");
   EXPECT_EQ(engine_->GetMigration("mig-404").status().code(), absl::StatusCode::kNotFound);
+}
+
+// Every fenced call carries the token of the leader that made it: CreateSession's at its
+// time, a migration's from its Migrate to its end (a token that changes meanwhile is the
+// next migration's), on the rollback's release too.
+TEST_F(MigratorEngineTest, FencedCallsCarryTheTokenOfTheirMigration) {
+  std::atomic<uint64_t> token = 57;
+  engine_ = std::make_unique<MigratorEngine>(
+      cluster_, nullptr,
+      MigratorEngine::Options{.overlap_timeout = kOverlapTimeout,
+                              .health_interval = kHealthInterval,
+                              .fencing_token = [&token] { return token.load(); }},
+      nullptr, clock_);
+  Create(1);
+  absl::StatusOr<v1::Migration> m = engine_->Migrate(To(1, "edge-2"));
+  ASSERT_TRUE(m.ok()) << m.status();
+  ASSERT_TRUE(AwaitPhase(m->id(), v1::PHASE_OVERLAPPING));
+  token = 60;  // a new term begins while the migration overlaps
+  ASSERT_EQ(WaitEnd(m->id()).phase(), v1::PHASE_DONE);
+  EXPECT_THAT(cluster_.agent("edge-1").fenced_calls(),
+              ElementsAre("OpenSession 57", "ReleaseSession 57"));
+  EXPECT_THAT(cluster_.agent("edge-2").fenced_calls(), ElementsAre("ImportState 57"));
+
+  // The next migration is the new term's; its rollback releases the target with it.
+  cluster_.agent("edge-1").set_never_confirm(true);
+  m = engine_->Migrate(To(1, "edge-1"));
+  ASSERT_TRUE(m.ok()) << m.status();
+  ASSERT_EQ(WaitEnd(m->id(), kOverlapTimeout).phase(), v1::PHASE_ROLLED_BACK);
+  EXPECT_THAT(cluster_.agent("edge-1").fenced_calls(),
+              ElementsAre("OpenSession 57", "ReleaseSession 57", "ImportState 60",
+                          "ReleaseSession 60"));
+  EXPECT_TRUE(cluster_.agent("edge-2").Serves(1));
 }
 
 TEST_F(MigratorEngineTest, TargetDyingDuringTheOverlapRollsBackAndTheSourceKeepsServing) {

@@ -256,18 +256,40 @@ TEST(SmigctlToJsonTest, OneLineWithProtoFieldNamesAndDefaults) {
   EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(back, m));
 }
 
-TEST(SmigctlFormatRpcErrorTest, UnavailableNamesTheAddress) {
+TEST(SmigctlFormatRpcErrorTest, NoAnswerNamesTheServerAndItsAddress) {
   EXPECT_EQ(FormatRpcError("Migrate", "SMM", "10.0.0.9:7300",
-                           absl::UnavailableError("failed to connect to all addresses")),
+                           absl::UnavailableError("failed to connect to all addresses"),
+                           ErrorOrigin::kNoAnswer),
             "smigctl: Migrate: UNAVAILABLE: cannot reach the SMM at 10.0.0.9:7300 (--smm=ADDR): "
             "failed to connect to all addresses");
-  EXPECT_EQ(FormatRpcError("GetMigration", "SMM", "x", absl::NotFoundError("no migration mig-9")),
-            "smigctl: GetMigration: NOT_FOUND: no migration mig-9");
-  EXPECT_EQ(FormatRpcError("GetPolicy", "MDM", "x", absl::UnimplementedError("")),
-            "smigctl: GetPolicy: UNIMPLEMENTED");
   EXPECT_THAT(FormatRpcError("Evaluate", "MDM", "10.0.0.5:7200",
-                             absl::DeadlineExceededError("Deadline Exceeded")),
+                             absl::DeadlineExceededError("Deadline Exceeded"),
+                             ErrorOrigin::kNoAnswer),
               HasSubstr("DEADLINE_EXCEEDED: no answer from the MDM at 10.0.0.5:7200"));
+  // Other codes gRPC makes up itself are printed as they are.
+  EXPECT_EQ(FormatRpcError("ListServers", "PMM", "x", absl::InternalError("bad frame"),
+                           ErrorOrigin::kNoAnswer),
+            "smigctl: ListServers: INTERNAL: bad frame");
+}
+
+TEST(SmigctlFormatRpcErrorTest, AServersErrorIsPrintedAsItIs) {
+  // The SMM answered: the hop that failed is behind it, and its message names it.
+  EXPECT_EQ(FormatRpcError("Migrate", "SMM", "10.0.0.9:7300",
+                           absl::UnavailableError("target edge-2 (agent 10.0.0.2:7400) is "
+                                                  "unreachable: UNAVAILABLE: failed to connect"),
+                           ErrorOrigin::kServer),
+            "smigctl: Migrate: UNAVAILABLE: target edge-2 (agent 10.0.0.2:7400) is unreachable: "
+            "UNAVAILABLE: failed to connect");
+  EXPECT_EQ(FormatRpcError("Migrate", "SMM", "x",
+                           absl::DeadlineExceededError("ExportState at edge-1: Deadline Exceeded"),
+                           ErrorOrigin::kServer),
+            "smigctl: Migrate: DEADLINE_EXCEEDED: ExportState at edge-1: Deadline Exceeded");
+  EXPECT_EQ(FormatRpcError("GetMigration", "SMM", "x", absl::NotFoundError("no migration mig-9"),
+                           ErrorOrigin::kServer),
+            "smigctl: GetMigration: NOT_FOUND: no migration mig-9");
+  EXPECT_EQ(FormatRpcError("GetPolicy", "MDM", "x", absl::UnimplementedError(""),
+                           ErrorOrigin::kServer),
+            "smigctl: GetPolicy: UNIMPLEMENTED");
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
-// Runs the real smigctl binary against an in-process fake SMM: what the user types, what
-// the server receives, what comes out and the exit status.
+// Runs the real smigctl binary against an in-process fake SMM (served like every smig
+// server, by GrpcServer), and against a real SMM whose target edge is down: what the user
+// types, what the server receives, what comes out and the exit status.
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -7,14 +8,18 @@
 #include <sstream>
 
 #include <grpcpp/grpcpp.h>
+#include <prometheus/registry.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "common/grpc_server.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "services/migrator/migrator_service.h"
 #include "smig/migrator/v1/migrator.grpc.pb.h"
+#include "tests/fakes/recording_agent.h"
 
 namespace smig::smigctl {
 namespace {
@@ -130,21 +135,28 @@ std::vector<std::string> PhasesOf(const std::string& json_lines) {
 class SmigctlCliTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    grpc::ServerBuilder b;
-    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
-    b.RegisterService(&fake_);
-    server_ = b.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
-    ASSERT_GT(port_, 0);
+    absl::StatusOr<std::unique_ptr<GrpcServer>> s =
+        GrpcServer::Start({.metrics_address = ""}, {&fake_}, nullptr);
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = *std::move(s);
+    port_ = server_->grpc_port();
   }
-  void TearDown() override { server_->Shutdown(); }
 
   std::string Smm() const { return absl::StrCat(" --smm=127.0.0.1:", port_); }
 
   FakeMigrator fake_;
   int port_ = 0;
-  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<GrpcServer> server_;
 };
+
+// A loopback port nothing listens on (a server took it and let it go).
+int DeadPort() {
+  FakeMigrator gone;
+  absl::StatusOr<std::unique_ptr<GrpcServer>> s =
+      GrpcServer::Start({.metrics_address = ""}, {&gone}, nullptr);
+  EXPECT_TRUE(s.ok()) << s.status();
+  return s.ok() ? (*s)->grpc_port() : 1;  // the server stops as it goes out of scope
+}
 
 TEST_F(SmigctlCliTest, MigrateWatchStreamsEveryPhaseAsJsonAndExitsZero) {
   Result r = RunSmigctl("migrate 1 --to=edge-2 --watch --output=json --reason=closer" + Smm());
@@ -193,20 +205,61 @@ TEST_F(SmigctlCliTest, RpcErrorsExitTwo) {
   EXPECT_THAT(r.err, HasSubstr("smigctl: Migrate: NOT_FOUND: no session"));
 
   // A port that was just free: nothing listens there.
-  int dead_port = 0;
-  {
-    FakeMigrator gone;  // a server without services does not start
-    grpc::ServerBuilder b;
-    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &dead_port);
-    b.RegisterService(&gone);
-    std::unique_ptr<grpc::Server> s = b.BuildAndStart();
-    ASSERT_NE(s, nullptr);
-    s->Shutdown();
-  }
+  const int dead_port = DeadPort();
   r = RunSmigctl(absl::StrCat("sessions --smm=127.0.0.1:", dead_port));
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr(absl::StrCat("smigctl: ListSessions: UNAVAILABLE: cannot reach the "
                                             "SMM at 127.0.0.1:", dead_port)));
+}
+
+// "smigctl migrate" to an edge whose agent died: the SMM answered, the target did not, and
+// the line says so (not "cannot reach the SMM"). Once the SMM itself is down, it does.
+TEST(SmigctlRealSmmTest, AnUnreachableTargetIsNamedAndNotTheSmm) {
+  smig::testing::RecordingAgent edge1("edge-1");
+  absl::StatusOr<std::unique_ptr<GrpcServer>> agent =
+      GrpcServer::Start({.metrics_address = ""}, {&edge1}, nullptr);
+  ASSERT_TRUE(agent.ok()) << agent.status();
+  const std::string dead_agent = absl::StrCat("127.0.0.1:", DeadPort());
+  std::vector<v1::StaticServer> servers(2);
+  servers[0].set_id("edge-1");
+  servers[0].set_agent_address(absl::StrCat("127.0.0.1:", (*agent)->grpc_port()));
+  servers[1].set_id("edge-2");
+  servers[1].set_agent_address(dead_agent);
+  std::unique_ptr<migrator::AgentDirectory> agents =
+      migrator::MakeGrpcAgentDirectory(servers, "", {.rpc_timeout = absl::Seconds(2)});
+  auto registry = std::make_shared<prometheus::Registry>();
+  migrator::MigratorEngine engine(*agents, nullptr, {}, registry.get());
+  migrator::MigratorService service(engine);
+  absl::StatusOr<std::unique_ptr<GrpcServer>> smm =
+      GrpcServer::Start({.metrics_address = ""}, {&service}, registry);
+  ASSERT_TRUE(smm.ok()) << smm.status();
+  const std::string smm_flag = absl::StrCat(" --smm=127.0.0.1:", (*smm)->grpc_port());
+
+  v1::CreateSessionRequest create;
+  create.set_session_id(1);
+  create.set_vehicle_id("car-1");
+  create.set_server_id("edge-1");
+  create.add_vehicle_addresses("10.0.0.1");
+  create.set_vehicle_port(6000);
+  create.add_flows()->mutable_source()->set_file("movie.ts");
+  ASSERT_TRUE(engine.CreateSession(create).ok());
+
+  Result r = RunSmigctl("migrate 1 --to=edge-2" + smm_flag);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr(absl::StrCat("smigctl: Migrate: UNAVAILABLE: target edge-2 (agent ",
+                                            dead_agent, ") is unreachable: UNAVAILABLE: ")))
+      << r.err;
+  EXPECT_THAT(r.err, Not(HasSubstr("SMM")));
+  EXPECT_EQ(r.out, "");
+
+  // The SMM goes away: now it is the hop that did not answer.
+  const int smm_port = (*smm)->grpc_port();
+  (*smm)->Shutdown(absl::ZeroDuration());
+  r = RunSmigctl("migrate 1 --to=edge-2" + smm_flag);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr(absl::StrCat("smigctl: Migrate: UNAVAILABLE: cannot reach the SMM "
+                                            "at 127.0.0.1:", smm_port, " (--smm=ADDR): ")))
+      << r.err;
 }
 
 TEST_F(SmigctlCliTest, UsageErrorsExitTwoWithUsageOnStderr) {

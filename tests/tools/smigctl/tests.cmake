@@ -6,6 +6,7 @@ smig_unit_test(smigctl_render_test
   SRCS ${_smigctl_tests}/render_test.cc DEPS smigctl_lib)
 smig_unit_test(smigctl_cli_test
   SRCS ${_smigctl_tests}/smigctl_cli_test.cc
-  DEPS smig_proto gRPC::grpc++ absl::strings absl::synchronization)
+  DEPS smig_proto smig_grpc_server smig_migrator_service prometheus-cpp::core gRPC::grpc++
+       absl::strings absl::synchronization)
 target_compile_definitions(smigctl_cli_test PRIVATE SMIGCTL_PATH="$<TARGET_FILE:smigctl>")
 add_dependencies(smigctl_cli_test smigctl)

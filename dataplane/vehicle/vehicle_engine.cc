@@ -189,6 +189,7 @@ void VehicleEngine::CheckContiguous(uint64_t session_id, Session& s, absl::Time 
   // player's position is contiguous with no frame at all; one beyond it would leave a
   // hole, and is not (until the old edge has filled it). While media flows, the new edge's
   // own frames must have arrived: both edges send until then (make-before-break).
+  uint64_t lag = 0;  // frames the new generation trails the player, on its worst flow
   for (const auto& [id, flow] : s.flows) {
     auto cov = flow->coverage.find(newest);
     uint64_t next = flow->reassembler.next_sequence();
@@ -197,6 +198,16 @@ void VehicleEngine::CheckContiguous(uint64_t session_id, Session& s, absl::Time 
         (!cov->second.framed && !Idle(*flow, now))) {
       return;
     }
+    if (cov->second.framed && next > cov->second.end) lag = std::max(lag, next - cov->second.end);
+  }
+  // Trailing: confirmed once it has caught up as far as it will (see contiguity_settle).
+  if (lag > 0) {
+    if (s.catching_generation != newest || lag < s.best_lag) {
+      s.catching_generation = newest;
+      s.best_lag = lag;
+      s.best_lag_at = now;
+    }
+    if (now - s.best_lag_at < Settle(s, newest)) return;
   }
   s.any_contiguous = true;
   s.contiguous_generation = newest;
@@ -211,6 +222,21 @@ void VehicleEngine::CheckContiguous(uint64_t session_id, Session& s, absl::Time 
   progress.mutable_progress()->set_contiguous_generation(newest);
   FillProgress(session_id, s, progress.mutable_progress()->mutable_flows());
   for (const auto& [assoc, generation] : s.assocs) SendControl(assoc, session_id, progress);
+}
+
+absl::Duration VehicleEngine::Settle(const Session& s, uint64_t generation) const {
+  absl::Duration settle = options_.contiguity_settle;
+  for (const auto& [assoc, g] : s.assocs) {
+    if (g != generation) continue;
+    absl::StatusOr<tv1::AssociationInfo> info = endpoint_.GetAssociation(assoc);
+    if (!info.ok()) continue;
+    for (const tv1::PathInfo& p : info->paths()) {
+      if (p.state() == tv1::PATH_STATE_ACTIVE) {
+        settle = std::max(settle, 2 * absl::Milliseconds(p.srtt_ms()));
+      }
+    }
+  }
+  return settle;
 }
 
 void VehicleEngine::OnEvent(const tv1::Event& e) {

@@ -51,6 +51,13 @@ class VehicleEngine {
     // contiguous: the player's pause at cut-over is at most about this much of the stream
     // (16 frames of 1316 bytes: 84 ms at 2 Mbit/s).
     uint64_t contiguity_lag_frames = 16;
+    // While it trails at all, it is confirmed only once its lag has stopped shrinking for
+    // this long, or for twice the new association's srtt if that is longer: a new edge
+    // catching up (its association still in slow start) would otherwise be confirmed,
+    // and the old edge released, with the player up to contiguity_lag_frames ahead of it
+    // (a 96 ms stall measured on 40-75 ms cell paths). One that is simply further away
+    // settles at its distance and is then confirmed.
+    absl::Duration contiguity_settle = absl::Milliseconds(100);
     // A flow is idle when it has delivered nothing for this long (or never): then a new
     // edge's stated position alone can confirm it. While media flows, the new edge's own
     // frames must arrive first, so old and new edge overlap (make-before-break).
@@ -118,6 +125,11 @@ class VehicleEngine {
     std::map<transport::AssocId, uint64_t> assocs;  // association -> generation
     uint64_t contiguous_generation = 0;
     bool any_contiguous = false;
+    // The newest generation's catching up: its smallest lag (frames behind the player on
+    // its worst flow) so far, and when that was reached.
+    uint64_t catching_generation = 0;
+    uint64_t best_lag = 0;
+    absl::Time best_lag_at;
   };
 
   void OnMessage(const transport::Message& m, absl::Time now);
@@ -135,6 +147,8 @@ class VehicleEngine {
                     google::protobuf::RepeatedPtrField<v1::FlowProgress>* out) const;
   void CheckContiguous(uint64_t session_id, Session& s, absl::Time now);
   bool Idle(const Flow& flow, absl::Time now) const;
+  // contiguity_settle, or twice the largest srtt of the generation's association.
+  absl::Duration Settle(const Session& s, uint64_t generation) const;
 
   transport::Endpoint& endpoint_;
   HelloAuthenticator auth_;

@@ -326,10 +326,44 @@ TEST_F(VehicleEngineTest, ASlightlyFartherNewEdgeIsContiguousAFarBehindOneIsNot)
   EXPECT_THAT(contiguous_, ::testing::ElementsAre(1u));
   for (uint64_t s = 90; s < 100; ++s) b.Data(s);  // now 10 behind the player (110)
   Pump();
+  EXPECT_THAT(contiguous_, ::testing::ElementsAre(1u));  // it may still be catching up
+  now_ += absl::Milliseconds(99);
+  Pump();
+  EXPECT_THAT(contiguous_, ::testing::ElementsAre(1u));
+  now_ += absl::Milliseconds(1);  // its lag has stood at 10 for contiguity_settle
+  Pump();
   EXPECT_THAT(contiguous_, ::testing::ElementsAre(1u, 2u));
   for (uint64_t s = 100; s < 120; ++s) b.Data(s);  // the old edge is gone; b alone feeds
   Pump();
   EXPECT_EQ(delivered_, Expect(0, 120));
+}
+
+// A new edge whose association is still opening its window sends in bursts and gains on
+// the player each round trip: confirming it 10 frames behind would release the old edge
+// and leave the player waiting. It is confirmed once level, or once it stops gaining.
+TEST_F(VehicleEngineTest, ANewEdgeStillCatchingUpIsConfirmedOnlyOnceItStopsGaining) {
+  Edge a = Connect("10.1.0.1");
+  a.SendHello(auth_, 1, "edge-a");
+  uint64_t t = 0;
+  for (; t < 100; ++t) a.Data(t);
+  Edge b = Connect("10.2.0.1");
+  b.SendHello(auth_, 2, "edge-b");
+  uint64_t s = 88;
+  for (; s < 90; ++s) b.Data(s);  // 10 behind
+  Pump();
+  // Each 60 ms the old edge sends 10 more, the new one a growing burst: 14, 18, 22 frames.
+  for (uint64_t burst : {14u, 18u, 22u}) {
+    now_ += absl::Milliseconds(60);
+    for (uint64_t i = 0; i < 10; ++i) a.Data(t++);
+    for (uint64_t i = 0; i < burst && s < t; ++i) b.Data(s++);
+    Pump();
+    if (s < t) {
+      EXPECT_THAT(contiguous_, ::testing::ElementsAre(1u)) << "lag " << t - s;
+    }
+  }
+  // Level with the player: confirmed at once.
+  EXPECT_EQ(s, t);
+  EXPECT_THAT(contiguous_, ::testing::ElementsAre(1u, 2u));
 }
 
 // An idle session (a finished file, a paused live feed): the new edge has no frame to

@@ -25,6 +25,7 @@ using ::testing::HasSubstr;
 using store::testing::FakeElection;
 using store::testing::MemoryStore;
 using testing::FakeControlPlane;
+using testing::ReplicaClients;
 
 constexpr char kElection[] = "leader/decision";
 
@@ -68,48 +69,6 @@ v1::Policy Policy(v1::Mode mode, absl::Duration dwell, double margin = 0.2) {
   p.set_margin(margin);
   return p;
 }
-
-// One replica's control plane: a PMM watch of its own (a FakeControlPlane has one watcher)
-// and the SMM that all replicas share, with this replica's calls counted.
-class ReplicaClients final : public ControlPlaneClients {
- public:
-  explicit ReplicaClients(FakeControlPlane& smm) : smm_(smm) {}
-  FakeControlPlane& pmm() { return pmm_; }
-  int lists() const { return lists_; }
-  std::vector<testing::MigrateCall> migrate_calls() {
-    absl::MutexLock lock(&mu_);
-    return calls_;
-  }
-
-  absl::StatusOr<std::vector<migrator::v1::Session>> ListSessions() override {
-    ++lists_;
-    return smm_.ListSessions();
-  }
-  absl::StatusOr<proximity::v1::VehicleProximity> GetProximity(const std::string& v) override {
-    return pmm_.GetProximity(v);
-  }
-  absl::StatusOr<std::string> Migrate(uint64_t session_id, const std::string& target,
-                                      const std::string& reason,
-                                      const std::string& request_id) override {
-    {
-      absl::MutexLock lock(&mu_);
-      calls_.push_back({session_id, target, reason, request_id});
-    }
-    return smm_.Migrate(session_id, target, reason, request_id);
-  }
-  absl::Status WatchProximity(
-      const std::function<void(const proximity::v1::VehicleProximity&)>& on_update) override {
-    return pmm_.WatchProximity(on_update);
-  }
-  void CancelWatch() override { pmm_.CancelWatch(); }
-
- private:
-  FakeControlPlane& smm_;
-  FakeControlPlane pmm_;
-  std::atomic<int> lists_ = 0;
-  absl::Mutex mu_;
-  std::vector<testing::MigrateCall> calls_ ABSL_GUARDED_BY(mu_);
-};
 
 // An MDM replica as main.cc wires it, minus gRPC: its election, engine, policy in the store,
 // adapter and loop. The policy store's thread is not started (tests call Sync() when the

@@ -6,7 +6,8 @@
 //   DecisionEngine engine(registry.get());          // registry may be null (no metrics)
 //   engine.UpdatePolicy(policy);                     // INVALID_ARGUMENT names the field
 //   v1::DecisionRecord d = engine.Decide(42, "car-1", "edge-1", proximity, absl::Now());
-//   if (d.outcome() == v1::OUTCOME_MIGRATE) Migrate(42, d.target_server_id(), d.id());
+//   if (d.outcome() == v1::OUTCOME_MIGRATE)   // request id: auto_migrator.h
+//     Migrate(42, d.target_server_id(), MigrateRequestId(d));
 //
 // Time is always passed in (no clock inside), so tests drive dwell with a fake clock.
 // Thread-safe: every method may be called from any thread.

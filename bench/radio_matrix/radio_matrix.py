@@ -189,7 +189,8 @@ def run_cell(args, cell, cell_dir, media, frames_sent):
         bed.start(media_seconds=args.seconds)
         set_links(bed, cell)
         # Nothing slow between the bed's start and the session: the decoder gives up after
-        # 5 s without input (a /metrics scrape takes seconds in the emulated VM). The
+        # smigbed.testbed.DECODER_IDLE_S without input (a /metrics scrape takes seconds in
+        # the emulated VM). The
         # failover counters count session associations only, so they start at 0 here.
         air0 = bed.link_stats(EDGE)
         bed.open_session(EDGE, redundancy=args.redundancy)

@@ -49,6 +49,10 @@ VEHICLE_PORT = 6000
 PROBE_PORT = 7900
 PLAYER_PORT = 5004   # where the vehicle delivers flow 0 (the recorder)
 DECODER_PORT = 5006  # where the recorder forwards it (ffmpeg)
+# ffmpeg ends this long after its input stops (it then flushes the stream's last frames,
+# which a signal would lose), and gives up if nothing arrives for as long at the start.
+# In the emulated VM a session takes more than 5 s to come up under load.
+DECODER_IDLE_S = 30 if os.environ.get("SMIG_EMULATED_CPU") else 5
 MGMT = "10.199.0"
 SESSION = 1
 VEHICLE_ID = "car-1"
@@ -229,7 +233,8 @@ class Bed:
         # The player side: recorder -> decoder, then the vehicle that feeds them.
         self._spawn("decoder", "veh", [
             "ffmpeg", "-nostdin", "-loglevel", "level+debug", "-i",
-            f"udp://127.0.0.1:{DECODER_PORT}?timeout=5000000&fifo_size=1000000&overrun_nonfatal=1",
+            f"udp://127.0.0.1:{DECODER_PORT}?timeout={DECODER_IDLE_S * 1000000}&fifo_size=1000000"
+            "&overrun_nonfatal=1",
             "-f", "null", "-"])
         self._await_udp("veh", DECODER_PORT)  # ffmpeg binds late: nothing may go before
         # The recorder is the measuring instrument: real-time priority, so that the demo's
@@ -364,7 +369,7 @@ class Bed:
         dec = self.procs.get("decoder")
         if dec:
             try:
-                dec.wait(timeout=15)  # ends 5 s after its input stops
+                dec.wait(timeout=DECODER_IDLE_S + 10)  # ends DECODER_IDLE_S after its input stops
             except subprocess.TimeoutExpired:
                 dec.kill()
         for name, p in self.procs.items():

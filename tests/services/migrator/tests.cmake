@@ -1,5 +1,6 @@
 smig_library(smig_fake_agents SRCS ${CMAKE_CURRENT_LIST_DIR}/../../fakes/fake_agents.cc
-  DEPS smig_migrator_engine smig_clock smig_status_macros absl::strings absl::synchronization)
+  DEPS smig_migrator_engine smig_dataplane_fencing smig_clock smig_status_macros absl::strings
+       absl::synchronization)
 smig_unit_test(migrator_engine_test
   SRCS ${CMAKE_CURRENT_LIST_DIR}/migrator_engine_test.cc
   DEPS smig_migrator_engine smig_fake_agents prometheus-cpp::core)

@@ -80,8 +80,9 @@ absl::StatusOr<MigrationJournal::Snapshot> MigrationJournal::Load() {
         LOG(ERROR) << "journal: " << e.key << " is not a Migration; skipped";
         continue;
       }
-      highest = std::max(highest, MigrationNumber(m.id()));
-      out.migrations[m.id()] = Versioned{std::move(m), e.mod_revision};
+      const std::string id = m.id();
+      highest = std::max(highest, MigrationNumber(id));
+      out.migrations[id] = Versioned{std::move(m), e.mod_revision};
     } else if (key == kNextId) {
       uint64_t n = 0;
       if (absl::SimpleAtoi(e.value, &n)) out.next_id = std::max(out.next_id, n);

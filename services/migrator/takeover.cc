@@ -62,6 +62,7 @@ absl::Status Takeover::Settle(uint64_t term, const store::Fence& fence,
   for (const v1::Migration& m : plan.ended) batch.PutMigration(m);
   const std::vector<std::string> evict = table_.Evictions(plan.ended.size());
   for (const std::string& id : evict) batch.DeleteMigration(id);
+  if (batch.empty()) return absl::OkStatus();  // only copies to release
   SMIG_ASSIGN_OR_RETURN(int64_t revision, journal_.Commit(batch, fence));
   table_.Settle(term, plan, evict, revision);
   return absl::OkStatus();

@@ -10,3 +10,11 @@ smig_unit_test(migrator_service_test
 smig_unit_test(agent_client_test
   SRCS ${CMAKE_CURRENT_LIST_DIR}/agent_client_test.cc
   DEPS smig_migrator_engine smig_grpc_server)
+smig_unit_test(migrator_replicas_test
+  SRCS ${CMAKE_CURRENT_LIST_DIR}/migrator_replicas_test.cc
+  DEPS smig_migrator_engine smig_fake_agents smig_store_fakes prometheus-cpp::core)
+# The replicas on a real etcd (each test starts its own, lease TTL 1 s; under 5 s).
+smig_unit_test(migrator_etcd_test
+  SRCS ${CMAKE_CURRENT_LIST_DIR}/migrator_etcd_test.cc
+  DEPS smig_migrator_engine smig_fake_agents smig_etcd_store smig_leader_election smig_etcd_process
+       prometheus-cpp::core)

@@ -11,8 +11,9 @@
 //   table.Apply(*record, next_state, session, version);     // after the journal took it
 //   table.ThreadEnded(*record);
 //
-// Records are shared with their threads (shared_ptr); the fields above the line in Record
-// are fixed before the thread starts, the rest change under the table's lock.
+// Records are shared with their threads (shared_ptr); Record says which of its fields are
+// fixed before the thread starts, which change under the table's lock, and which only its
+// thread touches.
 //
 // Thread-safe. Waits: AwaitEnd on the caller's clock; WaitForChange in real time.
 #pragma once
@@ -58,6 +59,8 @@ class MigrationTable {
     std::string cancel_reason;
     bool live = false;        // a thread drives it; else reconciliation ends it
     std::atomic<bool> cancel{false};
+    // Touched by its thread only: its end was recorded (and counted).
+    bool end_recorded = false;
   };
 
   // The term memory belongs to now: 0 when none serves.

@@ -298,9 +298,24 @@ absl::Status MigratorEngine::Commit(Record& r, const v1::Migration& next,
     for (const std::string& id : evict) batch.DeleteMigration(id);
     SMIG_ASSIGN_OR_RETURN(revision, journal_->Commit(batch, r.fence));
   }
-  SMIG_RETURN_IF_ERROR(table_.Apply(r, next, session, revision));
-  if (metrics_) metrics_->phases.Add({{"phase", PhaseLabel(next.phase())}}).Increment();
-  return absl::OkStatus();
+  r.end_recorded = MigrationTable::Terminal(next);
+  // Counted once recorded, and before memory shows it: a watcher that sees the phase sees
+  // it counted.
+  if (metrics_) {
+    metrics_->phases.Add({{"phase", PhaseLabel(next.phase())}}).Increment();
+    if (MigrationTable::Terminal(next)) {
+      const char* result = next.phase() == v1::PHASE_DONE ? "done"
+                           : r.cancel.load()                ? "cancelled"
+                                                            : "rolled_back";
+      metrics_->total
+          .Add({{"trigger", next.trigger() == v1::TRIGGER_AUTO ? "auto" : "manual"},
+                {"result", result}})
+          .Increment();
+      metrics_->duration.Observe(absl::ToDoubleSeconds(FromProto(next.duration())));
+      metrics_->active.Decrement();
+    }
+  }
+  return table_.Apply(r, next, session, revision);
 }
 
 absl::Status MigratorEngine::Enter(Record& r, v1::Phase phase, const std::string& note,
@@ -326,15 +341,6 @@ absl::Status MigratorEngine::Finish(Record& r, v1::Phase phase, const std::strin
   }
   SMIG_RETURN_IF_ERROR(Commit(r, next, end.session, end.evict));
   table_.Ended(r, end.evict);
-  if (metrics_) {
-    const char* result = phase == v1::PHASE_DONE ? "done" : r.cancel.load() ? "cancelled"
-                                                                             : "rolled_back";
-    metrics_->total
-        .Add({{"trigger", next.trigger() == v1::TRIGGER_AUTO ? "auto" : "manual"},
-              {"result", result}})
-        .Increment();
-    metrics_->duration.Observe(absl::ToDoubleSeconds(FromProto(next.duration())));
-  }
   return absl::OkStatus();
 }
 
@@ -374,7 +380,8 @@ class MigratorEngine::RunOwner final : public MigrationRun::Owner {
 
 void MigratorEngine::Run(std::shared_ptr<Record> record) {
   absl::Cleanup ended = [&] {
-    if (metrics_) metrics_->active.Decrement();
+    // An ended migration left the gauge when it was recorded; one that stopped acting here.
+    if (metrics_ && !record->end_recorded) metrics_->active.Decrement();
     table_.ThreadEnded(*record);
   };
   RunOwner owner(*this, *record);

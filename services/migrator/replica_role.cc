@@ -124,6 +124,17 @@ absl::Status ReplicaRole::CheckMutable() const {
       "); retry shortly"));
 }
 
+bool ReplicaRole::Serving() const {
+  std::optional<store::Leadership> ours;
+  {
+    absl::MutexLock lock(&mu_);
+    if (state_ != State::kServing) return false;
+    ours = leadership_;
+  }
+  std::optional<store::Leadership> now = election_.current();
+  return ours && now && now->revision == ours->revision;
+}
+
 bool ReplicaRole::AwaitServing(absl::Duration timeout) const {
   for (absl::Time end = absl::Now() + timeout;; absl::SleepFor(absl::Milliseconds(1))) {
     if (Serving()) return true;

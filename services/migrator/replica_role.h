@@ -73,7 +73,8 @@ class ReplicaRole {
   // OK while this replica leads and has taken over; else FAILED_PRECONDITION naming the
   // leader, or UNAVAILABLE when it is taking over or no leader is known.
   absl::Status CheckMutable() const;
-  bool Serving() const { return CheckMutable().ok(); }
+  // The same as CheckMutable().ok(), without reading who leads.
+  bool Serving() const;
   // Waits (in real time) until Serving(); false on timeout.
   bool AwaitServing(absl::Duration timeout) const;
   // Whether `term` is the current one and still serves (or is taking over).

@@ -18,3 +18,9 @@ smig_unit_test(migrator_etcd_test
   SRCS ${CMAKE_CURRENT_LIST_DIR}/migrator_etcd_test.cc
   DEPS smig_migrator_engine smig_fake_agents smig_etcd_store smig_leader_election smig_etcd_process
        prometheus-cpp::core)
+smig_unit_test(reconciler_test
+  SRCS ${CMAKE_CURRENT_LIST_DIR}/reconciler_test.cc
+  DEPS smig_migrator_engine smig_fake_agents)
+smig_unit_test(migration_journal_test
+  SRCS ${CMAKE_CURRENT_LIST_DIR}/migration_journal_test.cc
+  DEPS smig_migrator_engine smig_store_fakes)

@@ -5,12 +5,23 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/logging.h"
+#include "common/proto_time.h"
 
 namespace smig::decision {
 
+std::string MigrateRequestId(const v1::DecisionRecord& d) {
+  return absl::StrCat("mdm/", d.session_id(), "/", d.current_server_id(), "/",
+                      d.target_server_id(), "/",
+                      absl::ToUnixSeconds(FromProto(d.dwell_started_at())));
+}
+
 AutoMigrator::AutoMigrator(DecisionEngine& engine, ControlPlaneClients& clients, Options options,
-                           Clock& clock)
-    : engine_(engine), clients_(clients), options_(std::move(options)), clock_(clock) {}
+                           Clock& clock, MayAct may_act)
+    : engine_(engine),
+      clients_(clients),
+      options_(std::move(options)),
+      clock_(clock),
+      may_act_(std::move(may_act)) {}
 
 AutoMigrator::~AutoMigrator() { Stop(); }
 
@@ -84,6 +95,15 @@ void AutoMigrator::DecideLoop() {
 }
 
 void AutoMigrator::DecideFor(const std::vector<proximity::v1::VehicleProximity>& vehicles) {
+  const bool acting = Acting();
+  if (acting != acting_ && may_act_ != nullptr) {
+    LOG(INFO) << (acting ? "decision loop: acting (this replica leads)"
+                         : "decision loop: standing by (observing, no migrations)");
+  }
+  // A new leader must not act on sessions listed before it led: its predecessor may have
+  // moved some since.
+  if (acting && !acting_) sessions_at_ = absl::InfinitePast();
+  acting_ = acting;
   if (clock_.Now() - sessions_at_ >= options_.sessions_ttl) {
     absl::StatusOr<std::vector<migrator::v1::Session>> s = clients_.ListSessions();
     if (!s.ok()) {
@@ -102,10 +122,10 @@ void AutoMigrator::DecideFor(const std::vector<proximity::v1::VehicleProximity>&
       if (session.vehicle_id() != p.vehicle_id()) continue;
       // The SMM is moving it already; the next decision sees where it ended up.
       if (!session.migration_id().empty()) continue;
-      v1::DecisionRecord d = engine_.Decide(session.session_id(), session.vehicle_id(),
-                                            session.server_id(), p, clock_.Now(),
-                                            {.record_only_changes = true});
-      if (d.outcome() == v1::OUTCOME_MIGRATE &&
+      v1::DecisionRecord d = engine_.Decide(
+          session.session_id(), session.vehicle_id(), session.server_id(), p, clock_.Now(),
+          acting ? DecideOptions{.record_only_changes = true} : DecideOptions{.observe = true});
+      if (acting && d.outcome() == v1::OUTCOME_MIGRATE &&
           engine_.policy().mode() == v1::MODE_AUTOMATIC) {
         MigrateOne(session, d);
       }
@@ -116,12 +136,19 @@ void AutoMigrator::DecideFor(const std::vector<proximity::v1::VehicleProximity>&
 void AutoMigrator::MigrateOne(const migrator::v1::Session& session,
                               const v1::DecisionRecord& decision) {
   const std::string reason = absl::StrJoin(decision.reasons(), "; ");
+  const std::string request_id = MigrateRequestId(decision);
   absl::StatusOr<std::string> migration;
-  // The decision id is the request id, so retrying a call that may have reached the SMM
-  // returns the same migration rather than starting a second one.
+  // The same request id on every attempt (and on every replica), so retrying a call that
+  // may have reached the SMM returns the same migration rather than starting a second one.
   for (int attempt = 0; attempt < 3; ++attempt) {
+    // Leadership may have ended since the pass began, or during the previous attempt.
+    if (!Acting()) {
+      migration = absl::FailedPreconditionError(
+          "not sent: this replica no longer leads (the new leader decides for itself)");
+      break;
+    }
     migration = clients_.Migrate(session.session_id(), decision.target_server_id(), reason,
-                                 decision.id());
+                                 request_id);
     if (migration.ok() || (migration.status().code() != absl::StatusCode::kUnavailable &&
                            migration.status().code() != absl::StatusCode::kDeadlineExceeded)) {
       break;
@@ -137,8 +164,8 @@ void AutoMigrator::MigrateOne(const migrator::v1::Session& session,
   }
   engine_.SetMigrationId(decision.id(), *migration).IgnoreError();  // best effort: history only
   LOG(INFO) << "session " << session.session_id() << " " << session.server_id() << " -> "
-            << decision.target_server_id() << ": migration " << *migration << " (" << reason
-            << ")";
+            << decision.target_server_id() << ": migration " << *migration << " (request "
+            << request_id << "; " << reason << ")";
 }
 
 }  // namespace smig::decision

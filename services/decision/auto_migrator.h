@@ -2,18 +2,32 @@
 // vehicle; reconnecting with backoff while the PMM is down) and decides for every session of
 // a vehicle whenever that vehicle's proximity changes, and for every session on a regular
 // tick so that a dwell time can run out without new updates. In MODE_AUTOMATIC a MIGRATE
-// goes to the SMM (trigger auto, request_id = decision id); in MODE_MANUAL decisions are
-// only recorded. It runs in both modes, so it alone advances the sessions' dwell clocks.
+// goes to the SMM (trigger auto, request_id = MigrateRequestId(decision)); in MODE_MANUAL
+// decisions are only recorded. It runs in both modes, so it alone advances the sessions'
+// dwell clocks.
 //
 //   AutoMigrator loop(engine, clients, {});   // engine and clients must outlive it
 //   loop.Start();
 //   ...
 //   loop.Stop();                               // also on destruction
 //
+//   // One of several replicas (services/decision/policy_store.h): only the leader acts.
+//   AutoMigrator loop(engine, clients, {}, clock, [&policy] { return policy.MayAct(); });
+//
+// Replicas. With `may_act`, every replica runs the loop, but a pass in which may_act() is
+// false only observes (DecideOptions::observe): its dwell clocks run as the leader's do, and
+// it records and migrates nothing. may_act() is asked again before every Migrate call
+// (retries included), so a replica that stops leading sends no further Migrate: the
+// election's belief ends before another replica can lead. When a replica starts acting it
+// lists the SMM's sessions afresh before deciding. A Migrate in flight when leadership ends
+// is not recalled; the request id makes the new leader's Migrate for the same dwell the
+// same migration at the SMM.
+//
 // All its time is the clock's (decisions, ticks, the sessions cache, backoff, retries), so
 // tests advance a SimulatedClock; the clock must outlive the loop.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,6 +42,14 @@
 
 namespace smig::decision {
 
+// The SMM request id of a MIGRATE decision: "mdm/<session>/<from>/<to>/<dwell start, unix
+// seconds>". Not the decision's own id (random per process): every replica that watched the
+// same dwell builds the same one, so the SMM starts one migration however many replicas
+// (a leader, then its successor) send it. A later move of the session, or a retry after a
+// rollback, has a dwell of its own and so a new id (unless a dwell under 1 s started in the
+// same second: then the SMM answers with the earlier migration, and the next dwell retries).
+std::string MigrateRequestId(const v1::DecisionRecord& decision);
+
 class AutoMigrator {
  public:
   struct Options {
@@ -38,8 +60,11 @@ class AutoMigrator {
     absl::Duration max_backoff = absl::Seconds(10);
   };
 
+  // Whether this replica may act now; null: always (a single replica).
+  using MayAct = std::function<bool()>;
+
   AutoMigrator(DecisionEngine& engine, ControlPlaneClients& clients, Options options,
-               Clock& clock = Clock::Real());
+               Clock& clock = Clock::Real(), MayAct may_act = nullptr);
   ~AutoMigrator();
   AutoMigrator(const AutoMigrator&) = delete;
   AutoMigrator& operator=(const AutoMigrator&) = delete;
@@ -53,6 +78,7 @@ class AutoMigrator {
   void DecideLoop();
   void DecideFor(const std::vector<proximity::v1::VehicleProximity>& vehicles);
   void MigrateOne(const migrator::v1::Session& session, const v1::DecisionRecord& decision);
+  bool Acting() const { return may_act_ == nullptr || may_act_(); }
   bool Wake() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !dirty_.empty(); }
   // Whether `line` is news for `topic`, i.e. not the line noted for it last time (then
   // noted): a PMM or SMM that stays down is logged once, not twice a second. An empty line
@@ -63,6 +89,7 @@ class AutoMigrator {
   ControlPlaneClients& clients_;
   const Options options_;
   Clock& clock_;
+  const MayAct may_act_;
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
@@ -72,6 +99,7 @@ class AutoMigrator {
   // The decide thread's own state.
   std::vector<migrator::v1::Session> sessions_;
   absl::Time sessions_at_ = absl::InfinitePast();
+  bool acting_ = false;  // whether the previous pass acted
 
   absl::Mutex log_mu_;
   absl::flat_hash_map<std::string, std::string> last_log_ ABSL_GUARDED_BY(log_mu_);

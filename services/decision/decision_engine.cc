@@ -106,10 +106,15 @@ v1::Policy DecisionEngine::policy() const {
   return policy_;
 }
 
-absl::StatusOr<v1::Policy> DecisionEngine::UpdatePolicy(v1::Policy p) {
+absl::StatusOr<v1::Policy> NormalizePolicy(v1::Policy p) {
   if (!p.has_dwell()) *p.mutable_dwell() = DefaultPolicy().dwell();
   if (p.mode() == v1::MODE_UNSPECIFIED) p.set_mode(v1::MODE_MANUAL);
   SMIG_RETURN_IF_ERROR(ValidatePolicy(p));
+  return p;
+}
+
+absl::StatusOr<v1::Policy> DecisionEngine::UpdatePolicy(v1::Policy policy) {
+  SMIG_ASSIGN_OR_RETURN(v1::Policy p, NormalizePolicy(std::move(policy)));
   absl::MutexLock lock(&mu_);
   policy_ = p;
   return policy_;
@@ -259,13 +264,19 @@ v1::DecisionRecord DecisionEngine::Decide(uint64_t session_id, absl::string_view
     }
     const absl::Duration waited = now - since;
     const absl::Duration dwell = DwellOf(p);
+    *r.mutable_dwell_started_at() = ToProtoTimestamp(since);
     if (waited >= dwell) {
       r.set_outcome(v1::OUTCOME_MIGRATE);
       label = "migrate";
       add(absl::StrCat(winner, " has been the best for ", Secs(waited), " (dwell ",
                        absl::StrFormat("%g s", absl::ToDoubleSeconds(dwell)), ")"));
-      // The SMM moves the session now; whatever happens next starts a new dwell.
-      if (!options.peek) dwell_.erase(session_id);
+      // The SMM moves the session now; whatever happens next starts a new dwell. Unless
+      // nobody acts on it (observe): then the dwell, and its start, stay.
+      if (!options.peek && options.observe) {
+        dwell_[session_id] = Dwell{std::string(current_server_id), winner, since};
+      } else if (!options.peek) {
+        dwell_.erase(session_id);
+      }
     } else {
       r.set_outcome(v1::OUTCOME_DWELL);
       label = "dwell";
@@ -277,6 +288,7 @@ v1::DecisionRecord DecisionEngine::Decide(uint64_t session_id, absl::string_view
     }
   }
 
+  if (options.observe) return r;
   bool keep = !options.record_only_changes || r.outcome() == v1::OUTCOME_MIGRATE;
   if (!keep) {
     auto last = last_.find(session_id);

@@ -6,7 +6,8 @@
 //   DecisionEngine engine(registry.get());          // registry may be null (no metrics)
 //   engine.UpdatePolicy(policy);                     // INVALID_ARGUMENT names the field
 //   v1::DecisionRecord d = engine.Decide(42, "car-1", "edge-1", proximity, absl::Now());
-//   if (d.outcome() == v1::OUTCOME_MIGRATE) Migrate(42, d.target_server_id(), d.id());
+//   if (d.outcome() == v1::OUTCOME_MIGRATE)   // request id: auto_migrator.h
+//     Migrate(42, d.target_server_id(), MigrateRequestId(d));
 //
 // Time is always passed in (no clock inside), so tests drive dwell with a fake clock.
 // Thread-safe: every method may be called from any thread.
@@ -38,6 +39,9 @@ namespace smig::decision {
 v1::Policy DefaultPolicy();
 // OK, or INVALID_ARGUMENT naming the first offending field and its value.
 absl::Status ValidatePolicy(const v1::Policy& policy);
+// The policy as it would be in force: an unset dwell takes the default (3 s) and
+// MODE_UNSPECIFIED means MANUAL; then ValidatePolicy.
+absl::StatusOr<v1::Policy> NormalizePolicy(v1::Policy policy);
 
 struct DecideOptions {
   // Read the session's dwell state without changing it (Evaluate: the background loop owns
@@ -47,6 +51,11 @@ struct DecideOptions {
   // current server differs from the session's previous one, or it is a MIGRATE. The loop
   // decides every 500 ms; this keeps ListDecisions and the metric about changes.
   bool record_only_changes = false;
+  // A standby replica's loop (services/decision/policy_store.h): keep the dwell clock
+  // running exactly as the leader's does, so that Evaluate answers alike on every replica
+  // and a new leader acts on a dwell that already ran out, but act as if nobody acted on a
+  // MIGRATE (its dwell stays, with its start) and keep nothing (no history, no metric).
+  bool observe = false;
 };
 
 class DecisionEngine {
@@ -55,9 +64,9 @@ class DecisionEngine {
   explicit DecisionEngine(prometheus::Registry* registry = nullptr, size_t history = 1000);
 
   v1::Policy policy() const;
-  // Replaces the policy. An unset dwell takes the default (3 s) and MODE_UNSPECIFIED means
-  // MANUAL; numbers are taken as given (proto3 cannot tell 0 from unset). Returns the
-  // policy now in force.
+  // Replaces the policy (NormalizePolicy: an unset dwell takes the default (3 s) and
+  // MODE_UNSPECIFIED means MANUAL; numbers are taken as given, as proto3 cannot tell 0 from
+  // unset). Returns the policy now in force.
   absl::StatusOr<v1::Policy> UpdatePolicy(v1::Policy policy);
 
   // Decides for one session now. `proximity` is the PMM's view of the session's vehicle.

@@ -13,6 +13,7 @@ grpc::Status DecisionService::GetPolicy(grpc::ServerContext*, const v1::GetPolic
 grpc::Status DecisionService::UpdatePolicy(grpc::ServerContext*,
                                            const v1::UpdatePolicyRequest* req,
                                            v1::Policy* resp) {
+  if (policy_store_ != nullptr) return Reply(policy_store_->Update(req->policy()), resp);
   return Reply(engine_.UpdatePolicy(req->policy()), resp);
 }
 

@@ -1,6 +1,7 @@
 // smig-decision: the MDM. Decides whether and where each session should move (latency,
 // bandwidth, load; margin and dwell), explains every decision, and in automatic mode asks
-// the SMM to migrate. See proto/smig/decision/v1/decision.proto.
+// the SMM to migrate. See proto/smig/decision/v1/decision.proto. With a `store` (etcd) in
+// its config, several replicas share the policy and only the elected one migrates.
 //
 //   smig-decision --config=decision.json [--grpc-address=...] [--metrics-address=...]
 #include <fstream>
@@ -13,12 +14,14 @@
 #include "common/logging.h"
 #include "common/server_main.h"
 #include "common/status_macros.h"
+#include "common/store/store_config.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "services/decision/auto_migrator.h"
 #include "services/decision/control_plane_clients.h"
 #include "services/decision/decision_engine.h"
 #include "services/decision/decision_service.h"
+#include "services/decision/policy_store.h"
 
 namespace {
 
@@ -62,7 +65,25 @@ absl::Status Serve(const v1::DecisionConfig& config) {
   std::unique_ptr<smig::decision::GrpcControlPlaneClients> clients =
       smig::decision::GrpcControlPlaneClients::Create(config.proximity_address(),
                                                       config.migrator_address());
-  smig::decision::DecisionService service(engine, *clients);
+
+  // With a store: the policy lives there, the replicas elect a leader, and only the leader
+  // migrates. Without: one replica, everything in memory.
+  SMIG_ASSIGN_OR_RETURN(
+      std::unique_ptr<smig::store::ServiceStore> store,
+      smig::store::ServiceStore::Open(config.store(), "decision", registry.get()));
+  std::unique_ptr<smig::decision::PolicyStore> policy_store;
+  smig::decision::AutoMigrator::MayAct may_act;
+  if (store != nullptr) {
+    policy_store = std::make_unique<smig::decision::PolicyStore>(
+        engine, store->store(), store->election(),
+        smig::decision::PolicyStore::Options{.configured = policy,
+                                             .replica_id = store->replica_id()});
+    policy_store->Start();  // the stored policy is in force before the first call
+    store->Start(policy_store->Listener());
+    may_act = [p = policy_store.get()] { return p->MayAct(); };
+  }
+  smig::decision::DecisionService service(engine, *clients, smig::Clock::Real(),
+                                          policy_store.get());
 
   SMIG_ASSIGN_OR_RETURN(
       std::unique_ptr<smig::GrpcServer> server,
@@ -73,7 +94,8 @@ absl::Status Serve(const v1::DecisionConfig& config) {
   std::unique_ptr<smig::decision::AutoMigrator> loop;
   if (!config.proximity_address().empty() && !config.migrator_address().empty()) {
     loop = std::make_unique<smig::decision::AutoMigrator>(
-        engine, *clients, smig::decision::AutoMigrator::Options{});
+        engine, *clients, smig::decision::AutoMigrator::Options{}, smig::Clock::Real(),
+        may_act);
     loop->Start();
   } else {
     LOG(WARNING) << "proximity_address or migrator_address not configured: "
@@ -81,6 +103,10 @@ absl::Status Serve(const v1::DecisionConfig& config) {
   }
   smig::ServeUntilTerminated("decision", *server, [&] {
     if (loop) loop->Stop();  // no Migrate is sent after this
+    // Resign (revoking the lease), so that a standby leads within a round trip rather than
+    // a lease's TTL; UpdatePolicy calls still draining are then refused.
+    if (store != nullptr) store->election().Stop();
+    if (policy_store) policy_store->Stop();
   });
   return absl::OkStatus();
 }

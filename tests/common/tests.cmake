@@ -21,6 +21,8 @@ smig_unit_test(memory_store_test SRCS ${_common}/store/memory_store_test.cc DEPS
 smig_unit_test(etcd_store_test
   SRCS ${_common}/store/etcd_store_test.cc
   DEPS smig_etcd_store smig_leader_election smig_etcd_process)
+smig_unit_test(store_config_test
+  SRCS ${_common}/store/store_config_test.cc DEPS smig_store_config smig_store_fakes)
 smig_binary(election_child SRCS ${_common}/store/election_child.cc DEPS smig_leader_election)
 smig_unit_test(leader_election_test
   SRCS ${_common}/store/leader_election_test.cc

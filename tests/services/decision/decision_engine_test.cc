@@ -2,6 +2,7 @@
 
 #include <prometheus/registry.h>
 
+#include "common/proto_time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -354,6 +355,36 @@ TEST(DecisionEngineTest, PeekNeitherStartsNorConsumesTheDwell) {
   clock.Advance(absl::Seconds(3));
   EXPECT_EQ(engine.Decide(2, "car-1", "edge-1", p, clock.now, {.peek = true}).outcome(),
             v1::OUTCOME_DWELL);
+}
+
+TEST(DecisionEngineTest, ObserveRunsTheDwellLikeTheLeaderButKeepsNothing) {
+  prometheus::Registry registry;
+  DecisionEngine engine(&registry);
+  Clock clock;
+  const absl::Time start = clock.now;
+  auto p = Proximity({{"edge-1", 20}, {"edge-2", 10}});
+  v1::DecisionRecord d = engine.Decide(1, "car-1", "edge-1", p, clock.now, {.observe = true});
+  EXPECT_EQ(d.outcome(), v1::OUTCOME_DWELL);
+  EXPECT_EQ(FromProto(d.dwell_started_at()), start);
+  clock.Advance(absl::Seconds(3));
+  // The dwell ran out: a MIGRATE that nobody acts on leaves the dwell, and its start, as
+  // they were, so that the replica acts at once when it leads (with the same start).
+  for (int i = 0; i < 2; ++i) {
+    d = engine.Decide(1, "car-1", "edge-1", p, clock.now, {.observe = true});
+    EXPECT_EQ(d.outcome(), v1::OUTCOME_MIGRATE);
+    EXPECT_EQ(FromProto(d.dwell_started_at()), start);
+  }
+  EXPECT_TRUE(engine.ListDecisions(0, 0).empty());
+  EXPECT_EQ(Counter(registry, "migrate"), 0);
+  EXPECT_EQ(Counter(registry, "dwell"), 0);
+
+  // Acting now: the same decision, kept and counted, and the dwell is consumed.
+  d = engine.Decide(1, "car-1", "edge-1", p, clock.now, {.record_only_changes = true});
+  EXPECT_EQ(d.outcome(), v1::OUTCOME_MIGRATE);
+  EXPECT_EQ(FromProto(d.dwell_started_at()), start);
+  EXPECT_EQ(engine.ListDecisions(0, 0).size(), 1u);
+  EXPECT_EQ(Counter(registry, "migrate"), 1);
+  EXPECT_EQ(engine.Decide(1, "car-1", "edge-1", p, clock.now).outcome(), v1::OUTCOME_DWELL);
 }
 
 TEST(DecisionEngineTest, RetainSessionsForgetsEndedSessions) {

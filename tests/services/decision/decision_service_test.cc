@@ -219,7 +219,10 @@ TEST_F(DecisionServiceTest, AutomaticModeMigratesExactlyOnceAfterTheDwell) {
     return r.outcome() == v1::OUTCOME_MIGRATE;
   });
   ASSERT_NE(migrate, d.end());
-  EXPECT_EQ(migrate->id(), calls[0].request_id);
+  // The request id names the move and its dwell's start, not this process's decision id.
+  EXPECT_EQ(calls[0].request_id, MigrateRequestId(*migrate));
+  EXPECT_EQ(calls[0].request_id,
+            absl::StrCat("mdm/7/edge-1/edge-2/", absl::ToUnixSeconds(dwell_start)));
   EXPECT_EQ(migrate->migration_id(), "m-1");
   EXPECT_EQ(d.front().outcome(), v1::OUTCOME_STAY);  // it is on edge-2 now
   EXPECT_EQ(d.front().current_server_id(), "edge-2");

@@ -1,8 +1,10 @@
 // A ControlPlaneClients fake: sessions and proximity the test sets, Migrate calls recorded
 // (and, by default, done at once: the session moves to the target), and a WatchProximity
 // that sends every vehicle's proximity, then each SetProximity, and can fail on purpose.
+// ReplicaClients: one replica's share of a FakeControlPlane when several replicas run.
 #pragma once
 
+#include <atomic>
 #include <deque>
 #include <map>
 #include <string>
@@ -10,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "services/decision/control_plane_clients.h"
 
 namespace smig::decision::testing {
@@ -125,6 +128,55 @@ class FakeControlPlane final : public ControlPlaneClients {
   int failing_watches_ ABSL_GUARDED_BY(mu_) = 0;
   int watch_calls_ ABSL_GUARDED_BY(mu_) = 0;
   int list_calls_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// One MDM replica's control plane when several run: a PMM watch of its own (a
+// FakeControlPlane serves one watcher) and an SMM that all replicas share, with this
+// replica's ListSessions and Migrate calls counted (and the Migrates' real times).
+class ReplicaClients final : public ControlPlaneClients {
+ public:
+  explicit ReplicaClients(FakeControlPlane& smm) : smm_(smm) {}
+  FakeControlPlane& pmm() { return pmm_; }
+  int lists() const { return lists_; }
+  std::vector<MigrateCall> migrate_calls() {
+    absl::MutexLock lock(&mu_);
+    return calls_;
+  }
+  std::vector<absl::Time> migrate_times() {
+    absl::MutexLock lock(&mu_);
+    return times_;
+  }
+
+  absl::StatusOr<std::vector<migrator::v1::Session>> ListSessions() override {
+    ++lists_;
+    return smm_.ListSessions();
+  }
+  absl::StatusOr<proximity::v1::VehicleProximity> GetProximity(const std::string& v) override {
+    return pmm_.GetProximity(v);
+  }
+  absl::StatusOr<std::string> Migrate(uint64_t session_id, const std::string& target,
+                                      const std::string& reason,
+                                      const std::string& request_id) override {
+    {
+      absl::MutexLock lock(&mu_);
+      calls_.push_back({session_id, target, reason, request_id});
+      times_.push_back(absl::Now());
+    }
+    return smm_.Migrate(session_id, target, reason, request_id);
+  }
+  absl::Status WatchProximity(
+      const std::function<void(const proximity::v1::VehicleProximity&)>& on_update) override {
+    return pmm_.WatchProximity(on_update);
+  }
+  void CancelWatch() override { pmm_.CancelWatch(); }
+
+ private:
+  FakeControlPlane& smm_;
+  FakeControlPlane pmm_;
+  std::atomic<int> lists_ = 0;
+  absl::Mutex mu_;
+  std::vector<MigrateCall> calls_ ABSL_GUARDED_BY(mu_);
+  std::vector<absl::Time> times_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace smig::decision::testing

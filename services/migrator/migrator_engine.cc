@@ -108,11 +108,18 @@ MigratorEngine::MigratorEngine(AgentDirectory& agents, TargetPicker* picker, Opt
   role_->Start();
 }
 
-MigratorEngine::~MigratorEngine() {
+MigratorEngine::~MigratorEngine() { Stop(); }
+
+void MigratorEngine::Stop() {
   // Migrations in flight roll back (while this replica still leads); no term begins.
   table_.Stop("the migrator is shutting down");
-  role_.reset();  // no takeover or pass runs after this
+  if (role_) role_->Stop();  // no takeover or pass runs after this
   table_.AwaitNoThreads();
+}
+
+store::Election::Listener MigratorEngine::Listener() {
+  CHECK(role_ != nullptr) << "MigratorEngine::Listener needs a store and an election";
+  return role_->Listener();
 }
 
 bool MigratorEngine::Serving() const { return !role_ || role_->Serving(); }

@@ -25,8 +25,8 @@
 // only, the token from Options::fencing_token.
 //
 // Thread-safe. `agents`, `picker` (may be null: no automatic targets), `clock` and the
-// options' store and election must outlive it; the destructor cancels migrations in flight
-// (rolling them back while it still leads) and joins their threads. Every duration of a
+// options' store and election must outlive it; Stop() (or the destructor) cancels
+// migrations in flight (rolling them back while it still leads) and joins their threads. Every duration of a
 // migration (overlap timeout, health interval, the cancel's wait, timestamps, the store's
 // retries) is on `clock`, so tests advance a SimulatedClock; WaitForChange's timeout is the
 // caller's poll in real time (a watcher waiting for another thread).
@@ -89,7 +89,16 @@ class MigratorEngine final {
 
   MigratorEngine(AgentDirectory& agents, TargetPicker* picker, Options options,
                  prometheus::Registry* registry, Clock& clock = Clock::Real());
+  // Stop().
   ~MigratorEngine();
+
+  // With an election: what it must call, installed before it starts campaigning
+  // (ServiceStore::Start(engine.Listener()), or election.SetListener in tests).
+  store::Election::Listener Listener();
+  // Rolls back the migrations in flight (while this replica still leads) and waits for
+  // their threads; afterwards changes are refused (UNAVAILABLE) and reads go on. Resign
+  // after this, so that a standby takes over at once. Idempotent.
+  void Stop();
 
   // Opens the session on its edge. ALREADY_EXISTS, INVALID_ARGUMENT (no id, vehicle or
   // flows), NOT_FOUND (unknown server), or the edge's error.

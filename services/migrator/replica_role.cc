@@ -33,15 +33,18 @@ ReplicaRole::ReplicaRole(store::Election& election, Options options, Duties& dut
       clock_(clock),
       hooks_(std::make_shared<Hooks>()) {
   if (registry) metrics_ = std::make_unique<Metrics>(*registry);
+  absl::MutexLock lock(&hooks_->mu);
+  hooks_->role = this;
 }
 
-ReplicaRole::~ReplicaRole() {
+ReplicaRole::~ReplicaRole() { Stop(); }
+
+void ReplicaRole::Stop() {
   {
-    // A callback in progress finishes first; none starts afterwards.
+    // A callback in progress finishes first; none reaches this role afterwards.
     absl::MutexLock lock(&hooks_->mu);
     hooks_->role = nullptr;
   }
-  election_.SetListener({});
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
@@ -49,23 +52,21 @@ ReplicaRole::~ReplicaRole() {
   if (chores_.joinable()) chores_.join();
 }
 
-void ReplicaRole::Start() {
-  {
-    absl::MutexLock lock(&hooks_->mu);
-    hooks_->role = this;
-  }
+store::Election::Listener ReplicaRole::Listener() {
   std::shared_ptr<Hooks> hooks = hooks_;
-  election_.SetListener(
-      {.on_gained =
-           [hooks](const store::Leadership& l) {
-             absl::MutexLock lock(&hooks->mu);
-             if (hooks->role) hooks->role->OnGained(l);
-           },
-       .on_lost =
-           [hooks](const store::Leadership& l, const absl::Status& why) {
-             absl::MutexLock lock(&hooks->mu);
-             if (hooks->role) hooks->role->OnLost(l, why);
-           }});
+  return {.on_gained =
+              [hooks](const store::Leadership& l) {
+                absl::MutexLock lock(&hooks->mu);
+                if (hooks->role) hooks->role->OnGained(l);
+              },
+          .on_lost =
+              [hooks](const store::Leadership& l, const absl::Status& why) {
+                absl::MutexLock lock(&hooks->mu);
+                if (hooks->role) hooks->role->OnLost(l, why);
+              }};
+}
+
+void ReplicaRole::Start() {
   chores_ = std::thread([this] { Chores(); });
   // Leading already (the listener came late): the same as being told.
   if (std::optional<store::Leadership> now = election_.current()) OnGained(*now);
@@ -101,6 +102,10 @@ absl::Status ReplicaRole::CheckMutable() const {
   std::optional<store::Leadership> ours;
   {
     absl::MutexLock lock(&mu_);
+    if (stopping_) {
+      return absl::UnavailableError(absl::StrCat("this SMM replica (", options_.replica_id,
+                                                 ") is shutting down; retry at another"));
+    }
     if (state_ == State::kTakingOver) {
       return absl::UnavailableError(absl::StrCat(
           "this SMM replica (", options_.replica_id, ") leads since ",
@@ -128,7 +133,7 @@ bool ReplicaRole::Serving() const {
   std::optional<store::Leadership> ours;
   {
     absl::MutexLock lock(&mu_);
-    if (state_ != State::kServing) return false;
+    if (state_ != State::kServing || stopping_) return false;
     ours = leadership_;
   }
   std::optional<store::Leadership> now = election_.current();

@@ -6,7 +6,8 @@
 //
 //   class Engine : public ReplicaRole::Duties { ... };
 //   ReplicaRole role(election, {.replica_id = "smm-0"}, engine, clock, registry);
-//   role.Start();                            // from now on the election's events count
+//   role.Start();
+//   election.SetListener(role.Listener());   // or ServiceStore::Start(role.Listener())
 //   if (absl::Status s = role.CheckMutable(); !s.ok()) return s;
 //   //   FAILED_PRECONDITION "this SMM replica (smm-0) is a standby: the leader is smm-1 ..."
 //   //   UNAVAILABLE "... is taking over ..." or "no SMM replica leads now ..."
@@ -19,9 +20,14 @@
 // the term serves and RevisitSoon() was called, Duties::Revisit runs every `revisit_every`
 // (on the clock) until it reports nothing left.
 //
-// Thread-safe. `election`, `duties` and `clock` must outlive it; the destructor stops the
-// chores thread (Duties must make a TakeOver or Revisit in progress return when the term
-// ends or the engine stops) and detaches from the election.
+// The owner installs Listener() on the election (common/store/store_config.h's
+// ServiceStore::Start adds the leader metrics on the way); the listener may outlive the
+// role, and does nothing once the role has stopped.
+//
+// Thread-safe. `election`, `duties` and `clock` must outlive it. Stop() (and the
+// destructor) stop the chores thread (Duties must make a TakeOver or Revisit in progress
+// return when the term ends or the owner stops) and detach the listener; from then on
+// CheckMutable says the replica is shutting down.
 #pragma once
 
 #include <cstdint>
@@ -67,8 +73,12 @@ class ReplicaRole {
               prometheus::Registry* registry);
   ~ReplicaRole();
 
-  // Listens to the election (and takes over at once if it already leads). Once.
+  // Starts the chores thread (and takes over at once if the election already leads). Once.
   void Start();
+  // What the election must call: install it before the election starts.
+  store::Election::Listener Listener();
+  // Idempotent.
+  void Stop();
 
   // OK while this replica leads and has taken over; else FAILED_PRECONDITION naming the
   // leader, or UNAVAILABLE when it is taking over or no leader is known.

@@ -63,7 +63,8 @@ class MigratorEtcdTest : public ::testing::Test {
                                 .replica_id = id,
                                 .reconcile_interval = absl::Milliseconds(200)},
         &r->registry);
-    r->election->Start();  // after the engine listens
+    r->election->SetListener(r->engine->Listener());
+    r->election->Start();
     replicas_.push_back(std::move(r));
     return *replicas_.back();
   }

@@ -94,6 +94,7 @@ class MigratorReplicasTest : public ::testing::Test {
                                 .replica_id = id,
                                 .reconcile_interval = kReconcileInterval},
         &r->registry, clock_);
+    r->election->SetListener(r->engine->Listener());
     replicas_.push_back(std::move(r));
     return *replicas_.back();
   }

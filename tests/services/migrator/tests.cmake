@@ -6,7 +6,7 @@ smig_unit_test(migrator_engine_test
   DEPS smig_migrator_engine smig_fake_agents prometheus-cpp::core)
 smig_unit_test(migrator_service_test
   SRCS ${CMAKE_CURRENT_LIST_DIR}/migrator_service_test.cc
-  DEPS smig_migrator_service smig_fake_agents smig_grpc_server)
+  DEPS smig_migrator_service smig_fake_agents smig_store_fakes smig_grpc_server)
 smig_unit_test(agent_client_test
   SRCS ${CMAKE_CURRENT_LIST_DIR}/agent_client_test.cc
   DEPS smig_migrator_engine smig_grpc_server)

@@ -5,10 +5,13 @@
 // into a later term's memory.
 //
 //   MigrationTable table({.max_finished = 10000});
-//   table.Begin(1, std::nullopt, {});                  // without a store: term 1, for good
-//   absl::StatusOr<MigrationTable::Reservation> r = table.Reserve(record, session, "req-1", now);
-//   table.Start(record, version);                      // a thread drives it now
-//   table.Apply(*record, next_state, session, version);     // after the journal took it
+//   table.Begin(1, std::nullopt, {});       // without a store: term 1, for good
+//   auto record = std::make_shared<MigrationTable::Record>();   // session_id, from, to set
+//   absl::StatusOr<MigrationTable::Reservation> r =
+//       table.Reserve(*record, "edge-1", "req-1", kUnfenced, "edge-1 -> edge-2", now);
+//   // ... the journal writes r->session and the PREPARING record ...
+//   table.Start(record, revision);          // a thread drives it now
+//   table.Apply(*record, next, session, revision);   // each later phase, once recorded
 //   table.ThreadEnded(*record);
 //
 // Records are shared with their threads (shared_ptr); Record says which of its fields are

@@ -10,6 +10,14 @@
 //   absl::StatusOr<v1::Migration> m = smm.Migrate(request);   // returns in PREPARING
 //   for (uint64_t v = 0; auto next = smm.WaitForChange(m->id(), v, absl::Seconds(1));) ...
 //
+//   // Replicated (main.cc): the store and election of a ServiceStore.
+//   MigratorEngine smm(*agents, picker.get(), {.store = &ss->store(),
+//                      .election = &ss->election(), .replica_id = ss->replica_id()}, &registry);
+//   ss->Start(smm.Listener());               // campaigns; smm takes over when it leads
+//   ...
+//   smm.Stop();                              // on SIGTERM: roll back what is in flight,
+//   ss->election().Stop();                   // then resign
+//
 // Durable and replicated (Options::store and ::election; docs/architecture.md, "The SMM's
 // journal, replicas and reconciliation"): sessions and migrations live in a
 // MigrationJournal, and every phase that commits the migration to something is written,
@@ -26,10 +34,11 @@
 //
 // Thread-safe. `agents`, `picker` (may be null: no automatic targets), `clock` and the
 // options' store and election must outlive it; Stop() (or the destructor) cancels
-// migrations in flight (rolling them back while it still leads) and joins their threads. Every duration of a
-// migration (overlap timeout, health interval, the cancel's wait, timestamps, the store's
-// retries) is on `clock`, so tests advance a SimulatedClock; WaitForChange's timeout is the
-// caller's poll in real time (a watcher waiting for another thread).
+// migrations in flight (rolling them back while it still leads) and joins their threads.
+// Every duration of a migration (overlap timeout, health interval, the cancel's wait,
+// timestamps, the store's retries, reconciliation's interval) is on `clock`, so tests
+// advance a SimulatedClock; WaitForChange's timeout is the caller's poll in real time (a
+// watcher waiting for another thread).
 #pragma once
 
 #include <cstdint>

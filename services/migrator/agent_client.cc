@@ -5,6 +5,7 @@
 #include <map>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/grpc_status.h"
@@ -106,6 +107,12 @@ class GrpcAgent : public Agent {
     req.set_session_id(session);
     return Call<dv1::Session>("GetSession", req, &dv1::DataplaneAgent::Stub::GetSession);
   }
+  absl::StatusOr<std::vector<dv1::Session>> ListSessions() override {
+    SMIG_ASSIGN_OR_RETURN(dv1::ListSessionsResponse r,
+                          Call<dv1::ListSessionsResponse>("ListSessions", dv1::ListSessionsRequest(),
+                                                          &dv1::DataplaneAgent::Stub::ListSessions));
+    return std::vector<dv1::Session>(r.sessions().begin(), r.sessions().end());
+  }
   absl::Status Ping() override {
     grpc::ClientContext ctx;
     SetDeadline(ctx, std::min(options_.rpc_timeout, absl::Seconds(2)));
@@ -165,6 +172,14 @@ class GrpcAgentDirectory : public AgentDirectory {
     return agent;
   }
 
+  absl::StatusOr<std::vector<std::string>> ListServers() override {
+    absl::MutexLock lock(&mu_);
+    if (pmm_) RefreshFromPmm();
+    std::vector<std::string> ids;
+    for (const auto& [id, address] : addresses_) ids.push_back(id);
+    return ids;
+  }
+
  private:
   void RefreshFromPmm() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     grpc::ClientContext ctx;
@@ -210,6 +225,10 @@ class PmmTargetPicker : public TargetPicker {
 };
 
 }  // namespace
+
+bool IsFenced(const absl::Status& status) {
+  return absl::IsFailedPrecondition(status) && absl::StrContains(status.message(), "fenced: ");
+}
 
 std::unique_ptr<AgentDirectory> MakeGrpcAgentDirectory(std::vector<v1::StaticServer> servers,
                                                        const std::string& pmm_address,

@@ -11,6 +11,9 @@
 // (agent.proto, "Fencing"): OpenSession in its request's fencing_token, ImportState and
 // ReleaseSession as a parameter. kUnfenced (0) is a single SMM without an elected leader.
 // An agent that has seen a newer leader's token refuses the call with FAILED_PRECONDITION.
+// RaiseFence makes an agent refuse every older token before the caller reads it (a new
+// leader's reconciliation does that first, so that a deposed leader's call still in flight
+// cannot change the agent behind the reading's back).
 //
 // Thread safety: every method may be called from any thread.
 #pragma once
@@ -41,6 +44,14 @@ class ContiguityWatch {
 
 // The fencing token of an SMM that is not fenced (no elected leader): agents accept it always.
 inline constexpr uint64_t kUnfenced = 0;
+// Session 0 is reserved: no agent ever serves it (OpenSession refuses it).
+inline constexpr uint64_t kNoSession = 0;
+// Whether an agent refused a call for its fencing token (a newer leader acts): the agent's
+// FAILED_PRECONDITION whose message says "fenced: ..." (agent.proto, "Fencing"; the SMM's
+// gRPC client prefixes the call and server). Other FAILED_PRECONDITIONs (a checkpoint that
+// cannot be placed, ...) are the call's own failures.
+bool IsFenced(const absl::Status& status);
+
 // Where the SMM reads its fencing token: the elected leader's (the etcd create revision of
 // its leader key), or kUnfenced.
 using FencingTokenSource = std::function<uint64_t()>;
@@ -59,6 +70,18 @@ class Agent {
   virtual absl::StatusOr<dv1::Session> ReleaseSession(uint64_t session,
                                                       uint64_t fencing_token) = 0;
   virtual absl::StatusOr<dv1::Session> GetSession(uint64_t session) = 0;
+  // Every session the agent serves.
+  virtual absl::StatusOr<std::vector<dv1::Session>> ListSessions() = 0;
+  // Makes the agent refuse every token older than `fencing_token` from now on, changing
+  // nothing else: ReleaseSession of the reserved session 0 with the token. The agent admits
+  // a token before it looks for the session (agent.proto, "Fencing"), so the call raises its
+  // highest token and then fails NOT_FOUND, which is success here. FAILED_PRECONDITION if a
+  // newer leader's token is already there; the agent's error (UNAVAILABLE, ...) otherwise.
+  virtual absl::Status RaiseFence(uint64_t fencing_token) {
+    absl::StatusOr<dv1::Session> r = ReleaseSession(kNoSession, fencing_token);
+    if (r.ok() || absl::IsNotFound(r.status())) return absl::OkStatus();
+    return r.status();
+  }
   // A cheap call that proves the agent answers: UNAVAILABLE with the reason (gRPC's "failed
   // to connect ...", a deadline) if not. The message does not name the agent: the caller
   // says which hop it was (server_id(), address()).
@@ -71,6 +94,9 @@ class AgentDirectory {
   virtual ~AgentDirectory() = default;
   // NOT_FOUND naming the server when no registry knows it.
   virtual absl::StatusOr<std::shared_ptr<Agent>> Find(const std::string& server_id) = 0;
+  // The ids of every server the directory knows now (for the SMM's reconciliation, which
+  // reads them all). The registry's error when it cannot say.
+  virtual absl::StatusOr<std::vector<std::string>> ListServers() = 0;
 };
 
 // Where automatic migrations go: the PMM's new target for the session's vehicle.

@@ -1,10 +1,16 @@
 // smig-migrator: the SMM. Runs migrations between edge data planes (their agent API),
-// with health, reflection and /metrics. See docs/architecture.md.
+// with health, reflection and /metrics. With a `store` (etcd) in its config, its sessions
+// and migration journal live there and several replicas elect the one that acts (see
+// docs/architecture.md, "The SMM's journal, replicas and reconciliation").
+//
+//   smig-migrator --config=migrator.json
 #include <prometheus/registry.h>
 
+#include "common/logging.h"
 #include "common/proto_time.h"
 #include "common/server_main.h"
 #include "common/status_macros.h"
+#include "common/store/store_config.h"
 #include "services/migrator/migrator_service.h"
 
 namespace {
@@ -23,20 +29,39 @@ absl::Status Serve(const v1::MigratorConfig& config) {
   std::unique_ptr<smig::migrator::TargetPicker> picker =
       smig::migrator::MakePmmTargetPicker(config.proximity_address(), agent_options.rpc_timeout);
   auto registry = std::make_shared<prometheus::Registry>();
-  smig::migrator::MigratorEngine engine(
-      *agents, picker.get(),
-      {.overlap_timeout = smig::FromProtoOr(config.overlap_timeout(), absl::Seconds(10)),
-       // The token the agents fence with: none (kUnfenced) while one SMM runs alone. With a
-       // leader election (issue 14) this becomes the leader's, e.g.
-       // [&election] { return election.fencing_token(); }.
-       .fencing_token = nullptr},
-      registry.get());
+  // With a store: etcd (failures counted in smig_store_errors_total{service="migrator"}) and
+  // the election "<prefix>leader/migrator" (smig_leader{service="migrator"}). Without: one
+  // replica, in memory, unfenced (token 0).
+  SMIG_ASSIGN_OR_RETURN(
+      std::unique_ptr<smig::store::ServiceStore> store,
+      smig::store::ServiceStore::Open(config.store(), "migrator", registry.get()));
+  smig::migrator::MigratorEngine::Options options{
+      .overlap_timeout = smig::FromProtoOr(config.overlap_timeout(), absl::Seconds(10))};
+  if (store != nullptr) {
+    // The agents' fencing token is the leadership's revision: the engine takes it from the
+    // term each call is made under (Options::fencing_token is for an SMM without one).
+    options.store = &store->store();
+    options.election = &store->election();
+    options.replica_id = store->replica_id();
+  }
+  smig::migrator::MigratorEngine engine(*agents, picker.get(), options, registry.get());
+  if (store != nullptr) {
+    store->Start(engine.Listener());  // campaigns from now on
+    LOG(INFO) << "SMM replica " << store->replica_id() << " campaigns in "
+              << store->election_name() << "; journal under " << store->prefix()
+              << options.store_prefix;
+  }
   smig::migrator::MigratorService service(engine);
 
   SMIG_ASSIGN_OR_RETURN(
       std::unique_ptr<smig::GrpcServer> server,
       smig::GrpcServer::Start(smig::ServerOptionsFromConfig(config), {&service}, registry));
-  smig::ServeUntilTerminated("migrator", *server);
+  smig::ServeUntilTerminated("migrator", *server, [&] {
+    // Migrations in flight roll back while this replica still leads; then it resigns
+    // (revoking the lease), so that a standby leads within a round trip, not a TTL.
+    engine.Stop();
+    if (store != nullptr) store->election().Stop();
+  });
   return absl::OkStatus();
 }
 

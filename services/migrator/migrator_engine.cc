@@ -7,7 +7,9 @@
 
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "common/logging.h"
 #include "common/proto_time.h"
 #include "common/status_macros.h"
 
@@ -24,6 +26,14 @@ const char* PhaseLabel(v1::Phase p) {
     case v1::PHASE_ROLLED_BACK: return "rolled_back";
     default: return "unspecified";
   }
+}
+
+void AddPhase(v1::Migration& m, v1::Phase phase, const std::string& note, absl::Time at) {
+  m.set_phase(phase);
+  v1::PhaseChange* c = m.add_history();
+  c->set_phase(phase);
+  *c->mutable_at() = ToProtoTimestamp(at);
+  c->set_note(note);
 }
 
 }  // namespace
@@ -43,7 +53,7 @@ struct MigratorEngine::Metrics {
                                   0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30})),
         active(prometheus::BuildGauge()
                    .Name("smig_migrations_active")
-                   .Help("Migrations in flight.")
+                   .Help("Migrations in flight (driven by this replica).")
                    .Register(r)
                    .Add({})),
         phases(prometheus::BuildCounter()
@@ -58,7 +68,13 @@ struct MigratorEngine::Metrics {
 
 MigratorEngine::MigratorEngine(AgentDirectory& agents, TargetPicker* picker, Options options,
                                prometheus::Registry* registry, Clock& clock)
-    : agents_(agents), picker_(picker), options_(options), clock_(clock) {
+    : agents_(agents),
+      picker_(picker),
+      options_(std::move(options)),
+      clock_(clock),
+      table_({.max_finished = options_.max_finished}) {
+  CHECK_EQ(options_.store == nullptr, options_.election == nullptr)
+      << "MigratorEngine: a store and an election go together";
   if (registry) {
     metrics_ = std::make_unique<Metrics>(*registry);
     // Every label set exists from the start (at 0), so dashboards and alerts see a series.
@@ -72,22 +88,62 @@ MigratorEngine::MigratorEngine(AgentDirectory& agents, TargetPicker* picker, Opt
       metrics_->phases.Add({{"phase", PhaseLabel(p)}});
     }
   }
+  if (options_.store == nullptr) {
+    absl::Status begun = table_.Begin(1, std::nullopt, {});  // one replica, leading for good
+    CHECK(begun.ok()) << begun;
+    return;
+  }
+  journal_ = std::make_unique<MigrationJournal>(
+      *options_.store,
+      MigrationJournal::Options{.prefix = options_.store_prefix, .retry_for = options_.store_retry},
+      clock_);
+  reconciler_ = std::make_unique<Reconciler>(agents_, registry);
+  takeover_ = std::make_unique<Takeover>(table_, *journal_, *reconciler_, agents_,
+                                         *options_.election, options_.replica_id, clock_);
+  role_ = std::make_unique<ReplicaRole>(
+      *options_.election,
+      ReplicaRole::Options{.replica_id = options_.replica_id,
+                           .revisit_every = options_.reconcile_interval},
+      *takeover_, clock_, registry);
+  role_->Start();
 }
 
-MigratorEngine::~MigratorEngine() {
-  absl::MutexLock lock(&mu_);
-  stopping_ = true;
-  for (auto& [id, r] : migrations_) {
-    if (!Terminal(r->migration)) {
-      r->cancel_reason = "the migrator is shutting down";
-      r->cancel.store(true);
-    }
-  }
-  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return running_ == 0; };
-  mu_.Await(absl::Condition(&idle));
+MigratorEngine::~MigratorEngine() { Stop(); }
+
+void MigratorEngine::Stop() {
+  // Migrations in flight roll back (while this replica still leads); no term begins.
+  table_.Stop("the migrator is shutting down");
+  if (role_) role_->Stop();  // no takeover or pass runs after this
+  table_.AwaitNoThreads();
+}
+
+store::Election::Listener MigratorEngine::Listener() {
+  CHECK(role_ != nullptr) << "MigratorEngine::Listener needs a store and an election";
+  return role_->Listener();
+}
+
+bool MigratorEngine::Serving() const { return !role_ || role_->Serving(); }
+
+bool MigratorEngine::AwaitServing(absl::Duration timeout) const {
+  return !role_ || role_->AwaitServing(timeout);
+}
+
+absl::Status MigratorEngine::CheckMutable() const {
+  return role_ ? role_->CheckMutable() : absl::OkStatus();
+}
+
+bool MigratorEngine::FromMemory() const { return !role_ || role_->Serving(); }
+
+bool MigratorEngine::Acting(const Record& r) const {
+  if (!table_.Current(r)) return false;
+  if (options_.election == nullptr) return true;
+  // The election's own belief, which ends in time even when its events are late.
+  std::optional<store::Leadership> now = options_.election->current();
+  return now.has_value() && static_cast<uint64_t>(now->revision) == r.fencing_token;
 }
 
 absl::StatusOr<v1::Session> MigratorEngine::CreateSession(const v1::CreateSessionRequest& req) {
+  SMIG_RETURN_IF_ERROR(CheckMutable());
   if (req.session_id() == 0) return absl::InvalidArgumentError("session_id 0 is reserved");
   if (req.vehicle_id().empty()) {
     return absl::InvalidArgumentError(absl::StrCat("session ", req.session_id(), " needs a vehicle_id"));
@@ -95,59 +151,74 @@ absl::StatusOr<v1::Session> MigratorEngine::CreateSession(const v1::CreateSessio
   if (req.flows().empty()) {
     return absl::InvalidArgumentError(absl::StrCat("session ", req.session_id(), " has no flows"));
   }
-  {
-    absl::MutexLock lock(&mu_);
-    if (sessions_.contains(req.session_id())) {
-      return absl::AlreadyExistsError(absl::StrCat("session ", req.session_id(), " exists"));
+  SMIG_ASSIGN_OR_RETURN(MigrationTable::Term term, table_.BeginCreate(req.session_id()));
+  std::optional<v1::Session> created;
+  absl::Cleanup end = [&] { table_.EndCreate(term.term, req.session_id(), created); };
+  const store::Fence fence = term.leadership ? term.leadership->fence() : store::Fence{};
+  const uint64_t token = term.leadership ? term.leadership->revision : FencingToken();
+  SMIG_ASSIGN_OR_RETURN(std::shared_ptr<Agent> edge, agents_.Find(req.server_id()));
+  const dv1::RedundancyPolicy redundancy = req.redundancy() == dv1::REDUNDANCY_POLICY_UNSPECIFIED
+                                               ? dv1::REDUNDANCY_POLICY_AUTO
+                                               : req.redundancy();
+  v1::Session s;
+  s.set_session_id(req.session_id());
+  s.set_vehicle_id(req.vehicle_id());
+  s.set_server_id(req.server_id());
+  *s.mutable_vehicle_addresses() = req.vehicle_addresses();
+  s.set_vehicle_port(req.vehicle_port());
+  s.set_redundancy(redundancy);
+  // With a store the record comes first (generation 0: being opened), so that a leader
+  // dying meanwhile leaves a record reconciliation can match, vehicle and all.
+  if (journal_) {
+    MigrationJournal::Batch batch;
+    batch.PutSession(s);
+    SMIG_RETURN_IF_ERROR(journal_->Commit(batch, fence).status());
+    if (table_.Over(term.term)) {
+      return absl::FailedPreconditionError("this SMM replica stopped leading; retry at the leader");
     }
   }
-  SMIG_ASSIGN_OR_RETURN(std::shared_ptr<Agent> edge, agents_.Find(req.server_id()));
   dv1::OpenSessionRequest open;
   open.set_session_id(req.session_id());
   *open.mutable_vehicle_addresses() = req.vehicle_addresses();
   open.set_vehicle_port(req.vehicle_port());
   *open.mutable_flows() = req.flows();
-  const dv1::RedundancyPolicy redundancy = req.redundancy() == dv1::REDUNDANCY_POLICY_UNSPECIFIED
-                                               ? dv1::REDUNDANCY_POLICY_AUTO
-                                               : req.redundancy();
   open.set_redundancy(redundancy);
-  open.set_fencing_token(FencingToken());
-  SMIG_ASSIGN_OR_RETURN(dv1::Session opened, edge->OpenSession(open));
-  v1::Session s;
-  s.set_session_id(req.session_id());
-  s.set_vehicle_id(req.vehicle_id());
-  s.set_server_id(req.server_id());
-  s.set_generation(opened.generation());
-  *s.mutable_vehicle_addresses() = req.vehicle_addresses();
-  s.set_vehicle_port(req.vehicle_port());
-  s.set_redundancy(redundancy);
-  absl::MutexLock lock(&mu_);
-  sessions_[s.session_id()] = s;
+  open.set_fencing_token(token);
+  absl::StatusOr<dv1::Session> opened = edge->OpenSession(open);
+  if (!opened.ok()) {
+    if (journal_) {
+      MigrationJournal::Batch undo;
+      undo.DeleteSession(s.session_id());
+      // If this fails, reconciliation drops the record: no edge serves the session.
+      (void)journal_->Commit(undo, fence);
+    }
+    return opened.status();
+  }
+  s.set_generation(opened->generation());
+  if (journal_) {
+    MigrationJournal::Batch batch;
+    batch.PutSession(s);
+    // The session is open and recorded either way; reconciliation corrects the generation.
+    if (absl::Status w = journal_->Commit(batch, fence).status(); !w.ok()) {
+      LOG(WARNING) << "session " << s.session_id() << " is open at " << s.server_id()
+                   << " but its generation was not recorded: " << w;
+    }
+  }
+  created = s;
   return s;
 }
 
-std::vector<v1::Session> MigratorEngine::ListSessions() const {
-  absl::MutexLock lock(&mu_);
-  std::vector<v1::Session> out;
-  for (const auto& [id, s] : sessions_) out.push_back(s);
-  return out;
+absl::StatusOr<std::vector<v1::Session>> MigratorEngine::ListSessions() const {
+  if (!FromMemory()) return journal_->ListSessions();
+  return table_.Sessions();
 }
 
 absl::StatusOr<v1::Migration> MigratorEngine::Migrate(const v1::MigrateRequest& req) {
-  v1::Session session;
-  {
-    absl::MutexLock lock(&mu_);
-    if (!req.request_id().empty()) {
-      if (auto it = by_request_.find(req.request_id()); it != by_request_.end()) {
-        return migrations_.at(it->second)->migration;  // the same request, the same migration
-      }
-    }
-    auto it = sessions_.find(req.session_id());
-    if (it == sessions_.end()) {
-      return absl::NotFoundError(absl::StrCat("session ", req.session_id(), " is unknown"));
-    }
-    session = it->second;
-  }
+  SMIG_RETURN_IF_ERROR(CheckMutable());
+  // The same request, the same migration.
+  if (std::optional<v1::Migration> m = table_.FindRequest(req.request_id())) return *m;
+  std::optional<v1::Session> session = table_.FindSession(req.session_id());
+  if (!session) return absl::NotFoundError(absl::StrCat("session ", req.session_id(), " is unknown"));
   std::string target;
   switch (req.target_case()) {
     case v1::MigrateRequest::kTargetServerId:
@@ -158,15 +229,15 @@ absl::StatusOr<v1::Migration> MigratorEngine::Migrate(const v1::MigrateRequest& 
       if (picker_ == nullptr) {
         return absl::FailedPreconditionError("automatic targets need the PMM (proximity_address)");
       }
-      SMIG_ASSIGN_OR_RETURN(target, picker_->Pick(session));
+      SMIG_ASSIGN_OR_RETURN(target, picker_->Pick(*session));
       break;
     }
     default:
       return absl::InvalidArgumentError("a target is required: target_server_id or auto");
   }
-  if (target == session.server_id()) {
+  if (target == session->server_id()) {
     return absl::InvalidArgumentError(absl::StrCat("target ", target, " already serves session ",
-                                                   session.session_id()));
+                                                   session->session_id()));
   }
   SMIG_ASSIGN_OR_RETURN(std::shared_ptr<Agent> to, agents_.Find(target));
   if (absl::Status up = to->Ping(); !up.ok()) {
@@ -176,231 +247,195 @@ absl::StatusOr<v1::Migration> MigratorEngine::Migrate(const v1::MigrateRequest& 
   }
 
   auto record = std::make_shared<Record>();
-  record->fencing_token = FencingToken();
+  record->session_id = session->session_id();
+  record->from = session->server_id();
+  record->to = target;
   v1::Migration& m = record->migration;
-  m.set_session_id(session.session_id());
-  m.set_from_server_id(session.server_id());
+  m.set_session_id(session->session_id());
+  m.set_from_server_id(session->server_id());
   m.set_to_server_id(target);
   m.set_trigger(req.trigger() == v1::TRIGGER_AUTO ? v1::TRIGGER_AUTO : v1::TRIGGER_MANUAL);
   m.set_reason(req.reason());
   m.set_request_id(req.request_id());
   *m.mutable_started_at() = ToProtoTimestamp(clock_.Now());
-  {
-    absl::MutexLock lock(&mu_);
-    if (stopping_) return absl::UnavailableError("the migrator is shutting down");
-    // Checked again under the lock: another Migrate may have raced us here.
-    if (!req.request_id().empty()) {
-      if (auto it = by_request_.find(req.request_id()); it != by_request_.end()) {
-        return migrations_.at(it->second)->migration;
-      }
+  // Numbers are handed out and written in one order, so the journal's counter only grows.
+  absl::MutexLock create(&create_mu_);
+  SMIG_ASSIGN_OR_RETURN(
+      MigrationTable::Reservation reserved,
+      table_.Reserve(*record, session->server_id(), req.request_id(), FencingToken(),
+                     absl::StrCat(session->server_id(), " -> ", target,
+                                  m.reason().empty() ? "" : ": ", m.reason()),
+                     clock_.Now()));
+  if (reserved.existing) return *reserved.existing;
+  uint64_t version = 0;
+  if (journal_) {
+    MigrationJournal::Batch batch;
+    batch.PutMigration(m);
+    batch.PutSession(reserved.session);
+    batch.SetNextId(reserved.next_id);
+    absl::StatusOr<int64_t> written = journal_->Commit(batch, record->fence);
+    if (!written.ok()) {
+      table_.Unreserve(*record);
+      return absl::Status(written.status().code(),
+                          absl::StrCat("the journal did not record the migration: ",
+                                       written.status().message()));
     }
-    v1::Session& s = sessions_.at(session.session_id());
-    if (!s.migration_id().empty()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "session ", s.session_id(), " is already migrating (", s.migration_id(), ")"));
-    }
-    if (s.server_id() != session.server_id()) {
-      return absl::AbortedError(absl::StrCat("session ", s.session_id(), " moved meanwhile"));
-    }
-    m.set_id(absl::StrCat("mig-", next_id_++));
-    s.set_migration_id(m.id());
-    migrations_[m.id()] = record;
-    if (!req.request_id().empty()) by_request_[req.request_id()] = m.id();
-    ++running_;
-    Enter(*record, v1::PHASE_PREPARING,
-          absl::StrCat(session.server_id(), " -> ", target, m.reason().empty() ? "" : ": ",
-                       m.reason()));
+    version = *written;
   }
-  if (metrics_) metrics_->active.Increment();
+  // Deposed meanwhile: the journal has it in PREPARING, and the next leader ends it.
+  if (!table_.Start(record, version)) return m;
+  if (metrics_) {
+    metrics_->phases.Add({{"phase", PhaseLabel(v1::PHASE_PREPARING)}}).Increment();
+    metrics_->active.Increment();
+  }
   v1::Migration started = m;  // copied before the thread may change it
   std::thread([this, record] { Run(record); }).detach();
   return started;
 }
 
-void MigratorEngine::Enter(Record& r, v1::Phase phase, const std::string& note) {
-  r.migration.set_phase(phase);
-  v1::PhaseChange* c = r.migration.add_history();
-  c->set_phase(phase);
-  *c->mutable_at() = ToProtoTimestamp(clock_.Now());
-  c->set_note(note);
-  ++r.version;
-  if (metrics_) metrics_->phases.Add({{"phase", PhaseLabel(phase)}}).Increment();
+absl::Status MigratorEngine::Commit(Record& r, const v1::Migration& next,
+                                    const std::optional<v1::Session>& session,
+                                    const std::vector<std::string>& evict) {
+  if (!Acting(r)) return absl::FailedPreconditionError("this SMM replica no longer leads");
+  int64_t revision = 0;
+  if (journal_) {
+    MigrationJournal::Batch batch;
+    batch.PutMigration(next);
+    if (session) batch.PutSession(*session);
+    for (const std::string& id : evict) batch.DeleteMigration(id);
+    SMIG_ASSIGN_OR_RETURN(revision, journal_->Commit(batch, r.fence));
+  }
+  r.end_recorded = MigrationTable::Terminal(next);
+  // Counted once recorded, and before memory shows it: a watcher that sees the phase sees
+  // it counted.
+  if (metrics_) {
+    metrics_->phases.Add({{"phase", PhaseLabel(next.phase())}}).Increment();
+    if (MigrationTable::Terminal(next)) {
+      const char* result = next.phase() == v1::PHASE_DONE ? "done"
+                           : r.cancel.load()                ? "cancelled"
+                                                            : "rolled_back";
+      metrics_->total
+          .Add({{"trigger", next.trigger() == v1::TRIGGER_AUTO ? "auto" : "manual"},
+                {"result", result}})
+          .Increment();
+      metrics_->duration.Observe(absl::ToDoubleSeconds(FromProto(next.duration())));
+      metrics_->active.Decrement();
+    }
+  }
+  return table_.Apply(r, next, session, revision);
 }
 
-void MigratorEngine::Finish(Record& r, v1::Phase phase, const std::string& rollback_reason) {
-  absl::MutexLock lock(&mu_);
-  v1::Migration& m = r.migration;
-  m.set_rollback_reason(rollback_reason);
-  const absl::Time finished = clock_.Now();
-  *m.mutable_finished_at() = ToProtoTimestamp(finished);
-  *m.mutable_duration() = ToProtoDuration(finished - FromProto(m.started_at()));
-  v1::Session& s = sessions_.at(m.session_id());
-  s.clear_migration_id();
-  if (phase == v1::PHASE_DONE) {
-    s.set_server_id(m.to_server_id());
-    s.set_generation(m.generation());
-  }
-  Enter(r, phase, phase == v1::PHASE_DONE ? "" : rollback_reason);
-  if (metrics_) {
-    const char* result = phase == v1::PHASE_DONE ? "done" : r.cancel.load() ? "cancelled"
-                                                                              : "rolled_back";
-    metrics_->total
-        .Add({{"trigger", m.trigger() == v1::TRIGGER_AUTO ? "auto" : "manual"}, {"result", result}})
-        .Increment();
-    metrics_->duration.Observe(absl::ToDoubleSeconds(FromProto(m.duration())));
-    metrics_->active.Decrement();
-  }
-  finished_order_.push_back(m.id());
-  while (finished_order_.size() > options_.max_finished) {
-    const std::string& old = finished_order_.front();
-    if (auto it = migrations_.find(old); it != migrations_.end()) {
-      by_request_.erase(it->second->migration.request_id());
-      migrations_.erase(it);
-    }
-    finished_order_.erase(finished_order_.begin());
-  }
-  --running_;
+absl::Status MigratorEngine::Enter(Record& r, v1::Phase phase, const std::string& note,
+                                   std::optional<uint64_t> generation) {
+  v1::Migration next = table_.State(r);
+  if (generation) next.set_generation(*generation);
+  AddPhase(next, phase, note, clock_.Now());
+  return Commit(r, next);
 }
+
+absl::Status MigratorEngine::Finish(Record& r, v1::Phase phase, const std::string& rollback_reason) {
+  SMIG_ASSIGN_OR_RETURN(MigrationTable::Ending end, table_.PrepareEnd(r));
+  v1::Migration& next = end.migration;
+  next.set_rollback_reason(rollback_reason);
+  const absl::Time finished = clock_.Now();
+  *next.mutable_finished_at() = ToProtoTimestamp(finished);
+  *next.mutable_duration() = ToProtoDuration(finished - FromProto(next.started_at()));
+  AddPhase(next, phase, phase == v1::PHASE_DONE ? "" : rollback_reason, finished);
+  end.session.clear_migration_id();
+  if (phase == v1::PHASE_DONE) {
+    end.session.set_server_id(next.to_server_id());
+    end.session.set_generation(next.generation());
+  }
+  SMIG_RETURN_IF_ERROR(Commit(r, next, end.session, end.evict));
+  table_.Ended(r, end.evict);
+  return absl::OkStatus();
+}
+
+// What a migration's thread (MigrationRun) asks of the engine, for one record.
+class MigratorEngine::RunOwner final : public MigrationRun::Owner {
+ public:
+  RunOwner(MigratorEngine& engine, Record& record) : engine_(engine), record_(record) {}
+
+  absl::Status Enter(v1::Phase phase, const std::string& note,
+                     std::optional<uint64_t> generation) override {
+    return engine_.Enter(record_, phase, note, generation);
+  }
+  absl::Status Finish(v1::Phase phase, const std::string& reason) override {
+    return engine_.Finish(record_, phase, reason);
+  }
+  bool Acting() const override { return engine_.Acting(record_); }
+  std::optional<std::string> Cancelled() const override {
+    std::optional<std::string> why = engine_.table_.CancelReason(record_);
+    if (!why) return std::nullopt;
+    return absl::StrCat("cancelled: ", *why);
+  }
+  void Abandon(const absl::Status& why) override {
+    LOG(WARNING) << "migration " << record_.id << " stops acting (" << why
+                 << "); reconciliation will end it";
+    if (engine_.role_) engine_.role_->RevisitSoon();
+  }
+  void LeaveCopy(const std::string& server) override {
+    LOG(WARNING) << "migration " << record_.id << ": the copy at " << server
+                 << " was not released; reconciliation will";
+    if (engine_.role_) engine_.role_->RevisitSoon();
+  }
+
+ private:
+  MigratorEngine& engine_;
+  Record& record_;
+};
 
 void MigratorEngine::Run(std::shared_ptr<Record> record) {
-  Record& r = *record;
-  uint64_t session;
-  std::string from_id, to_id;
-  {
-    absl::MutexLock lock(&mu_);
-    session = r.migration.session_id();
-    from_id = r.migration.from_server_id();
-    to_id = r.migration.to_server_id();
-  }
-  auto cancelled = [&]() -> std::optional<std::string> {
-    if (!r.cancel.load()) return std::nullopt;
-    absl::MutexLock lock(&mu_);
-    return absl::StrCat("cancelled: ", r.cancel_reason);
+  absl::Cleanup ended = [&] {
+    // An ended migration left the gauge when it was recorded; one that stopped acting here.
+    if (metrics_ && !record->end_recorded) metrics_->active.Decrement();
+    table_.ThreadEnded(*record);
   };
-  // Before CUT_OVER, every failure ends here: the target lets go, the source never stopped.
-  const uint64_t token = r.fencing_token;
-  auto roll_back = [&](const std::string& why, Agent* target_to_release) {
-    if (target_to_release != nullptr) (void)target_to_release->ReleaseSession(session, token);
-    Finish(r, v1::PHASE_ROLLED_BACK, why);
-  };
-
-  absl::StatusOr<std::shared_ptr<Agent>> from = agents_.Find(from_id);
-  absl::StatusOr<std::shared_ptr<Agent>> to = agents_.Find(to_id);
-  if (!from.ok() || !to.ok()) {
-    return roll_back((from.ok() ? to : from).status().ToString(), nullptr);
-  }
-  // Follow the source's events before anything starts, so the confirmation is not missed.
-  absl::StatusOr<std::unique_ptr<ContiguityWatch>> watch = (*from)->WatchContiguity(session);
-  if (!watch.ok()) return roll_back(std::string(watch.status().message()), nullptr);
-  if (auto c = cancelled()) return roll_back(*c, nullptr);
-
-  {
-    absl::MutexLock lock(&mu_);
-    Enter(r, v1::PHASE_TRANSFERRING, absl::StrCat("ExportState at ", from_id));
-  }
-  absl::StatusOr<dv1::SessionState> state = (*from)->ExportState(session);
-  if (!state.ok()) return roll_back(std::string(state.status().message()), nullptr);
-  absl::StatusOr<dv1::Session> imported = (*to)->ImportState(*state, token);
-  if (!imported.ok()) {
-    // ALREADY_EXISTS means the target serves it from an earlier attempt: not ours to release.
-    bool ours = !absl::IsAlreadyExists(imported.status());
-    return roll_back(std::string(imported.status().message()), ours ? to->get() : nullptr);
-  }
-  {
-    absl::MutexLock lock(&mu_);
-    r.migration.set_generation(state->generation());
-    Enter(r, v1::PHASE_OVERLAPPING,
-          absl::StrCat("both edges send; waiting for the vehicle to confirm generation ",
-                       state->generation()));
-  }
-
-  const absl::Time deadline = clock_.Now() + options_.overlap_timeout;
-  while (true) {
-    if (auto c = cancelled()) return roll_back(*c, to->get());
-    absl::Status seen = (*watch)->Await(
-        state->generation(), std::min(deadline - clock_.Now(), options_.health_interval));
-    if (seen.ok()) break;
-    if (absl::IsUnavailable(seen)) {
-      return roll_back(absl::StrCat("lost the events of source ", from_id, ": ", seen.message()),
-                       to->get());
-    }
-    if (clock_.Now() >= deadline) {
-      return roll_back(absl::StrCat("the vehicle did not confirm ", to_id, "'s stream within ",
-                                    absl::FormatDuration(options_.overlap_timeout)),
-                       to->get());
-    }
-    if (absl::StatusOr<dv1::Session> alive = (*to)->GetSession(session); !alive.ok()) {
-      return roll_back(absl::StrCat("target failed during the overlap: ", alive.status().message()),
-                       to->get());
-    }
-  }
-
-  {
-    absl::MutexLock lock(&mu_);
-    Enter(r, v1::PHASE_CUT_OVER, absl::StrCat("vehicle confirmed ", to_id, "; releasing ", from_id));
-  }
-  // From here the target alone suffices: a source that fails to release is noted, not undone.
-  std::string note;
-  if (absl::StatusOr<dv1::Session> released = (*from)->ReleaseSession(session, token);
-      !released.ok()) {
-    note = absl::StrCat("source release failed (", released.status().message(), ")");
-  }
-  Finish(r, v1::PHASE_DONE, note);
+  RunOwner owner(*this, *record);
+  MigrationRun::Run(agents_,
+                    {.session = record->session_id,
+                     .from = record->from,
+                     .to = record->to,
+                     .token = record->fencing_token,
+                     .overlap_timeout = options_.overlap_timeout,
+                     .health_interval = options_.health_interval},
+                    owner, clock_);
 }
 
 absl::StatusOr<v1::Migration> MigratorEngine::GetMigration(const std::string& id) const {
-  absl::MutexLock lock(&mu_);
-  auto it = migrations_.find(id);
-  if (it == migrations_.end()) return absl::NotFoundError(absl::StrCat("migration ", id, " is unknown"));
-  return it->second->migration;
+  if (FromMemory()) return table_.Get(id);
+  SMIG_ASSIGN_OR_RETURN(std::optional<MigrationJournal::Versioned> v, journal_->GetMigration(id));
+  if (!v) return absl::NotFoundError(absl::StrCat("migration ", id, " is unknown"));
+  return v->migration;
 }
 
-std::vector<v1::Migration> MigratorEngine::ListMigrations(uint64_t session) const {
-  absl::MutexLock lock(&mu_);
-  std::vector<v1::Migration> out;
-  for (const auto& [id, r] : migrations_) {
-    if (session == 0 || r->migration.session_id() == session) out.push_back(r->migration);
-  }
-  std::sort(out.begin(), out.end(), [](const v1::Migration& a, const v1::Migration& b) {
-    return FromProto(a.started_at()) < FromProto(b.started_at());
-  });
-  return out;
+absl::StatusOr<std::vector<v1::Migration>> MigratorEngine::ListMigrations(uint64_t session) const {
+  if (FromMemory()) return table_.List(session);
+  return journal_->ListMigrations(session);
 }
 
 absl::StatusOr<v1::Migration> MigratorEngine::CancelMigration(const std::string& id,
                                                               const std::string& reason) {
-  std::shared_ptr<Record> r;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = migrations_.find(id);
-    if (it == migrations_.end()) {
-      return absl::NotFoundError(absl::StrCat("migration ", id, " is unknown"));
-    }
-    r = it->second;
-    v1::Phase p = r->migration.phase();
-    if (p == v1::PHASE_CUT_OVER || Terminal(r->migration)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "migration ", id, " is ", v1::Phase_Name(p), ": too late to cancel"));
-    }
-    r->cancel_reason = reason.empty() ? "by request" : reason;
-    r->cancel.store(true);
-  }
-  absl::MutexLock lock(&mu_);
-  auto ended = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return Terminal(r->migration); };
-  clock_.AwaitWithDeadline(mu_, absl::Condition(&ended), clock_.Now() + absl::Seconds(10));
-  return r->migration;
+  SMIG_RETURN_IF_ERROR(CheckMutable());
+  SMIG_ASSIGN_OR_RETURN(std::shared_ptr<Record> r, table_.Cancel(id, reason));
+  return table_.AwaitEnd(r, clock_, clock_.Now() + absl::Seconds(10));
 }
 
 absl::StatusOr<std::optional<v1::Migration>> MigratorEngine::WaitForChange(
     const std::string& id, uint64_t& seen, absl::Duration timeout) const {
-  absl::MutexLock lock(&mu_);
-  auto it = migrations_.find(id);
-  if (it == migrations_.end()) return absl::NotFoundError(absl::StrCat("migration ", id, " is unknown"));
-  std::shared_ptr<Record> r = it->second;
-  auto changed = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return r->version > seen; };
-  if (!mu_.AwaitWithTimeout(absl::Condition(&changed), timeout)) return std::nullopt;
-  seen = r->version;
-  return r->migration;
+  if (FromMemory()) return table_.WaitForChange(id, seen, timeout);
+  // Elsewhere the store is polled: the revision of the migration's last write is its version.
+  for (const absl::Time end = absl::Now() + timeout;;) {
+    SMIG_ASSIGN_OR_RETURN(std::optional<MigrationJournal::Versioned> v, journal_->GetMigration(id));
+    if (!v) return absl::NotFoundError(absl::StrCat("migration ", id, " is unknown"));
+    if (static_cast<uint64_t>(v->revision) > seen) {
+      seen = v->revision;
+      return v->migration;
+    }
+    const absl::Time now = absl::Now();
+    if (now >= end) return std::nullopt;
+    absl::SleepFor(std::min(end - now, absl::Milliseconds(50)));
+  }
 }
 
 }  // namespace smig::migrator

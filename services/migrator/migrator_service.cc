@@ -12,7 +12,9 @@ grpc::Status MigratorService::CreateSession(grpc::ServerContext*,
 
 grpc::Status MigratorService::ListSessions(grpc::ServerContext*, const v1::ListSessionsRequest*,
                                            v1::ListSessionsResponse* resp) {
-  for (v1::Session& s : engine_.ListSessions()) *resp->add_sessions() = std::move(s);
+  absl::StatusOr<std::vector<v1::Session>> sessions = engine_.ListSessions();
+  if (!sessions.ok()) return ToGrpcStatus(sessions.status());
+  for (v1::Session& s : *sessions) *resp->add_sessions() = std::move(s);
   return grpc::Status::OK;
 }
 
@@ -30,9 +32,9 @@ grpc::Status MigratorService::GetMigration(grpc::ServerContext*,
 grpc::Status MigratorService::ListMigrations(grpc::ServerContext*,
                                              const v1::ListMigrationsRequest* req,
                                              v1::ListMigrationsResponse* resp) {
-  for (v1::Migration& m : engine_.ListMigrations(req->session_id())) {
-    *resp->add_migrations() = std::move(m);
-  }
+  absl::StatusOr<std::vector<v1::Migration>> migrations = engine_.ListMigrations(req->session_id());
+  if (!migrations.ok()) return ToGrpcStatus(migrations.status());
+  for (v1::Migration& m : *migrations) *resp->add_migrations() = std::move(m);
   return grpc::Status::OK;
 }
 

@@ -40,6 +40,18 @@ dv1::Session Describe(const std::string& server, uint64_t session, uint64_t gene
 
 }  // namespace
 
+void FakeAgent::set_hook(Hook hook) {
+  absl::MutexLock lock(&mu_);
+  hook_ = std::move(hook);
+}
+void FakeAgent::RunHook(const std::string& method, uint64_t session, uint64_t token) const {
+  Hook hook;
+  {
+    absl::MutexLock lock(&mu_);
+    hook = hook_;
+  }
+  if (hook) hook(method, session, token);
+}
 void FakeAgent::set_confirm_after(absl::Duration d) {
   absl::MutexLock lock(&mu_);
   confirm_after_ = d;
@@ -56,9 +68,22 @@ void FakeAgent::Kill() {
   absl::MutexLock lock(&mu_);
   alive_ = false;
 }
+void FakeAgent::Revive() {
+  absl::MutexLock lock(&mu_);
+  alive_ = true;
+}
+void FakeAgent::Place(uint64_t session, uint64_t generation) {
+  absl::MutexLock lock(&mu_);
+  sessions_[session] = generation;
+}
 bool FakeAgent::Serves(uint64_t session) const {
   absl::MutexLock lock(&mu_);
   return sessions_.contains(session);
+}
+uint64_t FakeAgent::generation(uint64_t session) const {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(session);
+  return it == sessions_.end() ? 0 : it->second;
 }
 int FakeAgent::releases() const {
   absl::MutexLock lock(&mu_);
@@ -82,9 +107,12 @@ absl::Status FakeAgent::CheckAlive() const {
 }
 
 absl::StatusOr<dv1::Session> FakeAgent::OpenSession(const dv1::OpenSessionRequest& r) {
+  RunHook("OpenSession", r.session_id(), r.fencing_token());
   absl::MutexLock lock(&mu_);
   SMIG_RETURN_IF_ERROR(CheckAlive());
   fenced_calls_.push_back(absl::StrCat("OpenSession ", r.fencing_token()));
+  // Admitted and acted on under one lock, as DataplaneNode does on its loop thread.
+  SMIG_RETURN_IF_ERROR(gate_.Admit(r.fencing_token()));
   if (!sessions_.emplace(r.session_id(), 1).second) {
     return absl::AlreadyExistsError(absl::StrCat("session ", r.session_id(), " is already served here"));
   }
@@ -93,6 +121,7 @@ absl::StatusOr<dv1::Session> FakeAgent::OpenSession(const dv1::OpenSessionReques
 }
 
 absl::StatusOr<dv1::SessionState> FakeAgent::ExportState(uint64_t session) {
+  RunHook("ExportState", session, 0);
   absl::MutexLock lock(&mu_);
   SMIG_RETURN_IF_ERROR(CheckAlive());
   auto it = sessions_.find(session);
@@ -106,9 +135,11 @@ absl::StatusOr<dv1::SessionState> FakeAgent::ExportState(uint64_t session) {
 
 absl::StatusOr<dv1::Session> FakeAgent::ImportState(const dv1::SessionState& state,
                                                     uint64_t fencing_token) {
+  RunHook("ImportState", state.session_id(), fencing_token);
   absl::MutexLock lock(&mu_);
   SMIG_RETURN_IF_ERROR(CheckAlive());
   fenced_calls_.push_back(absl::StrCat("ImportState ", fencing_token));
+  SMIG_RETURN_IF_ERROR(gate_.Admit(fencing_token));
   if (!import_error_.ok()) return import_error_;
   if (!sessions_.emplace(state.session_id(), state.generation()).second) {
     return absl::AlreadyExistsError(absl::StrCat("session ", state.session_id(), " is already served here"));
@@ -120,9 +151,13 @@ absl::StatusOr<dv1::Session> FakeAgent::ImportState(const dv1::SessionState& sta
 }
 
 absl::StatusOr<dv1::Session> FakeAgent::ReleaseSession(uint64_t session, uint64_t fencing_token) {
+  RunHook("ReleaseSession", session, fencing_token);
   absl::MutexLock lock(&mu_);
   SMIG_RETURN_IF_ERROR(CheckAlive());
-  fenced_calls_.push_back(absl::StrCat("ReleaseSession ", fencing_token));
+  // Session 0 is Agent::RaiseFence's.
+  fenced_calls_.push_back(
+      absl::StrCat(session == kNoSession ? "RaiseFence " : "ReleaseSession ", fencing_token));
+  SMIG_RETURN_IF_ERROR(gate_.Admit(fencing_token));
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("session ", session, " is not served here"));
   ++releases_;
@@ -132,11 +167,21 @@ absl::StatusOr<dv1::Session> FakeAgent::ReleaseSession(uint64_t session, uint64_
 }
 
 absl::StatusOr<dv1::Session> FakeAgent::GetSession(uint64_t session) {
+  RunHook("GetSession", session, 0);
   absl::MutexLock lock(&mu_);
   SMIG_RETURN_IF_ERROR(CheckAlive());
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("session ", session, " is not served here"));
   return Describe(id_, session, it->second);
+}
+
+absl::StatusOr<std::vector<dv1::Session>> FakeAgent::ListSessions() {
+  RunHook("ListSessions", 0, 0);
+  absl::MutexLock lock(&mu_);
+  SMIG_RETURN_IF_ERROR(CheckAlive());
+  std::vector<dv1::Session> out;
+  for (const auto& [session, generation] : sessions_) out.push_back(Describe(id_, session, generation));
+  return out;
 }
 
 absl::Status FakeAgent::Ping() {
@@ -147,6 +192,7 @@ absl::Status FakeAgent::Ping() {
 }
 
 absl::StatusOr<std::unique_ptr<ContiguityWatch>> FakeAgent::WatchContiguity(uint64_t session) {
+  RunHook("WatchContiguity", session, 0);
   SMIG_RETURN_IF_ERROR(Ping());
   return std::make_unique<FakeWatch>(cluster_, *this, session);
 }
@@ -160,6 +206,12 @@ absl::StatusOr<std::shared_ptr<Agent>> FakeCluster::Find(const std::string& serv
   auto it = agents_.find(server_id);
   if (it == agents_.end()) return absl::NotFoundError(absl::StrCat("server ", server_id, " is unknown"));
   return it->second;
+}
+
+absl::StatusOr<std::vector<std::string>> FakeCluster::ListServers() {
+  std::vector<std::string> ids;
+  for (const auto& [id, agent] : agents_) ids.push_back(id);
+  return ids;
 }
 
 bool FakeCluster::Confirmed(uint64_t session, uint64_t generation) const {

@@ -130,7 +130,7 @@ TEST_F(MigratorEngineTest, MigrationWalksEveryPhaseAndMovesTheSession) {
                                   v1::PHASE_OVERLAPPING, v1::PHASE_CUT_OVER, v1::PHASE_DONE));
   EXPECT_EQ(done.generation(), 2u);
   EXPECT_TRUE(done.has_duration());
-  std::vector<v1::Session> sessions = engine_->ListSessions();
+  std::vector<v1::Session> sessions = *engine_->ListSessions();
   ASSERT_EQ(sessions.size(), 1u);
   EXPECT_EQ(sessions[0].server_id(), "edge-2");
   EXPECT_EQ(sessions[0].generation(), 2u);
@@ -163,7 +163,7 @@ TEST_F(MigratorEngineTest, CreateSessionPassesTheRedundancyPolicyAndUnsetMeansAu
   EXPECT_EQ(created->redundancy(), dv1::REDUNDANCY_POLICY_ALWAYS);
   EXPECT_EQ(cluster_.agent("edge-1").opened_redundancy(2), dv1::REDUNDANCY_POLICY_ALWAYS);
   EXPECT_EQ(cluster_.agent("edge-1").opened_redundancy(1), dv1::REDUNDANCY_POLICY_AUTO);
-  std::vector<v1::Session> sessions = engine_->ListSessions();
+  std::vector<v1::Session> sessions = *engine_->ListSessions();
   ASSERT_EQ(sessions.size(), 2u);
   EXPECT_EQ(sessions[0].redundancy(), dv1::REDUNDANCY_POLICY_AUTO);
   EXPECT_EQ(sessions[1].redundancy(), dv1::REDUNDANCY_POLICY_ALWAYS);
@@ -180,7 +180,7 @@ TEST_F(MigratorEngineTest, TheSameRequestIdReturnsTheSameMigration) {
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->id(), a->id());
   EXPECT_EQ(c->phase(), v1::PHASE_DONE);
-  EXPECT_EQ(engine_->ListMigrations(0).size(), 1u);
+  EXPECT_EQ(engine_->ListMigrations(0)->size(), 1u);
 }
 
 TEST_F(MigratorEngineTest, RefusalsSayWhatHappened) {
@@ -265,8 +265,8 @@ TEST_F(MigratorEngineTest, TargetDyingDuringTheOverlapRollsBackAndTheSourceKeeps
   EXPECT_THAT(end.rollback_reason(), HasSubstr("edge-2"));
   EXPECT_TRUE(cluster_.agent("edge-1").Serves(1));
   EXPECT_EQ(cluster_.agent("edge-1").releases(), 0);
-  EXPECT_EQ(engine_->ListSessions()[0].server_id(), "edge-1");
-  EXPECT_TRUE(engine_->ListSessions()[0].migration_id().empty());
+  EXPECT_EQ((*engine_->ListSessions())[0].server_id(), "edge-1");
+  EXPECT_TRUE((*engine_->ListSessions())[0].migration_id().empty());
   EXPECT_THAT(Metrics(), HasSubstr("smig_migrations_total{result=\"rolled_back\",trigger=\"manual\"} 1"));
 }
 

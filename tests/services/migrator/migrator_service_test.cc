@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/fake_agents.h"
+#include "tests/fakes/memory_store.h"
 
 namespace smig::migrator {
 namespace {
@@ -85,6 +86,66 @@ TEST(MigratorServiceTest, CodesAndAWatchedMigration) {
     while (r->Read(&x)) {}
     EXPECT_EQ(r->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
   }
+}
+
+// A standby over gRPC: changes are FAILED_PRECONDITION naming the leader, reads are served
+// (from the store), and a watch streams the migration the leader ran.
+TEST(MigratorServiceTest, AStandbyNamesTheLeaderAndServesReads) {
+  testing::FakeCluster cluster;
+  cluster.Add("edge-1");
+  cluster.Add("edge-2");
+  store::testing::MemoryStore store;
+  store::testing::FakeElection leader_election(store, "leader/migrator", "smm-0");
+  store::testing::FakeElection standby_election(store, "leader/migrator", "smm-1");
+  MigratorEngine leader(cluster, nullptr,
+                        {.store = &store, .election = &leader_election, .replica_id = "smm-0"},
+                        nullptr);
+  leader_election.SetListener(leader.Listener());
+  MigratorEngine standby(cluster, nullptr,
+                         {.store = &store, .election = &standby_election, .replica_id = "smm-1"},
+                         nullptr);
+  standby_election.SetListener(standby.Listener());
+  ASSERT_TRUE(leader_election.MakeLeader().ok());
+  ASSERT_TRUE(leader.AwaitServing(absl::Seconds(10)));
+  v1::CreateSessionRequest create;
+  create.set_session_id(1);
+  create.set_vehicle_id("car-1");
+  create.set_server_id("edge-1");
+  create.add_flows();
+  ASSERT_TRUE(leader.CreateSession(create).ok());
+  v1::MigrateRequest req;
+  req.set_session_id(1);
+  req.set_target_server_id("edge-2");
+  absl::StatusOr<v1::Migration> started = leader.Migrate(req);
+  ASSERT_TRUE(started.ok()) << started.status();
+
+  MigratorService service(standby);
+  absl::StatusOr<std::unique_ptr<GrpcServer>> server =
+      GrpcServer::Start({.metrics_address = ""}, {&service}, nullptr);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = v1::Migrator::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", (*server)->grpc_port()), grpc::InsecureChannelCredentials()));
+  {
+    grpc::ClientContext ctx;
+    v1::Migration m;
+    grpc::Status st = stub->Migrate(&ctx, req, &m);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_THAT(st.error_message(), ::testing::HasSubstr("the leader is smm-0"));
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::ListSessionsResponse sessions;
+    ASSERT_TRUE(stub->ListSessions(&ctx, v1::ListSessionsRequest(), &sessions).ok());
+    ASSERT_EQ(sessions.sessions_size(), 1);
+  }
+  grpc::ClientContext watch_ctx;
+  v1::WatchMigrationRequest watch_req;
+  watch_req.set_migration_id(started->id());
+  auto reader = stub->WatchMigration(&watch_ctx, watch_req);
+  v1::Phase last = v1::PHASE_UNSPECIFIED;
+  for (v1::Migration update; reader->Read(&update);) last = update.phase();
+  EXPECT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(last, v1::PHASE_DONE);
 }
 
 }  // namespace

@@ -23,6 +23,9 @@ const externalSecrets = new Set(["smig-deployment-key"]);
 const components = ["smig-dataplane", "smig-proximity", "smig-decision", "smig-migrator"];
 const dashboard = readFileSync(path.join(deployDir, "grafana/smig-migrations.json"), "utf8");
 
+// Replicated behind etcd (config store): two replicas, one leads (docs/deploy.md).
+const replicated = { "smig-migrator": "migrator.json", "smig-decision": "decision.json" };
+
 const matches = (selector, labels) => Object.entries(selector ?? {}).every(([k, v]) => labels?.[k] === v);
 
 function checkWorkload(where, w, byKind, overlay) {
@@ -86,6 +89,67 @@ function checkWorkload(where, w, byKind, overlay) {
   return { podLabels, ports: all.flatMap(({ c }) => c.ports ?? []) };
 }
 
+// etcd as a StatefulSet (overlay etcd): its own image, so not checkWorkload's rules about
+// smig's programs and gRPC probes; the same pod security, and what a 3-member cluster for
+// 1 s leases needs.
+function checkEtcd(where, sts, byKind) {
+  const pod = sts.spec.template.spec;
+  const at = `${where}: ${describe(sts)}`;
+  const podLabels = sts.spec.template.metadata?.labels ?? {};
+  f.expect(matches(sts.spec.selector?.matchLabels, podLabels), `${at}: selector does not match its pod labels`);
+  f.expect(sts.spec.replicas === 3, `${at}: want 3 members`);
+  f.expect(sts.spec.podManagementPolicy === "Parallel", `${at}: podManagementPolicy must be Parallel (a new cluster needs a quorum up at once)`);
+  f.expect((sts.spec.volumeClaimTemplates ?? []).length > 0, `${at}: no volumeClaimTemplates (etcd's data must outlive the pod)`);
+  const psc = pod.securityContext ?? {};
+  f.expect(psc.runAsNonRoot === true && psc.seccompProfile?.type === "RuntimeDefault", `${at}: pod must run as non-root with RuntimeDefault seccomp`);
+  f.expect(pod.automountServiceAccountToken === false && !pod.serviceAccountName, `${at}: etcd needs no service account token`);
+  const c = pod.containers[0];
+  f.expect(/^gcr\.io\/etcd-development\/etcd:v3\.[45]\.\d+$/.test(c.image ?? ""), `${at}: image must be the official etcd pinned to v3.4.x or v3.5.x, got ${c.image}`);
+  const sc = c.securityContext ?? {};
+  f.expect(sc.allowPrivilegeEscalation === false && sc.readOnlyRootFilesystem === true && sc.capabilities?.drop?.includes("ALL"),
+    `${at}: container security context (no escalation, read-only root, drop ALL)`);
+  for (const kind of ["requests", "limits"]) f.expect(c.resources?.[kind]?.cpu && c.resources?.[kind]?.memory, `${at}: resources.${kind} cpu and memory`);
+  for (const probe of ["livenessProbe", "readinessProbe"]) f.expect(c[probe], `${at}: no ${probe}`);
+  const args = [...(c.command ?? []), ...(c.args ?? [])];
+  for (const flag of ["--heartbeat-interval=50", "--election-timeout=500"]) {
+    f.expect(args.includes(flag), `${at}: needs ${flag} (else etcd raises smig's 1 s leases to 2 s)`);
+  }
+  const svc = byKind("Service").find((s) => s.metadata.name === sts.spec.serviceName);
+  f.expect(svc?.spec.clusterIP === "None" && svc?.spec.publishNotReadyAddresses === true,
+    `${at}: serviceName ${sts.spec.serviceName} must be a headless Service publishing not-ready addresses`);
+  f.expect(byKind("PodDisruptionBudget").some((p) => matches(p.spec.selector?.matchLabels, podLabels) && p.spec.maxUnavailable === 1),
+    `${at}: want a PodDisruptionBudget with maxUnavailable 1`);
+  return { podLabels, ports: c.ports ?? [] };
+}
+
+// The SMM and the MDM run as two replicas with a rollout that keeps one up, readiness
+// that is not leadership, a PDB that lets one go, and store.replica_id = the pod name.
+function checkReplicated(where, d, byKind, overlay) {
+  const at = `${where}: ${describe(d)}`;
+  f.expect(d.spec.replicas === 2, `${at}: want 2 replicas`);
+  const ru = d.spec.strategy?.rollingUpdate;
+  f.expect(d.spec.strategy?.type === "RollingUpdate" && ru?.maxSurge === 1 && ru?.maxUnavailable === 0,
+    `${at}: want RollingUpdate with maxSurge 1, maxUnavailable 0`);
+  const pod = d.spec.template.spec;
+  f.expect(pod.affinity?.podAntiAffinity || pod.topologySpreadConstraints?.length, `${at}: no anti-affinity or topology spread`);
+  const pdbs = byKind("PodDisruptionBudget").filter((p) => matches(p.spec.selector?.matchLabels, d.spec.template.metadata.labels));
+  f.expect(pdbs.length === 1 && pdbs[0].spec.maxUnavailable === 1, `${at}: want one PodDisruptionBudget with maxUnavailable 1`);
+  const init = (pod.initContainers ?? []).find((i) => (i.env ?? []).some((e) => e.name === "POD_NAME" && e.valueFrom?.fieldRef?.fieldPath === "metadata.name"));
+  f.expect(init && (init.command ?? []).join(" ").includes("@POD_NAME@"), `${at}: no init container filling @POD_NAME@ from metadata.name`);
+  if (!overlay) return;
+  const tmpl = (pod.volumes ?? []).find((v) => v.name === "config-template")?.configMap?.name;
+  const cm = byKind("ConfigMap").find((c) => c.metadata.name === tmpl);
+  const cfg = cm?.data?.[replicated[d.metadata.name]];
+  if (!f.expect(cfg, `${at}: no config template ${replicated[d.metadata.name]}`)) return;
+  const store = JSON.parse(cfg).store ?? {};
+  f.expect(store.endpoints?.length && store.replica_id === "@POD_NAME@", `${at}: config needs store.endpoints and store.replica_id "@POD_NAME@"`);
+  const etcd = byKind("StatefulSet").find((s) => s.metadata.name === "smig-etcd");
+  if (etcd) {
+    const members = [...Array(etcd.spec.replicas).keys()].map((i) => `${etcd.metadata.name}-${i}.${etcd.spec.serviceName}:2379`);
+    f.expect(JSON.stringify(store.endpoints) === JSON.stringify(members), `${at}: store.endpoints must list the etcd members ${members.join(", ")}`);
+  }
+}
+
 for (const k of kustomizations()) {
   const docs = await renderedDocs(renderDir, k.name);
   const where = `${k.name}`;
@@ -99,6 +163,13 @@ for (const k of kustomizations()) {
   const workloads = [...byKind("Deployment"), ...byKind("DaemonSet")];
   const pods = new Map(workloads.map((w) => [w.metadata.name, checkWorkload(where, w, byKind, overlay)]));
   for (const name of components) f.expect(pods.has(name), `${where}: no workload ${name}`);
+  for (const s of byKind("StatefulSet")) {
+    if (f.expect(s.metadata.name === "smig-etcd", `${where}: ${describe(s)}: the only StatefulSet is smig-etcd`)) pods.set(s.metadata.name, checkEtcd(where, s, byKind));
+  }
+  for (const name of Object.keys(replicated)) {
+    const d = named("Deployment", name);
+    if (d) checkReplicated(where, d, byKind, overlay);
+  }
 
   // Services select their workload and name ports it has; the ServiceMonitor finds them.
   for (const s of byKind("Service")) {
@@ -162,7 +233,7 @@ for (const k of kustomizations()) {
   } else if (f.expect(dpConfig, `${where}: no ConfigMap with dataplane.json`)) {
     const cfg = JSON.parse(dpConfig.data["dataplane.json"]);
     f.expect(cfg.grpc_address?.endsWith(":7400") && cfg.metrics_address?.endsWith(":9400"), `${where}: dataplane.json: agent on 7400, metrics on 9400`);
-    if (k.name === "userland") {
+    if (k.name === "userland" || k.name === "etcd") {
       f.expect(cfg.sctp_stack === "userland" && cfg.udp_encaps_port === 9899, `${where}: dataplane.json: sctp_stack userland, udp_encaps_port 9899`);
       f.expect(dpPorts.some((p) => p.protocol === "UDP" && p.port === 9899), `${where}: Service smig-dataplane: no UDP 9899`);
       f.expect(!dpPorts.some((p) => p.protocol === "SCTP"), `${where}: Service smig-dataplane: no SCTP port on userland`);
@@ -173,6 +244,7 @@ for (const k of kustomizations()) {
     } else {
       f.add(`${where}: an overlay this check does not know: add what it must say`);
     }
+    f.expect((k.name === "etcd") === Boolean(named("StatefulSet", "smig-etcd")), `${where}: etcd runs in the cluster in overlay etcd only`);
   }
 }
 f.finish(`${kustomizations().map((k) => k.name).join(", ")}: security, probes, references, RBAC, monitoring, overlays`);

@@ -23,6 +23,8 @@
 //    sides do not match; the original must still answer "success". Besides, every vector
 //    selector (metric name and matchers) in every query must select at least one series,
 //    and Prometheus must report every rule with health "ok".
+//    Series the demo cannot give (NOT_IN_DEMO: the replicated control plane's, since the
+//    demo runs without etcd) excuse an empty answer: it is listed as NOT CHECKED, not failed.
 // 4. Every /metrics endpoint of endpoints.json passes `promtool check metrics` (any output
 //    is a complaint).
 // 5. Cleanup always: SIGINT to the demo (it stops its processes and deletes its
@@ -51,6 +53,23 @@ const jobOf = (node) => JOBS[node] ?? "smig-dataplane";  // vehicle, edge-N
 const BINARIES = ["dataplane/daemon/smig-dataplane", "services/proximity/smig-proximity",
   "services/decision/smig-decision", "services/migrator/smig-migrator", "tools/smigctl/smigctl",
   "tools/linkemu/smig-linkemu"];
+
+// Series the edge demo cannot give: it runs the services without a store (etcd), so no
+// replica elects, takes over or reconciles, and no SMM leader is ever deposed, so no edge
+// refuses a call. A query that selects one of these must still run ("success"); when it is
+// empty, or the selector has no series, it is listed as NOT CHECKED with the reason rather
+// than failed. tests/deploy/rules_test.yaml proves the alerts on them with promtool; a demo
+// with etcd (not yet in scripts/smigbed) would check them here.
+const NOT_IN_DEMO = new Map([
+  ...["smig_leader", "smig_leader_changes_total", "smig_store_errors_total", "smig_takeover_duration_seconds",
+    "smig_reconcile_actions_total", "smig_reconcile_duration_seconds"].map((m) => [m, "needs a store (etcd); the edge demo runs without one"]),
+  ["smig_agent_fenced_requests_total", "needs a deposed SMM leader's call (no series until an edge refuses one)"],
+]);
+const notInDemo = (selector) => {
+  const name = /^[a-zA-Z_:][\w:]*/.exec(selector)?.[0] ?? "";
+  return NOT_IN_DEMO.get(name) ?? NOT_IN_DEMO.get(name.replace(/_(bucket|count|sum)$/, "")) ?? null;
+};
+const notChecked = [];  // what NOT_IN_DEMO kept from failing
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (msg) => console.log(msg);
@@ -409,18 +428,34 @@ async function main() {
       continue;
     }
     const r = query(q.query);
+    // Empty is excused only for a query that runs and selects a series the demo lacks.
+    const excuse = q.selectors.map(notInDemo).find(Boolean);
+    const expectData = (what, res, detail) => {
+      if (!nonEmpty(res) && res.status === "success" && excuse) {
+        notChecked.push(`${what}: ${excuse}`);
+        console.log(`NOT CHECKED  ${what}: empty: ${excuse}`);
+      } else {
+        report(nonEmpty(res), what, detail);
+      }
+    };
     if (!q.bool) {
-      report(nonEmpty(r), `${q.where}: ${q.query.replace(/\s+/g, " ")}`, nonEmpty(r) ? show(r) : why(r));
+      expectData(`${q.where}: ${q.query.replace(/\s+/g, " ")}`, r, nonEmpty(r) ? show(r) : why(r));
     } else {
       // A filter: the original must run; its bool form must return series.
       report(r.status === "success", `${q.where}: ${q.query.replace(/\s+/g, " ")}`,
         r.status === "success" ? `runs (${(r.data?.result ?? []).length} series now: a filter, quiet is fine)` : why(r));
       const b = query(q.bool.form);
-      report(nonEmpty(b), `${q.where} [top-level ${q.bool.op} as ${q.bool.op} bool]: ${q.bool.form.replace(/\s+/g, " ")}`,
-        nonEmpty(b) ? show(b) : why(b));
+      expectData(`${q.where} [top-level ${q.bool.op} as ${q.bool.op} bool]: ${q.bool.form.replace(/\s+/g, " ")}`,
+        b, nonEmpty(b) ? show(b) : why(b));
     }
     for (const sel of q.selectors) {
       const s = query(sel);
+      const own = notInDemo(sel);
+      if (!nonEmpty(s) && s.status === "success" && own) {
+        notChecked.push(`${q.where} [selector]: ${sel}: ${own}`);
+        console.log(`NOT CHECKED  ${q.where} [selector]: ${sel}: no series: ${own}`);
+        continue;
+      }
       report(nonEmpty(s), `${q.where} [selector]: ${sel}`, nonEmpty(s)
         ? `${s.data.result.length} series` : `${why(s)}: no series ${sel} on any target`);
     }
@@ -462,6 +497,10 @@ try {
   report(false, "the test ran to its end", e.stack);
 }
 await cleanup();
+if (notChecked.length) {
+  console.log(`\n${NAME}: ${notChecked.length} queries or selectors NOT CHECKED (the demo cannot give their series):`);
+  for (const n of notChecked) console.log(`  ${n}`);
+}
 const failed = results.filter((r) => !r.ok);
 if (failed.length) {
   console.log(`\n${NAME}: ${failed.length} of ${results.length} checks FAILED:`);

@@ -19,7 +19,7 @@ from .analysis import analyse, migrations_from_smm
 from .plotting import draw
 from .scenario import (DEFAULT_SCENARIO, ScenarioError, as_applied, load_scenario, nearest,
                        nearest_changes)
-from .testbed import SESSION, VEHICLE_ID, Bed
+from .testbed import BIN, REPLICAS, SESSION, VEHICLE_ID, Bed
 from .verdict import FOLLOW_SLACK_S, judge
 
 
@@ -40,7 +40,8 @@ class Timeline:
         self.phases_seen = {}   # migration id -> history entries printed
         self.failovers = 0
         self.serving = None
-        self.next = {"prox": 0.0, "mig": 0.0, "sess": 0.0, "scrape": 0.0}
+        self.next = {"prox": 0.0, "mig": 0.0, "sess": 0.0, "scrape": 0.0, "leader": 0.0}
+        self.smm_leader = None
 
     def start(self):
         self._stop = threading.Event()
@@ -92,6 +93,12 @@ class Timeline:
         if now >= self.next["scrape"]:
             self.next["scrape"] = now + 1.0
             self.count_failovers(self.bed.scrape("vehicle"))
+        if now >= self.next["leader"]:
+            self.next["leader"] = now + 2.0
+            leader = self.bed.leader("migrator", timeout=0)
+            if leader != self.smm_leader:
+                self.smm_leader = leader
+                self.say(f"SMM leader: {leader or 'none (a takeover is under way)'}")
 
     def count_failovers(self, metrics):
         n = int(sum(v for k, v in metrics.items() if k.startswith("smig_path_failovers_total")))
@@ -209,16 +216,28 @@ def main(argv=None):
             print("\nedge-demo: --keep-running: the edge stays up until Ctrl-C")
             print(f"  smigctl --smm={bed.sock('migrator')} --pmm={bed.sock('proximity')} "
                   f"--mdm={bed.sock('decision')} migrations")
-            print(f"  gRPC (reflection, health): {bed.sock('proximity')} {bed.sock('decision')} "
-                  f"{bed.sock('migrator')} " + " ".join(bed.sock(e) for e in bed.edges))
+            replicas = [*REPLICAS["migrator"], *REPLICAS["decision"]]
+            print(f"  gRPC (reflection, health): {bed.sock('proximity')} "
+                  + " ".join(bed.sock(n) for n in [*replicas, *bed.edges]))
+            nodes = ["proximity", *replicas, "vehicle", *bed.edges]
             print(f"  /metrics (namespace {bed.ns['air']}): " + " ".join(
-                f"{n}=http://{bed.metrics_address(n)}/metrics"
-                for n in ["proximity", "decision", "migrator", "vehicle", *bed.edges]))
+                f"{n}=http://{bed.metrics_address(n)}/metrics" for n in nodes))
+            smm, mdm = bed.leader("migrator", timeout=0), bed.leader("decision", timeout=0)
+            print(f"  etcd {bed.etcd_dir} (pid {bed.pid('etcd')}); the SMM leader is {smm}, the "
+                  f"MDM leader {mdm} (their smig_leader gauge). Replicas and pids: "
+                  + ", ".join(f"{n} {bed.pid(n)}" for n in replicas))
+            print(f"  kill the SMM leader and watch the standby take over (about 1.5 s):\n"
+                  f"    sudo kill -9 {bed.pid(smm) if smm else '<pid>'}; sleep 2; "
+                  f"tail -n 3 {bed.logs}/{REPLICAS['migrator'][1 if smm == REPLICAS['migrator'][0] else 0]}.err")
+            print(f"    {BIN['smigctl']} --smm={bed.sock('migrator')} sessions   "
+                  "# any replica answers; changes go to the leader")
             with open(os.path.join(out, "endpoints.json"), "w") as f:
-                json.dump({"netns": bed.ns["air"], "metrics": {n: bed.metrics_address(n) for n in
-                           ["proximity", "decision", "migrator", "vehicle", *bed.edges]},
-                           "grpc": {n: bed.sock(n) for n in ["proximity", "decision", "migrator",
-                                                             "vehicle", *bed.edges]}}, f, indent=1)
+                json.dump({"netns": bed.ns["air"],
+                           "metrics": {n: bed.metrics_address(n) for n in nodes},
+                           "grpc": {n: bed.sock(n) for n in ["proximity", *replicas, "vehicle",
+                                                             *bed.edges]},
+                           "smm": bed.sock("migrator"), "mdm": bed.sock("decision"),
+                           "pids": {n: bed.pid(n) for n in ["etcd", *replicas]}}, f, indent=1)
             try:
                 while True:
                     time.sleep(1)

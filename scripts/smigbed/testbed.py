@@ -8,7 +8,9 @@ Network namespaces joined by veth links, each with its own processes:
     e<i>  edge i: NICs `cell` (10.101.i.1) and `dsrc` (10.102.i.1), smig-dataplane (edge),
           smig-linkemu shaping both of its links (delay, loss, rate, up/down; both ways)
     air   the bridges br-cell and br-dsrc that join every radio to every edge, a management
-          bridge (10.199.0.0/24) for /metrics, and PMM, MDM and SMM
+          bridge (10.199.0.0/24) for /metrics, etcd (127.0.0.1 in this namespace), the PMM,
+          two MDM replicas (mdm-0, mdm-1) and two SMM replicas (smm-0, smm-1), all on etcd:
+          one of each leads, the other stands by
 
 gRPC goes over unix sockets in a run directory under /tmp (reachable from every namespace
 and from the caller); /metrics over the management bridge. Only namespaces this module created are
@@ -17,7 +19,9 @@ touched, and Bed.stop() deletes them.
     bed = Bed(out_dir, stack="userland", edges=3)
     bed.start(media_seconds=60, policy={...})
     bed.set_link("edge-2", "dsrc", up=True, delay_ms=2)
-    bed.smigctl("migrations")
+    bed.smigctl("migrations")          # to every replica's address: changes reach the leader
+    bed.leader("migrator")             # "smm-0" or "smm-1"
+    bed.kill("smm-0"); bed.restart("smm-0")   # it comes back as a standby
     bed.stop()
 
 What the bed recorded is judged by smigbed.analysis.
@@ -43,6 +47,12 @@ BIN = {
     "smigctl": f"{BUILD}/tools/smigctl/smigctl",
     "linkemu": f"{BUILD}/tools/linkemu/smig-linkemu",
 }
+ETCD = "/usr/bin/etcd"
+ETCD_CLIENT = "127.0.0.1:2379"  # inside the bed's own "air" namespace: free by construction
+ETCD_PEER = "127.0.0.1:2380"
+# The replicated services: (service, replica names). Each replica has its own socket
+# (sock(name)), metrics port and log; clients get every replica's address.
+REPLICAS = {"migrator": ("smm-0", "smm-1"), "decision": ("mdm-0", "mdm-1")}
 RADIOS = ("cell", "dsrc")
 SUBNET = {"cell": "10.101", "dsrc": "10.102"}
 VEHICLE_PORT = 6000
@@ -95,6 +105,9 @@ class Bed:
         for i, e in enumerate(self.edges, 1):
             self.ns[e] = f"{tag}e{i}"
         self.procs = {}
+        self._argv = {}  # name -> argv, for restart()
+        self._log_start = {}  # name -> where its latest run's stdout begins in its log
+        self.etcd_dir = None
         self.t0 = None
         self.media = None
         self._created = []
@@ -135,7 +148,8 @@ class Bed:
         return [f"{SUBNET['cell']}.{i}.1", f"{SUBNET['dsrc']}.{i}.1"]
 
     def metrics_address(self, node):
-        port = {"proximity": 9100, "decision": 9200, "migrator": 9300}.get(node)
+        port = {"proximity": 9100, "mdm-0": 9200, "mdm-1": 9201, "smm-0": 9300,
+                "smm-1": 9301}.get(node)
         if port:
             return f"{MGMT}.1:{port}"
         if node == "vehicle":
@@ -143,9 +157,14 @@ class Bed:
         return f"{MGMT}.{10 + self.edges.index(node) + 1}:9400"
 
     # ---------------------------------------------------------------- processes
-    def _spawn(self, name, ns_key, argv, stdin=None, env=None):
-        out = open(os.path.join(self.logs, f"{name}.log"), "w")
-        err = open(os.path.join(self.logs, f"{name}.err"), "w")
+    def _spawn(self, name, ns_key, argv, stdin=None, env=None, append=False):
+        """`append`: a restart, whose output goes on after the earlier run's."""
+        mode = "a" if append else "w"
+        log = os.path.join(self.logs, f"{name}.log")
+        self._log_start[name] = os.path.getsize(log) if append and os.path.exists(log) else 0
+        out = open(log, mode)
+        err = open(os.path.join(self.logs, f"{name}.err"), mode)
+        self._argv[name] = argv
         cmd = ["ip", "netns", "exec", self.ns[ns_key], *argv]
         p = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=stdin or subprocess.DEVNULL, env=env)
         self.procs[name] = p
@@ -153,13 +172,14 @@ class Bed:
 
     def _await_line(self, name, needle, timeout=20):
         path = os.path.join(self.logs, f"{name}.log")
+        skip = self._log_start.get(name, 0)  # a restart: its own lines only
         end = time.time() + timeout
         while time.time() < end:
             if self.procs[name].poll() is not None:
                 raise RuntimeError(f"{name} exited ({self.procs[name].returncode}): "
                                    f"{open(path[:-4] + '.err').read()[-2000:]}")
             with open(path) as f:
-                if needle in f.read():
+                if needle in f.read()[skip:]:
                     return
             time.sleep(0.05)
         raise RuntimeError(f"{name} did not start within {timeout} s")
@@ -179,7 +199,79 @@ class Bed:
         return path
 
     def sock(self, name):
+        """A node's gRPC address. "migrator" and "decision" are every replica's, comma-separated
+        (what smigctl's --smm/--mdm and the MDM's migrator_address take)."""
+        if name in REPLICAS:
+            return ",".join(self.sock(r) for r in REPLICAS[name])
         return f"unix:{self.run}/{name}.sock"
+
+    # ---------------------------------------------------------------- etcd and replicas
+    def _start_etcd(self):
+        if not os.access(ETCD, os.X_OK):
+            raise RuntimeError(f"{ETCD} is missing: run scripts/install-deps (it installs "
+                               "etcd-server), the demo's control plane keeps its state there")
+        self.etcd_dir = os.path.join(self.run, "etcd")
+        client, peer = f"http://{ETCD_CLIENT}", f"http://{ETCD_PEER}"
+        self._spawn("etcd", "air", [
+            ETCD, "--name=smigbed", f"--data-dir={self.etcd_dir}",
+            f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=smigbed={peer}", "--initial-cluster-state=new",
+            # A 1 s lease needs etcd's minimum TTL (1.5 x election timeout) <= 1 s.
+            "--heartbeat-interval=50", "--election-timeout=500", "--logger=zap",
+            "--log-level=warn"])
+        self._await_etcd()
+
+    def _await_etcd(self, timeout=20):
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.procs["etcd"].poll() is not None:
+                raise RuntimeError(f"etcd exited ({self.procs['etcd'].returncode}): "
+                                   f"{open(os.path.join(self.logs, 'etcd.err')).read()[-2000:]}")
+            r = subprocess.run(["ip", "netns", "exec", self.ns["air"], "etcdctl",
+                                f"--endpoints={ETCD_CLIENT}", "--command-timeout=1s",
+                                "endpoint", "health"], capture_output=True, text=True)
+            if r.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"etcd did not become healthy within {timeout} s")
+
+    def _store(self, replica):
+        return {"endpoints": [ETCD_CLIENT], "replica_id": replica}
+
+    def _start_replica(self, name):
+        """Starts (or restarts) one SMM or MDM replica from its config; waits for its ready line."""
+        service = "migrator" if name.startswith("smm") else "decision"
+        self._spawn(name, "air", [BIN[service], "--config=" + os.path.join(self.run, f"{name}.json")],
+                    append=name in self._argv)
+        self._await_line(name, "grpc_port")
+
+    def restart(self, name):
+        """Starts a killed node again with its argv: etcd on its data directory, a replica
+        (which comes back as a standby)."""
+        if name == "etcd":
+            self._spawn("etcd", "air", self._argv["etcd"], append=True)
+            self._await_etcd()
+        elif name.startswith(("smm-", "mdm-")):
+            self._start_replica(name)
+        else:
+            raise ValueError(f"restart({name}): only etcd and the replicas")
+
+    def leader(self, service, timeout=10):
+        """The replica of `service` ("migrator" or "decision") that leads now, by its
+        smig_leader gauge; None if none does within `timeout` s."""
+        end = time.time() + timeout
+        while True:
+            for r in REPLICAS[service]:
+                p = self.procs.get(r)
+                if p is None or p.poll() is not None:
+                    continue
+                m = self.scrape(r, timeout_s=1)
+                if m.get(f'smig_leader{{service="{service}"}}') == 1:
+                    return r
+            if time.time() >= end:
+                return None
+            time.sleep(0.1)
 
     def _start_edge(self, edge, key_file):
         i = self.edges.index(edge) + 1
@@ -218,15 +310,25 @@ class Bed:
         self._spawn("proximity", "air", [BIN["proximity"], "--config=" + self._config("proximity", {
             "grpc_address": self.sock("proximity"), "metrics_address": self.metrics_address("proximity"),
             "servers": servers, "report_ttl": "3s"})])
-        self._spawn("migrator", "air", [BIN["migrator"], "--config=" + self._config("migrator", {
-            "grpc_address": self.sock("migrator"), "metrics_address": self.metrics_address("migrator"),
-            "proximity_address": self.sock("proximity"), "overlap_timeout": overlap_timeout})])
-        self._spawn("decision", "air", [BIN["decision"], "--config=" + self._config("decision", {
-            "grpc_address": self.sock("decision"), "metrics_address": self.metrics_address("decision"),
-            "proximity_address": self.sock("proximity"), "migrator_address": self.sock("migrator"),
-            "policy": policy or {"mode": "MODE_MANUAL"}})])
-        for name in ("proximity", "migrator", "decision"):
-            self._await_line(name, "grpc_port")
+        self._start_etcd()
+        for r in REPLICAS["migrator"]:
+            self._config(r, {
+                "grpc_address": self.sock(r), "metrics_address": self.metrics_address(r),
+                "proximity_address": self.sock("proximity"), "overlap_timeout": overlap_timeout,
+                "store": self._store(r)})
+        for r in REPLICAS["decision"]:
+            self._config(r, {
+                "grpc_address": self.sock(r), "metrics_address": self.metrics_address(r),
+                "proximity_address": self.sock("proximity"),
+                "migrator_address": self.sock("migrator"),
+                "policy": policy or {"mode": "MODE_MANUAL"}, "store": self._store(r)})
+        self._await_line("proximity", "grpc_port")
+        for r in (*REPLICAS["migrator"], *REPLICAS["decision"]):
+            self._start_replica(r)
+        for service in REPLICAS:
+            if self.leader(service, timeout=15) is None:
+                raise RuntimeError(f"no {service} replica leads 15 s after start (etcd at "
+                                   f"{ETCD_CLIENT} in {self.ns['air']}; see {self.logs})")
         for e in self.edges:
             self._start_edge(e, key_file)
 
@@ -334,8 +436,13 @@ class Bed:
         return out
 
     def kill(self, name, sig=signal.SIGKILL):
+        """Signals a node and waits for it. The process is `ip netns exec`, which execs
+        the node's binary: its pid is the node's."""
         self.procs[name].send_signal(sig)
         self.procs[name].wait(timeout=10)
+
+    def pid(self, name):
+        return self.procs[name].pid
 
     def delivered_bytes(self):
         try:
@@ -354,7 +461,8 @@ class Bed:
     # ---------------------------------------------------------------- end
     def stop(self):
         """Stops everything (data planes gracefully), removes the namespaces."""
-        order = ["vehicle", *self.edges, "decision", "migrator", "proximity", "recorder"]
+        order = ["vehicle", *self.edges, *REPLICAS["decision"], *REPLICAS["migrator"],
+                 "proximity", "recorder"]
         for name in order:
             p = self.procs.get(name)
             if p and p.poll() is None:
@@ -379,11 +487,25 @@ class Bed:
                     p.wait(timeout=5)
                 except subprocess.TimeoutExpired:
                     p.kill()
+        # etcd last: the replicas resign (and the SMM leader rolls back) through it.
+        p = self.procs.get("etcd")
+        if p and p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if self.etcd_dir:
+            shutil.rmtree(self.etcd_dir, ignore_errors=True)
         for name in self._created:
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
         self._created = []
         shutil.rmtree(self.run, ignore_errors=True)
 
     def exit_codes(self):
-        return {n: p.returncode for n, p in self.procs.items()}
+        """Each node's exit code. etcd re-raises the SIGTERM it stopped on (-15): clean."""
+        codes = {n: p.returncode for n, p in self.procs.items()}
+        if codes.get("etcd") == -signal.SIGTERM:
+            codes["etcd"] = 0
+        return codes
 

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "common/replica_client.h"
 #include "common/status_macros.h"
 
 namespace smig::decision {
@@ -34,9 +35,9 @@ std::unique_ptr<GrpcControlPlaneClients> GrpcControlPlaneClients::Create(
     c->pmm_ = proximity::v1::Proximity::NewStub(
         grpc::CreateChannel(proximity_address, grpc::InsecureChannelCredentials()));
   }
-  if (!migrator_address.empty()) {
-    c->smm_ = migrator::v1::Migrator::NewStub(
-        grpc::CreateChannel(migrator_address, grpc::InsecureChannelCredentials()));
+  if (std::vector<std::string> smms = SplitAddresses(migrator_address); !smms.empty()) {
+    c->smm_ = std::make_unique<ReplicaClient>("SMM", std::move(smms),
+                                              grpc::InsecureChannelCredentials());
   }
   return c;
 }
@@ -47,10 +48,14 @@ void GrpcControlPlaneClients::SetDeadline(grpc::ClientContext& ctx) const {
 
 absl::StatusOr<std::vector<migrator::v1::Session>> GrpcControlPlaneClients::ListSessions() {
   if (smm_ == nullptr) return NotConfigured("migrator_address");
-  grpc::ClientContext ctx;
-  SetDeadline(ctx);
   migrator::v1::ListSessionsResponse resp;
-  SMIG_RETURN_IF_ERROR(FromGrpcStatus(smm_->ListSessions(&ctx, {}, &resp), "SMM ListSessions"));
+  grpc::Status s = smm_->CallAny([&](const std::shared_ptr<grpc::Channel>& ch, const std::string&) {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    resp.Clear();
+    return migrator::v1::Migrator::NewStub(ch)->ListSessions(&ctx, {}, &resp);
+  });
+  SMIG_RETURN_IF_ERROR(FromGrpcStatus(s, "SMM ListSessions"));
   return std::vector<migrator::v1::Session>(resp.sessions().begin(), resp.sessions().end());
 }
 
@@ -72,8 +77,6 @@ absl::StatusOr<std::string> GrpcControlPlaneClients::Migrate(uint64_t session_id
                                                              const std::string& reason,
                                                              const std::string& request_id) {
   if (smm_ == nullptr) return NotConfigured("migrator_address");
-  grpc::ClientContext ctx;
-  SetDeadline(ctx);
   migrator::v1::MigrateRequest req;
   req.set_session_id(session_id);
   req.set_target_server_id(target);
@@ -81,8 +84,15 @@ absl::StatusOr<std::string> GrpcControlPlaneClients::Migrate(uint64_t session_id
   req.set_request_id(request_id);
   req.set_trigger(migrator::v1::TRIGGER_AUTO);
   migrator::v1::Migration resp;
-  SMIG_RETURN_IF_ERROR(FromGrpcStatus(smm_->Migrate(&ctx, req, &resp),
-                                      absl::StrCat("SMM Migrate(session ", session_id, ")")));
+  // To the SMM leader, whichever replica that is (a standby's refusal moves on).
+  grpc::Status s = smm_->CallLeader([&](const std::shared_ptr<grpc::Channel>& ch,
+                                        const std::string&) {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    return migrator::v1::Migrator::NewStub(ch)->Migrate(&ctx, req, &resp);
+  });
+  SMIG_RETURN_IF_ERROR(
+      FromGrpcStatus(s, absl::StrCat("SMM Migrate(session ", session_id, ")")));
   return resp.id();
 }
 

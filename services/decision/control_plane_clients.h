@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/replica_client.h"
 #include "smig/migrator/v1/migrator.grpc.pb.h"
 #include "smig/proximity/v1/proximity.grpc.pb.h"
 
@@ -58,6 +59,8 @@ absl::StatusOr<migrator::v1::Session> FindSession(ControlPlaneClients& clients,
 
 // The real clients, over plaintext gRPC. An empty address makes every call to that service
 // FAILED_PRECONDITION, so smig-decision still serves its policy and history without it.
+// `migrator_address` may list several SMM replicas, comma-separated: Migrate goes to the
+// leader, ListSessions to any (ReplicaClient, common/replica_client.h).
 class GrpcControlPlaneClients final : public ControlPlaneClients {
  public:
   static std::unique_ptr<GrpcControlPlaneClients> Create(
@@ -80,7 +83,7 @@ class GrpcControlPlaneClients final : public ControlPlaneClients {
 
   absl::Duration rpc_timeout_;
   std::unique_ptr<proximity::v1::Proximity::Stub> pmm_;  // null: no proximity_address
-  std::unique_ptr<migrator::v1::Migrator::Stub> smm_;    // null: no migrator_address
+  std::unique_ptr<ReplicaClient> smm_;  // null: no migrator_address
   absl::Mutex mu_;
   grpc::ClientContext* watch_ ABSL_GUARDED_BY(mu_) = nullptr;  // the stream in progress
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;

@@ -44,3 +44,11 @@ set_tests_properties(smigbed.analysis PROPERTIES LABELS unit TIMEOUT 60
 add_test(NAME integration.reflection_selftest
   COMMAND ${CMAKE_CURRENT_LIST_DIR}/../reflection/selftest.sh $<TARGET_FILE:smig-migrator>)
 set_tests_properties(integration.reflection_selftest PROPERTIES LABELS integration TIMEOUT 180)
+
+# The chaos test (label chaos): 20 kill -9s of the SMM leader at random phases of repeated
+# migrations, one of the MDM leader, one etcd restart; the player loses nothing and the
+# store and the agents agree (tests/system/chaos_test.py; seed printed, --seed repeats).
+add_test(NAME chaos.leader_kills.userland
+  COMMAND /usr/bin/python3 ${_sys}/chaos_test.py ${CMAKE_BINARY_DIR}/system/chaos)
+set_tests_properties(chaos.leader_kills.userland PROPERTIES LABELS chaos TIMEOUT 600
+  SKIP_RETURN_CODE 77 ENVIRONMENT PYTHONPATH=${_smigbed_path})

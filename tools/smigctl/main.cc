@@ -22,6 +22,7 @@
 #include "absl/time/clock.h"
 #include "common/flags.h"
 #include "common/grpc_status.h"
+#include "common/replica_client.h"
 #include "common/status_macros.h"
 #include "smig/decision/v1/decision.grpc.pb.h"
 #include "smig/migrator/v1/migrator.grpc.pb.h"
@@ -30,8 +31,12 @@
 #include "tools/smigctl/render.h"
 
 ABSL_FLAG(std::string, pmm, "", "PMM address (else $SMIG_PMM, else 127.0.0.1:7100)");
-ABSL_FLAG(std::string, mdm, "", "MDM address (else $SMIG_MDM, else 127.0.0.1:7200)");
-ABSL_FLAG(std::string, smm, "", "SMM address (else $SMIG_SMM, else 127.0.0.1:7300)");
+ABSL_FLAG(std::string, mdm, "",
+          "MDM address (else $SMIG_MDM, else 127.0.0.1:7200); replicas: a,b (changes go to the "
+          "leader)");
+ABSL_FLAG(std::string, smm, "",
+          "SMM address (else $SMIG_SMM, else 127.0.0.1:7300); replicas: a,b (changes go to the "
+          "leader)");
 ABSL_FLAG(std::string, output, "text", "text or json (protobuf JSON, one object per line)");
 ABSL_FLAG(std::string, timeout, "5s", "Deadline of each call");
 ABSL_FLAG(std::string, tls_ca, "", "CA (PEM) to verify servers with; turns TLS on");
@@ -123,51 +128,49 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials() {
 class Ctl {
  public:
   Ctl(Command command, std::string service, std::string address,
-      std::shared_ptr<grpc::Channel> channel)
+      std::shared_ptr<grpc::ChannelCredentials> credentials)
       : c_(std::move(command)),
         service_(std::move(service)),
         address_(std::move(address)),
-        pmm_(pmm::Proximity::NewStub(channel)),
-        mdm_(mdm::Decision::NewStub(channel)),
-        smm_(smm::Migrator::NewStub(channel)) {}
+        replicas_(service_, smig::SplitAddresses(address_), std::move(credentials)) {}
 
   int Run() {
     const absl::Time now = absl::Now();
     switch (c_.verb) {
       case Verb::kServers: {
         pmm::ListServersResponse r;
-        if (!Call("ListServers", *pmm_, &pmm::Proximity::Stub::ListServers, {}, r)) return 2;
+        if (!Call("ListServers", &pmm::Proximity::Stub::ListServers, {}, r)) return 2;
         return Print(r, RenderServers(r, now));
       }
       case Verb::kProximity: {
         pmm::GetProximityRequest q;
         q.set_vehicle_id(c_.vehicle_id);
         pmm::VehicleProximity r;
-        if (!Call("GetProximity", *pmm_, &pmm::Proximity::Stub::GetProximity, q, r)) return 2;
+        if (!Call("GetProximity", &pmm::Proximity::Stub::GetProximity, q, r)) return 2;
         return Print(r, RenderProximity(r));
       }
       case Verb::kSessions: {
         smm::ListSessionsResponse r;
-        if (!Call("ListSessions", *smm_, &smm::Migrator::Stub::ListSessions, {}, r)) return 2;
+        if (!Call("ListSessions", &smm::Migrator::Stub::ListSessions, {}, r)) return 2;
         return Print(r, RenderSessions(r));
       }
       case Verb::kMigrations: {
         smm::ListMigrationsRequest q;
         q.set_session_id(c_.session_id);
         smm::ListMigrationsResponse r;
-        if (!Call("ListMigrations", *smm_, &smm::Migrator::Stub::ListMigrations, q, r)) return 2;
+        if (!Call("ListMigrations", &smm::Migrator::Stub::ListMigrations, q, r)) return 2;
         return Print(r, RenderMigrations(r, now));
       }
       case Verb::kMigration: {
         smm::GetMigrationRequest q;
         q.set_migration_id(c_.migration_id);
         smm::Migration r;
-        if (!Call("GetMigration", *smm_, &smm::Migrator::Stub::GetMigration, q, r)) return 2;
+        if (!Call("GetMigration", &smm::Migrator::Stub::GetMigration, q, r)) return 2;
         return Print(r, RenderMigration(r, now));
       }
       case Verb::kMigrate: {
         smm::Migration r;
-        if (!Call("Migrate", *smm_, &smm::Migrator::Stub::Migrate, BuildMigrateRequest(c_), r)) {
+        if (!Call("Migrate", &smm::Migrator::Stub::Migrate, BuildMigrateRequest(c_), r)) {
           return 2;
         }
         if (c_.watch) return Watch(r.id(), &r);
@@ -180,7 +183,7 @@ class Ctl {
         q.set_migration_id(c_.migration_id);
         q.set_reason(c_.reason);
         smm::Migration r;
-        if (!Call("CancelMigration", *smm_, &smm::Migrator::Stub::CancelMigration, q, r)) {
+        if (!Call("CancelMigration", &smm::Migrator::Stub::CancelMigration, q, r)) {
           return 2;
         }
         return Print(r, RenderMigration(r, now));
@@ -190,33 +193,33 @@ class Ctl {
         q.set_session_id(c_.session_id);
         q.set_limit(c_.limit);
         mdm::ListDecisionsResponse r;
-        if (!Call("ListDecisions", *mdm_, &mdm::Decision::Stub::ListDecisions, q, r)) return 2;
+        if (!Call("ListDecisions", &mdm::Decision::Stub::ListDecisions, q, r)) return 2;
         return Print(r, RenderDecisions(r, now));
       }
       case Verb::kEvaluate: {
         mdm::EvaluateRequest q;
         q.set_session_id(c_.session_id);
         mdm::DecisionRecord r;
-        if (!Call("Evaluate", *mdm_, &mdm::Decision::Stub::Evaluate, q, r)) return 2;
+        if (!Call("Evaluate", &mdm::Decision::Stub::Evaluate, q, r)) return 2;
         return Print(r, RenderDecision(r));
       }
       case Verb::kPolicy: {
         mdm::Policy r;
-        if (!Call("GetPolicy", *mdm_, &mdm::Decision::Stub::GetPolicy, {}, r)) return 2;
+        if (!Call("GetPolicy", &mdm::Decision::Stub::GetPolicy, {}, r)) return 2;
         return Print(r, RenderPolicy(r));
       }
       case Verb::kPolicySet: {
         absl::StatusOr<std::string> json = JsonArgument();
         if (!json.ok()) return Error(json.status());
         mdm::Policy current;
-        if (!Call("GetPolicy", *mdm_, &mdm::Decision::Stub::GetPolicy, {}, current)) return 2;
+        if (!Call("GetPolicy", &mdm::Decision::Stub::GetPolicy, {}, current)) return 2;
         absl::StatusOr<mdm::Policy> policy =
             ParsePolicyJson(*json, c_.file.empty() ? "--json" : c_.file, current);
         if (!policy.ok()) return Error(policy.status());
         mdm::UpdatePolicyRequest q;
         *q.mutable_policy() = *policy;
         mdm::Policy r;
-        if (!Call("UpdatePolicy", *mdm_, &mdm::Decision::Stub::UpdatePolicy, q, r)) return 2;
+        if (!Call("UpdatePolicy", &mdm::Decision::Stub::UpdatePolicy, q, r)) return 2;
         return Print(r, RenderPolicy(r));
       }
       case Verb::kCreateSession: {
@@ -226,7 +229,7 @@ class Ctl {
             ParseCreateSessionJson(*json, c_.file.empty() ? "--json" : c_.file, c_.redundancy);
         if (!q.ok()) return Error(q.status());
         smm::Session r;
-        if (!Call("CreateSession", *smm_, &smm::Migrator::Stub::CreateSession, *q, r)) return 2;
+        if (!Call("CreateSession", &smm::Migrator::Stub::CreateSession, *q, r)) return 2;
         smm::ListSessionsResponse one;
         *one.add_sessions() = r;
         return Print(r, RenderSessions(one));
@@ -244,21 +247,35 @@ class Ctl {
     return ReadFile(c_.file, "file");
   }
 
+  // Changes go to the leader of a replicated service, reads to any replica that answers
+  // (smig::ReplicaClient; with one address, one call as before).
+  static bool Changes(absl::string_view method) {
+    return method == "Migrate" || method == "CancelMigration" || method == "CreateSession" ||
+           method == "UpdatePolicy";
+  }
+
   template <typename Stub, typename Request, typename Response>
-  bool Call(absl::string_view method, Stub& stub,
+  bool Call(absl::string_view method,
             grpc::Status (Stub::*rpc)(grpc::ClientContext*, const Request&, Response*),
             const Request& request, Response& response) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + c_.timeout));
-    grpc::Status s = (stub.*rpc)(&ctx, request, &response);
-    if (!s.ok()) Report(method, ctx, s);
+    bool answered = false;
+    auto attempt = [&](const std::shared_ptr<grpc::Channel>& ch, const std::string&) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(absl::ToChronoTime(absl::Now() + c_.timeout));
+      Stub stub(ch);
+      response.Clear();
+      grpc::Status s = (stub.*rpc)(&ctx, request, &response);
+      answered = !smig::AnsweredBy(ctx).empty();
+      return s;
+    };
+    grpc::Status s = Changes(method) ? replicas_.CallLeader(attempt) : replicas_.CallAny(attempt);
+    if (!s.ok()) Report(method, answered, s);
     return s.ok();
   }
 
-  // `ctx` is the failed call's: its trailing metadata tells whether the server answered.
-  void Report(absl::string_view method, const grpc::ClientContext& ctx, const grpc::Status& s) {
-    const ErrorOrigin origin =
-        smig::AnsweredBy(ctx).empty() ? ErrorOrigin::kNoAnswer : ErrorOrigin::kServer;
+  // `answered`: whether a server answered the failed call (its trailing metadata said so).
+  void Report(absl::string_view method, bool answered, const grpc::Status& s) {
+    const ErrorOrigin origin = answered ? ErrorOrigin::kServer : ErrorOrigin::kNoAnswer;
     std::cerr << FormatRpcError(method, service_, address_, smig::FromGrpcStatus(s), origin)
               << "\n";
   }
@@ -296,46 +313,56 @@ class Ctl {
     if (!have || !IsFinished(last.phase())) {
       // No deadline: a migration lasts as long as its overlap takes. An unreachable
       // server still fails at once (the call does not wait for the channel to be ready).
-      grpc::ClientContext ctx;
-      smm::WatchMigrationRequest q;
-      q.set_migration_id(id);
-      std::unique_ptr<grpc::ClientReader<smm::Migration>> reader = smm_->WatchMigration(&ctx, q);
-
-      // Read on a thread so that a TTY's line can tick while the stream is quiet.
-      absl::Mutex mu;
-      std::deque<smm::Migration> queue;
-      bool ended = false;
-      bool wake = false;
+      // Any replica answers a watch; one that goes away mid-stream hands over to another.
       grpc::Status status;
-      std::thread pump([&] {
-        smm::Migration m;
-        while (reader->Read(&m)) {
+      bool answered = false;
+      status = replicas_.CallAny([&](const std::shared_ptr<grpc::Channel>& ch,
+                                     const std::string&) {
+        grpc::ClientContext ctx;
+        smm::WatchMigrationRequest q;
+        q.set_migration_id(id);
+        smm::Migrator::Stub stub(ch);
+        std::unique_ptr<grpc::ClientReader<smm::Migration>> reader = stub.WatchMigration(&ctx, q);
+
+        // Read on a thread so that a TTY's line can tick while the stream is quiet.
+        absl::Mutex mu;
+        std::deque<smm::Migration> queue;
+        bool ended = false;
+        bool wake = false;
+        grpc::Status st;
+        std::thread pump([&] {
+          smm::Migration m;
+          while (reader->Read(&m)) {
+            absl::MutexLock l(&mu);
+            queue.push_back(m);
+            wake = true;
+          }
+          grpc::Status s = reader->Finish();
           absl::MutexLock l(&mu);
-          queue.push_back(m);
-          wake = true;
+          st = s;
+          ended = wake = true;
+        });
+        for (bool done = false; !done;) {
+          std::deque<smm::Migration> batch;
+          {
+            absl::MutexLock l(&mu);
+            mu.AwaitWithTimeout(absl::Condition(&wake),
+                                tty ? absl::Milliseconds(100) : absl::InfiniteDuration());
+            batch.swap(queue);
+            wake = false;
+            done = ended;
+          }
+          for (const smm::Migration& m : batch) emit(m);
+          redraw();
         }
-        grpc::Status s = reader->Finish();
-        absl::MutexLock l(&mu);
-        status = s;
-        ended = wake = true;
+        pump.join();
+        answered = !smig::AnsweredBy(ctx).empty();
+        if (have && IsFinished(last.phase())) return grpc::Status::OK;
+        return st;
       });
-      for (bool done = false; !done;) {
-        std::deque<smm::Migration> batch;
-        {
-          absl::MutexLock l(&mu);
-          mu.AwaitWithTimeout(absl::Condition(&wake),
-                              tty ? absl::Milliseconds(100) : absl::InfiniteDuration());
-          batch.swap(queue);
-          wake = false;
-          done = ended;
-        }
-        for (const smm::Migration& m : batch) emit(m);
-        redraw();
-      }
-      pump.join();
       if (tty && have) std::cout << "\n";
       if (!status.ok() && !(have && IsFinished(last.phase()))) {
-        Report("WatchMigration", ctx, status);
+        Report("WatchMigration", answered, status);
         return 2;
       }
     } else {
@@ -359,9 +386,7 @@ class Ctl {
   Command c_;
   std::string service_;
   std::string address_;
-  std::unique_ptr<pmm::Proximity::Stub> pmm_;
-  std::unique_ptr<mdm::Decision::Stub> mdm_;
-  std::unique_ptr<smm::Migrator::Stub> smm_;
+  smig::ReplicaClient replicas_;  // the command's service: one address, or its replicas
 };
 
 }  // namespace
@@ -413,6 +438,6 @@ int main(int argc, char** argv) {
   }
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = Credentials();
   if (!creds.ok()) return Error(creds.status());
-  Ctl ctl(*std::move(command), service, address, grpc::CreateChannel(address, *creds));
+  Ctl ctl(*std::move(command), service, address, *std::move(creds));
   return ctl.Run();
 }

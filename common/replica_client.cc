@@ -1,0 +1,102 @@
+#include "common/replica_client.h"
+
+#include <grpcpp/create_channel.h>
+#include <grpcpp/support/channel_arguments.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+
+namespace smig {
+
+std::vector<std::string> SplitAddresses(absl::string_view list) {
+  std::vector<std::string> out;
+  for (absl::string_view part : absl::StrSplit(list, ',')) {
+    part = absl::StripAsciiWhitespace(part);
+    if (!part.empty()) out.emplace_back(part);
+  }
+  return out;
+}
+
+bool IsRetriable(const grpc::Status& s) {
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE) return true;
+  if (s.error_code() != grpc::StatusCode::FAILED_PRECONDITION) return false;
+  const std::string& m = s.error_message();
+  return absl::StrContains(m, "is a standby") || absl::StrContains(m, "not the leader");
+}
+
+ReplicaClient::ReplicaClient(std::string service, std::vector<std::string> addresses,
+                             std::shared_ptr<grpc::ChannelCredentials> credentials)
+    : ReplicaClient(std::move(service), std::move(addresses), std::move(credentials),
+                    Options()) {}
+
+ReplicaClient::ReplicaClient(std::string service, std::vector<std::string> addresses,
+                             std::shared_ptr<grpc::ChannelCredentials> credentials,
+                             Options options)
+    : service_(std::move(service)), addresses_(std::move(addresses)), options_(options) {
+  grpc::ChannelArguments args;
+  // A replica that was killed and restarted is found again within a second.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  for (const std::string& a : addresses_) {
+    channels_.push_back(grpc::CreateCustomChannel(a, credentials, args));
+  }
+}
+
+std::string ReplicaClient::last_address() const {
+  absl::MutexLock lock(&mu_);
+  return addresses_.empty() ? "" : addresses_[preferred_];
+}
+
+std::string ReplicaClient::address_list() const { return absl::StrJoin(addresses_, ","); }
+
+grpc::Status ReplicaClient::CallLeader(const Call& call) { return Run(call, true); }
+grpc::Status ReplicaClient::CallAny(const Call& call) { return Run(call, false); }
+
+grpc::Status ReplicaClient::Run(const Call& call, bool leader_only) {
+  if (addresses_.empty()) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("no ", service_, " address configured"));
+  }
+  if (addresses_.size() == 1) return call(channels_[0], addresses_[0]);
+  const absl::Time end = absl::Now() + options_.retry_budget;
+  absl::Duration pause = options_.first_pause;
+  std::vector<std::string> said(addresses_.size());
+  size_t start;
+  {
+    absl::MutexLock lock(&mu_);
+    start = preferred_;
+  }
+  for (;;) {
+    for (size_t k = 0; k < addresses_.size(); ++k) {
+      const size_t i = (start + k) % addresses_.size();
+      grpc::Status s = call(channels_[i], addresses_[i]);
+      const bool refused = leader_only ? IsRetriable(s)
+                                       : s.error_code() == grpc::StatusCode::UNAVAILABLE;
+      if (!refused) {
+        absl::MutexLock lock(&mu_);
+        preferred_ = i;
+        return s;
+      }
+      said[i] = absl::StrCat(addresses_[i], ": ", s.error_message());
+    }
+    const absl::Time now = absl::Now();
+    if (now + pause > end) break;
+    absl::SleepFor(pause);
+    pause = std::min(pause * 2, options_.max_pause);
+  }
+  return grpc::Status(
+      grpc::StatusCode::UNAVAILABLE,
+      absl::StrCat("no ", service_, " replica ", leader_only ? "led and took" : "answered",
+                   " the call within ", absl::FormatDuration(options_.retry_budget), ": ",
+                   absl::StrJoin(said, "; ")));
+}
+
+}  // namespace smig

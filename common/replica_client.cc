@@ -31,6 +31,18 @@ bool IsRetriable(const grpc::Status& s) {
   return absl::StrContains(m, "is a standby") || absl::StrContains(m, "not the leader");
 }
 
+bool IsReplicaRefusal(const grpc::Status& s) {
+  const std::string& m = s.error_message();
+  switch (s.error_code()) {
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return IsRetriable(s);
+    case grpc::StatusCode::UNAVAILABLE:
+      return absl::StrContains(m, "replica leads now");
+    default:
+      return false;
+  }
+}
+
 ReplicaClient::ReplicaClient(std::string service, std::vector<std::string> addresses,
                              std::shared_ptr<grpc::ChannelCredentials> credentials)
     : ReplicaClient(std::move(service), std::move(addresses), std::move(credentials),
@@ -45,6 +57,10 @@ ReplicaClient::ReplicaClient(std::string service, std::vector<std::string> addre
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  // An address that names several replicas (a Kubernetes headless Service: one DNS name,
+  // every ready pod's IP) is balanced call by call, so a retry after a standby's refusal
+  // reaches the next replica. One IP or one unix socket is one backend either way.
+  args.SetServiceConfigJSON(R"({"loadBalancingConfig":[{"round_robin":{}}]})");
   for (const std::string& a : addresses_) {
     channels_.push_back(grpc::CreateCustomChannel(a, credentials, args));
   }
@@ -65,7 +81,11 @@ grpc::Status ReplicaClient::Run(const Call& call, bool leader_only) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         absl::StrCat("no ", service_, " address configured"));
   }
-  if (addresses_.size() == 1) return call(channels_[0], addresses_[0]);
+  // One address may name several replicas (round robin, above): a round tries it twice, so
+  // that a standby's refusal is followed at once by a call to the next one. Only a replica's
+  // own refusal is retried there: "cannot connect" to the one address is answered at once.
+  const bool one = addresses_.size() == 1;
+  const size_t round = one ? 2 : addresses_.size();
   const absl::Time end = absl::Now() + options_.retry_budget;
   absl::Duration pause = options_.first_pause;
   std::vector<std::string> said(addresses_.size());
@@ -75,11 +95,12 @@ grpc::Status ReplicaClient::Run(const Call& call, bool leader_only) {
     start = preferred_;
   }
   for (;;) {
-    for (size_t k = 0; k < addresses_.size(); ++k) {
+    for (size_t k = 0; k < round; ++k) {
       const size_t i = (start + k) % addresses_.size();
       grpc::Status s = call(channels_[i], addresses_[i]);
-      const bool refused = leader_only ? IsRetriable(s)
-                                       : s.error_code() == grpc::StatusCode::UNAVAILABLE;
+      const bool refused = one           ? leader_only && IsReplicaRefusal(s)
+                           : leader_only ? IsRetriable(s)
+                                         : s.error_code() == grpc::StatusCode::UNAVAILABLE;
       if (!refused) {
         absl::MutexLock lock(&mu_);
         preferred_ = i;

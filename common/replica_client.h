@@ -16,8 +16,10 @@
 // leader known, a takeover under way — or FAILED_PRECONDITION from a standby), and stops at
 // the first other answer (OK or a real error). After a round of refusals it pauses (50 ms,
 // doubling to 400 ms) and starts again, until `retry_budget` (3 s) has passed since the
-// first attempt; then UNAVAILABLE naming every address and what each said. With one address
-// a call is made once, as before. A changing call is only retried on answers that say it
+// first attempt; then UNAVAILABLE naming every address and what each said. One address may
+// name several replicas (Kubernetes: a headless Service, balanced round robin call by call):
+// a change sent there is retried on a replica's refusal (IsReplicaRefusal), each attempt
+// going to the next replica; a read, or a connection that fails, is one call. A changing call is only retried on answers that say it
 // was not carried out, so retrying it is safe (a DEADLINE_EXCEEDED is never retried).
 //
 // Thread-safe; the channels live as long as the client. Channels reconnect within 1 s of a
@@ -49,6 +51,11 @@ std::vector<std::string> SplitAddresses(absl::string_view list);
 // Whether `s` says that this replica did not act and another one might: UNAVAILABLE, or a
 // standby's FAILED_PRECONDITION ("... is a standby ...", "not the leader ...").
 bool IsRetriable(const grpc::Status& s);
+
+// Whether `s` is a replica's answer that it did not act because it does not lead: a
+// standby's FAILED_PRECONDITION, or UNAVAILABLE "no ... replica leads now". Not a failure
+// to connect.
+bool IsReplicaRefusal(const grpc::Status& s);
 
 class ReplicaClient {
  public:

@@ -248,14 +248,18 @@ class Bed:
 
     def restart(self, name):
         """Starts a killed node again with its argv: etcd on its data directory, a replica
-        (which comes back as a standby)."""
+        (which comes back as a standby), the PMM (which starts empty and learns the vehicles
+        again from their reports)."""
         if name == "etcd":
             self._spawn("etcd", "air", self._argv["etcd"], append=True)
             self._await_etcd()
         elif name.startswith(("smm-", "mdm-")):
             self._start_replica(name)
+        elif name == "proximity":
+            self._spawn("proximity", "air", self._argv["proximity"], append=True)
+            self._await_line("proximity", "grpc_port")
         else:
-            raise ValueError(f"restart({name}): only etcd and the replicas")
+            raise ValueError(f"restart({name}): only etcd, the replicas and the PMM")
 
     def leader(self, service, timeout=10):
         """The replica of `service` ("migrator" or "decision") that leads now, by its

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -204,13 +205,53 @@ TEST(ReplicaClientTest, ReadsGoToAnyReplicaThatAnswers) {
   EXPECT_EQ(resp.sessions(0).server_id(), "smm-1");
 }
 
-TEST(ReplicaClientTest, OneAddressIsOneCall) {
+// One address naming two replicas, as a Kubernetes headless Service's DNS name does (here
+// gRPC's "ipv4:" list): every change reaches the leader, whichever replica the balancer
+// picks first.
+TEST(ReplicaClientTest, OneAddressNamingTwoReplicasReachesTheLeader) {
+  FakeReplica standby("smm-1"), leader("smm-0");
+  standby.Answer(Standby());
+  ReplicaClient c("SMM", {absl::StrCat("ipv4:", standby.address(), ",", leader.address())},
+                  grpc::InsecureChannelCredentials(), Fast());
+  for (int k = 0; k < 6; ++k) {
+    std::string by;
+    grpc::Status s = c.CallLeader(Migrate(&by));
+    ASSERT_TRUE(s.ok()) << k << ": " << s.error_message();
+    EXPECT_EQ(by, "smm-0");
+  }
+  EXPECT_GE(standby.migrates(), 1) << "the balancer never picked the standby: no proof";
+  EXPECT_EQ(leader.migrates(), 6);
+}
+
+// Behind one address with no leader yet, a change waits for one within the budget.
+TEST(ReplicaClientTest, OneAddressWaitsForALeader) {
   FakeReplica a("smm-0");
   a.Answer(NoLeader());
   ReplicaClient c("SMM", {a.address()}, grpc::InsecureChannelCredentials(), Fast());
+  std::thread elect([&] {
+    absl::SleepFor(absl::Milliseconds(200));
+    a.Answer(grpc::Status::OK);
+  });
   std::string by;
-  EXPECT_EQ(c.CallLeader(Migrate(&by)).error_code(), grpc::StatusCode::UNAVAILABLE);
+  grpc::Status s = c.CallLeader(Migrate(&by));
+  elect.join();
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_GE(a.migrates(), 2);
+}
+
+// One address that answers with a real error, or cannot be reached, is one call: the
+// user hears at once that nothing is there.
+TEST(ReplicaClientTest, OneAddressIsOneCallOnErrorsAndWhenUnreachable) {
+  FakeReplica a("smm-0");
+  a.Answer(grpc::Status(grpc::StatusCode::NOT_FOUND, "session 9 not found"));
+  ReplicaClient c("SMM", {a.address()}, grpc::InsecureChannelCredentials(), Fast());
+  std::string by;
+  EXPECT_EQ(c.CallLeader(Migrate(&by)).error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(a.migrates(), 1);
+  a.Stop();
+  const absl::Time t0 = absl::Now();
+  EXPECT_EQ(c.CallLeader(Migrate(&by)).error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_LT(absl::Now() - t0, absl::Milliseconds(1000)) << "retried an unreachable address";
 }
 
 }  // namespace

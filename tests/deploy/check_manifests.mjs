@@ -220,6 +220,15 @@ for (const k of kustomizations()) {
   const service = pmm && JSON.parse(pmm.data["proximity.json"]).discovery?.kubernetes?.service;
   f.expect(service && named("Service", service)?.spec.clusterIP === "None", `${where}: proximity.json discovery.kubernetes.service must name the headless data plane Service`);
 
+  // The MDM's changes reach the SMM leader: migrator_address names a headless Service of
+  // the SMM pods (every replica's IP), which its client balances call by call.
+  const mdm = byKind("ConfigMap").find((c) => c.data?.["decision.json"]);
+  const smmAddress = mdm && JSON.parse(mdm.data["decision.json"]).migrator_address;
+  const smmName = /^dns:\/\/\/([a-z0-9-]+):7300$/.exec(smmAddress ?? "")?.[1];
+  const smmReplicas = smmName && named("Service", smmName);
+  f.expect(smmReplicas?.spec.clusterIP === "None" && pods.has("smig-migrator") && matches(smmReplicas.spec.selector, pods.get("smig-migrator").podLabels),
+    `${where}: decision.json migrator_address ${smmAddress} must be dns:///<headless Service of the SMM pods>:7300, so that changes reach the leader`);
+
   // The dashboard ConfigMap is the JSON file itself, labelled for the sidecar.
   const dash = byKind("ConfigMap").find((c) => c.metadata.labels?.grafana_dashboard === "1");
   f.expect(dash && dash.data?.["smig-migrations.json"] === dashboard, `${where}: no ConfigMap labelled grafana_dashboard=1 holding deploy/grafana/smig-migrations.json`);

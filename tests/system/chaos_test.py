@@ -7,7 +7,9 @@ leader); when it reports a phase chosen at random (PREPARING, TRANSFERRING, OVER
 CUT_OVER), the SMM leader is killed with SIGKILL, then restarted (it comes back as a
 standby). The takeover time is from the kill until the other replica logs "serves as
 leader". Once in the run the MDM leader is killed (-9) and restarted, and once etcd is
-killed (-9) and restarted on its data directory, both between migrations.
+killed (-9) and restarted on its data directory, both between migrations; and once the PMM
+is killed (-9) and restarted: it starts empty and must know the car again from the car's
+own reports (its servers and the serving edge), within REPORT_S.
 
 Phases are short on this machine (PREPARING to CUT_OVER take ~50 ms), so the target edge's
 links get a one-way delay of DELAY_MS (set through smig-linkemu) while its migration runs:
@@ -33,13 +35,14 @@ import sys
 import time
 
 from smigbed.analysis import analyse, migrations_from_smm
-from smigbed.testbed import BIN, REPLICAS, SESSION, Bed
+from smigbed.testbed import BIN, REPLICAS, SESSION, VEHICLE_ID, Bed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GRPCURL = os.path.join(HERE, "..", "reflection", "run.sh")
 PHASES = ["PHASE_PREPARING", "PHASE_TRANSFERRING", "PHASE_OVERLAPPING", "PHASE_CUT_OVER"]
 ENDED = ("PHASE_DONE", "PHASE_ROLLED_BACK")
 DELAY_MS = 60
+REPORT_S = 5  # the vehicle reports every 500 ms (tests/system: report_ttl 3 s)
 MEDIA_S = 150  # the kills take ~40 s here; the guard below stops them 30 s before the end
 
 
@@ -176,6 +179,30 @@ class Chaos:
         self.mdm = {"killed": leader, "new_leader": new, "takeover_s": round(took, 3)}
         self.check(new == other, f"MDM leader {leader} killed: {other} leads")
 
+    def restart_pmm(self):
+        """Kill -9 the PMM, restart it, and wait until its view of the car is whole again:
+        every edge reachable, the serving edge named as such."""
+        bed = self.bed
+        serving = self.serving_edge()
+        t = time.time()
+        bed.kill("proximity")
+        bed.restart("proximity")
+        view, took = None, None
+        while time.time() < t + REPORT_S + 10:
+            view = bed.smigctl("proximity", VEHICLE_ID, check=False)
+            view = view if isinstance(view, dict) else {}
+            reachable = {s.get("server_id") for s in view.get("servers", []) if s.get("reachable")}
+            if reachable == set(bed.edges) and view.get("target_server_id") == serving:
+                took = time.time() - t
+                break
+            time.sleep(0.1)
+        log(f"PMM killed (-9) and restarted: its view of {VEHICLE_ID} was whole again after "
+            f"{took if took is None else round(took, 2)} s; last view {view}")
+        self.pmm = {"view_rebuilt_s": None if took is None else round(took, 3)}
+        self.check(took is not None and took <= REPORT_S,
+                   f"the restarted PMM knows {VEHICLE_ID} again from its reports within "
+                   f"{REPORT_S} s (all {len(bed.edges)} edges reachable, {serving} serving)")
+
     def restart_etcd(self):
         bed = self.bed
         t = time.time()
@@ -231,6 +258,8 @@ class Chaos:
                 self.kill_mdm_leader()
             if n == 2 * self.kills // 3:
                 self.restart_etcd()
+            if n == self.kills // 2:
+                self.restart_pmm()
         # Everything ended, one copy, the store agrees with the agents.
         listed = bed.smigctl("migrations")
         ms = listed.get("migrations", []) if isinstance(listed, dict) else []
@@ -259,7 +288,7 @@ class Chaos:
                            "max": max(times) if times else None, "n": len(times)},
             "results": {r: sum(1 for m in ms if m["phase"] == r) for r in ENDED},
             "smm_kills": self.takeovers, "mdm": getattr(self, "mdm", None),
-            "etcd": getattr(self, "etcd", None),
+            "etcd": getattr(self, "etcd", None), "pmm": getattr(self, "pmm", None),
             "player": {k: s[k] for k in ("bytes_sent", "bytes_delivered", "bytes_lost",
                                          "duplicates_delivered", "cc_errors", "frames_sent",
                                          "frames_decoded", "max_gap_ms")},

@@ -53,18 +53,25 @@ TEST_F(LinkEmuTest, RuntimeChangesTakeEffectAtOnce) {
 
   // Probes by phase. Before the change: fast. After the delay is acknowledged: >= 100 ms.
   // After down is acknowledged: lost. After up: fast again.
-  int fast_before = 0, slow_after = 0, bad_after = 0, lost_down = 0, passed_down = 0, fast_up = 0,
-      bad_up = 0;
+  // A probe after the delay change that came back early or not at all means the change did
+  // not hold; one that came back late (past 110 ms) was held up by the scheduler of a busy
+  // host, which a few may be (the CI machine runs other tests beside this one).
+  int fast_before = 0, slow_after = 0, early_after = 0, lost_after = 0, late_after = 0,
+      lost_down = 0, passed_down = 0, fast_up = 0, bad_up = 0;
   int64_t first_slow_sent = 0;
   for (const Probe& p : probes) {
     const double rtt = p.rtt_ns < 0 ? -1 : Ms(p.rtt_ns);
     if (p.sent_ns < t_delay - 2000000) {
       fast_before += rtt >= 0 && rtt < 5;
     } else if (p.sent_ns > t_delay_ack && p.sent_ns < t_down - 110000000) {
-      if (rtt >= 100 && rtt < 110) {
+      if (rtt < 0) {
+        lost_after++;
+      } else if (rtt < 100) {
+        early_after++;
+      } else if (rtt < 110) {
         slow_after++;
       } else {
-        bad_after++;
+        late_after++;
       }
     } else if (p.sent_ns > t_down_ack && p.sent_ns < t_up) {
       (rtt < 0 ? lost_down : passed_down)++;
@@ -74,13 +81,17 @@ TEST_F(LinkEmuTest, RuntimeChangesTakeEffectAtOnce) {
     // (Replies held in the "in" direction when the link went down are dropped.)
     if (first_slow_sent == 0 && p.sent_ns >= t_delay && rtt >= 100) first_slow_sent = p.sent_ns;
   }
-  std::printf("fast before %d, slow after %d (bad %d), lost while down %d (passed %d), fast after up "
-              "%d (bad %d); first delayed probe sent %.2f ms after the command\n",
-              fast_before, slow_after, bad_after, lost_down, passed_down, fast_up, bad_up,
+  std::printf("fast before %d, slow after %d (early %d, lost %d, late %d), lost while down %d "
+              "(passed %d), fast after up %d (bad %d); first delayed probe sent %.2f ms after the "
+              "command\n",
+              fast_before, slow_after, early_after, lost_after, late_after, lost_down, passed_down,
+              fast_up, bad_up,
               Ms(first_slow_sent - t_delay));
   EXPECT_GT(fast_before, 100);
   EXPECT_GT(slow_after, 80);
-  EXPECT_EQ(bad_after, 0);
+  EXPECT_EQ(early_after, 0);
+  EXPECT_EQ(lost_after, 0);
+  EXPECT_LE(late_after, 3);
   EXPECT_GT(lost_down, 100);
   EXPECT_EQ(passed_down, 0);
   EXPECT_GT(fast_up, 80);

@@ -37,6 +37,11 @@ absl::Status Serve(const v1::MigratorConfig& config) {
       smig::store::ServiceStore::Open(config.store(), "migrator", registry.get()));
   smig::migrator::MigratorEngine::Options options{
       .overlap_timeout = smig::FromProtoOr(config.overlap_timeout(), absl::Seconds(10))};
+  if (!config.has_audit_interval()) {
+    options.audit_interval = absl::Seconds(10);
+  } else if (absl::Duration d = smig::FromProto(config.audit_interval()); d > absl::ZeroDuration()) {
+    options.audit_interval = d;  // else "0s": none
+  }
   if (store != nullptr) {
     // The agents' fencing token is the leadership's revision: the engine takes it from the
     // term each call is made under (Options::fencing_token is for an SMM without one).

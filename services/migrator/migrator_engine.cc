@@ -103,7 +103,8 @@ MigratorEngine::MigratorEngine(AgentDirectory& agents, TargetPicker* picker, Opt
   role_ = std::make_unique<ReplicaRole>(
       *options_.election,
       ReplicaRole::Options{.replica_id = options_.replica_id,
-                           .revisit_every = options_.reconcile_interval},
+                           .revisit_every = options_.reconcile_interval,
+                           .audit_every = options_.audit_interval},
       *takeover_, clock_, registry);
   role_->Start();
 }

@@ -94,6 +94,11 @@ class MigratorEngine final {
     // How soon the leader looks again at what reconciliation left (an edge that did not
     // answer, a copy not released, a migration that stopped acting).
     absl::Duration reconcile_interval = absl::Seconds(5);
+    // How often the leader reconciles anyway, to find sessions on several edges that no
+    // migration explains (an edge restored from a backup, a release that failed), settle
+    // them and report what it cannot (smig_sessions_on_several_edges). Infinite: only
+    // when something was left (the tests' default; smig-migrator's config: 10 s).
+    absl::Duration audit_interval = absl::InfiniteDuration();
   };
 
   MigratorEngine(AgentDirectory& agents, TargetPicker* picker, Options options,

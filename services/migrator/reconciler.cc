@@ -1,6 +1,7 @@
 #include "services/migrator/reconciler.h"
 
 #include <prometheus/counter.h>
+#include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
@@ -56,9 +57,17 @@ struct Reconciler::Metrics {
                            "session.")
                      .Register(r)
                      .Add({}, prometheus::Histogram::BucketBoundaries{
-                                  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10})) {}
+                                  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10})),
+        several_edges(prometheus::BuildGauge()
+                          .Name("smig_sessions_on_several_edges")
+                          .Help("Sessions that the SMM leader's last reconciliation pass found "
+                                "served by more than one edge and could not bring to one (a "
+                                "migration's own overlap not counted); 0 on a standby.")
+                          .Register(r)
+                          .Add({})) {}
   prometheus::Family<prometheus::Counter>& actions;
   prometheus::Histogram& duration;
+  prometheus::Gauge& several_edges;
 };
 
 Reconciler::Reconciler(AgentDirectory& agents, prometheus::Registry* registry) : agents_(agents) {
@@ -76,6 +85,10 @@ void Reconciler::Count(const std::string& action) {
 
 void Reconciler::ObservePass(absl::Duration d) {
   if (metrics_) metrics_->duration.Observe(absl::ToDoubleSeconds(d));
+}
+
+void Reconciler::SetSessionsOnSeveralEdges(size_t n) {
+  if (metrics_) metrics_->several_edges.Set(static_cast<double>(n));
 }
 
 std::set<uint64_t> Reconciler::AgentView::Sessions() const {

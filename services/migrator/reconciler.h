@@ -29,11 +29,13 @@
 //     migration ended here gets a note naming the leader that reconciled it.
 //
 // Metrics: smig_reconcile_actions_total{action} (adopted, moved, dropped, rolled_back,
-// finished, released, deferred) and smig_reconcile_duration_seconds (one pass).
+// finished, released, deferred), smig_reconcile_duration_seconds (one pass) and
+// smig_sessions_on_several_edges (what the last pass left on more than one edge).
 //
 // Thread-safe; `agents` must outlive it.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -118,6 +120,8 @@ class Reconciler {
 
   // A pass's duration, for smig_reconcile_duration_seconds.
   void ObservePass(absl::Duration d);
+  // Sessions the last pass found on several edges and left so (smig_sessions_on_several_edges).
+  void SetSessionsOnSeveralEdges(size_t n);
 
  private:
   struct Metrics;

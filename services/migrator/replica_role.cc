@@ -208,7 +208,15 @@ void ReplicaRole::Chores() {
       return stopping_ || (state_ == State::kTakingOver && taken != term_) ||
              (state_ == State::kServing && revisit_);
     };
-    mu_.Await(absl::Condition(&work));
+    if (state_ == State::kServing && options_.audit_every != absl::InfiniteDuration()) {
+      if (!clock_.AwaitWithDeadline(mu_, absl::Condition(&work),
+                                    clock_.Now() + options_.audit_every) &&
+          state_ == State::kServing) {
+        revisit_ = true;  // an audit: a pass after revisit_every
+      }
+    } else {
+      mu_.Await(absl::Condition(&work));
+    }
   }
 }
 

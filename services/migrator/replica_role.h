@@ -18,7 +18,8 @@
 // it returns OK, which is the takeover's duration (smig_takeover_duration_seconds, and a
 // log line). When it ends, Duties::StepDown runs at once, on the election's thread. While
 // the term serves and RevisitSoon() was called, Duties::Revisit runs every `revisit_every`
-// (on the clock) until it reports nothing left.
+// (on the clock) until it reports nothing left; with `audit_every`, also once that long
+// has passed with nothing left (an audit).
 //
 // The owner installs Listener() on the election (common/store/store_config.h's
 // ServiceStore::Start adds the leader metrics on the way); the listener may outlive the
@@ -67,6 +68,10 @@ class ReplicaRole {
   struct Options {
     std::string replica_id = "smm";  // this replica's name in messages
     absl::Duration revisit_every = absl::Seconds(5);
+    // An audit: while serving with nothing left, a Revisit pass anyway after this long
+    // (then revisit_every), so that what changed on the edges behind the leader's back (a
+    // stray copy, a session on two edges) is found. Infinite: none.
+    absl::Duration audit_every = absl::InfiniteDuration();
   };
 
   ReplicaRole(store::Election& election, Options options, Duties& duties, Clock& clock,

@@ -102,6 +102,7 @@ absl::StatusOr<bool> Takeover::Pass(uint64_t term, const store::Leadership& lead
   };
   bool more = !view.complete();
   int changed = 0;
+  size_t several = 0;  // sessions found on more than one edge and left so
   for (uint64_t id : sessions) {
     auto was = before->sessions.find(id);
     SMIG_ASSIGN_OR_RETURN(
@@ -109,7 +110,9 @@ absl::StatusOr<bool> Takeover::Pass(uint64_t term, const store::Leadership& lead
         table_.Claim(term, id,
                       was == before->sessions.end() ? std::nullopt
                                                     : std::optional<v1::Session>(was->second)));
-    if (!claimed) continue;
+    if (!claimed) continue;  // a migration (or CreateSession) owns it: its overlap is meant
+    size_t copies = 0;
+    for (const auto& [server, served] : view.serving) copies += served.contains(id);
     Reconciler::Plan plan = Reconciler::Decide(id, claimed->record, std::move(claimed->in_flight),
                                                view, t.leader, clock_.Now());
     absl::Status s = reconciler_.Execute(plan, t, acting, settle);
@@ -118,13 +121,16 @@ absl::StatusOr<bool> Takeover::Pass(uint64_t term, const store::Leadership& lead
     if (!s.ok()) LOG(WARNING) << "reconcile: session " << id << " left for later: " << s;
     more = more || !s.ok() || plan.deferred;
     if (s.ok() && plan.changes()) ++changed;
+    if (copies > 1 && (!s.ok() || plan.deferred || plan.release.size() + 1 < copies)) ++several;
   }
+  reconciler_.SetSessionsOnSeveralEdges(several);
   const absl::Duration took = clock_.Now() - start;
   reconciler_.ObservePass(took);
   LOG(INFO) << "reconcile (" << t.leader << "): " << sessions.size() << " sessions on "
             << servers.size() << " edges, " << changed << " settled, in "
             << absl::FormatDuration(took)
             << (view.complete() ? "" : absl::StrCat("; did not answer: ", view.unreachable.size(), " edges"))
+            << (several == 0 ? "" : absl::StrCat("; left on several edges: ", several, " sessions"))
             << (more ? "; looking again later" : "");
   return more;
 }

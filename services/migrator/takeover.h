@@ -17,7 +17,8 @@
 // (Reconciler::Decide), carry it out (the journal, the table, then the agents),
 // release the claim. A pass stops at once when the term is over or a write is fenced.
 // Each pass logs one line (sessions, edges, changes, time) and is timed in
-// smig_reconcile_duration_seconds.
+// smig_reconcile_duration_seconds; the sessions it found on several edges and could not
+// bring to one go to smig_sessions_on_several_edges (the alert SmigSessionOnSeveralEdges).
 //
 // Thread-safe (it runs on ReplicaRole's chores thread); everything it is given must outlive it.
 #pragma once
@@ -43,7 +44,11 @@ class Takeover final : public ReplicaRole::Duties {
            Clock& clock);
 
   absl::StatusOr<bool> TakeOver(uint64_t term, const store::Leadership& leadership) override;
-  void StepDown(uint64_t term) override { table_.End(term); }
+  // A standby reports no sessions on several edges: only the leader's passes look.
+  void StepDown(uint64_t term) override {
+    table_.End(term);
+    reconciler_.SetSessionsOnSeveralEdges(0);
+  }
   bool Revisit(uint64_t term, const store::Leadership& leadership) override;
 
  private:

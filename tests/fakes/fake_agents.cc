@@ -64,6 +64,10 @@ void FakeAgent::set_import_error(absl::Status s) {
   absl::MutexLock lock(&mu_);
   import_error_ = std::move(s);
 }
+void FakeAgent::set_release_error(absl::Status s) {
+  absl::MutexLock lock(&mu_);
+  release_error_ = std::move(s);
+}
 void FakeAgent::Kill() {
   absl::MutexLock lock(&mu_);
   alive_ = false;
@@ -158,6 +162,7 @@ absl::StatusOr<dv1::Session> FakeAgent::ReleaseSession(uint64_t session, uint64_
   fenced_calls_.push_back(
       absl::StrCat(session == kNoSession ? "RaiseFence " : "ReleaseSession ", fencing_token));
   SMIG_RETURN_IF_ERROR(gate_.Admit(fencing_token));
+  if (session != kNoSession && !release_error_.ok()) return release_error_;
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return absl::NotFoundError(absl::StrCat("session ", session, " is not served here"));
   ++releases_;

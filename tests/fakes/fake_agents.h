@@ -54,6 +54,8 @@ class FakeAgent : public Agent {
   void set_confirm_after(absl::Duration d);
   void set_never_confirm(bool never);
   void set_import_error(absl::Status s);
+  // ReleaseSession of a session (not RaiseFence) fails with `s` until set back to OK.
+  void set_release_error(absl::Status s);
   // Every call fails with UNAVAILABLE until Revive(); the sessions stay (a partition, not a
   // crash).
   void Kill();
@@ -99,6 +101,7 @@ class FakeAgent : public Agent {
   bool never_confirm_ ABSL_GUARDED_BY(mu_) = false;
   absl::Duration confirm_after_ ABSL_GUARDED_BY(mu_) = absl::Milliseconds(5);
   absl::Status import_error_ ABSL_GUARDED_BY(mu_);
+  absl::Status release_error_ ABSL_GUARDED_BY(mu_);
   int releases_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<uint64_t, uint64_t> sessions_ ABSL_GUARDED_BY(mu_);  // session -> generation
   std::map<uint64_t, dv1::RedundancyPolicy> opened_redundancy_ ABSL_GUARDED_BY(mu_);

@@ -80,7 +80,8 @@ class MigratorReplicasTest : public ::testing::Test {
     for (auto& r : replicas_) Stop(*r);
   }
 
-  Replica& Start(const std::string& id, size_t max_finished = 10000) {
+  Replica& Start(const std::string& id, size_t max_finished = 10000,
+                 absl::Duration audit = absl::InfiniteDuration()) {
     auto r = std::make_unique<Replica>();
     r->id = id;
     r->election = std::make_unique<FakeElection>(store_, kElection, id);
@@ -92,7 +93,8 @@ class MigratorReplicasTest : public ::testing::Test {
                                 .store = &store_,
                                 .election = r->election.get(),
                                 .replica_id = id,
-                                .reconcile_interval = kReconcileInterval},
+                                .reconcile_interval = kReconcileInterval,
+                                .audit_interval = audit},
         &r->registry, clock_);
     r->election->SetListener(r->engine->Listener());
     replicas_.push_back(std::move(r));
@@ -467,6 +469,44 @@ TEST_F(MigratorReplicasTest, SessionsTheJournalDoesNotKnowAreAdoptedAndStrayCopi
   EXPECT_THAT(metrics, HasSubstr("smig_reconcile_actions_total{action=\"released\"} 2"));
   EXPECT_THAT(metrics, HasSubstr("smig_reconcile_actions_total{action=\"dropped\"} 1"));
   EXPECT_THAT(metrics, HasSubstr("smig_reconcile_duration_seconds_count 1"));
+}
+
+// A copy appears on a second edge behind the leader's back (no migration explains it): the
+// leader's audit finds it and releases it; one it cannot release is counted in
+// smig_sessions_on_several_edges until it can. Without the audit, nothing would look.
+TEST_F(MigratorReplicasTest, TheAuditFindsASessionOnTwoEdgesAndSettlesIt) {
+  Replica& a = Start("smm-0", 10000, absl::Seconds(2));
+  Lead(a);
+  Create(a, 1);
+  cluster_.agent("edge-2").Place(1, 0);  // a stray, older copy
+  ASSERT_TRUE(DriveUntil([&] { return ServedBy(1) == std::vector<std::string>{"edge-1"}; }))
+      << "the audit did not release the stray copy";
+  EXPECT_THAT(a.Metrics(), HasSubstr("smig_sessions_on_several_edges 0"));
+
+  cluster_.agent("edge-2").set_release_error(absl::UnavailableError("edge-2 is restarting"));
+  cluster_.agent("edge-2").Place(1, 0);
+  ASSERT_TRUE(DriveUntil([&] {
+    return absl::StrContains(a.Metrics(), "smig_sessions_on_several_edges 1");
+  })) << a.Metrics();
+  EXPECT_THAT(ServedBy(1), ::testing::ElementsAre("edge-1", "edge-2"));
+  for (const v1::Session& s : Sessions(a)) EXPECT_EQ(s.server_id(), "edge-1");
+
+  cluster_.agent("edge-2").set_release_error(absl::OkStatus());
+  ASSERT_TRUE(DriveUntil([&] {
+    return ServedBy(1) == std::vector<std::string>{"edge-1"} &&
+           absl::StrContains(a.Metrics(), "smig_sessions_on_several_edges 0");
+  })) << a.Metrics();
+
+  // A standby reports none: only the leader's passes look.
+  cluster_.agent("edge-2").set_release_error(absl::UnavailableError("edge-2 is restarting"));
+  cluster_.agent("edge-2").Place(1, 0);
+  ASSERT_TRUE(DriveUntil([&] {
+    return absl::StrContains(a.Metrics(), "smig_sessions_on_several_edges 1");
+  }));
+  a.election->Depose();
+  EXPECT_TRUE(Eventually([&] {
+    return absl::StrContains(a.Metrics(), "smig_sessions_on_several_edges 0");
+  }));
 }
 
 // The source does not answer when the new leader takes over: nothing is released, the

@@ -63,6 +63,9 @@ DECODER_PORT = 5006  # where the recorder forwards it (ffmpeg)
 # which a signal would lose), and gives up if nothing arrives for as long at the start.
 # In the emulated VM a session takes more than 5 s to come up under load.
 DECODER_IDLE_S = 30 if os.environ.get("SMIG_EMULATED_CPU") else 5
+# How long a process may take to come up (listen, print its ready line): ffmpeg took over
+# 20 s to bind in the emulated VM on a loaded host.
+STARTUP_S = 90 if os.environ.get("SMIG_EMULATED_CPU") else 20
 MGMT = "10.199.0"
 SESSION = 1
 VEHICLE_ID = "car-1"
@@ -170,7 +173,7 @@ class Bed:
         self.procs[name] = p
         return p
 
-    def _await_line(self, name, needle, timeout=20):
+    def _await_line(self, name, needle, timeout=STARTUP_S):
         path = os.path.join(self.logs, f"{name}.log")
         skip = self._log_start.get(name, 0)  # a restart: its own lines only
         end = time.time() + timeout
@@ -184,7 +187,7 @@ class Bed:
             time.sleep(0.05)
         raise RuntimeError(f"{name} did not start within {timeout} s")
 
-    def _await_udp(self, ns_key, port, timeout=20):
+    def _await_udp(self, ns_key, port, timeout=STARTUP_S):
         end = time.time() + timeout
         while time.time() < end:
             if sh("ip", "netns", "exec", self.ns[ns_key], "ss", "-Hlun", f"sport = :{port}").strip():

@@ -155,10 +155,12 @@ void EdgeEngine::Handle(const absl::StatusOr<std::optional<transport::Incoming>>
 
 void EdgeEngine::SendHello(Session& s, absl::Time now) {
   v1::ControlMessage hello;
-  *hello.mutable_hello() = auth_.Sign(s.state.session_id(), options_.server_id, s.state.generation());
+  *hello.mutable_hello() =
+      auth_.Sign(s.state.session_id(), options_.server_id, s.state.generation());
   FillPositions(s, hello.mutable_hello()->mutable_positions());
   FrameHeader h{.kind = FrameKind::kControl, .session_id = s.state.session_id()};
-  absl::Status st = endpoint_.Send(*s.assoc, {.stream = 0}, EncodeFrame(h, hello.SerializeAsString()));
+  absl::Status st =
+      endpoint_.Send(*s.assoc, {.stream = 0}, EncodeFrame(h, hello.SerializeAsString()));
   if (!st.ok()) OnSendError(s, st, now);
 }
 

@@ -407,7 +407,9 @@ TEST_F(MigrationTest, AReconnectSendsAgainFromTheRingOfAFlowsOwnUdpPort) {
   Run(absl::Milliseconds(100));
   ::close(encoder);
   ASSERT_EQ(delivered_.size(), 250u);
-  for (size_t i = 0; i < delivered_.size(); ++i) ASSERT_EQ(delivered_[i], PacedSource::Payload(i)) << i;
+  for (size_t i = 0; i < delivered_.size(); ++i) {
+    ASSERT_EQ(delivered_[i], PacedSource::Payload(i)) << i;
+  }
   EXPECT_GE(a_->frames_resent(), 25u);
 }
 

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/logging.h"
 #include "common/proto_time.h"
 #include "common/status_macros.h"
 
@@ -106,41 +107,29 @@ void EdgeEngine::Handle(const absl::StatusOr<std::optional<transport::Incoming>>
   if (const auto* e = std::get_if<tv1::Event>(&**in)) {
     auto it = by_assoc_.find(e->assoc_id());
     if (it == by_assoc_.end()) return;
-    auto sit = sessions_.find(it->second);
-    if (sit == sessions_.end()) return;
+    const uint64_t id = it->second;
+    const bool ends = e->type() == tv1::EVENT_TYPE_ASSOC_LOST ||
+                      e->type() == tv1::EVENT_TYPE_ASSOC_CANT_START ||
+                      e->type() == tv1::EVENT_TYPE_SHUTDOWN_COMPLETE;
+    auto sit = sessions_.find(id);
+    if (sit == sessions_.end() || sit->second.assoc != e->assoc_id()) {
+      // A stale mapping: no session holds this association any more. Its events must not
+      // touch the session's current association.
+      if (ends) by_assoc_.erase(it);
+      return;
+    }
     Session& s = sit->second;
+    if (ends) {
+      // The INIT may have gone to a dead radio every time: lead with the next one.
+      AssociationGone(id, now, /*ended=*/true,
+                      /*rotate=*/e->type() == tv1::EVENT_TYPE_ASSOC_CANT_START);
+      return;
+    }
     switch (e->type()) {
-      case tv1::EVENT_TYPE_ASSOC_UP: {
+      case tv1::EVENT_TYPE_ASSOC_UP:
+        s.last_heard = now;
         s.link->Attach(e->assoc_id(), e->streams_out(), now);
-        v1::ControlMessage hello;
-        *hello.mutable_hello() =
-            auth_.Sign(s.state.session_id(), options_.server_id, s.state.generation());
-        FillPositions(s, hello.mutable_hello()->mutable_positions());
-        FrameHeader h{.kind = FrameKind::kControl, .session_id = s.state.session_id()};
-        if (!endpoint_.Send(e->assoc_id(), {.stream = 0}, EncodeFrame(h, hello.SerializeAsString()))
-                 .ok()) {
-          ++send_errors_;
-        }
-        break;
-      }
-      case tv1::EVENT_TYPE_ASSOC_LOST:
-      case tv1::EVENT_TYPE_ASSOC_CANT_START:
-      case tv1::EVENT_TYPE_SHUTDOWN_COMPLETE:
-        by_assoc_.erase(it);
-        s.link->Detach();
-        if (s.releasing) {
-          sessions_.erase(sit);
-        } else {
-          s.assoc.reset();  // Pump reconnects after a back-off
-          s.acked = false;
-          s.position_due = false;
-          s.next_connect = now + kReconnectBackoff;
-          // The INIT may have gone to a dead radio every time: lead with the next one.
-          auto* addrs = s.state.mutable_vehicle_addresses();
-          if (e->type() == tv1::EVENT_TYPE_ASSOC_CANT_START && addrs->size() > 1) {
-            std::rotate(addrs->begin(), addrs->begin() + 1, addrs->end());
-          }
-        }
+        SendHello(s, now);
         break;
       default:
         s.link->OnEvent(*e, now);  // path states: where the copies go
@@ -150,15 +139,66 @@ void EdgeEngine::Handle(const absl::StatusOr<std::optional<transport::Incoming>>
   }
   const auto& m = std::get<transport::Message>(**in);
   auto it = by_assoc_.find(m.assoc);
-  if (it == by_assoc_.end() || m.stream != 0) return;
+  if (it == by_assoc_.end()) return;
+  auto sit = sessions_.find(it->second);
+  if (sit == sessions_.end() || sit->second.assoc != m.assoc) return;
+  sit->second.last_heard = now;  // the vehicle is there
+  if (m.stream != 0) return;
   absl::StatusOr<FrameView> frame = DecodeFrame(m.data);
   v1::ControlMessage control;
   if (!frame.ok() || frame->header.kind != FrameKind::kControl ||
       !control.ParseFromString(std::string(frame->payload))) {
     return;
   }
-  auto sit = sessions_.find(it->second);
-  if (sit != sessions_.end()) OnControl(sit->second, control, now);
+  OnControl(sit->second, control, now);
+}
+
+void EdgeEngine::SendHello(Session& s, absl::Time now) {
+  v1::ControlMessage hello;
+  *hello.mutable_hello() =
+      auth_.Sign(s.state.session_id(), options_.server_id, s.state.generation());
+  FillPositions(s, hello.mutable_hello()->mutable_positions());
+  FrameHeader h{.kind = FrameKind::kControl, .session_id = s.state.session_id()};
+  absl::Status st =
+      endpoint_.Send(*s.assoc, {.stream = 0}, EncodeFrame(h, hello.SerializeAsString()));
+  if (!st.ok()) OnSendError(s, st, now);
+}
+
+bool EdgeEngine::OnSendError(Session& s, const absl::Status& st, absl::Time now) {
+  ++send_errors_;
+  // NOT_FOUND: the endpoint or its stack no longer has the association (usrsctp: ENOENT;
+  // the kernel: EPIPE, ENOTCONN), though no ending event said so. Anything else (a
+  // full buffer is UNAVAILABLE and not an error) leaves the frame queued for a retry.
+  if (!absl::IsNotFound(st) || s.releasing || !s.assoc) return false;
+  LOG(WARNING) << "session " << s.state.session_id() << ": association " << *s.assoc
+               << " is gone (" << st << "); connecting again";
+  AssociationGone(s.state.session_id(), now, /*ended=*/false, /*rotate=*/false);
+  return true;
+}
+
+bool EdgeEngine::AssociationGone(uint64_t session, absl::Time now, bool ended, bool rotate) {
+  auto sit = sessions_.find(session);
+  if (sit == sessions_.end()) return true;
+  Session& s = sit->second;
+  if (s.assoc) {
+    by_assoc_.erase(*s.assoc);
+    // The stack may still hold it (a silent loss, a timeout): abort it, so that it cannot
+    // hold up a new association to the same vehicle, and the vehicle hears it ended.
+    if (!ended) (void)endpoint_.Abort(*s.assoc);
+  }
+  s.link->Detach();
+  if (s.releasing) {
+    sessions_.erase(sit);
+    return true;
+  }
+  s.assoc.reset();  // Pump reconnects after a back-off
+  s.acked = false;
+  s.position_due = false;
+  s.retry_send_at = absl::InfinitePast();
+  s.next_connect = now + kReconnectBackoff;
+  auto* addrs = s.state.mutable_vehicle_addresses();
+  if (rotate && addrs->size() > 1) std::rotate(addrs->begin(), addrs->begin() + 1, addrs->end());
+  return false;
 }
 
 void EdgeEngine::OnControl(Session& s, const v1::ControlMessage& m, absl::Time now) {
@@ -212,7 +252,7 @@ void EdgeEngine::SendPosition(Session& s, absl::Time now) {
     s.retry_send_at = now + kFullBufferRetry;
     return;
   }
-  if (!st.ok()) ++send_errors_;
+  if (!st.ok() && OnSendError(s, st, now)) return;
   s.position_due = false;
 }
 
@@ -242,8 +282,10 @@ void EdgeEngine::SendFrames(Session& s, Flow& f, absl::Time now) {
       return;
     }
     if (!st.ok()) {
-      ++send_errors_;
-      return;  // stays pending: retried on the next Pump
+      // Stays pending: retried on the next Pump, or sent on the next association (which
+      // serves again from the vehicle's position anyway).
+      OnSendError(s, st, now);
+      return;
     }
     Advance(f, c, f.pending.front().at);
     ++f.frames;
@@ -269,8 +311,34 @@ void EdgeEngine::Pump(absl::Time now) {
   for (auto& [name, feed] : options_.live_feeds) {
     if (!feed->Drain().ok()) ++send_errors_;
   }
-  for (auto& [id, s] : sessions_) {
-    if (s.releasing) continue;
+  for (auto next = sessions_.begin(); next != sessions_.end();) {
+    const uint64_t id = next->first;
+    Session& s = next->second;
+    ++next;  // AssociationGone may forget `s`
+    if (s.releasing) {
+      if (s.release_deadline == absl::InfiniteFuture()) {
+        s.release_deadline = now + options_.release_timeout;
+      } else if (now >= s.release_deadline) {
+        LOG(WARNING) << "session " << id << ": no SHUTDOWN_COMPLETE within "
+                     << options_.release_timeout << "; aborting its association";
+        AssociationGone(id, now, /*ended=*/false, /*rotate=*/false);
+      }
+      continue;
+    }
+    if (s.assoc && !s.acked && now >= s.connected_at + options_.handshake_timeout) {
+      LOG(WARNING) << "session " << id << ": association " << *s.assoc << " not answered within "
+                   << options_.handshake_timeout << "; connecting again";
+      AssociationGone(id, now, /*ended=*/false, /*rotate=*/true);
+    }
+    if (s.assoc && now >= s.last_heard + options_.liveness_interval) {
+      s.last_heard = now;  // the next check in liveness_interval, unless the vehicle speaks
+      if (absl::StatusOr<tv1::AssociationInfo> a = endpoint_.GetAssociation(*s.assoc);
+          absl::IsNotFound(a.status())) {
+        LOG(WARNING) << "session " << id << ": association " << *s.assoc
+                     << " is gone without an event (" << a.status() << "); connecting again";
+        AssociationGone(id, now, /*ended=*/false, /*rotate=*/false);
+      }
+    }
     if (!s.assoc && now >= s.next_connect) {
       std::vector<std::string> addrs(s.state.vehicle_addresses().begin(),
                                      s.state.vehicle_addresses().end());
@@ -278,6 +346,8 @@ void EdgeEngine::Pump(absl::Time now) {
           endpoint_.Connect(addrs, static_cast<uint16_t>(s.state.vehicle_port()));
       if (a.ok()) {
         s.assoc = *a;
+        s.connected_at = now;
+        s.last_heard = now;
         by_assoc_[*a] = id;
       } else {
         s.next_connect = now + kReconnectBackoff;
@@ -391,21 +461,39 @@ absl::StatusOr<v1::SessionState> EdgeEngine::Export(uint64_t session, absl::Time
 void EdgeEngine::Rewind(Flow& f, uint64_t want, absl::Time now) {
   // A source that cannot serve again goes on (the vehicle counts the hole).
   if (!f.source->CanResume()) return;
-  absl::StatusOr<v1::FlowState> fs = Checkpoint(f, want, now);
-  if (!fs.ok() || fs->next_sequence() >= f.state.next_sequence()) return;
-  absl::StatusOr<std::unique_ptr<media::Source>> source = OpenSource(*fs, now);
-  if (!source.ok()) {
+  if (f.history.empty() || want >= f.state.next_sequence()) return;
+  // The newest sent frame at or before `want` (history is in sequence order), or the
+  // oldest one remembered (duplicates, never holes, as far as history reaches).
+  auto after = std::upper_bound(
+      f.history.begin(), f.history.end(), want,
+      [](uint64_t seq, const Sent& sent) { return seq < sent.sequence; });
+  const Sent at = after == f.history.begin() ? f.history.front() : *std::prev(after);
+  if (at.sequence >= f.state.next_sequence()) return;
+  // On the same source where it can (a UDP feed of the flow's own: no second socket can
+  // bind its port, but its ring still holds the datagrams), else on a new one opened at
+  // the checkpoint (a file, a cursor on a standing feed).
+  absl::Status in_place = f.source->SeekTo(at.offset);
+  if (absl::IsUnimplemented(in_place)) {
+    absl::StatusOr<v1::FlowState> fs = Checkpoint(f, want, now);
+    absl::StatusOr<std::unique_ptr<media::Source>> source =
+        fs.ok() ? OpenSource(*fs, now) : fs.status();
+    in_place = source.status();
+    if (source.ok()) f.source = std::move(*source);
+  }
+  if (!in_place.ok()) {
     ++send_errors_;
+    LOG(WARNING) << "flow " << f.state.flow_id() << ": cannot serve again from sequence "
+                 << at.sequence << " (" << in_place << "); going on from "
+                 << f.state.next_sequence();
     return;
   }
-  const uint64_t again = f.state.next_sequence() - fs->next_sequence();
-  while (!f.history.empty() && f.history.back().sequence >= fs->next_sequence()) {
-    f.history.pop_back();
-  }
+  const uint64_t again = f.state.next_sequence() - at.sequence;
+  while (!f.history.empty() && f.history.back().sequence >= at.sequence) f.history.pop_back();
   f.fingerprints.resize(f.fingerprints.size() - std::min<size_t>(again, f.fingerprints.size()));
   f.pending.clear();
-  f.source = std::move(*source);
-  f.state = *std::move(fs);
+  f.state.set_next_sequence(at.sequence);
+  f.state.set_source_offset(at.offset);
+  *f.state.mutable_checkpoint_due_at() = ToProtoTimestamp(at.due);
   f.state.clear_last_frame_fingerprints();
   frames_resent_ += again;
 }
@@ -416,14 +504,25 @@ absl::Status EdgeEngine::Release(uint64_t session) {
     return absl::NotFoundError(absl::StrCat("session ", session, " is not served here"));
   }
   Session& s = it->second;
+  // Already letting go: a second graceful shutdown could only fail, and an abort now
+  // would drop what the first one still delivers. Pump ends it by release_timeout.
+  if (s.releasing) return absl::OkStatus();
   s.releasing = true;
-  absl::Status shutdown = s.assoc ? endpoint_.Shutdown(*s.assoc) : absl::NotFoundError("");
-  if (absl::IsNotFound(shutdown)) {  // no association (any more): nothing left to deliver
-    if (s.assoc) by_assoc_.erase(*s.assoc);
+  if (!s.assoc) {  // no association (any more): nothing left to deliver
     sessions_.erase(it);
     return absl::OkStatus();
   }
-  return shutdown;
+  absl::Status shutdown = endpoint_.Shutdown(*s.assoc);
+  if (shutdown.ok()) return absl::OkStatus();  // SHUTDOWN_COMPLETE forgets the session
+  // The association cannot shut down gracefully: the stack no longer has it (NOT_FOUND),
+  // or refuses (an association already ending, a dead peer). Nothing more can be delivered
+  // on it: abort what is left and let the session go now.
+  if (!absl::IsNotFound(shutdown)) {
+    LOG(WARNING) << "session " << session << ": association " << *s.assoc
+                 << " cannot shut down (" << shutdown << "); aborting it";
+  }
+  AssociationGone(session, absl::InfinitePast(), /*ended=*/false, /*rotate=*/false);
+  return absl::OkStatus();
 }
 
 size_t EdgeEngine::sessions_duplicating() const {

@@ -55,6 +55,17 @@ class EdgeEngine {
     // Standing live feeds by name (Source.live_feed). Pump reads them whether or not a
     // flow does, so each ring always holds the feed's recent datagrams.
     std::map<std::string, std::shared_ptr<media::UdpFeed>> live_feeds;
+    // An association the vehicle has not answered this long after Connect (no ASSOC_UP,
+    // or no HelloAck) is aborted and the session connects again, leading with the next
+    // radio: a lost notification or an unanswered HELLO never leaves a session waiting.
+    absl::Duration handshake_timeout = absl::Seconds(10);
+    // How often each session asks the endpoint whether its association still exists. A
+    // stack may drop an association without a notification that reaches the engine (seen
+    // under overload); an idle session sends nothing that would fail, so it asks.
+    absl::Duration liveness_interval = absl::Seconds(1);
+    // A released session whose graceful shutdown has not completed this long (no
+    // SHUTDOWN_COMPLETE) is aborted and forgotten.
+    absl::Duration release_timeout = absl::Seconds(10);
   };
 
   EdgeEngine(transport::Endpoint& endpoint, HelloAuthenticator auth, Options options);
@@ -71,7 +82,11 @@ class EdgeEngine {
   // udp_listen, tcp_listen; only this edge receives it), or a live_feed flow before its
   // first frame (nothing to align on).
   absl::StatusOr<v1::SessionState> Export(uint64_t session, absl::Time now) const;
-  // Graceful: queued frames are delivered, then the association shuts down.
+  // Graceful: queued frames are delivered, then the association shuts down. Succeeds for
+  // every session served here: one without an association, or whose association cannot
+  // shut down (gone at the stack, or the stack refuses), is aborted and forgotten at once;
+  // a session already releasing is left to finish (at most release_timeout). NOT_FOUND
+  // only for a session not served here (never, or no more).
   absl::Status Release(uint64_t session);
 
   void Handle(const absl::StatusOr<std::optional<transport::Incoming>>& in, absl::Time now);
@@ -138,6 +153,12 @@ class EdgeEngine {
     // Its HelloAck asked for an EdgePosition, not sent yet (the send buffer was full).
     bool position_due = false;
     bool releasing = false;
+    absl::Time release_deadline = absl::InfiniteFuture();  // set by the first Pump after Release
+    absl::Time connected_at = absl::InfinitePast();   // when Connect returned `assoc`
+    // The last sign of life of `assoc`: its ASSOC_UP, or a message from the vehicle on it
+    // (a vehicle reports progress every 100 ms). Pump checks an association that has been
+    // silent for liveness_interval, and again every liveness_interval.
+    absl::Time last_heard = absl::InfinitePast();
     // The send buffer was full: retry then instead of spinning (sends never block the loop,
     // so one slow vehicle cannot stall the other sessions).
     absl::Time retry_send_at = absl::InfinitePast();
@@ -151,10 +172,20 @@ class EdgeEngine {
   absl::StatusOr<std::unique_ptr<media::Source>> OpenSource(const v1::FlowState& fs,
                                                             absl::Time now) const;
   void OnControl(Session& s, const v1::ControlMessage& m, absl::Time now);
+  // The session's association is gone: by an event, a send error (NOT_FOUND), a failed
+  // check or a timeout. Forgets it (aborting it at the endpoint unless `ended`, i.e. the
+  // stack already ended it, so that a reconnect to the same vehicle is not refused), and
+  // has Pump connect again after a back-off; `rotate` leads with the next radio. A
+  // releasing session is forgotten: true then (`s` is gone).
+  bool AssociationGone(uint64_t session, absl::Time now, bool ended, bool rotate);
+  // A send on the session's association failed with `st`: NOT_FOUND means the stack no
+  // longer has it (AssociationGone). Counts the error; true if the association is gone.
+  bool OnSendError(Session& s, const absl::Status& st, absl::Time now);
   // Where each flow goes on from: the next frame it will send, past what the vehicle has.
   static void FillPositions(const Session& s,
                             google::protobuf::RepeatedPtrField<v1::FlowPosition>* out);
   void SendPosition(Session& s, absl::Time now);
+  void SendHello(Session& s, absl::Time now);
   // The flow's state for serving it from `want` (or from the oldest frame remembered
   // before it), with a live flow's fingerprints; FAILED_PRECONDITION for a live flow with
   // no frame before the checkpoint.

@@ -54,9 +54,17 @@ class Source {  // one flow's media at an edge; not thread-safe; driven by one l
   // bytes there (a VOD file, a test stream); live sources override them.
   //
   // Can serve the flow again from a checkpoint (an offset, or the fingerprints of the
-  // chunks before it): after a reconnect lost frames, the edge opens the flow again at the
-  // vehicle's position. False: the flow goes on and the vehicle counts the hole.
+  // chunks before it): after a reconnect lost frames, the edge serves the flow again from
+  // the vehicle's position, on this source (SeekTo) or on one it opens at the checkpoint.
+  // False: the flow goes on and the vehicle counts the hole.
   virtual bool CanResume() const { return true; }
+  // Serves again from the chunk this source handed out at `offset` (Chunk::offset), on
+  // this very source: what a source its factory cannot open twice (a socket of its own)
+  // uses to resume. UNIMPLEMENTED (the default): the edge opens a new source instead;
+  // NOT_FOUND when that chunk is no longer kept.
+  virtual absl::Status SeekTo(uint64_t /*offset*/) {
+    return absl::UnimplementedError("this source resumes through its factory");
+  }
   // Another edge can continue the flow from this edge's checkpoint because it receives the
   // same media. False for media that only this edge receives.
   virtual bool CanMove() const { return true; }

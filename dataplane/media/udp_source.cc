@@ -131,4 +131,24 @@ absl::StatusOr<uint64_t> UdpSource::SeekAfter(const std::vector<uint64_t>& run) 
   return d.offset + d.data.size();
 }
 
+absl::Status UdpSource::SeekTo(uint64_t offset) {
+  if (owns_feed_) SMIG_RETURN_IF_ERROR(feed_->Drain());
+  // Offsets grow with the index: a binary search over the ring.
+  uint64_t lo = feed_->first_index(), hi = feed_->end_index();
+  while (lo < hi) {
+    const uint64_t mid = lo + (hi - lo) / 2;
+    if (feed_->at(mid).offset < offset) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  if (lo == feed_->end_index() || feed_->at(lo).offset != offset) {
+    return absl::NotFoundError(absl::StrCat("the datagram at offset ", offset, " of UDP port ",
+                                            feed_->local_port(), " is no longer in the ring"));
+  }
+  next_ = lo;
+  return absl::OkStatus();
+}
+
 }  // namespace smig::dataplane::media

@@ -96,10 +96,10 @@ class UdpSource final : public Source {
   absl::Status Poll(absl::Time now, std::vector<Chunk>& out) override;
   int fd() const override { return feed_->fd(); }
   absl::Time NextDue() const override { return absl::InfiniteFuture(); }
-  // A flow on a shared (standing) feed is found again in the feed's ring, here or at any
-  // edge that ingests the same feed. A feed of the flow's own reaches this edge alone, so
-  // its flow cannot move, and is served straight on after a reconnect.
-  bool CanResume() const override { return !owns_feed_; }
+  // A flow is found again in its feed's ring: after a reconnect here (SeekTo), and on a
+  // shared (standing) feed at any edge that ingests the same feed. A feed of the flow's
+  // own reaches this edge alone, so its flow cannot move.
+  bool CanResume() const override { return true; }
   bool CanMove() const override { return !owns_feed_; }
   bool ResumesByFingerprint() const override { return true; }
 
@@ -108,6 +108,9 @@ class UdpSource final : public Source {
   // starts at. NOT_FOUND if the run is not in the ring: it has left it, or this edge has
   // not received it (yet); FAILED_PRECONDITION if it is there more than once.
   absl::StatusOr<uint64_t> SeekAfter(const std::vector<uint64_t>& run);
+  // Makes the next Poll start at the ringed datagram at `offset` (this feed's numbering:
+  // Chunk::offset as Poll gave it). NOT_FOUND if it has left the ring.
+  absl::Status SeekTo(uint64_t offset) override;
 
   const UdpFeed& feed() const { return *feed_; }
 

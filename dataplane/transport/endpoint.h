@@ -97,7 +97,9 @@ class Endpoint {
   virtual absl::StatusOr<AssocId> Connect(const std::vector<std::string>& peer_addresses,
                                           uint16_t peer_port) = 0;
 
-  // Sends one whole message. Errors: NOT_FOUND for an unknown association,
+  // Sends one whole message. Errors: NOT_FOUND for an unknown association, or one the
+  // stack has ended (ENOENT, EPIPE, ENOTCONN, ECONNRESET) though its ending event has not
+  // come through Receive() (or never will: a stack may drop an association silently),
   // INVALID_ARGUMENT for a message over max_message_size, a stream out of range or a path
   // that is not the association's,
   // UNAVAILABLE when the stack's send buffer stayed full for options.max_wait.
@@ -119,12 +121,16 @@ class Endpoint {
   // SACKs get its losses fast-retransmitted elsewhere never times out. Errors as for
   // SetPrimary().
   virtual absl::Status RequestHeartbeat(AssocId assoc, absl::string_view peer_address) = 0;
+  // NOT_FOUND for an unknown association, and for one the stack no longer has (which the
+  // endpoint then forgets).
   virtual absl::StatusOr<v1::AssociationInfo> GetAssociation(AssocId assoc) = 0;
   virtual std::vector<AssocId> Associations() const = 0;
 
   // Graceful: delivers queued data, then SHUTDOWN; EVENT_TYPE_SHUTDOWN_COMPLETE follows.
+  // NOT_FOUND as for Send().
   virtual absl::Status Shutdown(AssocId assoc) = 0;
-  // Immediate: ABORT, queued data is dropped.
+  // Immediate: ABORT, queued data is dropped. The association is forgotten at once, also
+  // when the stack had already dropped it (NOT_FOUND then).
   virtual absl::Status Abort(AssocId assoc) = 0;
 };
 

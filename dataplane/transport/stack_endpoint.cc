@@ -201,7 +201,18 @@ absl::Status StackEndpoint::RequestHeartbeat(AssocId assoc, absl::string_view pe
 
 absl::StatusOr<v1::AssociationInfo> StackEndpoint::GetAssociation(AssocId assoc) {
   SMIG_RETURN_IF_ERROR(CheckKnown(assoc));
-  SMIG_ASSIGN_OR_RETURN(v1::AssociationInfo info, QueryRaw(assoc));
+  absl::StatusOr<v1::AssociationInfo> queried = QueryRaw(assoc);
+  if (absl::IsInvalidArgument(queried.status()) || absl::IsNotFound(queried.status())) {
+    // Both stacks answer EINVAL (or ENOENT) for an association id they do not have: it
+    // ended without a notification reaching Receive(). Forget it, as its event would.
+    v1::Event gone;
+    gone.set_type(v1::EVENT_TYPE_ASSOC_LOST);
+    gone.set_assoc_id(assoc);
+    paths_.OnEvent(gone);
+    return absl::NotFoundError(absl::StrCat("association ", assoc, " is gone: the stack no longer "
+                                            "has it (", queried.status().message(), ")"));
+  }
+  SMIG_ASSIGN_OR_RETURN(v1::AssociationInfo info, std::move(queried));
   info.set_assoc_id(assoc);
   info.set_stack(stack());
   paths_.FillCounters(info);
@@ -222,7 +233,8 @@ absl::Status StackEndpoint::Abort(AssocId assoc) {
   gone.set_type(v1::EVENT_TYPE_ASSOC_LOST);
   gone.set_assoc_id(assoc);
   // Forget it now: whether a stack also notifies its own abort differs between stacks.
-  if (s.ok()) paths_.OnEvent(gone);
+  // NOT_FOUND: the stack had already dropped it (no event came): forget it all the same.
+  if (s.ok() || absl::IsNotFound(s)) paths_.OnEvent(gone);
   return s;
 }
 

@@ -189,6 +189,23 @@ absl::Status FakeNetwork::LoseAssociation(const FakeEndpoint& local, AssocId ass
   return absl::OkStatus();
 }
 
+absl::Status FakeNetwork::DropSilently(const FakeEndpoint& local, AssocId assoc,
+                                       absl::Status error) {
+  absl::MutexLock lock(&mu_);
+  Node& node = nodes_.at(local.node_);
+  auto a = node.assocs.find(assoc);
+  if (a == node.assocs.end()) {
+    return absl::NotFoundError(absl::StrCat("association ", assoc, " is not known"));
+  }
+  EndPeer(a->second, v1::EVENT_TYPE_ASSOC_LOST);
+  a->second.dropped = error.ok() ? absl::NotFoundError("the association is gone") : error;
+  std::erase_if(node.queue, [assoc](const Incoming& in) {
+    const auto* e = std::get_if<v1::Event>(&in);
+    return e != nullptr && e->assoc_id() == assoc;
+  });
+  return absl::OkStatus();
+}
+
 FakeEndpoint::~FakeEndpoint() {
   absl::MutexLock lock(&net_.mu_);
   net_.Detach(net_.nodes_.at(node_));
@@ -249,6 +266,7 @@ absl::Status FakeEndpoint::Send(AssocId assoc, const SendOptions& options,
   auto it = self.assocs.find(assoc);
   if (it == self.assocs.end()) return UnknownAssoc(assoc);
   FakeNetwork::Assoc& a = it->second;
+  if (!a.dropped.ok()) return a.dropped;
   if (a.ended) return absl::UnavailableError(absl::StrCat("association ", assoc, " ended"));
   if (options.stream >= a.streams) {
     return absl::InvalidArgumentError(absl::StrCat("stream ", options.stream, " out of range: ",
@@ -376,6 +394,10 @@ absl::StatusOr<v1::AssociationInfo> FakeEndpoint::GetAssociation(AssocId assoc) 
   auto it = self.assocs.find(assoc);
   if (it == self.assocs.end()) return UnknownAssoc(assoc);
   const FakeNetwork::Assoc& a = it->second;
+  if (!a.dropped.ok()) {
+    return absl::NotFoundError(absl::StrCat("association ", assoc, " is gone: the stack no "
+                                            "longer has it"));
+  }
   v1::AssociationInfo info;
   info.set_assoc_id(assoc);
   info.set_stack(stack());
@@ -406,6 +428,7 @@ absl::Status FakeEndpoint::Shutdown(AssocId assoc) {
   FakeNetwork::Node& self = net_.nodes_.at(node_);
   auto it = self.assocs.find(assoc);
   if (it == self.assocs.end()) return UnknownAssoc(assoc);
+  if (!it->second.dropped.ok()) return it->second.dropped;
   if (it->second.ended) return absl::OkStatus();  // already ending; its event is queued
   // The peer hears of the shutdown after the messages already queued for it, then both
   // sides complete.
@@ -421,8 +444,12 @@ absl::Status FakeEndpoint::Abort(AssocId assoc) {
   FakeNetwork::Node& self = net_.nodes_.at(node_);
   auto it = self.assocs.find(assoc);
   if (it == self.assocs.end()) return UnknownAssoc(assoc);
+  const bool dropped = !it->second.dropped.ok();
   net_.EndPeer(it->second, v1::EVENT_TYPE_ASSOC_LOST);
   self.assocs.erase(it);  // forgotten at once, as StackEndpoint::Abort does
+  if (dropped) {
+    return absl::NotFoundError(absl::StrCat("association ", assoc, " is gone"));
+  }
   return absl::OkStatus();
 }
 

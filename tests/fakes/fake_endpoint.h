@@ -63,6 +63,14 @@ class FakeNetwork {
   void SetBlackhole(const FakeEndpoint& endpoint, bool on);
   // The association times out: both ends get ASSOC_LOST.
   absl::Status LoseAssociation(const FakeEndpoint& local, AssocId assoc);
+  // The stack drops the association and no notification reaches `local` (seen under
+  // overload): events already queued there for it are lost, and none follows; the peer
+  // gets ASSOC_LOST unless the association was already ending. The endpoint still lists
+  // it; Send() and Shutdown() on it fail with `error` (the real endpoints: NOT_FOUND,
+  // "the association is gone"; pass another code to model a stack that says otherwise),
+  // GetAssociation() with NOT_FOUND, and Abort() forgets it (NOT_FOUND).
+  absl::Status DropSilently(const FakeEndpoint& local, AssocId assoc,
+                            absl::Status error = absl::NotFoundError("the association is gone"));
   // A path that died before the stack noticed: what `local` sends on it while its state is
   // still ACTIVE waits, and so does everything sent after it on the same stream (ordered
   // delivery), as with a real stack until its retransmission timer moves the data. Held
@@ -98,6 +106,7 @@ class FakeNetwork {
     uint64_t peer_node = 0;  // 0: never came up
     AssocId peer_assoc = 0;
     bool ended = false;  // its ending event is queued; sends fail from now on
+    absl::Status dropped;  // not OK: DropSilently; what Send() and Shutdown() fail with
     uint32_t streams = 0;
     std::vector<Path> paths;  // the peer's addresses, in its order
     std::string primary;

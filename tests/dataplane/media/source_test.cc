@@ -79,13 +79,14 @@ TEST(SourceCapabilitiesTest, AFileResumesAndMovesByOffset) {
   EXPECT_FALSE((*f)->ResumesByFingerprint());
 }
 
-// udp_listen: a feed of the flow's own, bound on this edge; nobody else receives it.
-TEST(SourceCapabilitiesTest, AUdpFeedOfTheFlowsOwnNeitherResumesNorMoves) {
+// udp_listen: a feed of the flow's own, bound on this edge; nobody else receives it. It
+// resumes from its own ring (SeekTo) after a reconnect.
+TEST(SourceCapabilitiesTest, AUdpFeedOfTheFlowsOwnResumesButDoesNotMove) {
   v1::Source udp;
   udp.set_udp_listen("127.0.0.1:0");
   absl::StatusOr<std::unique_ptr<Source>> u = MakeSource(udp, 0, absl::Now());
   ASSERT_TRUE(u.ok()) << u.status();
-  EXPECT_FALSE((*u)->CanResume());
+  EXPECT_TRUE((*u)->CanResume());
   EXPECT_FALSE((*u)->CanMove());
   EXPECT_TRUE((*u)->ResumesByFingerprint());
 }

@@ -135,6 +135,23 @@ TEST_F(UdpSourceTest, ARunOfFingerprintsPlacesTheCheckpointAmongRepeatedDatagram
   EXPECT_EQ(src_->SeekAfter({}).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// After a reconnect the edge serves again from the datagram at an offset it sent before
+// (its own numbering), on the same source: a feed of the flow's own cannot be bound twice.
+TEST_F(UdpSourceTest, SeekToAnOffsetReplaysTheRingFromThatDatagram) {
+  Open(/*ring=*/4);
+  std::vector<Chunk> first = SendAndPoll(0, 6);
+  ASSERT_EQ(first.size(), 6u);
+  ASSERT_TRUE(src_->SeekTo(first[3].offset).ok());
+  std::vector<Chunk> replay;
+  ASSERT_TRUE(src_->Poll(absl::Now(), replay).ok());
+  ASSERT_EQ(replay.size(), 3u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(replay[i].data, Datagram(3 + i)) << i;
+  EXPECT_EQ(replay[0].offset, first[3].offset);
+  // #1 has left the ring; an offset inside a datagram names none.
+  EXPECT_EQ(src_->SeekTo(first[1].offset).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(src_->SeekTo(first[3].offset + 1).code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(UdpSourceTest, RingKeepsOnlyTheLastNDatagrams) {
   Open(/*ring=*/4);
   ASSERT_EQ(SendAndPoll(0, 6).size(), 6u);

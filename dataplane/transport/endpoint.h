@@ -121,8 +121,8 @@ class Endpoint {
   // SACKs get its losses fast-retransmitted elsewhere never times out. Errors as for
   // SetPrimary().
   virtual absl::Status RequestHeartbeat(AssocId assoc, absl::string_view peer_address) = 0;
-  // NOT_FOUND for an unknown association, and for one the stack no longer has (which the
-  // endpoint then forgets).
+  // NOT_FOUND for an unknown association, and for one the stack no longer has (still
+  // known until its ending event is received or Abort() forgets it).
   virtual absl::StatusOr<v1::AssociationInfo> GetAssociation(AssocId assoc) = 0;
   virtual std::vector<AssocId> Associations() const = 0;
 

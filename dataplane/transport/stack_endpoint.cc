@@ -204,11 +204,9 @@ absl::StatusOr<v1::AssociationInfo> StackEndpoint::GetAssociation(AssocId assoc)
   absl::StatusOr<v1::AssociationInfo> queried = QueryRaw(assoc);
   if (absl::IsInvalidArgument(queried.status()) || absl::IsNotFound(queried.status())) {
     // Both stacks answer EINVAL (or ENOENT) for an association id they do not have: it
-    // ended without a notification reaching Receive(). Forget it, as its event would.
-    v1::Event gone;
-    gone.set_type(v1::EVENT_TYPE_ASSOC_LOST);
-    gone.set_assoc_id(assoc);
-    paths_.OnEvent(gone);
+    // ended, and its notification may not have reached Receive() yet (or never will). It
+    // is not forgotten here: its event, when it comes, must still reach the caller of
+    // Receive(); whoever gives up on it first calls Abort(), which forgets it.
     return absl::NotFoundError(absl::StrCat("association ", assoc, " is gone: the stack no longer "
                                             "has it (", queried.status().message(), ")"));
   }

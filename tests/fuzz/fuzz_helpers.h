@@ -8,6 +8,7 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/logging.h"
 #include "common/proto_time.h"
 #include "dataplane/edge/edge_engine.h"
 #include "dataplane/protocol/frame.h"
@@ -22,6 +23,12 @@ namespace smig::fuzz {
 inline constexpr absl::string_view kKey = "fuzz-deployment-key-0123456789";
 inline constexpr uint64_t kSession = 7;
 inline constexpr uint16_t kVehiclePort = 6000;
+
+// The engines log each refused frame and path change; millions of runs need none of it.
+inline const bool kQuietLogs = [] {
+  FLAGS_minloglevel = google::GLOG_ERROR;
+  return true;
+}();
 
 inline dataplane::HelloAuthenticator Auth() {
   return *dataplane::HelloAuthenticator::Create(std::string(kKey));

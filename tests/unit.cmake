@@ -1,9 +1,7 @@
 # Unit tests: no network, no namespaces; each runs in well under a second.
 include(GoogleTest)
 
-smig_library(smig_fakes
-  SRCS ${CMAKE_CURRENT_LIST_DIR}/fakes/fake_endpoint.cc
-  DEPS smig_transport absl::strings absl::synchronization absl::time)
+include(${CMAKE_CURRENT_LIST_DIR}/fakes/fakes.cmake)
 # common/store's fakes: an in-memory Store and Election, and a real etcd for tests.
 smig_library(smig_store_fakes
   SRCS ${CMAKE_CURRENT_LIST_DIR}/fakes/memory_store.cc

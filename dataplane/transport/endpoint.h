@@ -34,7 +34,7 @@
 namespace smig::transport {
 
 using AssocId = uint32_t;
-namespace v1 = ::smig::transport::v1;
+// v1 here is the generated ::smig::transport::v1 (an alias of it would redefine it: clang).
 
 // The IANA port of SCTP over UDP (RFC 6951).
 constexpr uint16_t kDefaultUdpEncapsPort = 9899;

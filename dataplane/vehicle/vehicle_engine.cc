@@ -317,9 +317,17 @@ std::vector<uint64_t> VehicleEngine::Generations(uint64_t session) const {
 std::string VehicleEngine::ServingServer() const {
   for (const auto& [id, s] : sessions_) {
     if (!s.any_contiguous) continue;
+    // The newest generation at or below the contiguous one that an association still
+    // carries: after a rollback released the confirmed new edge, the old edge serves on.
+    const std::string* server = nullptr;
+    uint64_t best = 0;
     for (const auto& [assoc, generation] : s.assocs) {
-      if (generation == s.contiguous_generation) return claims_.at(assoc).server;
+      if (generation <= s.contiguous_generation && (server == nullptr || generation > best)) {
+        server = &claims_.at(assoc).server;
+        best = generation;
+      }
     }
+    if (server != nullptr) return *server;
   }
   return "";
 }

@@ -98,7 +98,9 @@ class VehicleEngine {
   // True for an association that an edge's HELLO bound to a session (not a probe).
   bool Carries(transport::AssocId assoc) const { return claims_.contains(assoc); }
   // The server whose association carries the newest contiguous generation of a session
-  // (the lowest session id, if several): the one the player depends on now. "" if none.
+  // (the lowest session id, if several): the one the player depends on now; if that
+  // association has gone (a migration rolled back after the vehicle confirmed its target),
+  // the one with the newest older generation. "" if none.
   std::string ServingServer() const;
 
  private:

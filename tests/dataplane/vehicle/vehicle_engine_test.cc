@@ -399,6 +399,28 @@ TEST_F(VehicleEngineTest, AnIdleNewEdgeAtThePlayersPositionIsContiguousWithoutFr
   EXPECT_EQ(delivered_.size(), 25u);
 }
 
+// A migration rolled back after the vehicle had confirmed the new edge: the new edge's
+// association ends, and the old edge, which never stopped, is the serving one again (what
+// the vehicle reports to the PMM).
+TEST_F(VehicleEngineTest, AfterTheConfirmedNewEdgeLeavesTheOldEdgeServesAgain) {
+  Edge a = Connect("10.1.0.1");
+  a.SendHello(auth_, 1, "edge-a");
+  for (uint64_t s = 0; s < 10; ++s) a.Data(s);
+  Pump();
+  now_ += absl::Seconds(1);
+  Edge b = Connect("10.2.0.1");
+  b.SendHello(auth_, 2, "edge-b", kSession, {{0, 10}});
+  Pump();
+  ASSERT_THAT(contiguous_, ::testing::ElementsAre(1u, 2u));
+  ASSERT_EQ(engine_->ServingServer(), "edge-b");
+  ASSERT_TRUE(b.ep->Abort(b.assoc).ok());  // the rollback releases edge-b
+  Pump();
+  EXPECT_EQ(engine_->ServingServer(), "edge-a");
+  for (uint64_t s = 10; s < 15; ++s) a.Data(s);
+  Pump();
+  EXPECT_EQ(delivered_.size(), 15u);
+}
+
 // The HELLO's word came from an older checkpoint; after skipping what the HelloAck said
 // the vehicle has, the edge says where it is now (EdgePosition).
 TEST_F(VehicleEngineTest, AnEdgePositionAfterTheHelloAckConfirmsAnIdleEdge) {

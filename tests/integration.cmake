@@ -1,7 +1,9 @@
 # Integration suites that cross real networks (namespaces, veth), each run on both SCTP
 # stacks: on usrsctp here, and on kernel SCTP natively or in the project's VM (scripts/vm).
 smig_library(smig_testbed SRCS ${CMAKE_CURRENT_SOURCE_DIR}/integration/testbed.cc
-  DEPS smig_proto smig_netns absl::status absl::statusor absl::strings absl::time)
+  ${CMAKE_CURRENT_SOURCE_DIR}/integration/host_stall_probe.cc
+  DEPS smig_proto smig_netns absl::status absl::statusor absl::strings absl::synchronization
+  absl::time)
 
 # smig_network_suite(TARGET SRCS ... [USERLAND_FILTER expr] DEPS ... DEFINES ...)
 #  - userland: one ctest test per gtest case (a case skipped for want of root shows as

@@ -31,6 +31,7 @@ void DataplaneTest::SetUp() {
   absl::StatusOr<std::unique_ptr<TwoHostNet>> net = TwoHostNet::Create();
   ASSERT_TRUE(net.ok()) << net.status();
   net_ = std::move(*net);
+  host_ = std::make_unique<testbed::HostStallProbe>();
   // A parameterized case's name has a '/': one directory, so RemoveScratch leaves nothing.
   std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
   std::replace(name.begin(), name.end(), '/', '-');
@@ -262,33 +263,50 @@ DataplaneTest::Played DataplaneTest::ExpectPlayedWhole(const std::string& sent,
   return p;
 }
 
+namespace {
+std::string HostShare(absl::Duration stalled) {
+  if (stalled == absl::ZeroDuration()) return "";
+  return absl::StrCat(", of which the host stalled ", absl::FormatDuration(stalled));
+}
+}  // namespace
+
 DataplaneTest::Gaps DataplaneTest::PlayerGaps(
     const std::vector<testbed::UdpRecorder::Datagram>& d, const std::vector<Window>& windows) {
   std::vector<absl::Duration> steady;
-  Gaps g{.worst_migration = absl::ZeroDuration()};
-  std::vector<std::pair<absl::Duration, absl::Duration>> per_window(windows.size());
+  Gaps g{.worst_migration = absl::ZeroDuration(),
+         .worst_at_player = absl::ZeroDuration(),
+         .host_stalled = absl::ZeroDuration(),
+         .max_net = absl::ZeroDuration()};
+  struct Worst {
+    absl::Duration judged, gap, stalled, ending;
+  };
+  std::vector<Worst> per_window(windows.size());
   for (size_t k = 1; k < d.size(); ++k) {
     absl::Duration gap = d[k].at - d[k - 1].at;
     auto w = std::find_if(windows.begin(), windows.end(), [&](const Window& win) {
       return d[k - 1].at >= win.from && d[k - 1].at <= win.to;
     });
     if (w != windows.end()) {
-      g.worst_migration = std::max(g.worst_migration, gap);
-      auto& [worst, when] = per_window[w - windows.begin()];
-      if (gap > worst) {
-        worst = gap;
-        when = d[k].at - w->from;
+      absl::Duration stalled = host_->StalledWithin(d[k - 1].at, d[k].at);
+      if (gap - stalled > g.worst_migration) {
+        g.worst_migration = gap - stalled;
+        g.worst_at_player = gap;
+        g.host_stalled = stalled;
       }
+      Worst& worst = per_window[w - windows.begin()];
+      if (gap - stalled > worst.judged) worst = {gap - stalled, gap, stalled, d[k].at - w->from};
     } else if (d[k].at - d.front().at > absl::Seconds(1)) {
       steady.push_back(gap);
+      g.max_net = std::max(g.max_net, gap - host_->StalledWithin(d[k - 1].at, d[k].at));
     }
   }
   EXPECT_GT(steady.size(), 500u);
   if (steady.empty()) return g;
   for (size_t i = 0; i < per_window.size(); ++i) {
     std::cout << "[migration " << i + 1 << "] largest player gap "
-              << absl::FormatDuration(per_window[i].first) << ", ending "
-              << absl::FormatDuration(per_window[i].second) << " after the migration began\n";
+              << absl::FormatDuration(per_window[i].gap) << HostShare(per_window[i].stalled)
+              << ", ending " << absl::FormatDuration(per_window[i].ending)
+              << " after the migration began\n";
   }
   std::sort(steady.begin(), steady.end());
   g.p50 = steady[steady.size() / 2];
@@ -317,8 +335,12 @@ void DataplaneTest::JudgeLimit(const std::string& what, absl::Duration value,
 std::string DataplaneTest::SteadyAndWorst(const Gaps& g) {
   return absl::StrCat("steady-state gap p50 ", absl::FormatDuration(g.p50), " p99 ",
                       absl::FormatDuration(g.p99), " max ", absl::FormatDuration(g.max),
+                      " (", absl::FormatDuration(g.max_net), " net of host stalls)",
                       "; largest gap during a migration ",
-                      absl::FormatDuration(g.worst_migration));
+                      absl::FormatDuration(g.worst_migration), " net of host stalls (",
+                      absl::FormatDuration(g.worst_at_player), " at the player",
+                      HostShare(g.host_stalled), "); host stalls over 2 ms in the test: ",
+                      host_->stalls().size());
 }
 
 }  // namespace smig::dataplane::testing

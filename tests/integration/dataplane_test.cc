@@ -180,7 +180,8 @@ TEST_F(DataplaneTest, BothRadiosDeadForSecondsThenTheStreamResumesWhole) {
 // Ten make-before-break migrations in a row, A -> B -> A ..., while a VOD stream plays to a
 // UDP player. The player side is recorded independently (arrival time of every datagram):
 // it must get the source byte for byte, a decoder must find every frame and no continuity
-// error, and no gap during a migration may exceed the steady-state p99 gap + 5 ms.
+// error, and no gap during a migration may exceed 20 ms, less what the host itself stalled
+// in it (HostStallProbe: the whole guest not scheduled, seen by an independent thread).
 TEST_F(DataplaneTest, TenMigrationsInARowLoseNothingAndDoNotStall) {
   std::string in = MakeStream(30);
   absl::StatusOr<std::unique_ptr<testbed::UdpRecorder>> player =

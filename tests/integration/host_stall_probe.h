@@ -15,8 +15,8 @@ namespace smig::testbed {
 // stretch in which it could not run (woke more than `threshold` late). On a shared
 // virtual machine the whole guest is sometimes not scheduled for 10-40 ms; the data plane's
 // processes stall then too, and a player gap in such a stretch is the host's. Measured on
-// this project's CI host: every steady-state player gap over 12 ms coincided with a stall
-// this probe saw in another process.
+// this machine: the player's steady-state gaps of 14-32 ms fell at the instants a probe in
+// another process overslept by 14-20 ms, and the daemons counted 0 retransmissions.
 class HostStallProbe {
  public:
   struct Stall {

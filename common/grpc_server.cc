@@ -9,12 +9,15 @@
 #include <prometheus/registry.h>
 #include <signal.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "common/grpc_status.h"
+#include "google/protobuf/descriptor.h"
 #include "grpc/health/v1/health.pb.h"
 
 namespace smig {
@@ -56,6 +59,49 @@ class AnsweredByInterceptor : public grpc::experimental::Interceptor {
 
  private:
   std::string service_;
+};
+
+// A request gRPC could not decode reaches no handler, and gRPC answers INTERNAL with an
+// empty message (proto3 has no initialization errors to name); in a client stream the
+// handler's Read() just returns false, as at the stream's end, and the call ends OK. Either
+// way it is the caller's mistake: answer INVALID_ARGUMENT, naming the type expected.
+class UndecodableRequestInterceptor : public grpc::experimental::Interceptor {
+ public:
+  explicit UndecodableRequestInterceptor(std::string expected) : expected_(std::move(expected)) {}
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    using grpc::experimental::InterceptionHookPoints;
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE) &&
+        methods->GetRecvMessage() == nullptr) {
+      undecodable_ = true;
+    }
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS) &&
+        undecodable_ && (methods->GetSendStatus().error_code() == grpc::StatusCode::INTERNAL ||
+                         methods->GetSendStatus().ok())) {
+      methods->ModifySendStatus(grpc::Status(
+          grpc::StatusCode::INVALID_ARGUMENT,
+          absl::StrCat("the request is not a valid ", expected_, " (protobuf wire format)")));
+    }
+    methods->Proceed();
+  }
+
+ private:
+  std::string expected_;
+  bool undecodable_ = false;
+};
+
+class UndecodableRequestInterceptorFactory
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    // "/smig.migrator.v1.Migrator/Migrate" -> method "smig.migrator.v1.Migrator.Migrate"
+    std::string method(absl::StripPrefix(info->method() != nullptr ? info->method() : "", "/"));
+    std::replace(method.begin(), method.end(), '/', '.');
+    const google::protobuf::MethodDescriptor* m =
+        google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(method);
+    return new UndecodableRequestInterceptor(m != nullptr ? m->input_type()->full_name()
+                                                          : "request message");
+  }
 };
 
 class AnsweredByInterceptorFactory
@@ -121,7 +167,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const TlsFi
 
 GrpcServerOptions ServerOptions(const std::string& grpc_address,
                                 const std::string& metrics_address,
-                                const common::v1::TlsConfig& tls) {
+                                const common::v1::TlsConfig& tls, uint32_t max_request_bytes) {
   GrpcServerOptions o;
   if (!grpc_address.empty()) o.grpc_address = grpc_address;
   if (metrics_address == "off") {
@@ -130,6 +176,9 @@ GrpcServerOptions ServerOptions(const std::string& grpc_address,
     o.metrics_address = metrics_address;
   }
   o.tls = {tls.cert_file(), tls.key_file(), tls.client_ca_file()};
+  if (max_request_bytes > 0) {
+    o.max_request_bytes = static_cast<int>(std::min<uint32_t>(max_request_bytes, INT32_MAX));
+  }
   return o;
 }
 
@@ -157,7 +206,9 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   if (!creds.ok()) return creds.status();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.grpc_address, *creds, &s->grpc_port_);
+  builder.SetMaxReceiveMessageSize(options.max_request_bytes);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<UndecodableRequestInterceptorFactory>());
   interceptors.push_back(std::make_unique<AnsweredByInterceptorFactory>());
   if (registry) interceptors.push_back(std::make_unique<CountingInterceptorFactory>(*registry));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));

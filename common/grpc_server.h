@@ -3,7 +3,9 @@
 // Prometheus /metrics endpoint for `registry` with smig_grpc_requests_total{method,code}
 // (every finished call), the trailing metadata "smig-answered-by: <service>" on every
 // finished call (kAnsweredByKey in grpc_status.h: clients tell the server's errors from
-// their own), optional TLS/mTLS, and a graceful stop.
+// their own), INVALID_ARGUMENT naming the expected type for a request that does not decode
+// (gRPC's own answer is INTERNAL with no message), a request size limit, optional
+// TLS/mTLS, and a graceful stop.
 //
 //   auto registry = std::make_shared<prometheus::Registry>();
 //   MyService service;
@@ -48,17 +50,22 @@ struct GrpcServerOptions {
   std::string grpc_address = "127.0.0.1:0";
   std::string metrics_address = "127.0.0.1:0";  // empty: no /metrics
   TlsFiles tls;
+  // The largest request message accepted; a larger one is refused with RESOURCE_EXHAUSTED
+  // ("Received message larger than max (N vs. M)") before any handler sees it.
+  int max_request_bytes = kDefaultMaxRequestBytes;
+  static constexpr int kDefaultMaxRequestBytes = 4 << 20;  // gRPC's own default, 4 MiB
 };
 
 // The options a server's config asks for (any config message with grpc_address,
-// metrics_address and tls fields): empty addresses keep the defaults, a metrics_address of
-// "off" turns /metrics off.
+// metrics_address, tls and max_request_bytes fields): empty addresses keep the defaults, a
+// metrics_address of "off" turns /metrics off, max_request_bytes 0 keeps 4 MiB.
 GrpcServerOptions ServerOptions(const std::string& grpc_address,
                                 const std::string& metrics_address,
-                                const common::v1::TlsConfig& tls);
+                                const common::v1::TlsConfig& tls, uint32_t max_request_bytes);
 template <typename Config>
 GrpcServerOptions ServerOptionsFromConfig(const Config& config) {
-  return ServerOptions(config.grpc_address(), config.metrics_address(), config.tls());
+  return ServerOptions(config.grpc_address(), config.metrics_address(), config.tls(),
+                       config.max_request_bytes());
 }
 
 class GrpcServer {

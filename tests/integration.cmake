@@ -2,7 +2,8 @@
 # stacks: on usrsctp here, and on kernel SCTP natively or in the project's VM (scripts/vm).
 smig_library(smig_testbed SRCS ${CMAKE_CURRENT_SOURCE_DIR}/integration/testbed.cc
   ${CMAKE_CURRENT_SOURCE_DIR}/integration/host_stall_probe.cc
-  DEPS smig_proto smig_netns absl::status absl::statusor absl::strings absl::synchronization
+  ${CMAKE_CURRENT_SOURCE_DIR}/integration/grpc_prober.cc
+  DEPS smig_proto smig_netns gRPC::grpc++ absl::status absl::statusor absl::strings absl::synchronization
   absl::time)
 
 # smig_network_suite(TARGET SRCS ... [USERLAND_FILTER expr] DEPS ... DEFINES ...)
@@ -54,10 +55,11 @@ smig_network_suite(transport_integration SRCS transport_test.cc transport_path_t
   DEPS smig_transport DEFINES SMIG_SCTPCAT="$<TARGET_FILE:smig-sctpcat>")
 smig_network_suite(dataplane_integration
   SRCS dataplane_fixture.cc dataplane_test.cc dataplane_live_test.cc dataplane_bad_input_test.cc
-       idle_migration_test.cc redundancy_test.cc
+       idle_migration_test.cc redundancy_test.cc grpc_bad_input_test.cc
   KERNEL_OWN TenMigrations LiveStreamMigrates MigratesWithinTwoRttPlus20ms TheActivePathDiesAbruptly
   DEPS smig_proto smig_netns smig_proto_time DEFINES SMIG_DATAPLANE="$<TARGET_FILE:smig-dataplane>"
-  SMIG_SCTPCAT="$<TARGET_FILE:smig-sctpcat>")
+  SMIG_SCTPCAT="$<TARGET_FILE:smig-sctpcat>" SMIG_PROXIMITY="$<TARGET_FILE:smig-proximity>"
+  SMIG_DECISION="$<TARGET_FILE:smig-decision>" SMIG_MIGRATOR="$<TARGET_FILE:smig-migrator>")
 
 # The project's VM runner itself (scripts/vm): one boot checks argv/env/cwd, the shares,
 # the modules, kernel SCTP, netns+veth, netem and a multi-homed failover; three more check

@@ -1,13 +1,17 @@
 #include "common/grpc_server.h"
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <prometheus/counter.h>
 #include <prometheus/registry.h>
+
+#include <future>
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "smig/proximity/v1/proximity.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/integration/testbed.h"
 
@@ -83,6 +87,66 @@ TEST(GrpcServerTest, EveryAnswerIsMarkedWithItsServiceAndNoAnswerIsNot) {
   EXPECT_EQ(check("smig.no.v1.Such", grpc::StatusCode::NOT_FOUND), "grpc.health.v1.Health");
   (*server)->Shutdown(absl::ZeroDuration());
   EXPECT_EQ(check("", grpc::StatusCode::UNAVAILABLE), "");
+}
+
+// A request over the configured maximum is refused before any handler sees it, with an
+// error that names both sizes; the next request under it is served as usual.
+TEST(GrpcServerTest, ARequestOverTheConfiguredMaximumIsAClearError) {
+  GrpcServerOptions options = ServerOptions("", "off", {}, 1024);
+  ASSERT_EQ(options.max_request_bytes, 1024);
+  EXPECT_EQ(ServerOptions("", "", {}, 0).max_request_bytes,
+            GrpcServerOptions::kDefaultMaxRequestBytes);
+  absl::StatusOr<std::unique_ptr<GrpcServer>> server = GrpcServer::Start(options, {}, nullptr);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = Health::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", (*server)->grpc_port()), grpc::InsecureChannelCredentials()));
+  auto check = [&](size_t bytes) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    HealthCheckRequest req;
+    req.set_service(std::string(bytes, 's'));
+    HealthCheckResponse resp;
+    return stub->Check(&ctx, req, &resp);
+  };
+  grpc::Status big = check(4096);
+  EXPECT_EQ(big.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(big.error_message(), ::testing::HasSubstr("larger than max"));
+  EXPECT_THAT(big.error_message(), ::testing::HasSubstr("1024"));
+  EXPECT_EQ(check(100).error_code(), grpc::StatusCode::NOT_FOUND);  // served: no such service
+  EXPECT_EQ(Check((*server)->grpc_port(), ""), HealthCheckResponse::SERVING);
+}
+
+// Bytes that are no request message reach no handler: the caller is told that its request
+// is not a valid message of the method's type (gRPC alone says INTERNAL, with no message),
+// and the counters see the same code. A request that decodes reaches the handler.
+TEST(GrpcServerTest, AnUndecodableRequestIsInvalidArgumentNamingTheExpectedType) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  proximity::v1::Proximity::Service unimplemented;  // every method: UNIMPLEMENTED
+  absl::StatusOr<std::unique_ptr<GrpcServer>> server =
+      GrpcServer::Start({}, {&unimplemented}, registry);
+  ASSERT_TRUE(server.ok()) << server.status();
+  grpc::GenericStub generic(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", (*server)->grpc_port()), grpc::InsecureChannelCredentials()));
+  auto call = [&](const std::string& bytes) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    grpc::Slice slice(bytes);
+    grpc::ByteBuffer request(&slice, 1), response;
+    std::promise<grpc::Status> done;
+    generic.UnaryCall(&ctx, "/smig.proximity.v1.Proximity/ListServers", {}, &request, &response,
+                      [&](grpc::Status st) { done.set_value(st); });
+    return done.get_future().get();
+  };
+  grpc::Status junk = call(std::string("\x0a\xff\xff\xff\xff\x0f", 6));
+  EXPECT_EQ(junk.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(junk.error_message(),
+            "the request is not a valid smig.proximity.v1.ListServersRequest (protobuf wire "
+            "format)");
+  EXPECT_EQ(call("").error_code(), grpc::StatusCode::UNIMPLEMENTED);  // decoded: handled
+  std::string metrics = testbed::HttpGet((*server)->metrics_port(), "/metrics");
+  EXPECT_THAT(metrics, ::testing::HasSubstr(
+                           "smig_grpc_requests_total{code=\"INVALID_ARGUMENT\",method=\"/"
+                           "smig.proximity.v1.Proximity/ListServers\"} 1"));
 }
 
 TEST(GrpcServerTest, BusyMetricsPortIsAClearError) {

@@ -49,7 +49,7 @@ std::unique_ptr<Process> DataplaneTest::StartVehicle(const std::string& udp_play
                                         : absl::StrCat(R"({"udp":")", udp_player, R"("})");
   sink += absl::StrCat(R"(,"1":{"file":")", dir_, R"(/out1.ts"})");
   std::ofstream(dir_ + "/vehicle.json") << absl::StrCat(
-      R"({"role":"ROLE_VEHICLE","local_addresses":[")", TwoHostNet::AddrA(1), R"(",")",
+      "{", agent_config_extra_, R"("role":"ROLE_VEHICLE","local_addresses":[")", TwoHostNet::AddrA(1), R"(",")",
       TwoHostNet::AddrA(2), R"("],"sctp_port":6000,"sctp_stack":")", StackName(),
       R"(","grpc_address":"unix:)", dir_, R"(/vehicle.sock","metrics_address":"127.0.0.1:0",)",
       R"("deployment_key_file":")", dir_, R"(/key","sinks":{"0":)", sink, "}}");
@@ -67,7 +67,7 @@ std::unique_ptr<Process> DataplaneTest::StartEdge(const std::string& name, int u
                            live_feed.substr(eq + 1), R"("},)");
   }
   std::ofstream(dir_ + "/" + name + ".json") << absl::StrCat(
-      R"({"role":"ROLE_EDGE","server_id":")", name, R"(","local_addresses":[")",
+      "{", agent_config_extra_, R"("role":"ROLE_EDGE","server_id":")", name, R"(","local_addresses":[")",
       TwoHostNet::AddrB(1), R"(",")", TwoHostNet::AddrB(2), R"("],"sctp_stack":")",
       StackName(), R"(",)", encaps, R"("grpc_address":"unix:)", dir_, "/", name,
       R"(.sock","metrics_address":"127.0.0.1:0","deployment_key_file":")", dir_, "/", key,

@@ -114,6 +114,8 @@ class DataplaneTest : public ::testing::Test {
   void JudgeLimit(const std::string& what, absl::Duration value, absl::Duration limit);
   std::string SteadyAndWorst(const Gaps& g);
 
+  // JSON members ending in a comma, added to every daemon's config (e.g. a request limit).
+  std::string agent_config_extra_;
   std::unique_ptr<TwoHostNet> net_;
   std::unique_ptr<testbed::HostStallProbe> host_;  // runs for the whole test
   std::string dir_;

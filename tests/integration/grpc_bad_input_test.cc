@@ -93,9 +93,15 @@ TEST_F(DataplaneTest, EveryGrpcMethodRefusesHostileInputAndTheStreamGoesOn) {
         if (r.input == "undecodable" && api == s.service) {
           EXPECT_EQ(r.code, grpc::StatusCode::INVALID_ARGUMENT) << what;
           EXPECT_THAT(r.message, ::testing::HasSubstr("is not a valid")) << what;
-        } else if (r.input == "undecodable") {  // gRPC's own health service answers itself
-          EXPECT_NE(r.code, grpc::StatusCode::OK) << what;
-          EXPECT_FALSE(r.message.empty()) << what;
+        } else if (api != s.service) {
+          // gRPC's own health service decodes for itself: a non-OK code with a reason for
+          // bytes that are no request, and for a service name over its 200 characters.
+          if (r.input == "undecodable") {
+            EXPECT_NE(r.code, grpc::StatusCode::OK) << what;
+          }
+          if (r.code != grpc::StatusCode::OK) {
+            EXPECT_FALSE(r.message.empty()) << what;
+          }
         } else {
           EXPECT_NE(r.code, grpc::StatusCode::INTERNAL) << what;  // decoded: ours to answer
         }

@@ -59,10 +59,15 @@ smig_network_suite(dataplane_integration
   KERNEL_OWN TenMigrations LiveStreamMigrates MigratesWithinTwoRttPlus20ms TheActivePathDiesAbruptly
   DEPS smig_proto smig_netns smig_proto_time DEFINES SMIG_DATAPLANE="$<TARGET_FILE:smig-dataplane>"
   SMIG_SCTPCAT="$<TARGET_FILE:smig-sctpcat>" SMIG_PROXIMITY="$<TARGET_FILE:smig-proximity>"
-  SMIG_DECISION="$<TARGET_FILE:smig-decision>" SMIG_MIGRATOR="$<TARGET_FILE:smig-migrator>")
+  SMIG_DECISION="$<TARGET_FILE:smig-decision>" SMIG_MIGRATOR="$<TARGET_FILE:smig-migrator>"
+  SMIG_HELLO_FLOOD="$<TARGET_FILE:smig-hello-flood>")
 
 # The project's VM runner itself (scripts/vm): one boot checks argv/env/cwd, the shares,
 # the modules, kernel SCTP, netns+veth, netem and a multi-homed failover; three more check
 # its exit statuses. Label kernel: it is what the kernel entries above stand on.
 add_test(NAME vm.selftest COMMAND ${PROJECT_SOURCE_DIR}/scripts/vm/selftest ${CMAKE_BINARY_DIR})
 set_tests_properties(vm.selftest PROPERTIES LABELS kernel TIMEOUT 600)
+
+# A hostile SCTP peer for the bad-input tests: floods a vehicle with HELLOs.
+smig_binary(smig-hello-flood SRCS ${CMAKE_CURRENT_SOURCE_DIR}/integration/hello_flood.cc
+  DEPS smig_transport smig_protocol smig_common_flags smig_proto absl::flags absl::strings)

@@ -145,5 +145,63 @@ TEST_F(DataplaneTest, BadInputIsRefusedCountedAndNeverReachesThePlayer) {
             << (errors.empty() ? "" : errors.front()) << "\n";
 }
 
+// SCTP peers that flood a vehicle with HELLOs while a session streams: forged ones, each
+// on a new association; a HELLO signed with the deployment key (a compromised car) followed
+// by thousands more on the same association; and validly signed claims to many sessions.
+// Every forged one is refused (association aborted), the repeats are dropped and counted,
+// and the streaming session arrives whole.
+TEST_F(DataplaneTest, HelloFloodsAreRefusedAndTheStreamGoesOn) {
+  std::string in = MakeStream(10);
+  std::ofstream(dir_ + "/evil-key") << "not-the-deployment-key-at-all";
+  auto vehicle = StartVehicle();
+  auto edge = StartEdge("edge-a");
+  ASSERT_TRUE(vehicle && edge);
+  Open("edge-a", in);
+  auto flood = [&](const std::string& name, const std::string& key, const std::string& mode,
+                   int count, uint64_t base, int udp_port) {
+    std::vector<std::string> argv = {SMIG_HELLO_FLOOD, "--local=" + TwoHostNet::AddrB(1),
+                                     "--peer=" + TwoHostNet::AddrA(1) + "," + TwoHostNet::AddrA(2),
+                                     "--key-file=" + dir_ + "/" + key, "--mode=" + mode,
+                                     absl::StrCat("--count=", count),
+                                     absl::StrCat("--session-base=", base),
+                                     "--sctp-stack=" + StackName()};
+    if (StackName() == "userland") argv.push_back(absl::StrCat("--udp-port=", udp_port));
+    auto p = Process::Start(net_->InB(argv), dir_ + "/" + name + ".log");
+    EXPECT_TRUE(p.ok()) << p.status();
+    return p.ok() ? std::move(*p) : nullptr;
+  };
+  auto forged = flood("forged", "evil-key", "each", 200, 5000, 9902);
+  auto repeated = flood("repeated", "key", "same", 5000, 6000, 9903);
+  auto claims = flood("claims", "key", "each", 50, 7000, 9904);
+  ASSERT_TRUE(forged && repeated && claims);
+  for (auto* p : {&forged, &repeated, &claims}) {
+    EXPECT_EQ((*p)->Wait(absl::Seconds(120)).value_or(-1), 0) << (*p)->Stderr();
+  }
+  auto tally = [&](const std::string& name) {
+    std::string out = Slurp(dir_ + "/" + name + ".log");
+    std::cout << "[result] " << name << ": " << out;
+    return out;
+  };
+  EXPECT_THAT(tally("forged"), ::testing::ContainsRegex(R"("acked":0,"aborted":(19[0-9]|200),)"));
+  EXPECT_THAT(tally("repeated"), ::testing::HasSubstr(R"("sent":5000,"acked":1,)"));
+  EXPECT_THAT(tally("claims"), ::testing::ContainsRegex(R"("acked":(4[5-9]|50),)"));
+
+  v1::Session session = WaitDelivered(std::filesystem::file_size(in));
+  EXPECT_TRUE(Slurp(dir_ + "/out.ts") == Slurp(in)) << "the player got something else";
+  std::string metrics = Metrics("vehicle", net_->ns_a());
+  EXPECT_THAT(metrics, ::testing::ContainsRegex(
+                           R"(smig_frames_dropped_total\{reason="bad_hello"\} (19[0-9]|200)\b)"));
+  EXPECT_THAT(metrics, ::testing::ContainsRegex(
+                           R"(smig_frames_dropped_total\{reason="duplicate_hello"\} 4999\b)"));
+  grpc::ClientContext ctx;
+  v1::ListSessionsResponse listed;
+  ASSERT_TRUE(Stub("vehicle")->ListSessions(&ctx, v1::ListSessionsRequest(), &listed).ok());
+  std::cout << "[result] the vehicle delivered session 1 whole ("
+            << std::filesystem::file_size(dir_ + "/out.ts") << " bytes) and lists "
+            << listed.sessions_size() << " sessions after the floods\n";
+  for (auto* p : {&edge, &vehicle}) (*p)->Kill(SIGTERM);
+  for (auto* p : {&edge, &vehicle}) EXPECT_EQ((*p)->Wait(absl::Seconds(10)).value_or(-1), 0);
+}
+
 }  // namespace
 }  // namespace smig::dataplane::testing

@@ -1,0 +1,136 @@
+// smig-hello-flood: a hostile SCTP peer for tests. It poses as an edge towards a vehicle
+// and floods it with HELLOs, signed with the key it is given (a wrong one: forged; the
+// deployment key: a compromised car), and prints one JSON line of what came back.
+//   --mode=each  a new association per HELLO, for session ids base, base+1, ...: connect,
+//                HELLO, wait up to 1 s for a HELLO_ACK or the abort, abort ourselves
+//   --mode=same  one association, one HELLO for `base`, then count-1 more on it at once
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "common/flags.h"
+#include "dataplane/protocol/frame.h"
+#include "dataplane/protocol/hello.h"
+#include "dataplane/transport/endpoint.h"
+#include "smig/dataplane/v1/session.pb.h"
+
+ABSL_FLAG(std::string, sctp_stack, "userland", "SCTP stack: kernel or userland");
+ABSL_FLAG(std::vector<std::string>, local, {}, "Local addresses to bind");
+ABSL_FLAG(std::vector<std::string>, peer, {}, "The vehicle's addresses");
+ABSL_FLAG(uint32_t, peer_port, 6000, "The vehicle's SCTP port");
+ABSL_FLAG(uint32_t, udp_port, 0, "Userland: our UDP encapsulation port");
+ABSL_FLAG(std::string, key_file, "", "The key HELLOs are signed with");
+ABSL_FLAG(std::string, mode, "each", "each or same");
+ABSL_FLAG(uint64_t, count, 100, "HELLOs to send");
+ABSL_FLAG(uint64_t, session_base, 1000, "The first session id claimed");
+
+namespace {
+
+namespace tv1 = smig::transport::v1;
+using smig::transport::AssocId;
+using smig::transport::Endpoint;
+
+struct Tally {
+  uint64_t sent = 0, acked = 0, aborted = 0, failed = 0;
+};
+
+// Waits up to `timeout` for `assoc` to come up (true), end, or never answer.
+bool AwaitUp(Endpoint& ep, AssocId assoc, absl::Duration timeout) {
+  for (absl::Time end = absl::Now() + timeout; absl::Now() < end;) {
+    absl::StatusOr<std::optional<smig::transport::Incoming>> in =
+        ep.Receive(absl::Milliseconds(50));
+    if (!in.ok() || !in->has_value()) continue;
+    const auto* e = std::get_if<tv1::Event>(&**in);
+    if (e == nullptr || e->assoc_id() != assoc) continue;
+    if (e->type() == tv1::EVENT_TYPE_ASSOC_UP) return true;
+    if (e->type() == tv1::EVENT_TYPE_ASSOC_LOST || e->type() == tv1::EVENT_TYPE_ASSOC_CANT_START) {
+      return false;
+    }
+  }
+  return false;
+}
+
+// Counts, for `timeout`, the control answers on `assoc` and whether the peer ended it.
+void Collect(Endpoint& ep, AssocId assoc, absl::Duration timeout, uint64_t expected_acks,
+             Tally& t) {
+  uint64_t acks = 0;
+  for (absl::Time end = absl::Now() + timeout; absl::Now() < end && acks < expected_acks;) {
+    absl::StatusOr<std::optional<smig::transport::Incoming>> in =
+        ep.Receive(absl::Milliseconds(50));
+    if (!in.ok() || !in->has_value()) continue;
+    if (const auto* e = std::get_if<tv1::Event>(&**in)) {
+      if (e->assoc_id() == assoc && (e->type() == tv1::EVENT_TYPE_ASSOC_LOST ||
+                                     e->type() == tv1::EVENT_TYPE_SHUTDOWN_COMPLETE)) {
+        ++t.aborted;
+        return;
+      }
+      continue;
+    }
+    const auto& m = std::get<smig::transport::Message>(**in);
+    absl::StatusOr<smig::dataplane::FrameView> f = smig::dataplane::DecodeFrame(m.data);
+    smig::dataplane::v1::ControlMessage c;
+    if (f.ok() && c.ParseFromString(std::string(f->payload)) && c.has_hello_ack()) ++acks;
+  }
+  t.acked += acks;
+}
+
+absl::Status SendHello(Endpoint& ep, AssocId assoc,
+                       const smig::dataplane::HelloAuthenticator& auth, uint64_t session) {
+  smig::dataplane::v1::ControlMessage hello;
+  *hello.mutable_hello() = auth.Sign(session, "flood", 1);
+  smig::dataplane::FrameHeader h{.kind = smig::dataplane::FrameKind::kControl,
+                                 .session_id = session};
+  return ep.Send(assoc, {.stream = 0}, smig::dataplane::EncodeFrame(h, hello.SerializeAsString()));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  smig::ParseFlags(argc, argv, "floods a vehicle with HELLOs (a test tool)");
+  std::ifstream key_in(absl::GetFlag(FLAGS_key_file));
+  std::stringstream key;
+  key << key_in.rdbuf();
+  absl::StatusOr<smig::dataplane::HelloAuthenticator> auth =
+      smig::dataplane::HelloAuthenticator::Create(key.str());
+  absl::StatusOr<smig::transport::StackChoice> stack =
+      smig::transport::ParseStackChoice(absl::GetFlag(FLAGS_sctp_stack));
+  if (!auth.ok() || !stack.ok()) {
+    std::cerr << (auth.ok() ? stack.status() : auth.status()) << "\n";
+    return 2;
+  }
+  smig::transport::EndpointOptions eo;
+  eo.local_addresses = absl::GetFlag(FLAGS_local);
+  eo.udp_encaps_port = static_cast<uint16_t>(absl::GetFlag(FLAGS_udp_port));
+  eo.listen = false;
+  eo.profile = smig::transport::FastFailoverProfile();
+  absl::StatusOr<std::unique_ptr<Endpoint>> ep = smig::transport::CreateEndpoint(*stack, eo);
+  if (!ep.ok()) {
+    std::cerr << ep.status() << "\n";
+    return 2;
+  }
+  const std::vector<std::string> peer = absl::GetFlag(FLAGS_peer);
+  const uint16_t port = static_cast<uint16_t>(absl::GetFlag(FLAGS_peer_port));
+  const uint64_t count = absl::GetFlag(FLAGS_count), base = absl::GetFlag(FLAGS_session_base);
+  const bool each = absl::GetFlag(FLAGS_mode) == "each";
+  Tally t;
+  for (uint64_t i = 0; i < (each ? count : 1); ++i) {
+    absl::StatusOr<AssocId> assoc = (*ep)->Connect(peer, port);
+    if (!assoc.ok() || !AwaitUp(**ep, *assoc, absl::Seconds(2))) {
+      ++t.failed;
+      continue;
+    }
+    for (uint64_t k = 0; k < (each ? 1 : count); ++k) {
+      if (SendHello(**ep, *assoc, *auth, base + i).ok()) ++t.sent;
+    }
+    Collect(**ep, *assoc, absl::Seconds(1), 1, t);
+    (void)(*ep)->Abort(*assoc);
+  }
+  std::cout << absl::StrCat(R"({"sent":)", t.sent, R"(,"acked":)", t.acked, R"(,"aborted":)",
+                            t.aborted, R"(,"failed":)", t.failed, "}")
+            << std::endl;
+  return 0;
+}

@@ -34,6 +34,13 @@ absl::StatusOr<std::unique_ptr<Role>> EdgeRole::Create(RoleEnv env, NodeDeps& de
             e.set_contiguous_generation(generation);
             publish(std::move(e));
           },
+      .on_error =
+          [publish = env.publish](uint64_t session, const std::string& error) {
+            v1::AgentEvent e;
+            e.set_session_id(session);
+            e.set_error(error);
+            publish(std::move(e));
+          },
       .max_sessions = config.max_sessions() != 0 ? config.max_sessions() : kDefaultMaxSessions,
       .live_feeds = std::move(feeds)};
   return std::unique_ptr<Role>(

@@ -326,8 +326,11 @@ void EdgeEngine::Pump(absl::Time now) {
       continue;
     }
     if (s.assoc && !s.acked && now >= s.connected_at + options_.handshake_timeout) {
-      LOG(WARNING) << "session " << id << ": association " << *s.assoc << " not answered within "
-                   << options_.handshake_timeout << "; connecting again";
+      const std::string error =
+          absl::StrCat("association ", *s.assoc, ": the vehicle did not answer the HELLO within ",
+                       absl::FormatDuration(options_.handshake_timeout), "; connecting again");
+      LOG(WARNING) << "session " << id << ": " << error;
+      if (options_.on_error) options_.on_error(id, error);
       AssociationGone(id, now, /*ended=*/false, /*rotate=*/true);
     }
     if (s.assoc && now >= s.last_heard + options_.liveness_interval) {

@@ -48,6 +48,9 @@ class EdgeEngine {
     SourceFactory make_source;
     // Told when the vehicle reports a newer generation contiguous: this edge may release.
     std::function<void(uint64_t session, uint64_t generation)> on_superseded;
+    // A session's trouble worth an operator's eye, in words (the vehicle did not answer its
+    // HELLO in time, ...); the session goes on trying. Unset: logged only.
+    std::function<void(uint64_t session, const std::string& error)> on_error;
     // Frames kept per flow after sending, to export a checkpoint at the vehicle's position.
     size_t sent_history = 16384;
     // Sessions served at once; Serve() refuses more with RESOURCE_EXHAUSTED.

@@ -301,12 +301,15 @@ TEST_F(MigrationTest, AnIdleSessionsSilentlyLostAssociationIsNoticedByALivenessC
 
 // Defect 1 before the first answer: an association the vehicle never answers (here its
 // HelloAck is lost; as well a lost ASSOC_UP) is given up after handshake_timeout, and a
-// new one is answered.
+// new one is answered. The operator is told, once per unanswered association.
 TEST_F(MigrationTest, AHelloThatIsNeverAnsweredIsTriedAgainOnANewAssociation) {
   auto auth = *HelloAuthenticator::Create(kKey);
+  std::vector<std::pair<uint64_t, std::string>> errors;
   a_ = std::make_unique<EdgeEngine>(
       *a_ep_, auth,
       EdgeEngine::Options{.server_id = "edge-a", .make_source = Factory(),
+                          .on_error = [&](uint64_t session,
+                                          const std::string& e) { errors.push_back({session, e}); },
                           .handshake_timeout = absl::Seconds(2)});
   a_pair_ = {a_.get(), a_ep_.get()};
   b_pair_ = {b_.get(), b_ep_.get()};
@@ -317,8 +320,12 @@ TEST_F(MigrationTest, AHelloThatIsNeverAnsweredIsTriedAgainOnANewAssociation) {
   Run(absl::Milliseconds(1800));
   EXPECT_EQ(a_->Describe(kSession)->phase(), v1::SESSION_PHASE_CONNECTING);
   EXPECT_TRUE(delivered_.empty());
+  EXPECT_TRUE(errors.empty());
   Run(absl::Seconds(3));  // the 2 s timeout, a 1 s back-off, then everything queued
   EXPECT_EQ(a_->Describe(kSession)->phase(), v1::SESSION_PHASE_SERVING);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].first, kSession);
+  EXPECT_THAT(errors[0].second, ::testing::HasSubstr("did not answer the HELLO within 2s"));
   ASSERT_EQ(delivered_.size(), kChunks);
   for (uint64_t k = 0; k < kChunks; ++k) ASSERT_EQ(delivered_[k], PacedSource::Payload(k)) << k;
 }

@@ -330,6 +330,42 @@ TEST_F(MigrationTest, AHelloThatIsNeverAnsweredIsTriedAgainOnANewAssociation) {
   for (uint64_t k = 0; k < kChunks; ++k) ASSERT_EQ(delivered_[k], PacedSource::Payload(k)) << k;
 }
 
+// Issue 17 (bad input): a vehicle that never acknowledges troubles only its own session.
+// Its endpoint accepts the association and never reads, so no HelloAck ever comes; the
+// edge tells the operator at every handshake timeout and keeps trying, while its other
+// session, to a vehicle that answers, plays on time and whole.
+TEST_F(MigrationTest, AVehicleThatNeverAnswersTroublesOnlyItsOwnSession) {
+  auto auth = *HelloAuthenticator::Create(kKey);
+  std::vector<std::pair<uint64_t, std::string>> errors;
+  a_ = std::make_unique<EdgeEngine>(
+      *a_ep_, auth,
+      EdgeEngine::Options{.server_id = "edge-a", .make_source = Factory(),
+                          .on_error = [&](uint64_t session,
+                                          const std::string& e) { errors.push_back({session, e}); },
+                          .handshake_timeout = absl::Seconds(2)});
+  a_pair_ = {a_.get(), a_ep_.get()};
+  b_pair_ = {b_.get(), b_ep_.get()};
+  std::unique_ptr<FakeEndpoint> mute =
+      net_.CreateEndpoint({.local_addresses = {"10.8.0.1"}, .port = 6000});  // never read
+  v1::SessionState muted = Fresh();
+  muted.set_session_id(kSession + 1);
+  muted.clear_vehicle_addresses();
+  muted.add_vehicle_addresses("10.8.0.1");
+  ASSERT_TRUE(a_->Serve(muted, now_).ok());
+  ASSERT_TRUE(a_->Serve(Fresh(), now_).ok());
+  Run(kPeriod * kChunks + absl::Seconds(3));
+  EXPECT_EQ(a_->Describe(kSession)->phase(), v1::SESSION_PHASE_SERVING);
+  ASSERT_EQ(delivered_.size(), kChunks);
+  for (uint64_t k = 0; k < kChunks; ++k) ASSERT_EQ(delivered_[k], PacedSource::Payload(k)) << k;
+  EXPECT_LE(max_gap_, kPeriod + absl::Milliseconds(1));  // paced as if it were alone
+  EXPECT_EQ(a_->Describe(kSession + 1)->phase(), v1::SESSION_PHASE_CONNECTING);
+  ASSERT_GE(errors.size(), 2u);  // a timeout, a 1 s back-off, a new association, ...
+  for (const auto& [session, e] : errors) {
+    EXPECT_EQ(session, kSession + 1);
+    EXPECT_THAT(e, ::testing::HasSubstr("did not answer the HELLO within 2s"));
+  }
+}
+
 // Issue 15, overload defect 2: a release succeeds when the association cannot shut down
 // gracefully: the stack dropped it and refuses the SHUTDOWN with an error other than
 // NOT_FOUND (before this change the kernel endpoint said UNAVAILABLE for its EPIPE). The

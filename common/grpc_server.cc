@@ -62,9 +62,11 @@ class AnsweredByInterceptor : public grpc::experimental::Interceptor {
 };
 
 // A request gRPC could not decode reaches no handler, and gRPC answers INTERNAL with an
-// empty message (proto3 has no initialization errors to name); in a client stream the
-// handler's Read() just returns false, as at the stream's end, and the call ends OK. Either
-// way it is the caller's mistake: answer INVALID_ARGUMENT, naming the type expected.
+// empty message (proto3 has no initialization errors to name). It is the caller's
+// mistake: answer INVALID_ARGUMENT, naming the type expected. Only for methods that take
+// one request (unary, server-streaming): in a client stream an undecodable message looks
+// to the handler, and to interceptors, exactly like the stream's end (Read() returns
+// false, no message), so such a stream ends as if complete.
 class UndecodableRequestInterceptor : public grpc::experimental::Interceptor {
  public:
   explicit UndecodableRequestInterceptor(std::string expected) : expected_(std::move(expected)) {}
@@ -75,8 +77,7 @@ class UndecodableRequestInterceptor : public grpc::experimental::Interceptor {
       undecodable_ = true;
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS) &&
-        undecodable_ && (methods->GetSendStatus().error_code() == grpc::StatusCode::INTERNAL ||
-                         methods->GetSendStatus().ok())) {
+        undecodable_ && methods->GetSendStatus().error_code() == grpc::StatusCode::INTERNAL) {
       methods->ModifySendStatus(grpc::Status(
           grpc::StatusCode::INVALID_ARGUMENT,
           absl::StrCat("the request is not a valid ", expected_, " (protobuf wire format)")));
@@ -94,6 +95,10 @@ class UndecodableRequestInterceptorFactory
  public:
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override {
+    using Type = grpc::experimental::ServerRpcInfo::Type;
+    if (info->type() == Type::CLIENT_STREAMING || info->type() == Type::BIDI_STREAMING) {
+      return nullptr;  // no interceptor for this call
+    }
     // "/smig.migrator.v1.Migrator/Migrate" -> method "smig.migrator.v1.Migrator.Migrate"
     std::string method(absl::StripPrefix(info->method() != nullptr ? info->method() : "", "/"));
     std::replace(method.begin(), method.end(), '/', '.');

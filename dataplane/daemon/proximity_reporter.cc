@@ -5,6 +5,7 @@
 #include "common/logging.h"
 #include "common/proto_time.h"
 #include "smig/proximity/v1/proximity.grpc.pb.h"
+#include "common/grpc_client.h"
 
 namespace smig::dataplane {
 
@@ -28,8 +29,12 @@ ProximityReporter::~ProximityReporter() {
 
 void ProximityReporter::Run() {
   const absl::Duration interval = FromProtoOr(config_.interval(), kDefaultInterval);
-  auto stub = pv1::Proximity::NewStub(
-      grpc::CreateChannel(config_.pmm_address(), grpc::InsecureChannelCredentials()));
+  absl::StatusOr<ClientCredentials> credentials = ClientCredentials::FromConfig(config_.client_tls());
+  if (!credentials.ok()) {  // the daemon checked the config before it started
+    LOG(ERROR) << "proximity reports off: " << credentials.status();
+    return;
+  }
+  auto stub = pv1::Proximity::NewStub(credentials->Channel(config_.pmm_address()));
   std::vector<pv1::Server> servers;
   absl::Time next_list = absl::InfinitePast();
   std::unique_ptr<grpc::ClientContext> ctx;

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/proto_time.h"
 #include "dataplane/daemon/proximity_reporter.h"
+#include "common/grpc_client.h"
 
 namespace smig::dataplane {
 
@@ -23,6 +24,11 @@ absl::StatusOr<std::unique_ptr<Companion>> VehicleRole::StartCompanions(
   if (config.proximity().pmm_address().empty()) return std::unique_ptr<Companion>();
   if (config.proximity().vehicle_id().empty()) {
     return absl::InvalidArgumentError("proximity reporting needs proximity.vehicle_id");
+  }
+  if (absl::StatusOr<ClientCredentials> c =
+          ClientCredentials::FromConfig(config.proximity().client_tls());
+      !c.ok()) {
+    return absl::Status(c.status().code(), absl::StrCat("proximity.", c.status().message()));
   }
   return std::unique_ptr<Companion>(std::make_unique<ProximityReporter>(node, config.proximity()));
 }

@@ -28,16 +28,16 @@ absl::StatusOr<migrator::v1::Session> FindSession(ControlPlaneClients& clients,
 
 std::unique_ptr<GrpcControlPlaneClients> GrpcControlPlaneClients::Create(
     const std::string& proximity_address, const std::string& migrator_address,
-    absl::Duration rpc_timeout) {
+    const ClientCredentials& credentials, absl::Duration rpc_timeout) {
   std::unique_ptr<GrpcControlPlaneClients> c(new GrpcControlPlaneClients());
   c->rpc_timeout_ = rpc_timeout;
   if (!proximity_address.empty()) {
-    c->pmm_ = proximity::v1::Proximity::NewStub(
-        grpc::CreateChannel(proximity_address, grpc::InsecureChannelCredentials()));
+    c->pmm_ = proximity::v1::Proximity::NewStub(credentials.Channel(proximity_address));
   }
   if (std::vector<std::string> smms = SplitAddresses(migrator_address); !smms.empty()) {
-    c->smm_ = std::make_unique<ReplicaClient>("SMM", std::move(smms),
-                                              grpc::InsecureChannelCredentials());
+    // The replicas share one transport: unix sockets, or TLS (or not) on every one.
+    std::shared_ptr<grpc::ChannelCredentials> creds = credentials.For(smms.front());
+    c->smm_ = std::make_unique<ReplicaClient>("SMM", std::move(smms), std::move(creds));
   }
   return c;
 }

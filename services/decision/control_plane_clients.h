@@ -2,7 +2,7 @@
 // adapter and the automatic loop are tested with a fake: sessions and Migrate from the SMM,
 // proximity from the PMM.
 //
-//   auto clients = GrpcControlPlaneClients::Create("pmm:7100", "smm:7300");
+//   auto clients = GrpcControlPlaneClients::Create("pmm:7100", "smm:7300", ClientCredentials());
 //   absl::StatusOr<migrator::v1::Session> s = FindSession(*clients, 42);   // NOT_FOUND names 42
 //   absl::StatusOr<std::string> migration_id =
 //       clients->Migrate(42, "edge-2", "edge-2 costs 0.61 vs ...", decision_id);
@@ -22,6 +22,7 @@
 #include "common/replica_client.h"
 #include "smig/migrator/v1/migrator.grpc.pb.h"
 #include "smig/proximity/v1/proximity.grpc.pb.h"
+#include "common/grpc_client.h"
 
 namespace grpc {
 class Channel;
@@ -65,7 +66,7 @@ class GrpcControlPlaneClients final : public ControlPlaneClients {
  public:
   static std::unique_ptr<GrpcControlPlaneClients> Create(
       const std::string& proximity_address, const std::string& migrator_address,
-      absl::Duration rpc_timeout = absl::Seconds(5));
+      const ClientCredentials& credentials, absl::Duration rpc_timeout = absl::Seconds(5));
 
   absl::StatusOr<std::vector<migrator::v1::Session>> ListSessions() override;
   absl::StatusOr<proximity::v1::VehicleProximity> GetProximity(

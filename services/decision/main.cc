@@ -62,9 +62,11 @@ absl::Status Serve(const v1::DecisionConfig& config) {
   auto registry = std::make_shared<prometheus::Registry>();
   smig::decision::DecisionEngine engine(registry.get());
   SMIG_RETURN_IF_ERROR(engine.UpdatePolicy(policy).status());
+  SMIG_ASSIGN_OR_RETURN(smig::ClientCredentials credentials,
+                        smig::ClientCredentials::FromConfig(config.client_tls()));
   std::unique_ptr<smig::decision::GrpcControlPlaneClients> clients =
       smig::decision::GrpcControlPlaneClients::Create(config.proximity_address(),
-                                                      config.migrator_address());
+                                                      config.migrator_address(), credentials);
 
   // With a store: the policy lives there, the replicas elect a leader, and only the leader
   // migrates. Without: one replica, everything in memory.

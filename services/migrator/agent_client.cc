@@ -72,8 +72,7 @@ class GrpcAgent : public Agent {
       : id_(std::move(id)),
         address_(std::move(address)),
         options_(options),
-        stub_(dv1::DataplaneAgent::NewStub(
-            grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()))) {}
+        stub_(dv1::DataplaneAgent::NewStub(options_.credentials.Channel(address_))) {}
 
   const std::string& server_id() const override { return id_; }
   const std::string& address() const override { return address_; }
@@ -152,7 +151,7 @@ class GrpcAgentDirectory : public AgentDirectory {
       : options_(options) {
     for (const v1::StaticServer& s : servers) addresses_[s.id()] = s.agent_address();
     if (!pmm.empty()) {
-      pmm_ = pv1::Proximity::NewStub(grpc::CreateChannel(pmm, grpc::InsecureChannelCredentials()));
+      pmm_ = pv1::Proximity::NewStub(options_.credentials.Channel(pmm));
     }
   }
 
@@ -198,9 +197,8 @@ class GrpcAgentDirectory : public AgentDirectory {
 
 class PmmTargetPicker : public TargetPicker {
  public:
-  PmmTargetPicker(const std::string& pmm, absl::Duration timeout)
-      : timeout_(timeout),
-        stub_(pv1::Proximity::NewStub(grpc::CreateChannel(pmm, grpc::InsecureChannelCredentials()))) {}
+  PmmTargetPicker(const std::string& pmm, const GrpcAgentOptions& options)
+      : timeout_(options.rpc_timeout), stub_(pv1::Proximity::NewStub(options.credentials.Channel(pmm))) {}
 
   absl::StatusOr<std::string> Pick(const v1::Session& session) override {
     grpc::ClientContext ctx;
@@ -237,9 +235,9 @@ std::unique_ptr<AgentDirectory> MakeGrpcAgentDirectory(std::vector<v1::StaticSer
 }
 
 std::unique_ptr<TargetPicker> MakePmmTargetPicker(const std::string& pmm_address,
-                                                  absl::Duration rpc_timeout) {
+                                                  const GrpcAgentOptions& options) {
   if (pmm_address.empty()) return nullptr;
-  return std::make_unique<PmmTargetPicker>(pmm_address, rpc_timeout);
+  return std::make_unique<PmmTargetPicker>(pmm_address, options);
 }
 
 }  // namespace smig::migrator

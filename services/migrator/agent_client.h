@@ -27,6 +27,7 @@
 #include "absl/time/time.h"
 #include "smig/dataplane/v1/agent.pb.h"
 #include "smig/migrator/v1/migrator.pb.h"
+#include "common/grpc_client.h"
 
 namespace smig::migrator {
 
@@ -109,6 +110,7 @@ class TargetPicker {
 
 struct GrpcAgentOptions {
   absl::Duration rpc_timeout = absl::Seconds(5);
+  ClientCredentials credentials;  // plaintext unless the config's client_tls says otherwise
 };
 
 // Agents reached over gRPC: the static servers first, then the PMM's registry (if
@@ -118,6 +120,6 @@ std::unique_ptr<AgentDirectory> MakeGrpcAgentDirectory(std::vector<v1::StaticSer
                                                        GrpcAgentOptions options);
 // Auto targets from the PMM's GetProximity (NEW_TARGET role). Null without a PMM.
 std::unique_ptr<TargetPicker> MakePmmTargetPicker(const std::string& pmm_address,
-                                                  absl::Duration rpc_timeout);
+                                                  const GrpcAgentOptions& options);
 
 }  // namespace smig::migrator

@@ -22,12 +22,15 @@ absl::Status Serve(const v1::MigratorConfig& config) {
     return absl::InvalidArgumentError(
         "the config needs servers (agent addresses) or a proximity_address (the PMM's registry)");
   }
+  SMIG_ASSIGN_OR_RETURN(smig::ClientCredentials credentials,
+                        smig::ClientCredentials::FromConfig(config.client_tls()));
   smig::migrator::GrpcAgentOptions agent_options{
-      .rpc_timeout = smig::FromProtoOr(config.rpc_timeout(), absl::Seconds(5))};
+      .rpc_timeout = smig::FromProtoOr(config.rpc_timeout(), absl::Seconds(5)),
+      .credentials = std::move(credentials)};
   std::unique_ptr<smig::migrator::AgentDirectory> agents = smig::migrator::MakeGrpcAgentDirectory(
       {config.servers().begin(), config.servers().end()}, config.proximity_address(), agent_options);
   std::unique_ptr<smig::migrator::TargetPicker> picker =
-      smig::migrator::MakePmmTargetPicker(config.proximity_address(), agent_options.rpc_timeout);
+      smig::migrator::MakePmmTargetPicker(config.proximity_address(), agent_options);
   auto registry = std::make_shared<prometheus::Registry>();
   // With a store: etcd (failures counted in smig_store_errors_total{service="migrator"}) and
   // the election "<prefix>leader/migrator" (smig_leader{service="migrator"}). Without: one

@@ -8,6 +8,7 @@
 #include <future>
 
 #include "absl/strings/str_cat.h"
+#include "common/grpc_client.h"
 #include "common/grpc_status.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -211,4 +212,59 @@ TEST(GrpcServerTest, IncompleteOrMissingTlsFilesAreClearErrors) {
 }
 
 }  // namespace
+// ClientCredentials from a ClientTlsConfig: mutual TLS to a server that requires a client
+// certificate, nothing without one, and plaintext on a unix socket whatever the config.
+TEST(GrpcClientTest, ClientCredentialsReachMutualTlsServersAndUnixSocketsInPlaintext) {
+  if (std::system("command -v openssl >/dev/null") != 0) GTEST_SKIP() << "needs openssl";
+  TestPki pki;
+  ASSERT_TRUE(pki.Make());
+  absl::StatusOr<std::unique_ptr<GrpcServer>> mtls = GrpcServer::Start(
+      {.metrics_address = "",
+       .tls = {.cert_file = pki.cert, .key_file = pki.key, .client_ca_file = pki.cert}},
+      {}, nullptr);
+  ASSERT_TRUE(mtls.ok()) << mtls.status();
+  const std::string address = absl::StrCat("localhost:", (*mtls)->grpc_port());
+  auto check = [](const std::shared_ptr<grpc::Channel>& channel) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    HealthCheckResponse resp;
+    return Health::NewStub(channel)->Check(&ctx, HealthCheckRequest(), &resp).error_code();
+  };
+  common::v1::ClientTlsConfig config;
+  config.set_ca_file(pki.cert);
+  config.set_cert_file(pki.cert);
+  config.set_key_file(pki.key);
+  absl::StatusOr<ClientCredentials> with_cert = ClientCredentials::FromConfig(config);
+  ASSERT_TRUE(with_cert.ok()) << with_cert.status();
+  EXPECT_TRUE(with_cert->tls());
+  EXPECT_EQ(check(with_cert->Channel(address)), grpc::StatusCode::OK);
+  config.clear_cert_file();
+  config.clear_key_file();
+  absl::StatusOr<ClientCredentials> without_cert = ClientCredentials::FromConfig(config);
+  ASSERT_TRUE(without_cert.ok()) << without_cert.status();
+  EXPECT_NE(check(without_cert->Channel(address)), grpc::StatusCode::OK);
+  EXPECT_NE(check(ClientCredentials().Channel(address)), grpc::StatusCode::OK);  // plaintext
+
+  const std::string sock = absl::StrCat("unix:", pki.dir, "/plain.sock");
+  absl::StatusOr<std::unique_ptr<GrpcServer>> plain =
+      GrpcServer::Start({.grpc_address = sock, .metrics_address = ""}, {}, nullptr);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(check(with_cert->Channel(sock)), grpc::StatusCode::OK);
+}
+
+TEST(GrpcClientTest, AnIncompleteOrUnreadableClientTlsConfigIsAClearError) {
+  common::v1::ClientTlsConfig config;
+  EXPECT_FALSE(ClientCredentials::FromConfig(config)->tls());  // empty: plaintext
+  config.set_cert_file("/etc/hostname");
+  absl::StatusOr<ClientCredentials> half = ClientCredentials::FromConfig(config);
+  EXPECT_EQ(half.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(half.status().message(), ::testing::HasSubstr("cert_file and key_file"));
+  config.Clear();
+  config.set_ca_file("/no/such/ca.pem");
+  absl::StatusOr<ClientCredentials> missing = ClientCredentials::FromConfig(config);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(),
+              ::testing::HasSubstr("client_tls.ca_file: cannot read /no/such/ca.pem"));
+}
+
 }  // namespace smig

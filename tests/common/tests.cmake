@@ -6,7 +6,7 @@ smig_unit_test(grpc_status_test SRCS ${_common}/grpc_status_test.cc DEPS smig_gr
 smig_unit_test(replica_client_test
   SRCS ${_common}/replica_client_test.cc DEPS smig_replica_client smig_proto gRPC::grpc++)
 smig_unit_test(grpc_server_test
-  SRCS ${_common}/grpc_server_test.cc DEPS smig_grpc_server smig_testbed)
+  SRCS ${_common}/grpc_server_test.cc DEPS smig_grpc_server smig_grpc_client smig_testbed)
 smig_unit_test(clock_test SRCS ${_common}/clock_test.cc DEPS smig_clock)
 smig_unit_test(blocking_queue_test SRCS ${_common}/blocking_queue_test.cc DEPS smig_blocking_queue)
 smig_unit_test(status_macros_test

@@ -287,7 +287,7 @@ TEST(GrpcControlPlaneClientsTest, SpeaksToThePmmAndTheSmm) {
                         nullptr);
   ASSERT_TRUE(server.ok()) << server.status();
   std::string address = absl::StrCat("127.0.0.1:", (*server)->grpc_port());
-  auto clients = GrpcControlPlaneClients::Create(address, address);
+  auto clients = GrpcControlPlaneClients::Create(address, address, ClientCredentials());
 
   absl::StatusOr<migrator::v1::Session> s = FindSession(*clients, 7);
   ASSERT_TRUE(s.ok()) << s.status();
@@ -319,7 +319,7 @@ TEST(GrpcControlPlaneClientsTest, SpeaksToThePmmAndTheSmm) {
   EXPECT_EQ(watch.code(), absl::StatusCode::kCancelled);
   (*server)->Shutdown(absl::Milliseconds(100));
 
-  auto none = GrpcControlPlaneClients::Create("", "");
+  auto none = GrpcControlPlaneClients::Create("", "", ClientCredentials());
   EXPECT_EQ(none->ListSessions().status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(none->GetProximity("car-1").status().message(), HasSubstr("proximity_address"));
 }

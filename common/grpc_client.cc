@@ -1,0 +1,52 @@
+#include "common/grpc_client.h"
+
+#include <fstream>
+#include <sstream>
+#include <tuple>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace smig {
+
+ClientCredentials::ClientCredentials() = default;
+
+absl::StatusOr<ClientCredentials> ClientCredentials::FromConfig(
+    const common::v1::ClientTlsConfig& tls) {
+  ClientCredentials c;
+  if (tls.ca_file().empty() && tls.cert_file().empty() && tls.key_file().empty()) return c;
+  if (tls.cert_file().empty() != tls.key_file().empty()) {
+    return absl::InvalidArgumentError(
+        "client_tls: cert_file and key_file go together (mutual TLS), or neither");
+  }
+  grpc::SslCredentialsOptions o;  // no ca_file: gRPC's default roots
+  for (auto [path, field, out] : {std::tuple{&tls.ca_file(), "ca_file", &o.pem_root_certs},
+                                  std::tuple{&tls.cert_file(), "cert_file", &o.pem_cert_chain},
+                                  std::tuple{&tls.key_file(), "key_file", &o.pem_private_key}}) {
+    if (path->empty()) continue;
+    std::ifstream in(*path);
+    if (!in) {
+      return absl::NotFoundError(absl::StrCat("client_tls.", field, ": cannot read ", *path));
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    *out = ss.str();
+  }
+  c.tls_ = grpc::SslCredentials(o);
+  return c;
+}
+
+std::shared_ptr<grpc::ChannelCredentials> ClientCredentials::For(
+    const std::string& address) const {
+  if (tls_ == nullptr || absl::StartsWith(address, "unix:")) {
+    return grpc::InsecureChannelCredentials();
+  }
+  return tls_;
+}
+
+std::shared_ptr<grpc::Channel> ClientCredentials::Channel(
+    const std::string& address, const grpc::ChannelArguments& args) const {
+  return grpc::CreateCustomChannel(address, For(address), args);
+}
+
+}  // namespace smig

@@ -21,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/flags.h"
+#include "common/grpc_client.h"
 #include "common/grpc_status.h"
 #include "common/replica_client.h"
 #include "common/status_macros.h"
@@ -106,22 +107,18 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, absl::string_view 
   return ss.str();
 }
 
-absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials() {
-  const std::string ca = absl::GetFlag(FLAGS_tls_ca);
-  const std::string cert = absl::GetFlag(FLAGS_tls_cert);
-  const std::string key = absl::GetFlag(FLAGS_tls_key);
-  if (ca.empty() && cert.empty() && key.empty()) return grpc::InsecureChannelCredentials();
-  if (cert.empty() != key.empty()) {
-    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+// The --tls-* flags, read as the services read their client_tls (common/grpc_client.h).
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(const std::string& address) {
+  smig::common::v1::ClientTlsConfig tls;
+  tls.set_ca_file(absl::GetFlag(FLAGS_tls_ca));
+  tls.set_cert_file(absl::GetFlag(FLAGS_tls_cert));
+  tls.set_key_file(absl::GetFlag(FLAGS_tls_key));
+  absl::StatusOr<smig::ClientCredentials> c = smig::ClientCredentials::FromConfig(tls);
+  if (!c.ok()) {
+    return absl::Status(c.status().code(),
+                        absl::StrCat("--tls-ca/--tls-cert/--tls-key: ", c.status().message()));
   }
-  grpc::SslCredentialsOptions o;  // no --tls-ca: gRPC's default roots
-  for (auto [path, flag, field] : {std::tuple{&ca, "tls-ca", &o.pem_root_certs},
-                                   std::tuple{&cert, "tls-cert", &o.pem_cert_chain},
-                                   std::tuple{&key, "tls-key", &o.pem_private_key}}) {
-    if (path->empty()) continue;
-    SMIG_ASSIGN_OR_RETURN(*field, ReadFile(*path, flag));
-  }
-  return grpc::SslCredentials(o);
+  return c->For(address);
 }
 
 // Runs one command against the one service it needs.
@@ -436,7 +433,7 @@ int main(int argc, char** argv) {
     case Service::kNone:
       return 2;
   }
-  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = Credentials();
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = Credentials(address);
   if (!creds.ok()) return Error(creds.status());
   Ctl ctl(*std::move(command), service, address, *std::move(creds));
   return ctl.Run();

@@ -71,3 +71,12 @@ set_tests_properties(vm.selftest PROPERTIES LABELS kernel TIMEOUT 600)
 # A hostile SCTP peer for the bad-input tests: floods a vehicle with HELLOs.
 smig_binary(smig-hello-flood SRCS ${CMAKE_CURRENT_SOURCE_DIR}/integration/hello_flood.cc
   DEPS smig_transport smig_protocol smig_common_flags smig_proto absl::flags absl::strings)
+
+# The control plane over mutual TLS on loopback TCP (no namespaces, userland SCTP).
+smig_binary(control_plane_tls_test SRCS ${CMAKE_CURRENT_SOURCE_DIR}/integration/control_plane_tls_test.cc
+  DEPS smig_testbed smig_grpc_client smig_proto GTest::gtest_main GTest::gmock)
+target_compile_definitions(control_plane_tls_test PRIVATE
+  SMIG_DATAPLANE="$<TARGET_FILE:smig-dataplane>" SMIG_PROXIMITY="$<TARGET_FILE:smig-proximity>"
+  SMIG_DECISION="$<TARGET_FILE:smig-decision>" SMIG_MIGRATOR="$<TARGET_FILE:smig-migrator>")
+gtest_discover_tests(control_plane_tls_test DISCOVERY_MODE PRE_TEST
+  PROPERTIES LABELS integration TIMEOUT 120)

@@ -73,6 +73,20 @@ class MigrationTest : public ::testing::Test {
     return s;
   }
 
+  // Edge A with a 2 s handshake timeout, its error reports kept in a_errors_; both edges
+  // run in Run().
+  void UseEdgeAWithAShortHandshake() {
+    a_ = std::make_unique<EdgeEngine>(
+        *a_ep_, *HelloAuthenticator::Create(kKey),
+        EdgeEngine::Options{.server_id = "edge-a", .make_source = Factory(),
+                            .on_error = [this](uint64_t session, const std::string& e) {
+                              a_errors_.push_back({session, e});
+                            },
+                            .handshake_timeout = absl::Seconds(2)});
+    a_pair_ = {a_.get(), a_ep_.get()};
+    b_pair_ = {b_.get(), b_ep_.get()};
+  }
+
   // Runs every engine for `d` of simulated time, in 1 ms steps.
   void Run(absl::Duration d) {
     for (absl::Time end = now_ + d; now_ < end; now_ += absl::Milliseconds(1)) {
@@ -108,6 +122,7 @@ class MigrationTest : public ::testing::Test {
   std::vector<uint64_t> contiguous_;
   bool superseded_ = false;
   bool a_superseded_ = false;
+  std::vector<std::pair<uint64_t, std::string>> a_errors_;
 
   // Runs in 1 ms steps until A is told that generation 2 is contiguous (at most `limit`);
   // returns how long that took.
@@ -303,16 +318,8 @@ TEST_F(MigrationTest, AnIdleSessionsSilentlyLostAssociationIsNoticedByALivenessC
 // HelloAck is lost; as well a lost ASSOC_UP) is given up after handshake_timeout, and a
 // new one is answered. The operator is told, once per unanswered association.
 TEST_F(MigrationTest, AHelloThatIsNeverAnsweredIsTriedAgainOnANewAssociation) {
-  auto auth = *HelloAuthenticator::Create(kKey);
-  std::vector<std::pair<uint64_t, std::string>> errors;
-  a_ = std::make_unique<EdgeEngine>(
-      *a_ep_, auth,
-      EdgeEngine::Options{.server_id = "edge-a", .make_source = Factory(),
-                          .on_error = [&](uint64_t session,
-                                          const std::string& e) { errors.push_back({session, e}); },
-                          .handshake_timeout = absl::Seconds(2)});
-  a_pair_ = {a_.get(), a_ep_.get()};
-  b_pair_ = {b_.get(), b_ep_.get()};
+  UseEdgeAWithAShortHandshake();
+  const auto& errors = a_errors_;
   net_.SetBlackhole(*vehicle_ep_, true);
   ASSERT_TRUE(a_->Serve(Fresh(), now_).ok());
   Run(absl::Milliseconds(100));
@@ -335,16 +342,8 @@ TEST_F(MigrationTest, AHelloThatIsNeverAnsweredIsTriedAgainOnANewAssociation) {
 // edge tells the operator at every handshake timeout and keeps trying, while its other
 // session, to a vehicle that answers, plays on time and whole.
 TEST_F(MigrationTest, AVehicleThatNeverAnswersTroublesOnlyItsOwnSession) {
-  auto auth = *HelloAuthenticator::Create(kKey);
-  std::vector<std::pair<uint64_t, std::string>> errors;
-  a_ = std::make_unique<EdgeEngine>(
-      *a_ep_, auth,
-      EdgeEngine::Options{.server_id = "edge-a", .make_source = Factory(),
-                          .on_error = [&](uint64_t session,
-                                          const std::string& e) { errors.push_back({session, e}); },
-                          .handshake_timeout = absl::Seconds(2)});
-  a_pair_ = {a_.get(), a_ep_.get()};
-  b_pair_ = {b_.get(), b_ep_.get()};
+  UseEdgeAWithAShortHandshake();
+  const auto& errors = a_errors_;
   std::unique_ptr<FakeEndpoint> mute =
       net_.CreateEndpoint({.local_addresses = {"10.8.0.1"}, .port = 6000});  // never read
   v1::SessionState muted = Fresh();

@@ -25,7 +25,7 @@ namespace smig::dataplane {
 
 class EdgeRole final : public Role {
  public:
-  static constexpr char kName[] = "edge";
+  static constexpr absl::string_view kName = "edge";
 
   // INVALID_ARGUMENT without a server_id or for a live feed without a name; a feed's
   // address error (prefixed with live_feeds["name"]) when it cannot be bound.

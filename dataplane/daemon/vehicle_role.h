@@ -32,7 +32,7 @@ namespace smig::dataplane {
 
 class VehicleRole final : public Role {
  public:
-  static constexpr char kName[] = "vehicle";
+  static constexpr absl::string_view kName = "vehicle";
 
   // INVALID_ARGUMENT for a config with live feeds (they are an edge's).
   static absl::StatusOr<std::unique_ptr<Role>> Create(RoleEnv env, NodeDeps& deps);

@@ -38,7 +38,8 @@ import time
 
 SCRIPTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # holds this package
 ROOT = os.path.dirname(SCRIPTS)
-BUILD = os.path.join(ROOT, "build")
+# The build whose binaries run: SMIG_BUILD_DIR (ctest sets it: build-asan/ for preset asan), else build/.
+BUILD = os.environ.get("SMIG_BUILD_DIR") or os.path.join(ROOT, "build")
 BIN = {
     "dataplane": f"{BUILD}/dataplane/daemon/smig-dataplane",
     "proximity": f"{BUILD}/services/proximity/smig-proximity",

@@ -329,6 +329,15 @@ void DataplaneTest::JudgeLimit(const std::string& what, absl::Duration value,
                  << absl::FormatDuration(value) << " against " << absl::FormatDuration(limit)
                  << " (everything else is judged)";
   }
+  // Test presets asan and tsan set SMIG_SANITIZER: every process of the test is
+  // instrumented and several times slower (an idle migration's confirmation, about 6 ms
+  // natively, took 25 and 33 ms under ASan), so a timing goal missed there says nothing
+  // about smig; the sanitizer's findings and everything else are still judged.
+  if (const char* san = std::getenv("SMIG_SANITIZER"); value > limit && san && !HasFailure()) {
+    GTEST_SKIP() << what << ": not judged under sanitizer " << san << ": "
+                 << absl::FormatDuration(value) << " against " << absl::FormatDuration(limit)
+                 << " (everything else is judged)";
+  }
   EXPECT_LE(value, limit) << what;
 }
 

@@ -29,7 +29,7 @@ foreach(case manual_migration_through_reflection
     WORKING_DIRECTORY ${_sys})
   set_tests_properties(userland.ControlPlane.${case} PROPERTIES
     LABELS "integration;userland" TIMEOUT 240 SKIP_REGULAR_EXPRESSION "skipped 'needs root"
-    ENVIRONMENT PYTHONPATH=${_smigbed_path})
+    ENVIRONMENT "PYTHONPATH=${_smigbed_path};SMIG_BUILD_DIR=${CMAKE_BINARY_DIR}")
 endforeach()
 
 # The testbed's analysis (loss, duplicates, gaps, stalls) on synthetic recordings: no

@@ -3,7 +3,8 @@
 // deployment key: a compromised car), and prints one JSON line of what came back.
 //   --mode=each  a new association per HELLO, for session ids base, base+1, ...: connect,
 //                HELLO, wait up to 1 s for a HELLO_ACK or the abort, abort ourselves
-//   --mode=same  one association, one HELLO for `base`, then count-1 more on it at once
+//   --mode=same  one association, one HELLO for `base`, then count-1 more on it at once,
+//                then a graceful shutdown, so that the vehicle receives every one of them
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -78,6 +79,21 @@ void Collect(Endpoint& ep, AssocId assoc, absl::Duration timeout, uint64_t expec
   t.acked += acks;
 }
 
+// Waits up to `timeout` for `assoc` to end (our graceful shutdown completing).
+void AwaitEnd(Endpoint& ep, AssocId assoc, absl::Duration timeout) {
+  for (absl::Time end = absl::Now() + timeout; absl::Now() < end;) {
+    absl::StatusOr<std::optional<smig::transport::Incoming>> in =
+        ep.Receive(absl::Milliseconds(50));
+    if (!in.ok() || !in->has_value()) continue;
+    const auto* e = std::get_if<tv1::Event>(&**in);
+    if (e != nullptr && e->assoc_id() == assoc &&
+        (e->type() == tv1::EVENT_TYPE_SHUTDOWN_COMPLETE ||
+         e->type() == tv1::EVENT_TYPE_ASSOC_LOST)) {
+      return;
+    }
+  }
+}
+
 absl::Status SendHello(Endpoint& ep, AssocId assoc,
                        const smig::dataplane::HelloAuthenticator& auth, uint64_t session) {
   smig::dataplane::v1::ControlMessage hello;
@@ -127,7 +143,11 @@ int main(int argc, char** argv) {
       if (SendHello(**ep, *assoc, *auth, base + i).ok()) ++t.sent;
     }
     Collect(**ep, *assoc, absl::Seconds(1), 1, t);
-    (void)(*ep)->Abort(*assoc);
+    if (each) {
+      (void)(*ep)->Abort(*assoc);
+    } else if ((*ep)->Shutdown(*assoc).ok()) {  // an abort would drop what is still queued
+      AwaitEnd(**ep, *assoc, absl::Seconds(10));
+    }
   }
   std::cout << absl::StrCat(R"({"sent":)", t.sent, R"(,"acked":)", t.acked, R"(,"aborted":)",
                             t.aborted, R"(,"failed":)", t.failed, "}")

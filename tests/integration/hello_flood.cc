@@ -5,7 +5,9 @@
 //                HELLO, wait up to 1 s for a HELLO_ACK or the abort, abort ourselves
 //   --mode=same  one association, one HELLO for `base`, then count-1 more on it at once,
 //                then a graceful shutdown, so that the vehicle receives every one of them
+#include <algorithm>
 #include <fstream>
+#include <initializer_list>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -39,20 +41,19 @@ struct Tally {
   uint64_t sent = 0, acked = 0, aborted = 0, failed = 0;
 };
 
-// Waits up to `timeout` for `assoc` to come up (true), end, or never answer.
-bool AwaitUp(Endpoint& ep, AssocId assoc, absl::Duration timeout) {
+// Waits up to `timeout` for the first event of `assoc` whose type is in `types`; that type,
+// or EVENT_TYPE_UNSPECIFIED when none came.
+tv1::EventType AwaitEvent(Endpoint& ep, AssocId assoc, absl::Duration timeout,
+                          std::initializer_list<tv1::EventType> types) {
   for (absl::Time end = absl::Now() + timeout; absl::Now() < end;) {
     absl::StatusOr<std::optional<smig::transport::Incoming>> in =
         ep.Receive(absl::Milliseconds(50));
     if (!in.ok() || !in->has_value()) continue;
     const auto* e = std::get_if<tv1::Event>(&**in);
     if (e == nullptr || e->assoc_id() != assoc) continue;
-    if (e->type() == tv1::EVENT_TYPE_ASSOC_UP) return true;
-    if (e->type() == tv1::EVENT_TYPE_ASSOC_LOST || e->type() == tv1::EVENT_TYPE_ASSOC_CANT_START) {
-      return false;
-    }
+    if (std::find(types.begin(), types.end(), e->type()) != types.end()) return e->type();
   }
-  return false;
+  return tv1::EVENT_TYPE_UNSPECIFIED;
 }
 
 // Counts, for `timeout`, the control answers on `assoc` and whether the peer ended it.
@@ -77,21 +78,6 @@ void Collect(Endpoint& ep, AssocId assoc, absl::Duration timeout, uint64_t expec
     if (f.ok() && c.ParseFromString(std::string(f->payload)) && c.has_hello_ack()) ++acks;
   }
   t.acked += acks;
-}
-
-// Waits up to `timeout` for `assoc` to end (our graceful shutdown completing).
-void AwaitEnd(Endpoint& ep, AssocId assoc, absl::Duration timeout) {
-  for (absl::Time end = absl::Now() + timeout; absl::Now() < end;) {
-    absl::StatusOr<std::optional<smig::transport::Incoming>> in =
-        ep.Receive(absl::Milliseconds(50));
-    if (!in.ok() || !in->has_value()) continue;
-    const auto* e = std::get_if<tv1::Event>(&**in);
-    if (e != nullptr && e->assoc_id() == assoc &&
-        (e->type() == tv1::EVENT_TYPE_SHUTDOWN_COMPLETE ||
-         e->type() == tv1::EVENT_TYPE_ASSOC_LOST)) {
-      return;
-    }
-  }
 }
 
 absl::Status SendHello(Endpoint& ep, AssocId assoc,
@@ -135,7 +121,10 @@ int main(int argc, char** argv) {
   Tally t;
   for (uint64_t i = 0; i < (each ? count : 1); ++i) {
     absl::StatusOr<AssocId> assoc = (*ep)->Connect(peer, port);
-    if (!assoc.ok() || !AwaitUp(**ep, *assoc, absl::Seconds(2))) {
+    if (!assoc.ok() ||
+        AwaitEvent(**ep, *assoc, absl::Seconds(2),
+                   {tv1::EVENT_TYPE_ASSOC_UP, tv1::EVENT_TYPE_ASSOC_LOST,
+                    tv1::EVENT_TYPE_ASSOC_CANT_START}) != tv1::EVENT_TYPE_ASSOC_UP) {
       ++t.failed;
       continue;
     }
@@ -146,7 +135,8 @@ int main(int argc, char** argv) {
     if (each) {
       (void)(*ep)->Abort(*assoc);
     } else if ((*ep)->Shutdown(*assoc).ok()) {  // an abort would drop what is still queued
-      AwaitEnd(**ep, *assoc, absl::Seconds(10));
+      AwaitEvent(**ep, *assoc, absl::Seconds(10),
+                 {tv1::EVENT_TYPE_SHUTDOWN_COMPLETE, tv1::EVENT_TYPE_ASSOC_LOST});
     }
   }
   std::cout << absl::StrCat(R"({"sent":)", t.sent, R"(,"acked":)", t.acked, R"(,"aborted":)",

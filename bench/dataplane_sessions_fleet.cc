@@ -1,5 +1,7 @@
 #include "bench/dataplane_sessions_fleet.h"
 
+#include "dataplane/protocol/hello.h"
+
 #include <signal.h>
 #include <unistd.h>
 
@@ -16,6 +18,7 @@
 #include "common/grpc_status.h"
 #include "common/netns.h"
 #include "common/status_macros.h"
+#include "dataplane/protocol/hello.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 
@@ -83,8 +86,8 @@ absl::Status StartVehicle(Setup& s, size_t k) {
       absl::StrCat(R"({"role":"ROLE_VEHICLE","local_addresses":[")", Fleet::Address(k),
                    R"("],"sctp_port":)", kVehicleSctpPort, R"(,"sctp_stack":")", s.opt.sctp_stack,
                    R"(","grpc_address":"unix:)", s.dir, "/", name,
-                   R"(.sock","metrics_address":"off","deployment_key_file":")", s.dir,
-                   R"(/key","sinks":{"0":{"udp":"10.78.0.1:)", kReceiverPort, R"("}}})")));
+                   R"(.sock","metrics_address":"off","sinks":{"0":{"udp":"10.78.0.1:)",
+                   kReceiverPort, R"("}}})")));
   SMIG_ASSIGN_OR_RETURN(
       Daemon d,
       StartDaemon(InNs(ns, s.opt.other_cpu, absl::StrCat(s.dir, "/", name, ".json")), ns, s.dir,
@@ -174,15 +177,13 @@ absl::StatusOr<std::unique_ptr<Setup>> Build(const Options& options) {
   SMIG_ASSIGN_OR_RETURN(s->fleet, Fleet::Create());
   s->dir = testbed::ScratchDir() + "/sessions";
   std::filesystem::create_directories(s->dir);
-  SMIG_RETURN_IF_ERROR(WriteFile(s->dir + "/key", "smig-bench-sessions-deployment-key"));
   // max_sessions: far above what the ramp reaches, so the edge's own cap never decides.
   SMIG_RETURN_IF_ERROR(WriteFile(
       s->dir + "/edge.json",
       absl::StrCat(R"({"role":"ROLE_EDGE","server_id":"edge-bench","local_addresses":["10.78.0.1"],)",
                    R"("sctp_stack":")", options.sctp_stack, R"(",)",
                    R"("max_sessions":60000,"grpc_address":"unix:)", s->dir,
-                   R"(/edge.sock","metrics_address":"127.0.0.1:0","deployment_key_file":")",
-                   s->dir, R"(/key"})")));
+                   R"(/edge.sock","metrics_address":"127.0.0.1:0"})")));
   const std::string ns = s->fleet->edge_ns();
   SMIG_ASSIGN_OR_RETURN(
       s->edge, StartDaemon(InNs(ns, options.edge_cpu, s->dir + "/edge.json"), ns, s->dir, "edge"));
@@ -229,6 +230,16 @@ absl::Status SetSessions(Setup& s, size_t n) {
     if (kIngestBase + id > 65535) return absl::OutOfRangeError("out of UDP ports for sessions");
     v1::OpenSessionRequest req;
     req.set_session_id(id);
+    req.set_session_key(dataplane::MintSessionKey());
+    {  // the vehicle first: it accepts the session's edge only with its key
+      v1::OpenSessionRequest admit;
+      admit.set_session_id(id);
+      admit.set_session_key(req.session_key());
+      grpc::ClientContext ctx;
+      v1::Session out;
+      SMIG_RETURN_IF_ERROR(
+          RpcStatus(s.vehicles[k].daemon.stub->OpenSession(&ctx, admit, &out), "OpenSession"));
+    }
     req.add_vehicle_addresses(Fleet::Address(k));
     req.set_vehicle_port(kVehicleSctpPort);
     v1::FlowState* f = req.add_flows();

@@ -62,7 +62,7 @@ absl::Status EdgeRole::OpenEndpoints(const v1::DataplaneConfig& config,
 EdgeRole::EdgeRole(RoleEnv env, std::unique_ptr<transport::Endpoint> probe_endpoint,
                    EdgeEngine::Options options)
     : probe_endpoint_(std::move(probe_endpoint)),
-      engine_(env.endpoint, std::move(env.auth), std::move(options)) {}
+      engine_(env.endpoint, std::move(options)) {}
 
 void EdgeRole::AddWakeFds(std::vector<pollfd>& fds) const {
   // Live sources wake the loop, so a datagram is forwarded at once, not at the next tick.
@@ -122,6 +122,20 @@ void EdgeRole::ExportMetrics() {
 
 void EdgeRole::ReleaseAll() {
   for (uint64_t id : engine_.Sessions()) (void)engine_.Release(id);
+}
+
+absl::StatusOr<v1::Session> EdgeRole::OpenSession(const v1::OpenSessionRequest& r,
+                                                  absl::Time now) {
+  v1::SessionState state;
+  state.set_format_version(1);
+  state.set_session_id(r.session_id());
+  state.set_generation(1);
+  *state.mutable_vehicle_addresses() = r.vehicle_addresses();
+  state.set_vehicle_port(r.vehicle_port());
+  *state.mutable_flows() = r.flows();
+  state.set_redundancy(r.redundancy());
+  state.set_session_key(r.session_key());
+  return ImportState(state, now);
 }
 
 absl::StatusOr<v1::Session> EdgeRole::ImportState(const v1::SessionState& state, absl::Time now) {

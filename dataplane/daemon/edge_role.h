@@ -55,6 +55,8 @@ class EdgeRole final : public Role {
   void ReleaseAll() override;
   bool Drained() const override { return engine_.Sessions().empty(); }
 
+  absl::StatusOr<v1::Session> OpenSession(const v1::OpenSessionRequest& request,
+                                          absl::Time now) override;
   absl::StatusOr<v1::Session> ImportState(const v1::SessionState& state, absl::Time now) override;
   absl::StatusOr<v1::SessionState> ExportState(uint64_t session, absl::Time now) override {
     return engine_.Export(session, now);

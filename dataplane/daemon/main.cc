@@ -4,14 +4,11 @@
 // extra endpoints, companions such as the PMM reporter) comes from the role's registry
 // entry (role_registry.h).
 #include <csignal>
-#include <fstream>
-#include <sstream>
 
 #include <prometheus/registry.h>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
 #include "common/proto_time.h"
 #include "common/server_main.h"
 #include "common/status_macros.h"
@@ -32,15 +29,6 @@ namespace {
 namespace v1 = smig::dataplane::v1;
 namespace dp = smig::dataplane;
 namespace transport = smig::transport;
-
-absl::StatusOr<std::string> ReadKey(const std::string& path) {
-  if (path.empty()) return absl::InvalidArgumentError("deployment_key_file is required");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read deployment key ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return std::string(absl::StripTrailingAsciiWhitespace(ss.str()));
-}
 
 // The options of the node's endpoint, but whether it listens (the role's).
 absl::StatusOr<transport::EndpointOptions> NodeEndpointOptions(const v1::DataplaneConfig& config) {
@@ -71,7 +59,6 @@ absl::Status Serve(const v1::DataplaneConfig& loaded) {
   SMIG_ASSIGN_OR_RETURN(
       transport::StackChoice stack,
       transport::ParseStackChoice(config.sctp_stack().empty() ? "auto" : config.sctp_stack()));
-  SMIG_ASSIGN_OR_RETURN(std::string key, ReadKey(config.deployment_key_file()));
   SMIG_ASSIGN_OR_RETURN(transport::EndpointOptions eo, NodeEndpointOptions(config));
   SMIG_ASSIGN_OR_RETURN(const dp::RoleEntry* role, dp::GetRole(config.role()));
 
@@ -86,7 +73,6 @@ absl::Status Serve(const v1::DataplaneConfig& loaded) {
   }
   auto registry = std::make_shared<prometheus::Registry>();
   deps.config = config;
-  deps.deployment_key = key;
   deps.registry = registry;
   deps.make_source = [](const v1::FlowState& f, absl::Time now) {
     absl::Time anchor = f.has_checkpoint_due_at() ? smig::FromProto(f.checkpoint_due_at()) : now;

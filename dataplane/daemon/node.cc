@@ -30,12 +30,10 @@ DataplaneNode::DataplaneNode(Deps& deps)
 absl::StatusOr<std::unique_ptr<DataplaneNode>> DataplaneNode::Start(Deps deps) {
   SMIG_ASSIGN_OR_RETURN(const RoleEntry* entry, GetRole(deps.config.role()));
   if (deps.endpoint == nullptr) return absl::InvalidArgumentError("no SCTP endpoint");
-  SMIG_ASSIGN_OR_RETURN(HelloAuthenticator auth, HelloAuthenticator::Create(deps.deployment_key));
   std::unique_ptr<DataplaneNode> node(new DataplaneNode(deps));
   DataplaneNode* self = node.get();
   RoleEnv env{.config = node->config_,
               .endpoint = *node->endpoint_,
-              .auth = std::move(auth),
               .publish = [self](v1::AgentEvent e) { self->Publish(std::move(e)); }};
   SMIG_ASSIGN_OR_RETURN(node->role_, entry->make(std::move(env), deps));
   if (node->registry_) {
@@ -150,15 +148,11 @@ absl::StatusOr<std::optional<transport::Incoming>> DataplaneNode::Wait(absl::Dur
 
 absl::StatusOr<v1::Session> DataplaneNode::OpenSession(const v1::OpenSessionRequest& r) {
   if (r.session_id() == 0) return absl::InvalidArgumentError("session_id 0 is reserved");
-  v1::SessionState state;
-  state.set_format_version(1);
-  state.set_session_id(r.session_id());
-  state.set_generation(1);
-  *state.mutable_vehicle_addresses() = r.vehicle_addresses();
-  state.set_vehicle_port(r.vehicle_port());
-  *state.mutable_flows() = r.flows();
-  state.set_redundancy(r.redundancy());
-  return Import("OpenSession", state, r.fencing_token());
+  return Ask<absl::StatusOr<v1::Session>>(
+      [&](Role& role, absl::Time now) -> absl::StatusOr<v1::Session> {
+        SMIG_RETURN_IF_ERROR(PassFence("OpenSession", r.fencing_token()));
+        return role.OpenSession(r, now);
+      });
 }
 
 absl::StatusOr<v1::Session> DataplaneNode::ImportState(const v1::SessionState& state,

@@ -50,8 +50,8 @@ class DataplaneNode : public NodeApi {  // NodeApi: for the role's companions
   using EventQueue = BlockingQueue<v1::AgentEvent>;
   static constexpr size_t kMaxQueuedEvents = 1024;
 
-  // INVALID_ARGUMENT for a role nobody registered or no endpoint; the deployment key's
-  // error; the role's error for a config it cannot serve.
+  // INVALID_ARGUMENT for a role nobody registered or no endpoint; the role's error for a
+  // config it cannot serve.
   static absl::StatusOr<std::unique_ptr<DataplaneNode>> Start(Deps deps);
   ~DataplaneNode() override;
 

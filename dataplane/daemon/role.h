@@ -34,7 +34,6 @@
 #include "absl/time/time.h"
 #include "dataplane/daemon/sink_set.h"
 #include "dataplane/media/source.h"
-#include "dataplane/protocol/hello.h"
 #include "dataplane/transport/endpoint.h"
 #include "smig/dataplane/v1/agent.pb.h"
 #include "smig/dataplane/v1/config.pb.h"
@@ -61,7 +60,6 @@ struct NodeDeps {
   // Edge: where vehicles keep probe associations (may be null). Accepted and otherwise
   // ignored: SCTP's heartbeats on them are the measurement.
   std::unique_ptr<transport::Endpoint> probe_endpoint;
-  std::string deployment_key;
   SourceFactory make_source;  // edge
   SinkFactory make_sink;      // vehicle
   std::shared_ptr<prometheus::Registry> registry;  // may be null: no metrics
@@ -71,7 +69,6 @@ struct NodeDeps {
 struct RoleEnv {
   const v1::DataplaneConfig& config;  // the node's
   transport::Endpoint& endpoint;      // the node's: every role's associations live on it
-  HelloAuthenticator auth;
   // To WatchEvents subscribers (the node stamps the time and applies their filters).
   std::function<void(v1::AgentEvent)> publish;
 };
@@ -112,6 +109,11 @@ class Role {
   virtual void Close() {}
 
   // ---- The agent API ----
+  // Edge: serves a new session (generation 1). Vehicle: accepts its edges (its key).
+  virtual absl::StatusOr<v1::Session> OpenSession(const v1::OpenSessionRequest& /*request*/,
+                                                  absl::Time /*now*/) {
+    return NotAnEdge();
+  }
   virtual absl::StatusOr<v1::Session> ImportState(const v1::SessionState& /*state*/,
                                                   absl::Time /*now*/) {
     return NotAnEdge();

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/proto_time.h"
+#include "common/status_macros.h"
 #include "dataplane/daemon/proximity_reporter.h"
 #include "common/grpc_client.h"
 
@@ -38,7 +39,7 @@ VehicleRole::VehicleRole(RoleEnv env, SinkFactory make_sink)
       sinks_(env.config.sinks(), std::move(make_sink), env.publish),
       prober_(env.endpoint),
       engine_(
-          env.endpoint, std::move(env.auth),
+          env.endpoint,
           VehicleEngine::Options{
               .deliver = [this](uint64_t s, uint32_t f, absl::string_view d) { Deliver(s, f, d); },
               .on_drop =
@@ -142,8 +143,8 @@ v1::Session VehicleRole::Describe(uint64_t session) const {
   v1::Session out;
   out.set_session_id(session);
   out.set_role(v1::ROLE_VEHICLE);
-  out.set_phase(v1::SESSION_PHASE_SERVING);
   std::vector<uint64_t> gens = engine_.Generations(session);
+  out.set_phase(gens.empty() ? v1::SESSION_PHASE_CONNECTING : v1::SESSION_PHASE_SERVING);
   if (!gens.empty()) out.set_generation(gens.back());
   for (const auto& [fid, f] : engine_.Flows(session)) {
     v1::FlowStatus* fl = out.add_flows();
@@ -162,6 +163,17 @@ v1::Session VehicleRole::Describe(uint64_t session) const {
     }
   }
   return out;
+}
+
+absl::StatusOr<v1::Session> VehicleRole::OpenSession(const v1::OpenSessionRequest& r,
+                                                     absl::Time) {
+  if (!r.vehicle_addresses().empty() || r.vehicle_port() != 0 || !r.flows().empty()) {
+    return absl::InvalidArgumentError(
+        "a vehicle's OpenSession takes session_id and session_key only: its edges bring the "
+        "flows (open the session at an edge, or through the SMM's CreateSession)");
+  }
+  SMIG_RETURN_IF_ERROR(engine_.AdmitSession(r.session_id(), r.session_key()));
+  return Describe(r.session_id());
 }
 
 absl::StatusOr<v1::Session> VehicleRole::GetSession(uint64_t session) {

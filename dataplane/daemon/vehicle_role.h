@@ -54,6 +54,10 @@ class VehicleRole final : public Role {
   void ExportMetrics() override;
   void Close() override { sinks_.CloseAll(); }
 
+  // Admits the session: its key, nothing else (INVALID_ARGUMENT for anything an edge
+  // would need; ALREADY_EXISTS for the session with another key).
+  absl::StatusOr<v1::Session> OpenSession(const v1::OpenSessionRequest& request,
+                                          absl::Time now) override;
   absl::StatusOr<v1::Session> GetSession(uint64_t session) override;
   std::vector<v1::Session> ListSessions() override;
   proximity::v1::ProximityReport MeasureProximity(

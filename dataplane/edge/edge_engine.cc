@@ -21,8 +21,8 @@ constexpr absl::Duration kFullBufferRetry = absl::Milliseconds(1);
 constexpr size_t kAlignFrames = 32;
 }  // namespace
 
-EdgeEngine::EdgeEngine(transport::Endpoint& endpoint, HelloAuthenticator auth, Options options)
-    : endpoint_(endpoint), auth_(std::move(auth)), options_(std::move(options)) {}
+EdgeEngine::EdgeEngine(transport::Endpoint& endpoint, Options options)
+    : endpoint_(endpoint), options_(std::move(options)) {}
 
 absl::Status EdgeEngine::Serve(const v1::SessionState& state, absl::Time now) {
   const uint64_t id = state.session_id();
@@ -47,9 +47,11 @@ absl::Status EdgeEngine::Serve(const v1::SessionState& state, absl::Time now) {
     return absl::InvalidArgumentError(
         absl::StrCat("session ", id, " needs the vehicle's addresses and SCTP port"));
   }
+  SMIG_RETURN_IF_ERROR(CheckSessionKey(state.session_key(), absl::StrCat("session ", id)));
   Session s;
   s.state = state;
   s.state.set_server_id(options_.server_id);
+  s.auth.emplace(*HelloAuthenticator::Create(state.session_key()));
   s.link = std::make_unique<RedundantLink>(endpoint_, id, state.redundancy());
   for (const v1::FlowState& fs : state.flows()) {
     if (fs.flow_id() > 0xfffe) {
@@ -155,8 +157,8 @@ void EdgeEngine::Handle(const absl::StatusOr<std::optional<transport::Incoming>>
 
 void EdgeEngine::SendHello(Session& s, absl::Time now) {
   v1::ControlMessage hello;
-  *hello.mutable_hello() =
-      auth_.Sign(s.state.session_id(), options_.server_id, s.state.generation());
+  s.hello = s.auth->Sign(s.state.session_id(), options_.server_id, s.state.generation());
+  *hello.mutable_hello() = s.hello;
   FillPositions(s, hello.mutable_hello()->mutable_positions());
   FrameHeader h{.kind = FrameKind::kControl, .session_id = s.state.session_id()};
   absl::Status st =
@@ -204,6 +206,15 @@ bool EdgeEngine::AssociationGone(uint64_t session, absl::Time now, bool ended, b
 void EdgeEngine::OnControl(Session& s, const v1::ControlMessage& m, absl::Time now) {
   const google::protobuf::RepeatedPtrField<v1::FlowProgress>* flows = nullptr;
   if (m.has_hello_ack()) {
+    if (absl::Status ok = s.auth->VerifyAck(s.hello, m.hello_ack()); !ok.ok()) {
+      // Whoever answered does not hold the session key: it gets nothing, and the session
+      // connects again (the vehicle's radios are what the control plane gave).
+      const uint64_t id = s.state.session_id();
+      LOG(WARNING) << "session " << id << ": " << ok.message() << "; association aborted";
+      if (options_.on_error) options_.on_error(id, std::string(ok.message()));
+      AssociationGone(id, now, /*ended=*/false, /*rotate=*/true);
+      return;
+    }
     s.acked = true;
     s.position_due = m.hello_ack().accepts_edge_position();
     flows = &m.hello_ack().flows();
@@ -439,6 +450,8 @@ absl::StatusOr<v1::SessionState> EdgeEngine::Export(uint64_t session, absl::Time
   const Session& s = it->second;
   v1::SessionState out = s.state;
   out.set_generation(s.state.generation() + 1);  // the generation the next edge will serve
+  out.set_session_key(
+      RatchetSessionKey(s.state.session_key(), s.state.generation(), out.generation()));
   out.clear_flows();
   *out.mutable_exported_at() = ToProtoTimestamp(now);
   for (const auto& [fid, f] : s.flows) {

@@ -6,7 +6,7 @@
 // checkpoint the next edge can serve from, and releases a session with a graceful
 // shutdown.
 //
-//   EdgeEngine edge(endpoint, auth, {.server_id = "edge-a", .make_source = ...});
+//   EdgeEngine edge(endpoint, {.server_id = "edge-a", .make_source = ...});
 //   edge.Serve(state, absl::Now());                 // OpenSession / ImportState
 //   while (running) {
 //     edge.Handle(endpoint.Receive(edge.NextWait(absl::Now())), absl::Now());
@@ -71,7 +71,7 @@ class EdgeEngine {
     absl::Duration release_timeout = absl::Seconds(10);
   };
 
-  EdgeEngine(transport::Endpoint& endpoint, HelloAuthenticator auth, Options options);
+  EdgeEngine(transport::Endpoint& endpoint, Options options);
 
   // Starts serving `state` from its checkpoint. ALREADY_EXISTS if the session is served
   // here, INVALID_ARGUMENT for a state without flows or vehicle addresses, FAILED_PRECONDITION
@@ -152,7 +152,10 @@ class EdgeEngine {
   struct Session {
     v1::SessionState state;
     std::optional<transport::AssocId> assoc;
-    bool acked = false;     // the vehicle accepted our HELLO
+    // Signs with the session key of state.generation (state.session_key).
+    std::optional<HelloAuthenticator> auth;
+    v1::Hello hello;        // the last HELLO sent: its answer must be for it
+    bool acked = false;     // the vehicle accepted our HELLO (and proved it holds the key)
     // Its HelloAck asked for an EdgePosition, not sent yet (the send buffer was full).
     bool position_due = false;
     bool releasing = false;
@@ -200,7 +203,6 @@ class EdgeEngine {
   void Advance(Flow& f, const media::Chunk& c, absl::Time due);
 
   transport::Endpoint& endpoint_;
-  HelloAuthenticator auth_;
   Options options_;
   std::map<uint64_t, Session> sessions_;
   std::map<transport::AssocId, uint64_t> by_assoc_;

@@ -8,9 +8,43 @@ namespace smig::dataplane {
 
 namespace tv1 = transport::v1;
 
-VehicleEngine::VehicleEngine(transport::Endpoint& endpoint, HelloAuthenticator auth,
-                             Options options)
-    : endpoint_(endpoint), auth_(std::move(auth)), options_(std::move(options)) {}
+VehicleEngine::VehicleEngine(transport::Endpoint& endpoint, Options options)
+    : endpoint_(endpoint), options_(std::move(options)) {}
+
+absl::Status VehicleEngine::AdmitSession(uint64_t session, std::string key) {
+  if (session == 0) return absl::InvalidArgumentError("session_id 0 is reserved");
+  if (absl::Status s = CheckSessionKey(key, absl::StrCat("session ", session)); !s.ok()) {
+    return s;
+  }
+  auto [it, fresh] = sessions_.try_emplace(session);
+  if (!fresh) {
+    if (it->second.admitted_key == key) return absl::OkStatus();
+    return absl::AlreadyExistsError(
+        absl::StrCat("session ", session, " was given to this vehicle with another key"));
+  }
+  it->second.admitted_key = key;
+  it->second.key = std::move(key);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<HelloAuthenticator> VehicleEngine::KeyFor(const Session& s,
+                                                         const v1::Hello& hello) const {
+  if (hello.generation() < s.key_generation) {
+    return absl::FailedPreconditionError("stale_generation");
+  }
+  if (hello.generation() - s.key_generation > kMaxGenerationsAhead) {
+    return absl::PermissionDeniedError("bad_hello");
+  }
+  return HelloAuthenticator::Create(
+      RatchetSessionKey(s.key, s.key_generation, hello.generation()));
+}
+
+void VehicleEngine::AdvanceKey(Session& s, uint64_t generation) {
+  if (generation <= s.key_generation) return;
+  s.key = RatchetSessionKey(std::move(s.key), s.key_generation, generation);
+  s.key_generation = generation;
+  s.nonces.erase(s.nonces.begin(), s.nonces.lower_bound(generation));
+}
 
 void VehicleEngine::Handle(const absl::StatusOr<std::optional<transport::Incoming>>& in,
                            absl::Time now) {
@@ -92,23 +126,27 @@ void VehicleEngine::OnMessage(const transport::Message& m, absl::Time now) {
 }
 
 void VehicleEngine::OnHello(transport::AssocId assoc, const v1::Hello& hello, absl::Time now) {
-  if (absl::Status s = auth_.Verify(hello); !s.ok()) {
+  auto refuse = [&](absl::string_view reason) {
     ++counters_.hello_rejected;
-    Drop(assoc, "bad_hello", true);
-    return;
-  }
-  Session& s = sessions_[hello.session_id()];
+    Drop(assoc, reason, true);
+  };
+  auto sit = sessions_.find(hello.session_id());
+  if (sit == sessions_.end()) return refuse("unknown_session");  // no key: not ours
+  Session& s = sit->second;
+  absl::StatusOr<HelloAuthenticator> auth = KeyFor(s, hello);
+  if (!auth.ok()) return refuse(auth.status().message());
+  if (!auth->Verify(hello).ok()) return refuse("bad_hello");
   if (s.any_contiguous && hello.generation() < s.contiguous_generation) {
-    ++counters_.hello_rejected;
-    Drop(assoc, "stale_generation", true);
-    return;
+    return refuse("stale_generation");
+  }
+  // A HELLO is good for one association: a recorded one played again is not an edge.
+  if (!s.nonces[hello.generation()].insert(hello.nonce()).second) {
+    return refuse("replayed_hello");
   }
   for (const auto& [other, generation] : s.assocs) {
     if (generation == hello.generation()) {
       // Two edges claim the same session and generation: only one state can be current.
-      ++counters_.hello_rejected;
-      Drop(assoc, "conflicting_claim", true);
-      return;
+      return refuse("conflicting_claim");
     }
   }
   // A new generation is a migration starting: measure the player's pauses from here.
@@ -120,6 +158,7 @@ void VehicleEngine::OnHello(transport::AssocId assoc, const v1::Hello& hello, ab
   v1::ControlMessage ack;
   ack.mutable_hello_ack()->set_session_id(hello.session_id());
   ack.mutable_hello_ack()->set_accepts_edge_position(true);
+  auth->SignAck(hello, *ack.mutable_hello_ack());
   FillProgress(hello.session_id(), s, ack.mutable_hello_ack()->mutable_flows());
   SendControl(assoc, hello.session_id(), ack);
   // On an idle session (a paused feed, a finished file) the edge's word alone confirms it:
@@ -211,6 +250,7 @@ void VehicleEngine::CheckContiguous(uint64_t session_id, Session& s, absl::Time 
   }
   s.any_contiguous = true;
   s.contiguous_generation = newest;
+  AdvanceKey(s, newest);
   if (options_.on_contiguous) {
     absl::Duration stall = absl::ZeroDuration();
     for (const auto& [id, flow] : s.flows) stall = std::max(stall, flow->reassembler.window_max_gap());

@@ -1,15 +1,19 @@
 // VehicleEngine: the vehicle side of the data plane, over one transport::Endpoint that the
 // edges connect to. It
-//  - checks each association's HELLO (HMAC) and binds the association to one session and
-//    generation, aborting associations whose HELLO is wrong, missing or conflicting;
+//  - accepts the sessions it is given (AdmitSession: the session key), checks each
+//    association's HELLO with that session's key of the HELLO's generation, answers with a
+//    HelloAck that proves it holds the key, and binds the association to one session and
+//    generation, aborting associations whose HELLO is wrong, replayed, missing, for a
+//    session it was not given, or conflicting;
 //  - drops and counts frames that fail validation, so nothing from them reaches the player;
 //  - merges every association's DATA frames per flow through a FlowReassembler and hands
 //    each payload to `deliver` exactly once, in order;
 //  - answers HELLOs with the player's position, reports Progress, and says when the newest
 //    generation's association carries every flow contiguously (make-before-break).
 //
-//   VehicleEngine engine(endpoint, auth, {.deliver = [&](uint64_t s, uint32_t f,
-//                                                        absl::string_view data) {...}});
+//   VehicleEngine engine(endpoint, {.deliver = [&](uint64_t s, uint32_t f,
+//                                                  absl::string_view data) {...}});
+//   engine.AdmitSession(session_id, key);   // the key its creator got from the SMM
 //   while (running) engine.Handle(endpoint.Receive(absl::Milliseconds(10)), absl::Now());
 //
 // Not thread-safe: one loop owns it. `endpoint` must outlive it.
@@ -20,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -68,7 +73,11 @@ class VehicleEngine {
   static constexpr const char* kDropReasons[] = {
       "too_short", "bad_magic", "bad_version", "bad_kind", "bad_length", "bad_control",
       "unexpected_control", "duplicate_hello", "no_hello", "wrong_session", "wrong_stream",
-      "bad_hello", "stale_generation", "conflicting_claim", "control_send_failed"};
+      "bad_hello", "stale_generation", "conflicting_claim", "control_send_failed",
+      "unknown_session", "replayed_hello"};
+  // How many generations past the last confirmed one a HELLO may claim: each costs one
+  // HMAC to check, and a forged claim must stay cheap to refuse.
+  static constexpr uint64_t kMaxGenerationsAhead = 1024;
   // Why frames or associations were refused; the names label smig_frames_dropped_total.
   struct Counters {
     std::map<std::string, uint64_t> dropped;  // reason -> frames
@@ -81,7 +90,12 @@ class VehicleEngine {
     size_t buffered_frames = 0;
   };
 
-  VehicleEngine(transport::Endpoint& endpoint, HelloAuthenticator auth, Options options);
+  VehicleEngine(transport::Endpoint& endpoint, Options options);
+
+  // Accepts `session`'s edges from now on: `key` is its session key of generation 1
+  // (kSessionKeySize bytes; INVALID_ARGUMENT otherwise). Again with the same key: OK;
+  // with another: ALREADY_EXISTS.
+  absl::Status AdmitSession(uint64_t session, std::string key);
 
   // Feeds what Endpoint::Receive() returned (messages, events, or nothing).
   void Handle(const absl::StatusOr<std::optional<transport::Incoming>>& in, absl::Time now);
@@ -89,6 +103,7 @@ class VehicleEngine {
   void Tick(absl::Time now);
 
   const Counters& counters() const { return counters_; }
+  // The sessions admitted (with or without an association).
   std::vector<uint64_t> Sessions() const;
   std::map<uint32_t, FlowView> Flows(uint64_t session) const;
   // The generations that have a live association, per session.
@@ -123,6 +138,14 @@ class VehicleEngine {
     std::map<uint64_t, Coverage> coverage;  // generation -> range
   };
   struct Session {
+    // The key as admitted (generation 1), and the key of key_generation: the newest
+    // generation confirmed contiguous. HELLOs of older generations are refused; newer ones
+    // are checked with the key ratcheted forward. So the old and the new edge of a
+    // migration are both accepted during its overlap, and the old one no more after it.
+    std::string admitted_key;
+    std::string key;
+    uint64_t key_generation = 1;
+    std::map<uint64_t, std::set<std::string>> nonces;  // generation -> HELLO nonces seen
     std::map<uint32_t, std::unique_ptr<Flow>> flows;
     std::map<transport::AssocId, uint64_t> assocs;  // association -> generation
     uint64_t contiguous_generation = 0;
@@ -152,8 +175,13 @@ class VehicleEngine {
   // contiguity_settle, or twice the largest srtt of the generation's association.
   absl::Duration Settle(const Session& s, uint64_t generation) const;
 
+  // A HELLO's authenticator: its session's key ratcheted to its generation; the drop
+  // reason if it cannot be checked.
+  absl::StatusOr<HelloAuthenticator> KeyFor(const Session& s, const v1::Hello& hello) const;
+  // The newest generation is confirmed: its key becomes the base, older nonces go.
+  static void AdvanceKey(Session& s, uint64_t generation);
+
   transport::Endpoint& endpoint_;
-  HelloAuthenticator auth_;
   Options options_;
   Counters counters_;
   std::map<transport::AssocId, Claim> claims_;

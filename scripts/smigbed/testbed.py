@@ -281,7 +281,7 @@ class Bed:
                 return None
             time.sleep(0.1)
 
-    def _start_edge(self, edge, key_file):
+    def _start_edge(self, edge):
         i = self.edges.index(edge) + 1
         links = "; ".join(f"{r} dev {r}" for r in RADIOS)
         self._spawn(f"linkemu-{edge}", edge,
@@ -291,8 +291,7 @@ class Bed:
         self._await_line(f"linkemu-{edge}", '"ready"')
         conf = {"role": "ROLE_EDGE", "server_id": edge, "local_addresses": self.edge_addresses(edge),
                 "sctp_stack": self.stack, "probe_port": PROBE_PORT, "grpc_address": self.sock(edge),
-                "metrics_address": self.metrics_address(edge), "deployment_key_file": key_file,
-                "max_sessions": 16}
+                "metrics_address": self.metrics_address(edge), "max_sessions": 16}
         if self.stack == "userland":
             conf["udp_encaps_port"] = 9899
         if self.failover:
@@ -308,9 +307,6 @@ class Bed:
         media_dir = os.environ.get("SMIG_MEDIA_DIR") or os.path.join(BUILD, "media")
         os.makedirs(media_dir, exist_ok=True)
         self.media = make_media(os.path.join(media_dir, f"testsrc2-{media_seconds}s.ts"), media_seconds)
-        key_file = os.path.join(self.run, "deployment.key")
-        with open(key_file, "w") as f:
-            f.write(os.urandom(24).hex())
         self.build_network()
 
         servers = [{"id": e, "agent_address": self.sock(e), "sctp_addresses": self.edge_addresses(e),
@@ -338,7 +334,7 @@ class Bed:
                 raise RuntimeError(f"no {service} replica leads 15 s after start (etcd at "
                                    f"{ETCD_CLIENT} in {self.ns['air']}; see {self.logs})")
         for e in self.edges:
-            self._start_edge(e, key_file)
+            self._start_edge(e)
 
         # The player side: recorder -> decoder, then the vehicle that feeds them.
         self._spawn("decoder", "veh", [
@@ -360,7 +356,7 @@ class Bed:
         radios = [f"{SUBNET['dsrc']}.0.2", f"{SUBNET['cell']}.0.2"]  # dsrc first: the primary
         vconf = {"role": "ROLE_VEHICLE", "local_addresses": radios, "sctp_port": VEHICLE_PORT,
                  "sctp_stack": self.stack, "grpc_address": self.sock("vehicle"),
-                 "metrics_address": self.metrics_address("vehicle"), "deployment_key_file": key_file,
+                 "metrics_address": self.metrics_address("vehicle"),
                  "sinks": {"0": {"udp": f"127.0.0.1:{PLAYER_PORT}"}},
                  "proximity": {"pmm_address": self.sock("proximity"), "vehicle_id": VEHICLE_ID,
                                "interval": report_interval}}
@@ -381,7 +377,9 @@ class Bed:
         if redundancy is not None:
             req["redundancy"] = "REDUNDANCY_POLICY_" + redundancy.upper()
         self.t0 = time.time()
-        return self.smigctl("session", "create", "--json=" + json.dumps(req))
+        # The SMM mints the session's key; smigctl hands it to the vehicle (docs/protocol.md).
+        return self.smigctl("session", "create", "--json=" + json.dumps(req),
+                            "--vehicle-agent=" + self.sock("vehicle"))
 
     # ---------------------------------------------------------------- control
     def smigctl(self, *args, check=True):

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/proto_time.h"
+#include "dataplane/protocol/hello.h"
 #include "common/status_macros.h"
 
 namespace smig::migrator {
@@ -185,6 +186,9 @@ absl::StatusOr<v1::Session> MigratorEngine::CreateSession(const v1::CreateSessio
   *open.mutable_flows() = req.flows();
   open.set_redundancy(redundancy);
   open.set_fencing_token(token);
+  // The session's key: the edge keeps it in the session's state (it moves with it), the
+  // caller hands it to the vehicle; this SMM keeps no copy.
+  open.set_session_key(dataplane::MintSessionKey());
   absl::StatusOr<dv1::Session> opened = edge->OpenSession(open);
   if (!opened.ok()) {
     if (journal_) {
@@ -206,7 +210,9 @@ absl::StatusOr<v1::Session> MigratorEngine::CreateSession(const v1::CreateSessio
     }
   }
   created = s;
-  return s;
+  v1::Session answer = s;  // the caller's copy alone carries the key
+  answer.set_session_key(open.session_key());
+  return answer;
 }
 
 absl::StatusOr<std::vector<v1::Session>> MigratorEngine::ListSessions() const {

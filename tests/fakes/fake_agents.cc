@@ -94,6 +94,12 @@ int FakeAgent::releases() const {
   return releases_;
 }
 
+std::string FakeAgent::opened_key(uint64_t session) const {
+  absl::MutexLock lock(&mu_);
+  auto it = opened_key_.find(session);
+  return it == opened_key_.end() ? "" : it->second;
+}
+
 dv1::RedundancyPolicy FakeAgent::opened_redundancy(uint64_t session) const {
   absl::MutexLock lock(&mu_);
   auto it = opened_redundancy_.find(session);
@@ -121,6 +127,7 @@ absl::StatusOr<dv1::Session> FakeAgent::OpenSession(const dv1::OpenSessionReques
     return absl::AlreadyExistsError(absl::StrCat("session ", r.session_id(), " is already served here"));
   }
   opened_redundancy_[r.session_id()] = r.redundancy();
+  opened_key_[r.session_id()] = r.session_key();
   return Describe(id_, r.session_id(), 1);
 }
 

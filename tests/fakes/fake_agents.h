@@ -70,6 +70,8 @@ class FakeAgent : public Agent {
   int releases() const;
   // The redundancy policy the last OpenSession of `session` asked for.
   dv1::RedundancyPolicy opened_redundancy(uint64_t session) const;
+  // The session key OpenSession brought ("" if none was opened).
+  std::string opened_key(uint64_t session) const;
   // The fencing tokens the fenced calls carried, in order: "OpenSession 57", "ImportState 57",
   // "ReleaseSession 57" (refused ones too).
   std::vector<std::string> fenced_calls() const;
@@ -105,6 +107,7 @@ class FakeAgent : public Agent {
   int releases_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<uint64_t, uint64_t> sessions_ ABSL_GUARDED_BY(mu_);  // session -> generation
   std::map<uint64_t, dv1::RedundancyPolicy> opened_redundancy_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, std::string> opened_key_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> fenced_calls_ ABSL_GUARDED_BY(mu_);
   // When the vehicle will have confirmed each imported (session, generation).
   std::map<std::pair<uint64_t, uint64_t>, absl::Time> confirms_ ABSL_GUARDED_BY(mu_);

@@ -23,16 +23,23 @@ namespace tv1 = smig::transport::v1;
 
 enum Op : uint8_t { kControl, kRaw, kWait, kLose, kExport, kRelease, kServe, kOpCount };
 
-// What arrived at the vehicle: remembers the newest association, drops the rest.
-void Collect(FakeEndpoint& vehicle, std::optional<smig::transport::AssocId>& assoc) {
+// What arrived at the vehicle: remembers the newest association and the newest HELLO
+// (a HelloAck the input sends is signed for it, as a vehicle holding the key would), drops
+// the rest.
+void Collect(FakeEndpoint& vehicle, std::optional<smig::transport::AssocId>& assoc,
+             std::optional<v1::Hello>& hello) {
   for (int i = 0; i < 256; ++i) {
     auto in = vehicle.Receive(absl::ZeroDuration());
     if (!in.ok() || !in->has_value()) return;
     if (const auto* e = std::get_if<tv1::Event>(&**in)) {
       if (e->type() == tv1::EVENT_TYPE_ASSOC_UP) assoc = e->assoc_id();
-    } else {
-      assoc = std::get<smig::transport::Message>(**in).assoc;
+      continue;
     }
+    const auto& m = std::get<smig::transport::Message>(**in);
+    assoc = m.assoc;
+    absl::StatusOr<FrameView> f = DecodeFrame(m.data);
+    v1::ControlMessage c;
+    if (f.ok() && c.ParseFromString(std::string(f->payload)) && c.has_hello()) hello = c.hello();
   }
 }
 }  // namespace
@@ -46,19 +53,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       net.CreateEndpoint({.local_addresses = {"10.1.0.1"}, .listen = false});
   std::unique_ptr<FakeEndpoint> next_ep =
       net.CreateEndpoint({.local_addresses = {"10.2.0.1"}, .listen = false});
-  EdgeEngine edge(*edge_ep, smig::fuzz::Auth(),
+  EdgeEngine edge(*edge_ep,
                   {.server_id = "edge-a", .make_source = smig::fuzz::SourceFactory()});
   absl::Time now = absl::FromUnixSeconds(1'700'000'000);
   Check(edge.Serve(smig::fuzz::FreshSession(), now).ok(), "the seed session is served");
   std::optional<smig::transport::AssocId> assoc;
+  std::optional<v1::Hello> hello;
   for (int steps = 0; steps < 64 && in.remaining_bytes() > 0; ++steps) {
-    Collect(*vehicle, assoc);
+    Collect(*vehicle, assoc, hello);
     std::string wire;
     const uint16_t stream = in.ConsumeBool() ? 0 : in.ConsumeIntegralInRange<uint16_t>(1, 17);
     switch (in.ConsumeIntegralInRange<uint8_t>(0, kOpCount - 1)) {
       case kControl: {
         v1::ControlMessage m;
         (void)m.ParseFromString(in.ConsumeRandomLengthString(512));
+        if (m.has_hello_ack() && hello && in.ConsumeBool()) {
+          smig::fuzz::Auth(hello->generation()).SignAck(*hello, *m.mutable_hello_ack());
+        }
         const uint64_t session = in.ConsumeBool() ? smig::fuzz::kSession : in.ConsumeIntegral<uint64_t>();
         wire = smig::fuzz::ControlFrame(session, m);
         break;
@@ -80,7 +91,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         absl::StatusOr<v1::Session> described = edge.Describe(smig::fuzz::kSession);
         Check(described.ok(), "a served session can be described");
         // The next edge imports the checkpoint, as the SMM's migration does.
-        EdgeEngine next(*next_ep, smig::fuzz::Auth(),
+        EdgeEngine next(*next_ep,
                         {.server_id = "edge-b", .make_source = smig::fuzz::SourceFactory()});
         absl::Status imported = next.Serve(*state, now);
         Check(imported.ok(), "an exported checkpoint can be served by another edge");

@@ -17,11 +17,12 @@
 #include "smig/dataplane/v1/wire.pb.h"
 #include "tests/dataplane/edge/paced_source.h"
 #include "tests/fakes/fake_endpoint.h"
+#include "tests/fakes/session_keys.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace smig::fuzz {
 
-inline constexpr absl::string_view kKey = "fuzz-deployment-key-0123456789";
+inline const std::string kKey = dataplane::testing::TestSessionKey("fuzz-session-key");
 inline constexpr uint64_t kSession = 7;
 inline constexpr uint16_t kVehiclePort = 6000;
 
@@ -33,14 +34,17 @@ inline const bool kQuietLogs = [] {
   return true;
 }();
 
-inline dataplane::HelloAuthenticator Auth() {
-  return *dataplane::HelloAuthenticator::Create(std::string(kKey));
+// Signs as an edge of `generation` of kSession does (kKey is generation 1's).
+inline dataplane::HelloAuthenticator Auth(uint64_t generation = 1) {
+  return *dataplane::HelloAuthenticator::Create(
+      dataplane::RatchetSessionKey(kKey, 1, std::max<uint64_t>(generation, 1)));
 }
 
-// `hello` with a valid nonce and MAC under kKey (its positions kept), so the input reaches
-// the code behind the HMAC check.
+// `hello` with a valid nonce and MAC under kKey ratcheted to its generation (its positions
+// kept), so the input reaches the code behind the HMAC check. A generation past 64 is
+// signed with generation 1's key (the vehicle refuses it as it should: a wrong key).
 inline dataplane::v1::Hello Resign(const dataplane::v1::Hello& hello) {
-  dataplane::v1::Hello signed_hello = Auth().Sign(
+  dataplane::v1::Hello signed_hello = Auth(hello.generation() <= 64 ? hello.generation() : 1).Sign(
       hello.session_id(), hello.server_id().empty() ? "edge-f" : hello.server_id(),
       hello.generation());
   *signed_hello.mutable_positions() = hello.positions();
@@ -89,6 +93,7 @@ inline dataplane::v1::SessionState FreshSession() {
   s.set_format_version(1);
   s.set_session_id(kSession);
   s.set_generation(1);
+  s.set_session_key(kKey);
   s.add_vehicle_addresses("10.9.0.1");
   s.add_vehicle_addresses("10.9.1.1");
   s.set_vehicle_port(kVehiclePort);

@@ -163,8 +163,9 @@ int main() {
   auto vehicle_ep = net.CreateEndpoint(
       {.local_addresses = {"10.9.0.1", "10.9.1.1"}, .port = smig::fuzz::kVehiclePort});
   auto edge_ep = net.CreateEndpoint({.local_addresses = {"10.1.0.1"}, .listen = false});
-  VehicleEngine vehicle(*vehicle_ep, smig::fuzz::Auth(), {.deliver = [](auto...) {}});
-  EdgeEngine a(*edge_ep, smig::fuzz::Auth(),
+  VehicleEngine vehicle(*vehicle_ep, {.deliver = [](auto...) {}});
+  if (!vehicle.AdmitSession(smig::fuzz::kSession, smig::fuzz::kKey).ok()) return 1;
+  EdgeEngine a(*edge_ep,
                {.server_id = "edge-a", .make_source = smig::fuzz::SourceFactory()});
   absl::Time now = absl::FromUnixSeconds(1'700'000'000);
   fresh.set_redundancy(v1::REDUNDANCY_POLICY_ALWAYS);

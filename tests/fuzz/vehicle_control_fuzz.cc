@@ -55,7 +55,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   // (session, flow) -> the sequence of the last payload the player got
   std::map<std::pair<uint64_t, uint32_t>, uint64_t> delivered;
-  VehicleEngine vehicle(*vehicle_ep, smig::fuzz::Auth(),
+  VehicleEngine vehicle(*vehicle_ep,
                         {.deliver = [&](uint64_t session, uint32_t flow, absl::string_view d) {
                            const uint64_t seq = TagOf(d);
                            auto [last, first] = delivered.try_emplace({session, flow}, seq);
@@ -63,6 +63,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                              "each flow is delivered in order, once");
                            last->second = seq;
                          }});
+  smig::fuzz::Check(vehicle.AdmitSession(smig::fuzz::kSession, smig::fuzz::kKey).ok(),
+                    "the session is given");
   absl::Time now = absl::FromUnixSeconds(1'700'000'000);
   smig::fuzz::Drain(*vehicle_ep, vehicle, now);  // the associations come up
   for (int steps = 0; steps < 64 && in.remaining_bytes() > 0; ++steps) {

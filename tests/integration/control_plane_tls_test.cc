@@ -117,7 +117,6 @@ migrator::v1::CreateSessionRequest NewSession(uint64_t id, const std::string& me
 }
 
 TEST_F(ControlPlaneTlsTest, EveryHopSpeaksMutualTlsAndStrangersAreRefused) {
-  std::ofstream(dir_ + "/key") << "tls-test-deployment-key-0123456789";
   const std::string media = dir_ + "/media.ts";
   absl::StatusOr<std::string> made = testbed::Sh(
       "ffmpeg -loglevel error -y -f lavfi -i testsrc2=size=320x240:rate=25 -t 2 "
@@ -126,8 +125,7 @@ TEST_F(ControlPlaneTlsTest, EveryHopSpeaksMutualTlsAndStrangersAreRefused) {
   const std::string edge = Start(
       "edge-a", SMIG_DATAPLANE,
       absl::StrCat(R"("role":"ROLE_EDGE","server_id":"edge-a","local_addresses":["127.0.0.1"],)",
-                   R"("sctp_stack":"userland","udp_encaps_port":19899,"deployment_key_file":")",
-                   dir_, R"(/key",)", Tls()));
+                   R"("sctp_stack":"userland","udp_encaps_port":19899,)", Tls()));
   const std::string pmm = Start("proximity", SMIG_PROXIMITY, Tls());
   const std::string servers =
       absl::StrCat(R"("servers":[{"id":"edge-a","agent_address":")", edge, R"("}],)");
@@ -142,8 +140,7 @@ TEST_F(ControlPlaneTlsTest, EveryHopSpeaksMutualTlsAndStrangersAreRefused) {
   const std::string vehicle = Start(
       "vehicle", SMIG_DATAPLANE,
       absl::StrCat(R"("role":"ROLE_VEHICLE","local_addresses":["127.0.0.1"],"sctp_port":6998,)",
-                   R"("sctp_stack":"userland","udp_encaps_port":19900,"deployment_key_file":")",
-                   dir_, R"(/key","proximity":{"pmm_address":")", pmm,
+                   R"("sctp_stack":"userland","udp_encaps_port":19900,"proximity":{"pmm_address":")", pmm,
                    R"(","vehicle_id":"car-1","interval":"0.2s",)", ClientTls(), "},", Tls()));
   const std::string blind = Start("migrator-without-client-tls", SMIG_MIGRATOR,
                                   absl::StrCat(servers, Tls()));
@@ -156,6 +153,23 @@ TEST_F(ControlPlaneTlsTest, EveryHopSpeaksMutualTlsAndStrangersAreRefused) {
   grpc::Status st = migrator::v1::Migrator::NewStub(ops.Channel(smm))
                         ->CreateSession(Context().get(), NewSession(10, media), &created);
   ASSERT_TRUE(st.ok()) << st.error_message();
+  // Test -> vehicle agent: the session's key, as its creator hands it over; no listing
+  // of the SMM shows it.
+  EXPECT_EQ(created.session_key().size(), 32u);
+  dataplane::v1::OpenSessionRequest admit;
+  admit.set_session_id(10);
+  admit.set_session_key(created.session_key());
+  dataplane::v1::Session admitted;
+  st = dataplane::v1::DataplaneAgent::NewStub(ops.Channel(vehicle))
+           ->OpenSession(Context().get(), admit, &admitted);
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  migrator::v1::ListSessionsResponse smm_sessions;
+  st = migrator::v1::Migrator::NewStub(ops.Channel(smm))
+           ->ListSessions(Context().get(), migrator::v1::ListSessionsRequest(), &smm_sessions);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  for (const migrator::v1::Session& s : smm_sessions.sessions()) {
+    EXPECT_TRUE(s.session_key().empty());
+  }
   dataplane::v1::Session on_edge;
   dataplane::v1::GetSessionRequest get;
   get.set_session_id(10);

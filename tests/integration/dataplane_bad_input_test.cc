@@ -27,11 +27,10 @@ namespace {
 TEST_F(DataplaneTest, BadInputIsRefusedCountedAndNeverReachesThePlayer) {
   std::string good = MakeStream(6, "good");
   std::string other = MakeStream(6, "other", "smptebars");
-  std::ofstream(dir_ + "/evil-key") << "not-the-deployment-key-at-all";
   auto vehicle = StartVehicle();
   auto a = StartEdge("edge-a", 9899);
   auto b = StartEdge("edge-b", 9900);
-  auto evil = StartEdge("edge-evil", 9901, "evil-key");
+  auto evil = StartEdge("edge-evil", 9901);
   ASSERT_TRUE(vehicle && a && b && evil);
   grpc::ClientContext watch_ctx;
   auto watch = Stub("vehicle")->WatchEvents(&watch_ctx, v1::WatchEventsRequest());
@@ -51,8 +50,9 @@ TEST_F(DataplaneTest, BadInputIsRefusedCountedAndNeverReachesThePlayer) {
   auto garbage = Process::Start(net_->InB(cat), dir_ + "/garbage.log");
   ASSERT_TRUE(garbage.ok()) << garbage.status();
   (void)(*garbage)->Wait(absl::Seconds(15));
-  // 2. A HELLO signed with the wrong key.
-  Open("edge-evil", other, 7);
+  // 2. A HELLO signed with the wrong key: the vehicle holds session 7's, the edge another.
+  Open("edge-evil", other, 7, v1::REDUNDANCY_POLICY_UNSPECIFIED,
+       TestSessionKey("not session 7's key"));
   // 3. The real session, then a second edge claiming the same session and generation.
   Open("edge-a", good);
   absl::SleepFor(absl::Seconds(1));
@@ -147,36 +147,45 @@ TEST_F(DataplaneTest, BadInputIsRefusedCountedAndNeverReachesThePlayer) {
             << (errors.empty() ? "" : errors.front()) << "\n";
 }
 
-// SCTP peers that flood a vehicle with HELLOs while a session streams: forged ones, each
-// on a new association; a HELLO signed with the deployment key (a compromised car) followed
-// by thousands more on the same association; and validly signed claims to many sessions.
-// Every forged one is refused (association aborted), the repeats are dropped and counted,
-// and the streaming session arrives whole.
+// SCTP peers that flood a vehicle with HELLOs while a session streams (docs/protocol.md,
+// "Session keys"). Another car holds the key of its own session (A) only:
+//  - it claims this car's session (1) with it, each time on a new association, and sends a
+//    DATA frame after each HELLO (forged): every one refused as bad_hello, nothing played;
+//  - it claims 50 sessions this car was never given, signed with their keys (claims):
+//    refused as unknown_session, and the car keeps no session for any of them.
+// A holder of session 1's key (an edge of it) sends a HELLO of generation 2 and thousands
+// more on the same association (repeated): one answer, the rest duplicate_hello; and one
+// recorded HELLO of generation 3 is played again on new associations (replay): the first
+// is answered, every replay refused as replayed_hello. The streaming session arrives whole.
 TEST_F(DataplaneTest, HelloFloodsAreRefusedAndTheStreamGoesOn) {
   std::string in = MakeStream(10);
-  std::ofstream(dir_ + "/evil-key") << "not-the-deployment-key-at-all";
+  std::ofstream(dir_ + "/car-a-key") << TestSessionKey("car A's own session");
+  std::ofstream(dir_ + "/session-1-key") << SessionKey(1);
   auto vehicle = StartVehicle();
   auto edge = StartEdge("edge-a");
   ASSERT_TRUE(vehicle && edge);
   Open("edge-a", in);
   auto flood = [&](const std::string& name, const std::string& key, const std::string& mode,
-                   int count, uint64_t base, int udp_port) {
+                   int count, uint64_t base, int udp_port, std::vector<std::string> more) {
     std::vector<std::string> argv = {SMIG_HELLO_FLOOD, "--local=" + TwoHostNet::AddrB(1),
                                      "--peer=" + TwoHostNet::AddrA(1) + "," + TwoHostNet::AddrA(2),
                                      "--key-file=" + dir_ + "/" + key, "--mode=" + mode,
                                      absl::StrCat("--count=", count),
                                      absl::StrCat("--session-base=", base),
                                      "--sctp-stack=" + StackName()};
+    argv.insert(argv.end(), more.begin(), more.end());
     if (StackName() == "userland") argv.push_back(absl::StrCat("--udp-port=", udp_port));
     auto p = Process::Start(net_->InB(argv), dir_ + "/" + name + ".log");
     EXPECT_TRUE(p.ok()) << p.status();
     return p.ok() ? std::move(*p) : nullptr;
   };
-  auto forged = flood("forged", "evil-key", "each", 200, 5000, 9902);
-  auto repeated = flood("repeated", "key", "same", 5000, 6000, 9903);
-  auto claims = flood("claims", "key", "each", 50, 7000, 9904);
-  ASSERT_TRUE(forged && repeated && claims);
-  for (auto* p : {&forged, &repeated, &claims}) {
+  auto forged = flood("forged", "car-a-key", "each", 200, 1, 9902,
+                      {"--session-step=0", "--inject"});
+  auto claims = flood("claims", "car-a-key", "each", 50, 7000, 9904, {"--inject"});
+  auto repeated = flood("repeated", "session-1-key", "same", 5000, 1, 9903, {"--generation=2"});
+  auto replay = flood("replay", "session-1-key", "replay", 20, 1, 9905, {"--generation=3"});
+  ASSERT_TRUE(forged && repeated && claims && replay);
+  for (auto* p : {&forged, &repeated, &claims, &replay}) {
     EXPECT_EQ((*p)->Wait(absl::Seconds(120)).value_or(-1), 0) << (*p)->Stderr();
   }
   auto tally = [&](const std::string& name) {
@@ -185,14 +194,19 @@ TEST_F(DataplaneTest, HelloFloodsAreRefusedAndTheStreamGoesOn) {
     return out;
   };
   EXPECT_THAT(tally("forged"), ::testing::ContainsRegex(R"("acked":0,"aborted":(19[0-9]|200),)"));
+  EXPECT_THAT(tally("claims"), ::testing::ContainsRegex(R"("acked":0,"aborted":(4[5-9]|50),)"));
   EXPECT_THAT(tally("repeated"), ::testing::HasSubstr(R"("sent":5000,"acked":1,)"));
-  EXPECT_THAT(tally("claims"), ::testing::ContainsRegex(R"("acked":(4[5-9]|50),)"));
+  EXPECT_THAT(tally("replay"), ::testing::ContainsRegex(R"("acked":1,"aborted":1[5-9],)"));
 
   v1::Session session = WaitDelivered(std::filesystem::file_size(in));
   EXPECT_TRUE(Slurp(dir_ + "/out.ts") == Slurp(in)) << "the player got something else";
   std::string metrics = Metrics("vehicle", net_->ns_a());
   EXPECT_THAT(metrics, ::testing::ContainsRegex(
                            R"(smig_frames_dropped_total\{reason="bad_hello"\} (19[0-9]|200)\b)"));
+  EXPECT_THAT(metrics, ::testing::ContainsRegex(
+                           R"(smig_frames_dropped_total\{reason="unknown_session"\} (4[5-9]|50)\b)"));
+  EXPECT_THAT(metrics, ::testing::ContainsRegex(
+                           R"(smig_frames_dropped_total\{reason="replayed_hello"\} 1[5-9]\b)"));
   // At least the flood's 4,999 repeats (the tool shuts its association down gracefully, so
   // none is lost on the way). A fresh-clone CI run on a busy host (t3 timeouts, a path
   // event) counted one more than the flood sent; where it came from is not known.
@@ -206,6 +220,7 @@ TEST_F(DataplaneTest, HelloFloodsAreRefusedAndTheStreamGoesOn) {
   std::cout << "[result] the vehicle delivered session 1 whole ("
             << std::filesystem::file_size(dir_ + "/out.ts") << " bytes) and lists "
             << listed.sessions_size() << " sessions after the floods\n";
+  EXPECT_EQ(listed.sessions_size(), 1);  // no session for a claim it was not given
   for (auto* p : {&edge, &vehicle}) (*p)->Kill(SIGTERM);
   for (auto* p : {&edge, &vehicle}) EXPECT_EQ((*p)->Wait(absl::Seconds(10)).value_or(-1), 0);
 }

@@ -37,7 +37,6 @@ void DataplaneTest::SetUp() {
   std::replace(name.begin(), name.end(), '/', '-');
   dir_ = testbed::ScratchDir() + "/" + name;
   std::filesystem::create_directories(dir_);
-  std::ofstream(dir_ + "/key") << "integration-test-deployment-key";
 }
 
 void DataplaneTest::TearDown() {
@@ -52,12 +51,11 @@ std::unique_ptr<Process> DataplaneTest::StartVehicle(const std::string& udp_play
       "{", agent_config_extra_, R"("role":"ROLE_VEHICLE","local_addresses":[")", TwoHostNet::AddrA(1), R"(",")",
       TwoHostNet::AddrA(2), R"("],"sctp_port":6000,"sctp_stack":")", StackName(),
       R"(","grpc_address":"unix:)", dir_, R"(/vehicle.sock","metrics_address":"127.0.0.1:0",)",
-      R"("deployment_key_file":")", dir_, R"(/key","sinks":{"0":)", sink, "}}");
+      R"("sinks":{"0":)", sink, "}}");
   return Start(net_->InA({SMIG_DATAPLANE, "--config=" + dir_ + "/vehicle.json"}), "vehicle");
 }
 
 std::unique_ptr<Process> DataplaneTest::StartEdge(const std::string& name, int udp_port,
-                                                  const std::string& key,
                                                   const std::string& live_feed) {
   std::string encaps = StackName() == "userland"
                            ? absl::StrCat(R"("udp_encaps_port":)", udp_port, ",")
@@ -70,8 +68,7 @@ std::unique_ptr<Process> DataplaneTest::StartEdge(const std::string& name, int u
       "{", agent_config_extra_, R"("role":"ROLE_EDGE","server_id":")", name, R"(","local_addresses":[")",
       TwoHostNet::AddrB(1), R"(",")", TwoHostNet::AddrB(2), R"("],"sctp_stack":")",
       StackName(), R"(",)", encaps, R"("grpc_address":"unix:)", dir_, "/", name,
-      R"(.sock","metrics_address":"127.0.0.1:0","deployment_key_file":")", dir_, "/", key,
-      R"("})");
+      R"(.sock","metrics_address":"127.0.0.1:0"})");
   return Start(net_->InB({SMIG_DATAPLANE, "--config=" + dir_ + "/" + name + ".json"}), name);
 }
 
@@ -132,10 +129,27 @@ int DataplaneTest::DecodedFrames(const std::string& path) {
   return out.ok() ? std::atoi(out->c_str()) : -1;
 }
 
+std::string DataplaneTest::SessionKey(uint64_t session_id) {
+  return TestSessionKey(absl::StrCat("integration-session-", session_id, "/"));
+}
+
+grpc::Status DataplaneTest::Admit(uint64_t session_id, const std::string& key) {
+  v1::OpenSessionRequest admit;
+  admit.set_session_id(session_id);
+  admit.set_session_key(key);
+  grpc::ClientContext ctx;
+  v1::Session session;
+  return Stub("vehicle")->OpenSession(&ctx, admit, &session);
+}
+
 void DataplaneTest::Open(const std::string& edge, const std::string& source,
-                         uint64_t session_id, v1::RedundancyPolicy redundancy) {
+                         uint64_t session_id, v1::RedundancyPolicy redundancy,
+                         const std::string& edge_key) {
+  grpc::Status admitted = Admit(session_id, SessionKey(session_id));
+  ASSERT_TRUE(admitted.ok()) << admitted.error_message();
   v1::OpenSessionRequest open;
   open.set_session_id(session_id);
+  open.set_session_key(edge_key.empty() ? SessionKey(session_id) : edge_key);
   open.set_redundancy(redundancy);
   open.add_vehicle_addresses(TwoHostNet::AddrA(1));
   open.add_vehicle_addresses(TwoHostNet::AddrA(2));

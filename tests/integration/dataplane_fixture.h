@@ -25,6 +25,7 @@
 #include "gtest/gtest.h"
 #include "smig/dataplane/v1/agent.grpc.pb.h"
 #include "tests/integration/host_stall_probe.h"
+#include "tests/fakes/session_keys.h"
 #include "tests/integration/testbed.h"
 
 namespace smig::dataplane::testing {
@@ -48,7 +49,6 @@ class DataplaneTest : public ::testing::Test {
   // An edge in namespace B; edges sharing B need their own UDP encapsulation port.
   // `live_feed`: "name=ip:port", a standing feed it ingests.
   std::unique_ptr<Process> StartEdge(const std::string& name, int udp_port = 9899,
-                                     const std::string& key = "key",
                                      const std::string& live_feed = "");
   std::unique_ptr<Process> Start(const std::vector<std::string>& argv, const std::string& name);
   // One channel per daemon, kept like the SMM keeps its agents' (a channel per call would
@@ -63,8 +63,15 @@ class DataplaneTest : public ::testing::Test {
 
   // Opens session 1 on `edge` with one flow from a file, from live UDP at "udp:ip:port",
   // or from a standing live feed "feed:name", with a redundancy policy (unset: auto).
+  // The vehicle is given the session's key first (SessionKey), as its creator does; the
+  // edge gets `edge_key` if given (another key: an edge the vehicle must refuse).
   void Open(const std::string& edge, const std::string& source, uint64_t session_id = 1,
-            v1::RedundancyPolicy redundancy = v1::REDUNDANCY_POLICY_UNSPECIFIED);
+            v1::RedundancyPolicy redundancy = v1::REDUNDANCY_POLICY_UNSPECIFIED,
+            const std::string& edge_key = "");
+  // The key of a session in these tests (32 bytes, made from its id).
+  static std::string SessionKey(uint64_t session_id);
+  // The vehicle's OpenSession: it accepts `session_id`'s edges, signed with `key`.
+  grpc::Status Admit(uint64_t session_id, const std::string& key);
   static int ContinuityErrors(const std::string& decoder_log);
   v1::SessionState Export(const std::string& edge);
   grpc::Status Import(const std::string& edge, const v1::SessionState& state);

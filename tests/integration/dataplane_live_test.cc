@@ -70,8 +70,8 @@ TEST_F(DataplaneTest, LiveStreamMigratesBetweenEdgesIngestingTheSameFeed) {
       testbed::UdpRecorder::Start(net_->ns_b(), 5009);
   ASSERT_TRUE(reference.ok()) << reference.status();
   auto vehicle = StartVehicle("127.0.0.1:5004");
-  auto a = StartEdge("edge-a", 9899, "key", "channel-1=127.0.0.1:5000");
-  auto b = StartEdge("edge-b", 9900, "key", "channel-1=127.0.0.1:5001");
+  auto a = StartEdge("edge-a", 9899, "channel-1=127.0.0.1:5000");
+  auto b = StartEdge("edge-b", 9900, "channel-1=127.0.0.1:5001");
   ASSERT_TRUE(vehicle && a && b);
   Open("edge-a", "feed:channel-1");
 

@@ -60,6 +60,8 @@ TEST_F(DataplaneTest, TwoFlowsOfOneSessionEachArriveWhole) {
   v1::FlowState* f1 = open.add_flows();
   f1->set_flow_id(1);
   f1->mutable_source()->set_file(in1);
+  open.set_session_key(SessionKey(1));
+  ASSERT_TRUE(Admit(1, SessionKey(1)).ok());
   {
     grpc::ClientContext ctx;
     v1::Session session;

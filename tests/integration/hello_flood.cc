@@ -1,10 +1,14 @@
 // smig-hello-flood: a hostile SCTP peer for tests. It poses as an edge towards a vehicle
-// and floods it with HELLOs, signed with the key it is given (a wrong one: forged; the
-// deployment key: a compromised car), and prints one JSON line of what came back.
-//   --mode=each  a new association per HELLO, for session ids base, base+1, ...: connect,
-//                HELLO, wait up to 1 s for a HELLO_ACK or the abort, abort ourselves
-//   --mode=same  one association, one HELLO for `base`, then count-1 more on it at once,
-//                then a graceful shutdown, so that the vehicle receives every one of them
+// and floods it with HELLOs signed with the session key it is given (generation 1's, in
+// --key-file; ratcheted to --generation): another session's key, a car's own, or the
+// real one of the session it claims. It prints one JSON line of what came back.
+//   --mode=each    a new association per HELLO, for session ids base, base+step, ...:
+//                  connect, HELLO, then (--inject) a DATA frame for that session, wait up
+//                  to 1 s for a HELLO_ACK or the abort, abort ourselves
+//   --mode=same    one association, one HELLO for `base`, then count-1 more on it at once,
+//                  then a graceful shutdown, so that the vehicle receives every one of them
+//   --mode=replay  one signed HELLO for `base`, sent on a first association (then a
+//                  graceful shutdown), and the very same bytes on count-1 new ones
 #include <algorithm>
 #include <fstream>
 #include <initializer_list>
@@ -26,10 +30,13 @@ ABSL_FLAG(std::vector<std::string>, local, {}, "Local addresses to bind");
 ABSL_FLAG(std::vector<std::string>, peer, {}, "The vehicle's addresses");
 ABSL_FLAG(uint32_t, peer_port, 6000, "The vehicle's SCTP port");
 ABSL_FLAG(uint32_t, udp_port, 0, "Userland: our UDP encapsulation port");
-ABSL_FLAG(std::string, key_file, "", "The key HELLOs are signed with");
-ABSL_FLAG(std::string, mode, "each", "each or same");
+ABSL_FLAG(std::string, key_file, "", "The session key (32 bytes, generation 1's) to sign with");
+ABSL_FLAG(std::string, mode, "each", "each, same or replay");
 ABSL_FLAG(uint64_t, count, 100, "HELLOs to send");
 ABSL_FLAG(uint64_t, session_base, 1000, "The first session id claimed");
+ABSL_FLAG(uint64_t, session_step, 1, "each: the next HELLO's session id is this much higher");
+ABSL_FLAG(uint64_t, generation, 1, "The generation claimed");
+ABSL_FLAG(bool, inject, false, "each: a DATA frame after every HELLO");
 
 namespace {
 
@@ -80,13 +87,20 @@ void Collect(Endpoint& ep, AssocId assoc, absl::Duration timeout, uint64_t expec
   t.acked += acks;
 }
 
-absl::Status SendHello(Endpoint& ep, AssocId assoc,
-                       const smig::dataplane::HelloAuthenticator& auth, uint64_t session) {
+// A CONTROL frame with a HELLO for `session`.
+std::string HelloFrame(const smig::dataplane::HelloAuthenticator& auth, uint64_t session) {
   smig::dataplane::v1::ControlMessage hello;
-  *hello.mutable_hello() = auth.Sign(session, "flood", 1);
+  *hello.mutable_hello() = auth.Sign(session, "flood", absl::GetFlag(FLAGS_generation));
   smig::dataplane::FrameHeader h{.kind = smig::dataplane::FrameKind::kControl,
                                  .session_id = session};
-  return ep.Send(assoc, {.stream = 0}, smig::dataplane::EncodeFrame(h, hello.SerializeAsString()));
+  return smig::dataplane::EncodeFrame(h, hello.SerializeAsString());
+}
+
+// What an injector would like the player to play: frame 0 of flow 0.
+absl::Status Inject(Endpoint& ep, AssocId assoc, uint64_t session) {
+  smig::dataplane::FrameHeader h{.kind = smig::dataplane::FrameKind::kData, .flow_id = 0,
+                                 .session_id = session, .sequence = 0};
+  return ep.Send(assoc, {.stream = 1}, smig::dataplane::EncodeFrame(h, "INJECTED"));
 }
 
 }  // namespace
@@ -97,7 +111,13 @@ int main(int argc, char** argv) {
   std::stringstream key;
   key << key_in.rdbuf();
   absl::StatusOr<smig::dataplane::HelloAuthenticator> auth =
-      smig::dataplane::HelloAuthenticator::Create(key.str());
+      smig::dataplane::HelloAuthenticator::Create(
+          smig::dataplane::RatchetSessionKey(key.str(), 1, absl::GetFlag(FLAGS_generation)));
+  const std::string mode = absl::GetFlag(FLAGS_mode);
+  if (mode != "each" && mode != "same" && mode != "replay") {
+    std::cerr << "--mode=" << mode << ": use each, same or replay\n";
+    return 2;
+  }
   absl::StatusOr<smig::transport::StackChoice> stack =
       smig::transport::ParseStackChoice(absl::GetFlag(FLAGS_sctp_stack));
   if (!auth.ok() || !stack.ok()) {
@@ -117,9 +137,11 @@ int main(int argc, char** argv) {
   const std::vector<std::string> peer = absl::GetFlag(FLAGS_peer);
   const uint16_t port = static_cast<uint16_t>(absl::GetFlag(FLAGS_peer_port));
   const uint64_t count = absl::GetFlag(FLAGS_count), base = absl::GetFlag(FLAGS_session_base);
-  const bool each = absl::GetFlag(FLAGS_mode) == "each";
+  const uint64_t step = absl::GetFlag(FLAGS_session_step);
+  const bool same = mode == "same";
+  const std::string replayed = HelloFrame(*auth, base);  // replay: every association's
   Tally t;
-  for (uint64_t i = 0; i < (each ? count : 1); ++i) {
+  for (uint64_t i = 0; i < (same ? 1 : count); ++i) {
     absl::StatusOr<AssocId> assoc = (*ep)->Connect(peer, port);
     if (!assoc.ok() ||
         AwaitEvent(**ep, *assoc, absl::Seconds(2),
@@ -128,11 +150,14 @@ int main(int argc, char** argv) {
       ++t.failed;
       continue;
     }
-    for (uint64_t k = 0; k < (each ? 1 : count); ++k) {
-      if (SendHello(**ep, *assoc, *auth, base + i).ok()) ++t.sent;
+    const uint64_t session = mode == "each" ? base + i * step : base;
+    for (uint64_t k = 0; k < (same ? count : 1); ++k) {
+      const std::string frame = mode == "replay" ? replayed : HelloFrame(*auth, session);
+      if ((*ep)->Send(*assoc, {.stream = 0}, frame).ok()) ++t.sent;
     }
+    if (mode == "each" && absl::GetFlag(FLAGS_inject)) (void)Inject(**ep, *assoc, session);
     Collect(**ep, *assoc, absl::Seconds(1), 1, t);
-    if (each) {
+    if (mode == "each") {
       (void)(*ep)->Abort(*assoc);
     } else if ((*ep)->Shutdown(*assoc).ok()) {  // an abort would drop what is still queued
       AwaitEvent(**ep, *assoc, absl::Seconds(10),

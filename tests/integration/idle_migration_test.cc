@@ -106,8 +106,8 @@ TEST_F(IdleMigrationTest, AFinishedVodMigratesWithinTwoRttPlus20ms) {
 TEST_F(IdleMigrationTest, APausedLiveFeedMigratesWithinTwoRttPlus20ms) {
   std::string in = MakeStream(2);
   auto vehicle = StartVehicle();
-  auto a = StartEdge("edge-a", 9899, "key", "channel-1=127.0.0.1:5000");
-  auto b = StartEdge("edge-b", 9900, "key", "channel-1=127.0.0.1:5001");
+  auto a = StartEdge("edge-a", 9899, "channel-1=127.0.0.1:5000");
+  auto b = StartEdge("edge-b", 9900, "channel-1=127.0.0.1:5001");
   ASSERT_TRUE(vehicle && a && b);
   Open("edge-a", "feed:channel-1");
   std::string outputs = "[f=mpegts]udp://127.0.0.1:5000?pkt_size=1316&bitrate=2000000|"

@@ -111,6 +111,7 @@ absl::StatusOr<Command> ParseCommand(const std::vector<std::string>& words,
            CheckFlag(!flags.json.empty(), "json", v, name, {Verb::kPolicySet, Verb::kCreateSession}),
            CheckFlag(!flags.file.empty(), "file", v, name, {Verb::kPolicySet, Verb::kCreateSession}),
            CheckFlag(!flags.redundancy.empty(), "redundancy", v, name, {Verb::kCreateSession}),
+           CheckFlag(!flags.vehicle_agent.empty(), "vehicle-agent", v, name, {Verb::kCreateSession}),
        }) {
     if (!s.ok()) return s;
   }
@@ -145,6 +146,7 @@ absl::StatusOr<Command> ParseCommand(const std::vector<std::string>& words,
       flags.json.empty() == flags.file.empty()) {
     return Bad(absl::StrCat(name, ": give exactly one of --json='{...}' and --file=FILE"));
   }
+  c.vehicle_agent = flags.vehicle_agent;
   if (!flags.redundancy.empty()) {
     c.redundancy = dataplane::v1::REDUNDANCY_POLICY_UNSPECIFIED;
     for (auto p : {dataplane::v1::REDUNDANCY_POLICY_OFF, dataplane::v1::REDUNDANCY_POLICY_AUTO,
@@ -202,10 +204,14 @@ SMM (migrator)
   sessions                      sessions, their edge, generation, migration in flight
                                   smigctl sessions --output=json
   session create --json='{...}' | --file=FILE [--redundancy=off|auto|always]
+                 [--vehicle-agent=ADDRESS]
                                 open a session on an edge (CreateSessionRequest JSON);
                                 --redundancy: send it over two radio paths at once
                                 never, while the primary path is degraded (the
-                                default), or always
+                                default), or always; --vehicle-agent: hand the
+                                session's key to the vehicle's data plane (its agent
+                                API; without it the vehicle refuses the session's
+                                edges, and only --output=json shows the key)
                                   smigctl session create --redundancy=always --json='{
                                     "session_id":"1","vehicle_id":"car-1",
                                     "server_id":"edge-1","vehicle_port":6000,

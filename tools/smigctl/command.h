@@ -35,6 +35,7 @@ struct FlagValues {
   std::string json;  // policy set, session create
   std::string file;  // policy set, session create
   std::string redundancy;  // session create: off, auto or always
+  std::string vehicle_agent;  // session create: the vehicle data plane's agent address
 };
 
 enum class Verb {
@@ -73,6 +74,9 @@ struct Command {
   std::string file;
   // session create: overrides the JSON's "redundancy" unless UNSPECIFIED.
   dataplane::v1::RedundancyPolicy redundancy = dataplane::v1::REDUNDANCY_POLICY_UNSPECIFIED;
+  // session create: where to hand the session's key (the vehicle's agent API); empty: the
+  // key is only in the answer (--output=json shows it as session_key).
+  std::string vehicle_agent;
 };
 
 // `words` are the positional arguments after the program name. INVALID_ARGUMENT, saying

@@ -25,6 +25,7 @@
 #include "common/grpc_status.h"
 #include "common/replica_client.h"
 #include "common/status_macros.h"
+#include "smig/dataplane/v1/agent.grpc.pb.h"
 #include "smig/decision/v1/decision.grpc.pb.h"
 #include "smig/migrator/v1/migrator.grpc.pb.h"
 #include "smig/proximity/v1/proximity.grpc.pb.h"
@@ -53,6 +54,8 @@ ABSL_FLAG(std::string, json, "", "policy set: the policy as protobuf JSON");
 ABSL_FLAG(std::string, file, "", "policy set: a file holding the policy as protobuf JSON");
 ABSL_FLAG(std::string, redundancy, "",
           "session create: off, auto or always (two radio paths at once; default auto)");
+ABSL_FLAG(std::string, vehicle_agent, "",
+          "session create: the vehicle data plane's agent address, given the session's key");
 
 namespace {
 
@@ -227,6 +230,19 @@ class Ctl {
         if (!q.ok()) return Error(q.status());
         smm::Session r;
         if (!Call("CreateSession", &smm::Migrator::Stub::CreateSession, *q, r)) return 2;
+        if (!c_.vehicle_agent.empty()) {
+          if (absl::Status given = GiveKey(r); !given.ok()) {
+            std::cerr << "smigctl: session " << r.session_id() << " is open at "
+                      << r.server_id() << ", but its vehicle was not given its key: "
+                      << given.message() << "\n";
+            return 2;
+          }
+          r.clear_session_key();  // handed over: printed nowhere
+        } else if (c_.output == Output::kText) {
+          std::cerr << "smigctl: note: the vehicle accepts the session's edges only once it "
+                       "has the session's key: give --vehicle-agent, or take session_key from "
+                       "--output=json to its agent's OpenSession\n";
+        }
         smm::ListSessionsResponse one;
         *one.add_sessions() = r;
         return Print(r, RenderSessions(one));
@@ -242,6 +258,24 @@ class Ctl {
   absl::StatusOr<std::string> JsonArgument() {
     if (c_.file.empty()) return c_.json;
     return ReadFile(c_.file, "file");
+  }
+
+  // The vehicle's OpenSession with the session's id and key (its agent API).
+  absl::Status GiveKey(const smm::Session& created) {
+    SMIG_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> creds,
+                          Credentials(c_.vehicle_agent));
+    smig::dataplane::v1::DataplaneAgent::Stub stub(grpc::CreateChannel(c_.vehicle_agent, creds));
+    smig::dataplane::v1::OpenSessionRequest q;
+    q.set_session_id(created.session_id());
+    q.set_session_key(created.session_key());
+    smig::dataplane::v1::Session answer;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + c_.timeout));
+    grpc::Status s = stub.OpenSession(&ctx, q, &answer);
+    if (s.ok()) return absl::OkStatus();
+    return absl::Status(smig::FromGrpcStatus(s).code(),
+                        absl::StrCat("OpenSession at --vehicle-agent=", c_.vehicle_agent, ": ",
+                                     s.error_message()));
   }
 
   // Changes go to the leader of a replicated service, reads to any replica that answers
@@ -408,6 +442,7 @@ int main(int argc, char** argv) {
   f.json = absl::GetFlag(FLAGS_json);
   f.file = absl::GetFlag(FLAGS_file);
   f.redundancy = absl::GetFlag(FLAGS_redundancy);
+  f.vehicle_agent = absl::GetFlag(FLAGS_vehicle_agent);
   absl::StatusOr<Command> command =
       ParseCommand(std::vector<std::string>(positional.begin() + 1, positional.end()), f);
   if (!command.ok()) return UsageError(command.status());

@@ -17,6 +17,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/fake_endpoint.h"
+#include "tests/fakes/session_keys.h"
 #include "tests/integration/testbed.h"
 
 #include <fstream>
@@ -27,7 +28,7 @@ namespace {
 using google::protobuf::util::TimeUtil;
 using transport::testing::FakeNetwork;
 
-constexpr char kKey[] = "0123456789abcdef-deployment";
+const std::string kKey = testing::TestSessionKey("node-test");
 constexpr uint64_t kChunks = 300;
 constexpr absl::Duration kPeriod = absl::Milliseconds(3);
 
@@ -95,7 +96,6 @@ class NodeTest : public ::testing::Test {
     d.endpoint = net_.CreateEndpoint({.local_addresses = {addr}, .port = static_cast<uint16_t>(
                                           role == v1::ROLE_VEHICLE ? 6000 : 0),
                                       .listen = role == v1::ROLE_VEHICLE});
-    d.deployment_key = kKey;
     auto registry = std::make_shared<prometheus::Registry>();
     d.registry = registry;
     d.make_source = [](const v1::FlowState& f, absl::Time now) -> absl::StatusOr<std::unique_ptr<media::Source>> {
@@ -124,7 +124,19 @@ class NodeTest : public ::testing::Test {
     r.add_vehicle_addresses("10.9.0.1");
     r.set_vehicle_port(6000);
     r.add_flows()->mutable_source()->set_file("synthetic");
+    r.set_session_key(kKey);
     return r;
+  }
+  // The vehicle is given session 42 (its key), as its creator does.
+  static void Admit(Running& vehicle, uint64_t session = 42) {
+    grpc::ClientContext ctx;
+    v1::OpenSessionRequest r;
+    r.set_session_id(session);
+    r.set_session_key(kKey);
+    v1::Session s;
+    grpc::Status st = vehicle.stub->OpenSession(&ctx, r, &s);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ(s.role(), v1::ROLE_VEHICLE);
   }
 
   std::string Played() {
@@ -155,6 +167,7 @@ uint16_t FreeUdpPort() {
 
 TEST_F(NodeTest, OpenMigrateReleaseThroughTheAgentApiLosesAndRepeatsNothing) {
   Running vehicle = Start(v1::ROLE_VEHICLE, "car", "10.9.0.1", /*metrics=*/true);
+  Admit(vehicle);
   Running a = Start(v1::ROLE_EDGE, "edge-a", "10.1.0.1");
   Running b = Start(v1::ROLE_EDGE, "edge-b", "10.2.0.1");
 
@@ -280,7 +293,6 @@ TEST_F(NodeTest, LiveFeedsAreCheckedAtStart) {
     d.config.set_server_id("edge-a");
     (*d.config.mutable_live_feeds())[feed] = address;
     d.endpoint = net_.CreateEndpoint({.local_addresses = {"10.1.0.1"}, .listen = false});
-    d.deployment_key = kKey;
     return d;
   };
   absl::StatusOr<std::unique_ptr<DataplaneNode>> bad =
@@ -298,7 +310,6 @@ TEST_F(NodeTest, LiveFeedsAreCheckedAtStart) {
 TEST_F(NodeTest, UnknownRolesAndCallsARoleDoesNotServeAreRefusedByName) {
   DataplaneNode::Deps d;
   d.endpoint = net_.CreateEndpoint({.local_addresses = {"10.1.0.1"}, .listen = false});
-  d.deployment_key = kKey;
   absl::StatusOr<std::unique_ptr<DataplaneNode>> none = DataplaneNode::Start(std::move(d));
   EXPECT_EQ(none.status(), absl::InvalidArgumentError("role must be ROLE_EDGE or ROLE_VEHICLE"));
 
@@ -306,7 +317,7 @@ TEST_F(NodeTest, UnknownRolesAndCallsARoleDoesNotServeAreRefusedByName) {
   Running a = Start(v1::ROLE_EDGE, "edge-a", "10.1.0.1");
   const absl::Status not_an_edge =
       absl::FailedPreconditionError("this data plane is a vehicle, not an edge");
-  EXPECT_EQ(vehicle.node->OpenSession(Open()).status(), not_an_edge);
+  EXPECT_EQ(vehicle.node->OpenSession(Open()).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(vehicle.node->ExportState(42).status(), not_an_edge);
   EXPECT_EQ(vehicle.node->ReleaseSession(42, 0).status(), not_an_edge);
   EXPECT_TRUE(vehicle.node->ListSessions().empty());
@@ -423,6 +434,7 @@ TEST_F(NodeTest, CallsWithAnOlderFencingTokenAreRefusedAndChangeNothing) {
   other.set_format_version(1);
   other.set_session_id(44);
   other.set_generation(2);
+  other.set_session_key(kKey);
   other.add_vehicle_addresses("10.9.0.1");
   other.set_vehicle_port(6000);
   other.add_flows()->mutable_source()->set_file("synthetic");
@@ -463,6 +475,7 @@ TEST_F(NodeTest, CallsWithAnOlderFencingTokenAreRefusedAndChangeNothing) {
 TEST_F(NodeTest, MetricsPassPromtoolAndCountWhatHappened) {
   if (std::system("command -v promtool >/dev/null") != 0) GTEST_SKIP() << "needs promtool";
   Running vehicle = Start(v1::ROLE_VEHICLE, "car", "10.9.0.1", /*metrics=*/true);
+  Admit(vehicle);
   const uint16_t feed_port = FreeUdpPort();
   edge_live_feeds_ = {{"channel-1", absl::StrCat("127.0.0.1:", feed_port)}};
   Running a = Start(v1::ROLE_EDGE, "edge-a", "10.1.0.1", /*metrics=*/true);

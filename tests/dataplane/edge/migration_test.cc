@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "tests/dataplane/edge/paced_source.h"
 #include "tests/fakes/fake_endpoint.h"
+#include "tests/fakes/session_keys.h"
 
 namespace smig::dataplane {
 namespace {
@@ -29,17 +30,16 @@ using testing::kChunks;
 using testing::kPeriod;
 using testing::PacedSource;
 
-constexpr char kKey[] = "0123456789abcdef-deployment";
 constexpr uint64_t kSession = 5;
+const std::string kKey = testing::TestSessionKey("migration-test");
 class MigrationTest : public ::testing::Test {
  protected:
   void SetUp() override {
     vehicle_ep_ = net_.CreateEndpoint({.local_addresses = {"10.9.0.1", "10.9.1.1"}, .port = 6000});
     a_ep_ = net_.CreateEndpoint({.local_addresses = {"10.1.0.1"}, .listen = false});
     b_ep_ = net_.CreateEndpoint({.local_addresses = {"10.2.0.1"}, .listen = false});
-    auto auth = *HelloAuthenticator::Create(kKey);
     vehicle_ = std::make_unique<VehicleEngine>(
-        *vehicle_ep_, auth,
+        *vehicle_ep_,
         VehicleEngine::Options{
             .deliver = [this](uint64_t, uint32_t, absl::string_view d) {
               delivered_.emplace_back(d);
@@ -49,12 +49,13 @@ class MigrationTest : public ::testing::Test {
               last_delivery_ = now_;
             },
             .on_contiguous = [this](uint64_t, uint64_t g, absl::Duration) { contiguous_.push_back(g); }});
+    ASSERT_TRUE(vehicle_->AdmitSession(kSession, kKey).ok());
     a_ = std::make_unique<EdgeEngine>(
-        *a_ep_, auth,
+        *a_ep_,
         EdgeEngine::Options{.server_id = "edge-a", .make_source = Factory(),
                             .on_superseded = [this](uint64_t, uint64_t) { a_superseded_ = true; }});
     b_ = std::make_unique<EdgeEngine>(
-        *b_ep_, auth,
+        *b_ep_,
         EdgeEngine::Options{.server_id = "edge-b", .make_source = Factory(),
                             .on_superseded = [this](uint64_t, uint64_t) { superseded_ = true; }});
   }
@@ -64,6 +65,7 @@ class MigrationTest : public ::testing::Test {
     s.set_format_version(1);
     s.set_session_id(kSession);
     s.set_generation(1);
+    s.set_session_key(kKey);
     s.add_vehicle_addresses("10.9.0.1");
     s.add_vehicle_addresses("10.9.1.1");
     s.set_vehicle_port(6000);
@@ -77,7 +79,7 @@ class MigrationTest : public ::testing::Test {
   // run in Run().
   void UseEdgeAWithAShortHandshake() {
     a_ = std::make_unique<EdgeEngine>(
-        *a_ep_, *HelloAuthenticator::Create(kKey),
+        *a_ep_,
         EdgeEngine::Options{.server_id = "edge-a", .make_source = Factory(),
                             .on_error = [this](uint64_t session, const std::string& e) {
                               a_errors_.push_back({session, e});
@@ -260,10 +262,9 @@ TEST_F(MigrationTest, AReconnectSendsAgainWhatWasLostWithTheOldAssociation) {
 // loss, aborts what is left of it and connects again, and the vehicle's HelloAck has it
 // serve again what went into the void (defect 3) before the loss was noticed.
 TEST_F(MigrationTest, AnAssociationLostWithoutAnEventIsNoticedByItsSendErrors) {
-  auto auth = *HelloAuthenticator::Create(kKey);
   // No liveness checks: only the failing sends can tell.
   a_ = std::make_unique<EdgeEngine>(
-      *a_ep_, auth,
+      *a_ep_,
       EdgeEngine::Options{.server_id = "edge-a", .make_source = Factory(),
                           .liveness_interval = absl::InfiniteDuration()});
   a_pair_ = {a_.get(), a_ep_.get()};
@@ -365,6 +366,60 @@ TEST_F(MigrationTest, AVehicleThatNeverAnswersTroublesOnlyItsOwnSession) {
   }
 }
 
+// docs/protocol.md, "Session keys": whoever answers at the vehicle's addresses must prove
+// it holds the session key (the HelloAck's MAC) before the edge sends it anything. An
+// impostor that answers without the key, or with another one, gets no DATA frame; the edge
+// reports it and connects again.
+TEST_F(MigrationTest, AnAnswerWithoutTheSessionKeyGetsNoMedia) {
+  UseEdgeAWithAShortHandshake();
+  std::unique_ptr<FakeEndpoint> impostor =
+      net_.CreateEndpoint({.local_addresses = {"10.7.0.1"}, .port = 6000});
+  v1::SessionState state = Fresh();
+  state.clear_vehicle_addresses();
+  state.add_vehicle_addresses("10.7.0.1");
+  ASSERT_TRUE(a_->Serve(state, now_).ok());
+  int hellos = 0, data = 0;
+  for (int step = 0; step < 3000; ++step, now_ += absl::Milliseconds(1)) {
+    for (int i = 0; i < 100; ++i) {
+      auto in = a_ep_->Receive(absl::ZeroDuration());
+      bool more = in.ok() && in->has_value();
+      a_->Handle(in, now_);
+      if (!more) break;
+    }
+    a_->Pump(now_);
+    for (int i = 0; i < 100; ++i) {
+      auto in = impostor->Receive(absl::ZeroDuration());
+      if (!in.ok() || !in->has_value()) break;
+      const auto* m = std::get_if<transport::Message>(&**in);
+      if (m == nullptr) continue;
+      absl::StatusOr<FrameView> f = DecodeFrame(m->data);
+      ASSERT_TRUE(f.ok());
+      if (f->header.kind == FrameKind::kData) {
+        ++data;
+        continue;
+      }
+      v1::ControlMessage c;
+      ASSERT_TRUE(c.ParseFromString(std::string(f->payload)));
+      if (!c.has_hello()) continue;
+      // Answers as a vehicle would, but: once without a MAC, then with another key's.
+      v1::ControlMessage ack;
+      ack.mutable_hello_ack()->set_session_id(kSession);
+      ack.mutable_hello_ack()->set_accepts_edge_position(true);
+      if (hellos++ % 2 == 1) {
+        HelloAuthenticator::Create(testing::TestSessionKey("another session's key"))
+            ->SignAck(c.hello(), *ack.mutable_hello_ack());
+      }
+      FrameHeader h{.kind = FrameKind::kControl, .session_id = kSession};
+      (void)impostor->Send(m->assoc, {.stream = 0}, EncodeFrame(h, ack.SerializeAsString()));
+    }
+  }
+  EXPECT_GE(hellos, 2);  // it kept trying: 1 s back-off between associations
+  EXPECT_EQ(data, 0);
+  EXPECT_EQ(a_->Describe(kSession)->phase(), v1::SESSION_PHASE_CONNECTING);
+  ASSERT_FALSE(a_errors_.empty());
+  EXPECT_THAT(a_errors_.front().second, ::testing::HasSubstr("does not hold it"));
+}
+
 // Issue 15, overload defect 2: a release succeeds when the association cannot shut down
 // gracefully: the stack dropped it and refuses the SHUTDOWN with an error other than
 // NOT_FOUND (before this change the kernel endpoint said UNAVAILABLE for its EPIPE). The
@@ -391,9 +446,8 @@ TEST_F(MigrationTest, AReleaseSucceedsWhenTheAssociationCannotShutDown) {
 // dropped the association silently). After release_timeout the session is gone, so the
 // node can drain.
 TEST_F(MigrationTest, AReleaseWhoseShutdownNeverCompletesEndsAfterTheTimeout) {
-  auto auth = *HelloAuthenticator::Create(kKey);
   a_ = std::make_unique<EdgeEngine>(
-      *a_ep_, auth,
+      *a_ep_,
       EdgeEngine::Options{.server_id = "edge-a", .make_source = Factory(),
                           .release_timeout = absl::Seconds(2)});
   a_pair_ = {a_.get(), a_ep_.get()};
@@ -474,8 +528,7 @@ TEST_F(MigrationTest, ImportRejectsBadState) {
 }
 
 TEST_F(MigrationTest, AnEdgeAtCapacityRefusesMoreSessions) {
-  auto auth = *HelloAuthenticator::Create(kKey);
-  EdgeEngine small(*b_ep_, auth,
+  EdgeEngine small(*b_ep_,
                    {.server_id = "edge-small", .make_source = Factory(), .max_sessions = 1});
   ASSERT_TRUE(small.Serve(Fresh(), now_).ok());
   v1::SessionState other = Fresh();
@@ -493,7 +546,6 @@ class LiveFeedMigrationTest : public MigrationTest {
  protected:
   void SetUp() override {
     MigrationTest::SetUp();
-    auto auth = *HelloAuthenticator::Create(kKey);
     for (auto* feed : {&feed_a_, &feed_b_}) {
       absl::StatusOr<std::shared_ptr<media::UdpFeed>> f = media::UdpFeed::Bind("127.0.0.1:0");
       ASSERT_TRUE(f.ok()) << f.status();
@@ -505,12 +557,12 @@ class LiveFeedMigrationTest : public MigrationTest {
       encoder_.push_back(fd);
     }
     a_ = std::make_unique<EdgeEngine>(
-        *a_ep_, auth,
+        *a_ep_,
         EdgeEngine::Options{.server_id = "edge-a", .make_source = Factory(),
                             .on_superseded = [this](uint64_t, uint64_t) { a_superseded_ = true; },
                             .live_feeds = {{"channel-1", feed_a_}}});
     b_ = std::make_unique<EdgeEngine>(
-        *b_ep_, auth,
+        *b_ep_,
         EdgeEngine::Options{.server_id = "edge-b", .make_source = Factory(),
                             .live_feeds = {{"channel-1", feed_b_}}});
     a_pair_ = {a_.get(), a_ep_.get()};

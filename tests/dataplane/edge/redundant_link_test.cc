@@ -11,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "tests/dataplane/edge/paced_source.h"
 #include "tests/fakes/fake_endpoint.h"
+#include "tests/fakes/session_keys.h"
 
 namespace smig::dataplane {
 namespace {
@@ -24,7 +25,7 @@ using testing::kPeriod;
 using testing::PacedSource;
 namespace tv1 = transport::v1;
 
-constexpr char kKey[] = "0123456789abcdef-deployment";
+const std::string kKey = testing::TestSessionKey("redundant-link-test");
 constexpr uint64_t kSession = 9;
 constexpr char kRadio1[] = "10.9.0.1:6000";  // the primary: the first address given
 constexpr char kRadio2[] = "10.9.1.1:6000";
@@ -36,9 +37,8 @@ class RedundantLinkTest : public ::testing::Test {
   void SetUp() override {
     vehicle_ep_ = net_.CreateEndpoint({.local_addresses = {"10.9.0.1", "10.9.1.1"}, .port = 6000});
     edge_ep_ = net_.CreateEndpoint({.local_addresses = {"10.1.0.1"}, .listen = false});
-    auto auth = *HelloAuthenticator::Create(kKey);
     vehicle_ = std::make_unique<VehicleEngine>(
-        *vehicle_ep_, auth,
+        *vehicle_ep_,
         VehicleEngine::Options{.deliver = [this](uint64_t, uint32_t, absl::string_view d) {
           delivered_.emplace_back(d);
           if (last_delivery_ != absl::InfinitePast()) {
@@ -47,7 +47,8 @@ class RedundantLinkTest : public ::testing::Test {
           last_delivery_ = now_;
         }});
     edge_ = std::make_unique<EdgeEngine>(
-        *edge_ep_, auth, EdgeEngine::Options{.server_id = "edge-a", .make_source = Factory()});
+        *edge_ep_, EdgeEngine::Options{.server_id = "edge-a", .make_source = Factory()});
+    ASSERT_TRUE(vehicle_->AdmitSession(kSession, kKey).ok());
   }
 
   v1::SessionState Fresh(v1::RedundancyPolicy policy) {
@@ -55,6 +56,7 @@ class RedundantLinkTest : public ::testing::Test {
     s.set_format_version(1);
     s.set_session_id(kSession);
     s.set_generation(1);
+    s.set_session_key(kKey);
     s.add_vehicle_addresses("10.9.0.1");
     s.add_vehicle_addresses("10.9.1.1");
     s.set_vehicle_port(6000);

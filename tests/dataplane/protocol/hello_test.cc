@@ -16,7 +16,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-const std::string kKey = "0123456789abcdef-deployment-key";  // 31 bytes
+const std::string kKey = "0123456789abcdef-session-key-032";  // 32 bytes
 
 HelloAuthenticator MakeAuth(const std::string& key = kKey) {
   absl::StatusOr<HelloAuthenticator> a = HelloAuthenticator::Create(key);
@@ -37,13 +37,7 @@ std::string Be64(uint64_t v) {
 }
 
 // The MAC exactly as wire.proto documents it.
-std::string DocumentedMac(const std::string& key, const dataplane::v1::Hello& h) {
-  std::string msg = "smig-hello-v1";
-  msg += Be64(h.session_id());
-  msg += Be64(h.generation());
-  msg += h.server_id();
-  msg.push_back('\0');
-  msg += h.nonce();
+std::string Hmac(const std::string& key, const std::string& msg) {
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
@@ -51,20 +45,68 @@ std::string DocumentedMac(const std::string& key, const dataplane::v1::Hello& h)
   return std::string(reinterpret_cast<const char*>(out), len);
 }
 
-TEST(HelloTest, CreateRejectsKeysShorterThan16Bytes) {
-  for (size_t n : {0, 1, 8, 15}) {
+std::string DocumentedMac(const std::string& key, const dataplane::v1::Hello& h) {
+  std::string msg = "smig-hello-v2";
+  msg += Be64(h.session_id());
+  msg += Be64(h.generation());
+  msg += h.server_id();
+  msg.push_back('\0');
+  msg += h.nonce();
+  return Hmac(key, msg);
+}
+
+TEST(HelloTest, CreateRejectsKeysThatAreNot32Bytes) {
+  for (size_t n : {0, 1, 16, 31, 33, 64}) {
     SCOPED_TRACE(n);
     absl::StatusOr<HelloAuthenticator> a = HelloAuthenticator::Create(std::string(n, 'k'));
     ASSERT_FALSE(a.ok());
     EXPECT_EQ(a.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_THAT(std::string(a.status().message()), HasSubstr(absl::StrCat("has ", n, " bytes")));
+    EXPECT_THAT(std::string(a.status().message()),
+                HasSubstr(absl::StrCat("session key of ", n, " bytes; it needs 32")));
   }
 }
 
-TEST(HelloTest, CreateAcceptsA16ByteKey) {
-  absl::StatusOr<HelloAuthenticator> a = HelloAuthenticator::Create(std::string(16, 'k'));
-  ASSERT_TRUE(a.ok()) << a.status();
-  EXPECT_TRUE(a->Verify(a->Sign(1, "edge", 0)).ok());
+TEST(HelloTest, MintedKeysAre32RandomBytes) {
+  std::string a = MintSessionKey(), b = MintSessionKey();
+  EXPECT_EQ(a.size(), 32u);
+  EXPECT_NE(a, b);
+  EXPECT_TRUE(HelloAuthenticator::Create(a).ok());
+}
+
+// The ratchet exactly as docs/protocol.md says: each step HMACs the next generation.
+TEST(HelloTest, TheRatchetIsTheDocumentedChainAndGoesOneWay) {
+  std::string k2 = Hmac(kKey, "smig-session-key-v1" + Be64(2));
+  std::string k3 = Hmac(k2, "smig-session-key-v1" + Be64(3));
+  EXPECT_EQ(RatchetSessionKey(kKey, 1, 2), k2);
+  EXPECT_EQ(RatchetSessionKey(kKey, 1, 3), k3);
+  EXPECT_EQ(RatchetSessionKey(k2, 2, 3), k3);
+  EXPECT_EQ(RatchetSessionKey(kKey, 4, 4), kKey);
+  // Generation 2's HELLO verifies with generation 2's key only.
+  dataplane::v1::Hello h = MakeAuth(k2).Sign(1, "edge-b", 2);
+  EXPECT_TRUE(MakeAuth(k2).Verify(h).ok());
+  EXPECT_EQ(MakeAuth(kKey).Verify(h).code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(MakeAuth(k3).Verify(h).code(), absl::StatusCode::kPermissionDenied);
+}
+
+TEST(HelloTest, TheAckIsBoundToTheHellosNonceAndTheKey) {
+  HelloAuthenticator auth = MakeAuth();
+  dataplane::v1::Hello h = auth.Sign(7, "edge-a", 3);
+  dataplane::v1::HelloAck ack;
+  auth.SignAck(h, ack);
+  EXPECT_EQ(ack.session_id(), 7u);
+  EXPECT_EQ(ack.mac(), Hmac(kKey, "smig-hello-ack-v1" + Be64(7) + Be64(3) + h.nonce()));
+  EXPECT_TRUE(auth.VerifyAck(h, ack).ok());
+  // Another HELLO (a new nonce), another key, another session, or no MAC: denied.
+  EXPECT_EQ(auth.VerifyAck(auth.Sign(7, "edge-a", 3), ack).code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(MakeAuth(RatchetSessionKey(kKey, 3, 4)).VerifyAck(h, ack).code(),
+            absl::StatusCode::kPermissionDenied);
+  dataplane::v1::HelloAck other = ack;
+  other.set_session_id(8);
+  EXPECT_EQ(auth.VerifyAck(h, other).code(), absl::StatusCode::kPermissionDenied);
+  other = ack;
+  other.clear_mac();
+  EXPECT_EQ(auth.VerifyAck(h, other).code(), absl::StatusCode::kPermissionDenied);
 }
 
 TEST(HelloTest, SignFillsTheFieldsAndVerifies) {
@@ -179,8 +221,8 @@ TEST(HelloTest, MalformedHellosAreInvalidArgument) {
 
 TEST(HelloTest, AnotherKeyIsDenied) {
   HelloAuthenticator signer = MakeAuth();
-  HelloAuthenticator other = MakeAuth("0123456789abcdef-deployment-kez");
-  HelloAuthenticator prefix = MakeAuth(kKey.substr(0, 16));
+  HelloAuthenticator other = MakeAuth("0123456789abcdef-session-key-03z");
+  HelloAuthenticator prefix = MakeAuth(kKey.substr(0, 16) + std::string(16, '\0'));
   dataplane::v1::Hello h = signer.Sign(9, "edge-a", 1);
   absl::Status s = other.Verify(h);
   EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << s;

@@ -5,6 +5,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/fake_endpoint.h"
+#include "tests/fakes/session_keys.h"
 
 namespace smig::dataplane {
 namespace {
@@ -12,9 +13,10 @@ namespace {
 using transport::AssocId;
 using transport::testing::FakeEndpoint;
 using transport::testing::FakeNetwork;
+using testing::SignHello;
+using testing::TestSessionKey;
 namespace tv1 = transport::v1;
 
-constexpr char kKey[] = "0123456789abcdef-deployment";
 constexpr uint64_t kSession = 77;
 
 // One edge: an endpoint with an association to the vehicle, speaking the wire protocol.
@@ -23,10 +25,11 @@ struct Edge {
   AssocId assoc = 0;
 
   // `positions`: flow -> where the edge says it goes on from (Hello.positions).
-  void SendHello(const HelloAuthenticator& auth, uint64_t generation, const std::string& server,
+  // `key`: the session's key of generation 1.
+  void SendHello(const std::string& key, uint64_t generation, const std::string& server,
                  uint64_t session = kSession, const std::map<uint32_t, uint64_t>& positions = {}) {
     v1::ControlMessage m;
-    *m.mutable_hello() = auth.Sign(session, server, generation);
+    *m.mutable_hello() = SignHello(key, session, server, generation);
     for (const auto& [flow, next] : positions) {
       v1::FlowPosition* p = m.mutable_hello()->add_positions();
       p->set_flow_id(flow);
@@ -92,7 +95,8 @@ class VehicleEngineTest : public ::testing::Test {
       (void)f;
     };
     o.on_contiguous = [this](uint64_t, uint64_t g, absl::Duration) { contiguous_.push_back(g); };
-    engine_ = std::make_unique<VehicleEngine>(*vehicle_, *HelloAuthenticator::Create(kKey), o);
+    engine_ = std::make_unique<VehicleEngine>(*vehicle_, o);
+    ASSERT_TRUE(engine_->AdmitSession(kSession, key_).ok());
   }
 
   Edge Connect(const std::string& addr) {
@@ -123,12 +127,12 @@ class VehicleEngineTest : public ::testing::Test {
   absl::Time now_ = absl::UnixEpoch();
   std::vector<std::string> delivered_;
   std::vector<uint64_t> contiguous_;
-  HelloAuthenticator auth_ = *HelloAuthenticator::Create(kKey);
+  const std::string key_ = TestSessionKey("vehicle-engine-test");
 };
 
 TEST_F(VehicleEngineTest, HelloThenDataIsDeliveredInOrderAndAcked) {
   Edge a = Connect("10.1.0.1");
-  a.SendHello(auth_, 1, "edge-a");
+  a.SendHello(key_, 1, "edge-a");
   Pump();
   std::vector<v1::ControlMessage> got = a.Received();
   ASSERT_FALSE(got.empty());
@@ -141,8 +145,7 @@ TEST_F(VehicleEngineTest, HelloThenDataIsDeliveredInOrderAndAcked) {
 
 TEST_F(VehicleEngineTest, WrongHmacIsAbortedAndNothingReachesThePlayer) {
   Edge a = Connect("10.1.0.1");
-  HelloAuthenticator other = *HelloAuthenticator::Create("another-deployment-key");
-  a.SendHello(other, 1, "edge-a");
+  a.SendHello(TestSessionKey("another session's key"), 1, "edge-a");
   Pump();
   a.Data(0);  // may already be refused by the fake once aborted; either way nothing arrives
   Pump();
@@ -163,7 +166,7 @@ TEST_F(VehicleEngineTest, DataBeforeHelloIsAbortedAndNotDelivered) {
 
 TEST_F(VehicleEngineTest, GarbageAfterHelloIsDroppedAndCountedButTheStreamGoesOn) {
   Edge a = Connect("10.1.0.1");
-  a.SendHello(auth_, 1, "edge-a");
+  a.SendHello(key_, 1, "edge-a");
   a.Data(0);
   ASSERT_TRUE(a.ep->Send(a.assoc, {.stream = 1}, "definitely not a frame, longer than 36 bytes").ok());
   ASSERT_TRUE(a.ep->Send(a.assoc, {.stream = 1}, "short").ok());
@@ -181,7 +184,7 @@ TEST_F(VehicleEngineTest, GarbageAfterHelloIsDroppedAndCountedButTheStreamGoesOn
 // flow 1, never flow 0.
 TEST_F(VehicleEngineTest, FlowsAreIndependentAHoleInOneDoesNotBlockAnother) {
   Edge a = Connect("10.1.0.1");
-  a.SendHello(auth_, 1, "edge-a");
+  a.SendHello(key_, 1, "edge-a");
   for (uint64_t s = 0; s < 10; ++s) {
     a.Data(s, 0);
     if (s != 3) a.Data(s, 1);  // flow 1's frame 3 is late
@@ -207,7 +210,7 @@ TEST_F(VehicleEngineTest, FlowsAreIndependentAHoleInOneDoesNotBlockAnother) {
 // any other stream is refused.
 TEST_F(VehicleEngineTest, CopiesOnTheCopyStreamAreDeliveredOnceAndOtherStreamsRefused) {
   Edge a = Connect("10.1.0.1");
-  a.SendHello(auth_, 1, "edge-a");
+  a.SendHello(key_, 1, "edge-a");
   for (uint64_t s = 0; s < 10; ++s) {
     if (s != 4) a.Data(s);  // frame 4 is late on the data stream...
     a.DataOn(9, s);         // ...and its copy fills the hole
@@ -243,9 +246,9 @@ TEST(CopyStreamTest, FlowsBelowTheOffsetHaveOneWithinTheAssociationsStreams) {
 TEST_F(VehicleEngineTest, TwoEdgesClaimingTheSameGenerationTheSecondIsRefused) {
   Edge a = Connect("10.1.0.1");
   Edge b = Connect("10.2.0.1");
-  a.SendHello(auth_, 1, "edge-a");
+  a.SendHello(key_, 1, "edge-a");
   Pump();
-  b.SendHello(auth_, 1, "edge-b");
+  b.SendHello(key_, 1, "edge-b");
   Pump();
   b.Data(0);
   Pump();
@@ -257,13 +260,13 @@ TEST_F(VehicleEngineTest, TwoEdgesClaimingTheSameGenerationTheSecondIsRefused) {
 
 TEST_F(VehicleEngineTest, MakeBeforeBreakDeliversEachFrameOnceAndReportsContiguity) {
   Edge a = Connect("10.1.0.1");
-  a.SendHello(auth_, 1, "edge-a");
+  a.SendHello(key_, 1, "edge-a");
   for (uint64_t s = 0; s < 100; ++s) a.Data(s);
   Pump();
   ASSERT_EQ(delivered_.size(), 100u);
   // The new edge starts from an older checkpoint (60), the old one keeps going to 120.
   Edge b = Connect("10.2.0.1");
-  b.SendHello(auth_, 2, "edge-b");
+  b.SendHello(key_, 2, "edge-b");
   Pump();
   std::vector<v1::ControlMessage> ack = b.Received();
   ASSERT_FALSE(ack.empty());
@@ -286,17 +289,17 @@ TEST_F(VehicleEngineTest, MakeBeforeBreakDeliversEachFrameOnceAndReportsContigui
   EXPECT_TRUE(told);
   // And an edge of the old generation that comes back later is stale.
   Edge c = Connect("10.3.0.1");
-  c.SendHello(auth_, 1, "edge-c");
+  c.SendHello(key_, 1, "edge-c");
   Pump();
   EXPECT_EQ(engine_->counters().dropped.at("stale_generation"), 1u);
 }
 
 TEST_F(VehicleEngineTest, NewEdgeAheadOfThePlayerIsContiguousOnlyOnceTheOldEdgeFillsTheHole) {
   Edge a = Connect("10.1.0.1");
-  a.SendHello(auth_, 1, "edge-a");
+  a.SendHello(key_, 1, "edge-a");
   for (uint64_t s = 0; s < 10; ++s) a.Data(s);
   Edge b = Connect("10.2.0.1");
-  b.SendHello(auth_, 2, "edge-b");
+  b.SendHello(key_, 2, "edge-b");
   for (uint64_t s = 15; s < 20; ++s) b.Data(s);  // 10..14 still with the old edge
   Pump();
   EXPECT_THAT(contiguous_, ::testing::ElementsAre(1u));
@@ -311,10 +314,10 @@ TEST_F(VehicleEngineTest, NewEdgeAheadOfThePlayerIsContiguousOnlyOnceTheOldEdgeF
 // counts as contiguous (the old edge may go); trailing by more than the allowance it does not.
 TEST_F(VehicleEngineTest, ASlightlyFartherNewEdgeIsContiguousAFarBehindOneIsNot) {
   Edge a = Connect("10.1.0.1");
-  a.SendHello(auth_, 1, "edge-a");
+  a.SendHello(key_, 1, "edge-a");
   for (uint64_t s = 0; s < 100; ++s) a.Data(s);
   Edge b = Connect("10.2.0.1");
-  b.SendHello(auth_, 2, "edge-b");
+  b.SendHello(key_, 2, "edge-b");
   for (uint64_t s = 50; s < 80; ++s) b.Data(s);  // 20 behind: more than 16
   Pump();
   EXPECT_THAT(contiguous_, ::testing::ElementsAre(1u));
@@ -343,11 +346,11 @@ TEST_F(VehicleEngineTest, ASlightlyFartherNewEdgeIsContiguousAFarBehindOneIsNot)
 // and leave the player waiting. It is confirmed once level, or once it stops gaining.
 TEST_F(VehicleEngineTest, ANewEdgeStillCatchingUpIsConfirmedOnlyOnceItStopsGaining) {
   Edge a = Connect("10.1.0.1");
-  a.SendHello(auth_, 1, "edge-a");
+  a.SendHello(key_, 1, "edge-a");
   uint64_t t = 0;
   for (; t < 100; ++t) a.Data(t);
   Edge b = Connect("10.2.0.1");
-  b.SendHello(auth_, 2, "edge-b");
+  b.SendHello(key_, 2, "edge-b");
   uint64_t s = 88;
   for (; s < 90; ++s) b.Data(s);  // 10 behind
   Pump();
@@ -371,7 +374,7 @@ TEST_F(VehicleEngineTest, ANewEdgeStillCatchingUpIsConfirmedOnlyOnceItStopsGaini
 // the old edge is told at once.
 TEST_F(VehicleEngineTest, AnIdleNewEdgeAtThePlayersPositionIsContiguousWithoutFrames) {
   Edge a = Connect("10.1.0.1");
-  a.SendHello(auth_, 1, "edge-a");
+  a.SendHello(key_, 1, "edge-a");
   for (uint64_t s = 0; s < 10; ++s) {
     a.Data(s);
     a.Data(s, 1);
@@ -380,7 +383,7 @@ TEST_F(VehicleEngineTest, AnIdleNewEdgeAtThePlayersPositionIsContiguousWithoutFr
   (void)a.Received();
   now_ += absl::Seconds(1);  // the stream pauses: the session is idle
   Edge b = Connect("10.2.0.1");
-  b.SendHello(auth_, 2, "edge-b", kSession, {{0, 10}, {1, 10}});
+  b.SendHello(key_, 2, "edge-b", kSession, {{0, 10}, {1, 10}});
   Pump();
   EXPECT_THAT(contiguous_, ::testing::ElementsAre(1u, 2u));
   std::vector<v1::ControlMessage> got = b.Received();
@@ -404,12 +407,12 @@ TEST_F(VehicleEngineTest, AnIdleNewEdgeAtThePlayersPositionIsContiguousWithoutFr
 // the vehicle reports to the PMM).
 TEST_F(VehicleEngineTest, AfterTheConfirmedNewEdgeLeavesTheOldEdgeServesAgain) {
   Edge a = Connect("10.1.0.1");
-  a.SendHello(auth_, 1, "edge-a");
+  a.SendHello(key_, 1, "edge-a");
   for (uint64_t s = 0; s < 10; ++s) a.Data(s);
   Pump();
   now_ += absl::Seconds(1);
   Edge b = Connect("10.2.0.1");
-  b.SendHello(auth_, 2, "edge-b", kSession, {{0, 10}});
+  b.SendHello(key_, 2, "edge-b", kSession, {{0, 10}});
   Pump();
   ASSERT_THAT(contiguous_, ::testing::ElementsAre(1u, 2u));
   ASSERT_EQ(engine_->ServingServer(), "edge-b");
@@ -425,12 +428,12 @@ TEST_F(VehicleEngineTest, AfterTheConfirmedNewEdgeLeavesTheOldEdgeServesAgain) {
 // the vehicle has, the edge says where it is now (EdgePosition).
 TEST_F(VehicleEngineTest, AnEdgePositionAfterTheHelloAckConfirmsAnIdleEdge) {
   Edge a = Connect("10.1.0.1");
-  a.SendHello(auth_, 1, "edge-a");
+  a.SendHello(key_, 1, "edge-a");
   for (uint64_t s = 0; s < 40; ++s) a.Data(s);
   Pump();
   now_ += absl::Seconds(1);  // the stream pauses: the session is idle
   Edge b = Connect("10.2.0.1");
-  b.SendHello(auth_, 2, "edge-b", kSession, {{0, 20}});  // 20 behind: more than 16
+  b.SendHello(key_, 2, "edge-b", kSession, {{0, 20}});  // 20 behind: more than 16
   Pump();
   EXPECT_THAT(contiguous_, ::testing::ElementsAre(1u));
   b.SendPosition({{0, 40}});
@@ -442,7 +445,7 @@ TEST_F(VehicleEngineTest, AnEdgePositionAfterTheHelloAckConfirmsAnIdleEdge) {
 // Its word never confirms it; only the old edge filling the hole does.
 TEST_F(VehicleEngineTest, AnIdleNewEdgeBeyondThePlayersPositionIsNotContiguous) {
   Edge a = Connect("10.1.0.1");
-  a.SendHello(auth_, 1, "edge-a");
+  a.SendHello(key_, 1, "edge-a");
   for (uint64_t s = 0; s < 10; ++s) {
     a.Data(s);
     a.Data(s, 1);
@@ -451,7 +454,7 @@ TEST_F(VehicleEngineTest, AnIdleNewEdgeBeyondThePlayersPositionIsNotContiguous) 
   now_ += absl::Seconds(1);  // the stream pauses: the session is idle
   Edge b = Connect("10.2.0.1");
   // Flow 0 is fine, flow 1 would skip 10..11.
-  b.SendHello(auth_, 2, "edge-b", kSession, {{0, 10}, {1, 12}});
+  b.SendHello(key_, 2, "edge-b", kSession, {{0, 10}, {1, 12}});
   Pump();
   b.SendPosition({{0, 10}, {1, 12}});
   now_ += absl::Seconds(1);
@@ -460,7 +463,7 @@ TEST_F(VehicleEngineTest, AnIdleNewEdgeBeyondThePlayersPositionIsNotContiguous) 
   EXPECT_EQ(engine_->ServingServer(), "edge-a");
   // A flow the vehicle never saw starts at 0: a new edge beyond it is not contiguous either.
   Edge c = Connect("10.3.0.1");
-  c.SendHello(auth_, 3, "edge-c", kSession, {{0, 10}, {1, 10}, {2, 5}});
+  c.SendHello(key_, 3, "edge-c", kSession, {{0, 10}, {1, 10}, {2, 5}});
   Pump();
   EXPECT_THAT(contiguous_, ::testing::ElementsAre(1u));
   // The old edge fills flow 1's hole: now the newest generation's word holds.
@@ -478,11 +481,11 @@ TEST_F(VehicleEngineTest, AnIdleNewEdgeBeyondThePlayersPositionIsNotContiguous) 
 // that both edges send for a while (make-before-break).
 TEST_F(VehicleEngineTest, WhileMediaFlowsANewEdgeNeedsItsOwnFrames) {
   Edge a = Connect("10.1.0.1");
-  a.SendHello(auth_, 1, "edge-a");
+  a.SendHello(key_, 1, "edge-a");
   for (uint64_t s = 0; s < 10; ++s) a.Data(s);
   Pump();
   Edge b = Connect("10.2.0.1");
-  b.SendHello(auth_, 2, "edge-b", kSession, {{0, 10}});
+  b.SendHello(key_, 2, "edge-b", kSession, {{0, 10}});
   now_ += absl::Milliseconds(50);  // less than idle_after: the stream is still flowing
   Pump();
   EXPECT_THAT(contiguous_, ::testing::ElementsAre(1u));
@@ -499,6 +502,113 @@ TEST_F(VehicleEngineTest, AnEdgePositionBeforeAHelloIsAborted) {
   EXPECT_EQ(engine_->counters().dropped.at("unexpected_control"), 1u);
   EXPECT_TRUE(a.Lost());
   EXPECT_TRUE(contiguous_.empty());
+}
+
+// ---- Session keys (docs/protocol.md, "Session keys") ----
+
+TEST_F(VehicleEngineTest, AHelloForASessionItWasNotGivenIsRefusedWhateverItsKey) {
+  // Another car's session, signed with that session's real key: this vehicle holds no key
+  // for it, so whoever sends it is no edge of its own.
+  Edge a = Connect("10.1.0.1");
+  a.SendHello(TestSessionKey("car-b's session"), 1, "edge-a", kSession + 1);
+  Pump();
+  a.Data(0, 0, kSession + 1);
+  Pump();
+  EXPECT_TRUE(delivered_.empty());
+  EXPECT_EQ(engine_->counters().dropped.at("unknown_session"), 1u);
+  EXPECT_TRUE(a.Lost());
+  EXPECT_THAT(engine_->Sessions(), ::testing::ElementsAre(kSession));  // none made for it
+}
+
+TEST_F(VehicleEngineTest, AHelloAckProvesTheVehicleHoldsTheKeyOfTheHellosGeneration) {
+  Edge a = Connect("10.1.0.1");
+  v1::ControlMessage m;
+  *m.mutable_hello() = SignHello(key_, kSession, "edge-a", 1);
+  a.Control(m);
+  Pump();
+  std::vector<v1::ControlMessage> got = a.Received();
+  ASSERT_FALSE(got.empty());
+  ASSERT_TRUE(got.front().has_hello_ack());
+  auto gen1 = *HelloAuthenticator::Create(key_);
+  EXPECT_TRUE(gen1.VerifyAck(m.hello(), got.front().hello_ack()).ok());
+  auto gen2 = *HelloAuthenticator::Create(RatchetSessionKey(key_, 1, 2));
+  EXPECT_FALSE(gen2.VerifyAck(m.hello(), got.front().hello_ack()).ok());
+}
+
+TEST_F(VehicleEngineTest, AReplayedHelloIsRefusedEvenAfterItsAssociationEnded) {
+  Edge a = Connect("10.1.0.1");
+  v1::ControlMessage m;
+  *m.mutable_hello() = SignHello(key_, kSession, "edge-a", 1);
+  a.Control(m);
+  a.Data(0);
+  Pump();
+  ASSERT_EQ(delivered_.size(), 1u);
+  // The edge's association ends; someone who recorded its HELLO plays it again.
+  ASSERT_TRUE(a.ep->Abort(a.assoc).ok());
+  Pump();
+  Edge replay = Connect("10.9.9.9");
+  replay.Control(m);
+  Pump();
+  replay.Data(1);
+  Pump();
+  EXPECT_EQ(delivered_.size(), 1u);
+  EXPECT_EQ(engine_->counters().dropped.at("replayed_hello"), 1u);
+  EXPECT_TRUE(replay.Lost());
+  // The edge itself reconnects with a fresh HELLO: accepted.
+  Edge again = Connect("10.1.0.1");
+  again.SendHello(key_, 1, "edge-a");
+  again.Data(1);
+  Pump();
+  EXPECT_EQ(delivered_.size(), 2u);
+}
+
+TEST_F(VehicleEngineTest, AGenerationsKeyIsItsOwnAndTheOldOneIsAcceptedOnlyDuringTheOverlap) {
+  Edge a = Connect("10.1.0.1");
+  a.SendHello(key_, 1, "edge-a");
+  for (uint64_t s = 0; s < 10; ++s) a.Data(s);
+  Pump();
+  // Generation 2 signed with generation 1's key (an edge that did not get the rotated
+  // key, or a holder of the old one posing as the new edge): refused.
+  Edge forged = Connect("10.4.0.1");
+  v1::ControlMessage m;
+  *m.mutable_hello() = HelloAuthenticator::Create(key_)->Sign(kSession, "edge-x", 2);
+  forged.Control(m);
+  Pump();
+  EXPECT_EQ(engine_->counters().dropped.at("bad_hello"), 1u);
+  EXPECT_TRUE(forged.Lost());
+  // The real generation 2 overlaps with generation 1; both are accepted until it is
+  // confirmed: the old edge may even reconnect meanwhile.
+  Edge b = Connect("10.2.0.1");
+  b.SendHello(key_, 2, "edge-b");
+  Pump();
+  ASSERT_TRUE(a.ep->Abort(a.assoc).ok());
+  Pump();
+  Edge a2 = Connect("10.1.0.1");
+  a2.SendHello(key_, 1, "edge-a");
+  Pump();
+  EXPECT_THAT(engine_->Generations(kSession), ::testing::ElementsAre(1u, 2u));
+  for (uint64_t s = 10; s < 20; ++s) b.Data(s);
+  Pump();
+  ASSERT_THAT(contiguous_, ::testing::ElementsAre(1u, 2u));
+  // After the overlap, generation 1's key opens nothing.
+  Edge late = Connect("10.3.0.1");
+  late.SendHello(key_, 1, "edge-a");
+  Pump();
+  EXPECT_EQ(engine_->counters().dropped.at("stale_generation"), 1u);
+  EXPECT_TRUE(late.Lost());
+  // A claim far beyond the confirmed generation is refused without ratcheting that far.
+  Edge far = Connect("10.5.0.1");
+  far.SendHello(key_, 2 + VehicleEngine::kMaxGenerationsAhead + 1, "edge-z");
+  Pump();
+  EXPECT_EQ(engine_->counters().dropped.at("bad_hello"), 2u);
+  EXPECT_EQ(delivered_, Expect(0, 20));
+}
+
+TEST_F(VehicleEngineTest, ASessionIsAdmittedOnceWithItsKey) {
+  EXPECT_TRUE(engine_->AdmitSession(kSession, key_).ok());  // again, the same key: fine
+  EXPECT_TRUE(absl::IsAlreadyExists(engine_->AdmitSession(kSession, TestSessionKey("other"))));
+  EXPECT_TRUE(absl::IsInvalidArgument(engine_->AdmitSession(kSession + 1, "short")));
+  EXPECT_TRUE(absl::IsInvalidArgument(engine_->AdmitSession(0, key_)));
 }
 
 }  // namespace

@@ -169,6 +169,30 @@ TEST_F(MigratorEngineTest, CreateSessionPassesTheRedundancyPolicyAndUnsetMeansAu
   EXPECT_EQ(sessions[1].redundancy(), dv1::REDUNDANCY_POLICY_ALWAYS);
 }
 
+// docs/protocol.md, "Session keys": the SMM mints a key per session, gives it to the edge
+// and to CreateSession's caller (for the vehicle), and shows it in no listing.
+TEST_F(MigratorEngineTest, CreateSessionMintsAKeyForTheEdgeAndTheCallerOnly) {
+  v1::CreateSessionRequest r;
+  r.set_vehicle_id("car-1");
+  r.set_server_id("edge-1");
+  r.add_vehicle_addresses("10.0.0.1");
+  r.set_vehicle_port(6000);
+  r.add_flows()->mutable_source()->set_file("movie.ts");
+  std::vector<std::string> keys;
+  for (uint64_t id : {1, 2}) {
+    r.set_session_id(id);
+    absl::StatusOr<v1::Session> created = engine_->CreateSession(r);
+    ASSERT_TRUE(created.ok()) << created.status();
+    EXPECT_EQ(created->session_key().size(), 32u);
+    EXPECT_EQ(created->session_key(), cluster_.agent("edge-1").opened_key(id));
+    keys.push_back(created->session_key());
+  }
+  EXPECT_NE(keys[0], keys[1]);
+  std::vector<v1::Session> listed = *engine_->ListSessions();
+  ASSERT_EQ(listed.size(), 2u);
+  for (const v1::Session& s : listed) EXPECT_TRUE(s.session_key().empty());
+}
+
 TEST_F(MigratorEngineTest, TheSameRequestIdReturnsTheSameMigration) {
   Create(1);
   absl::StatusOr<v1::Migration> a = engine_->Migrate(To(1, "edge-2", "req-1"));

@@ -18,8 +18,9 @@ const f = new Failures("deploy.manifests");
 // Programs a container may run: the binaries the image gets, and the base image's shell.
 const dockerStages = stages(parseDockerfile());
 const programs = new Set(["sh", ...copiedBinaries(dockerStages, buildTreeInImage(dockerStages)).map((c) => c.name)]);
-// Created by hand per cluster (docs/deploy.md), so never in the rendered output.
-const externalSecrets = new Set(["smig-deployment-key"]);
+// Created by hand per cluster, so never in the rendered output: none (the data plane
+// has no shared secret; docs/protocol.md, "Session keys").
+const externalSecrets = new Set([]);
 const components = ["smig-dataplane", "smig-proximity", "smig-decision", "smig-migrator"];
 const dashboard = readFileSync(path.join(deployDir, "grafana/smig-migrations.json"), "utf8");
 

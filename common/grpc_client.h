@@ -4,8 +4,9 @@
 //   absl::StatusOr<ClientCredentials> creds = ClientCredentials::FromConfig(config.client_tls());
 //   std::shared_ptr<grpc::Channel> ch = creds->Channel("pmm.smig:7100");
 //
-// A "unix:" address is always plaintext: a unix socket never leaves the host, and its
-// peer is already known to the kernel.
+// The same credentials for every address, "unix:" sockets included (their authority is
+// "localhost": a server certificate for them names DNS:localhost). Plaintext is for
+// clients without a client_tls only.
 #pragma once
 
 #include <grpcpp/grpcpp.h>

@@ -164,6 +164,9 @@ def main(argv=None):
     ap.add_argument("--scenario", default=DEFAULT_SCENARIO)
     ap.add_argument("--out", default=None)
     ap.add_argument("--keep-running", action="store_true")
+    ap.add_argument("--tls", action="store_true",
+                    help="mutual TLS on every gRPC hop (services, agents, smigctl), with a CA "
+                         "made for this run")
     args = ap.parse_args(argv)
     try:
         scenario = load_scenario(args.scenario)
@@ -176,12 +179,16 @@ def main(argv=None):
               "dwell": "3s", "max_load": 0.9, "mode": "MODE_AUTOMATIC"}
     policy.update(scenario.get("policy") or {})
     failover = json.loads(os.environ["SMIG_FAILOVER"]) if os.environ.get("SMIG_FAILOVER") else None
-    bed = Bed(out, stack=args.sctp_stack, edges=len(scenario["edge_names"]), failover=failover)
+    bed = Bed(out, stack=args.sctp_stack, edges=len(scenario["edge_names"]), failover=failover,
+              tls=args.tls)
     print(f"edge-demo: scenario {scenario.get('name', args.scenario)} ({duration:.0f} s, "
-          f"{len(bed.edges)} edges, radios cell + dsrc), {args.sctp_stack} SCTP, output in {out}")
+          f"{len(bed.edges)} edges, radios cell + dsrc), {args.sctp_stack} SCTP, "
+          f"{'mutual TLS on every gRPC hop, ' if args.tls else ''}output in {out}")
     summary = None
     try:
         bed.start(media_seconds=int(duration), policy=policy)
+        # --tls: every server must refuse a client without TLS (judged by the verdict).
+        plaintext_refused = bed.plaintext_refused() if args.tls else None
         initial = {f"{e}/{r}": link for e in bed.edges for r, link in (scenario.get("links") or {}).items()}
         apply_links(bed, initial)
         events = list(scenario.get("events") or [])
@@ -215,7 +222,7 @@ def main(argv=None):
         if args.keep_running:
             print("\nedge-demo: --keep-running: the edge stays up until Ctrl-C")
             print(f"  smigctl --smm={bed.sock('migrator')} --pmm={bed.sock('proximity')} "
-                  f"--mdm={bed.sock('decision')} migrations")
+                  f"--mdm={bed.sock('decision')} {' '.join(bed.tls_flags())} migrations")
             replicas = [*REPLICAS["migrator"], *REPLICAS["decision"]]
             print(f"  gRPC (reflection, health): {bed.sock('proximity')} "
                   + " ".join(bed.sock(n) for n in [*replicas, *bed.edges]))
@@ -229,7 +236,7 @@ def main(argv=None):
             print(f"  kill the SMM leader and watch the standby take over (about 1.5 s):\n"
                   f"    sudo kill -9 {bed.pid(smm) if smm else '<pid>'}; sleep 2; "
                   f"tail -n 3 {bed.logs}/{REPLICAS['migrator'][1 if smm == REPLICAS['migrator'][0] else 0]}.err")
-            print(f"    {BIN['smigctl']} --smm={bed.sock('migrator')} sessions   "
+            print(f"    {BIN['smigctl']} --smm={bed.sock('migrator')} {' '.join(bed.tls_flags())} sessions   "
                   "# any replica answers; changes go to the leader")
             with open(os.path.join(out, "endpoints.json"), "w") as f:
                 json.dump({"netns": bed.ns["air"],
@@ -258,6 +265,9 @@ def main(argv=None):
     summary["duration_s"] = duration
     summary["start_edge"] = start_edge
     summary["redundancy"] = scenario.get("redundancy") or "auto"
+    summary["tls"] = args.tls
+    if args.tls:
+        summary["tls_plaintext_refused"] = plaintext_refused
     # What the drive is judged against (smigbed.verdict): absolute, from the scenario.
     summary["goals"] = scenario["goals"]
     summary["follow_slack_s"] = FOLLOW_SLACK_S

@@ -13,7 +13,8 @@ Network namespaces joined by veth links, each with its own processes:
           one of each leads, the other stands by
 
 gRPC goes over unix sockets in a run directory under /tmp (reachable from every namespace
-and from the caller); /metrics over the management bridge. Only namespaces this module created are
+and from the caller); /metrics over the management bridge. With tls=True every gRPC server
+and client speaks mutual TLS over those sockets, with a CA made on the spot (run/tls/). Only namespaces this module created are
 touched, and Bed.stop() deletes them.
 
     bed = Bed(out_dir, stack="userland", edges=3)
@@ -93,7 +94,7 @@ def make_media(path, seconds):
 
 class Bed:
     def __init__(self, out_dir, stack="userland", edges=3, log=print, failover=None,
-                 linkemu_seed=None):
+                 linkemu_seed=None, tls=False):
         self.out = os.path.abspath(out_dir)
         # Unix sockets and configs live on a local file system (the output directory may be
         # a VM's 9p share, where sockets cannot be bound).
@@ -104,6 +105,8 @@ class Bed:
         self.log = log
         self.failover = failover  # a FailoverProfile as JSON; None: the data plane's default
         self.linkemu_seed = linkemu_seed  # smig-linkemu's --seed (loss, jitter); None: the clock
+        self.tls = tls  # mutual TLS on every gRPC hop (make_pki)
+        self.pki = None
         tag = f"smig{os.getpid() % 100000}"
         self.ns = {"air": f"{tag}air", "veh": f"{tag}veh"}
         for i, e in enumerate(self.edges, 1):
@@ -202,6 +205,61 @@ class Bed:
             json.dump(config, f, indent=1)
         return path
 
+    # ---------------------------------------------------------------- TLS
+    def make_pki(self):
+        """A CA and one certificate (DNS:localhost: the authority of a unix socket) that every
+        server and client of the bed presents, both usages; files in run/tls/."""
+        d = os.path.join(self.run, "tls")
+        os.makedirs(d, exist_ok=True)
+        ext = os.path.join(d, "node.ext")
+        with open(ext, "w") as f:
+            f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+                    "extendedKeyUsage=serverAuth,clientAuth\n")
+        for argv in (
+                ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                 "/CN=smigbed CA", "-keyout", "ca.key", "-out", "ca.pem"],
+                ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=smigbed node",
+                 "-keyout", "node.key", "-out", "node.csr"],
+                ["x509", "-req", "-in", "node.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                 "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", "node.pem"]):
+            r = subprocess.run(["openssl", *argv], cwd=d, capture_output=True, text=True)
+            if r.returncode != 0:
+                raise RuntimeError(f"openssl {argv[0]}: {r.stderr.strip()}")
+        self.pki = {n: os.path.join(d, n) for n in ("ca.pem", "node.pem", "node.key")}
+
+    def _with_tls(self, conf, client=False, server=True):
+        """`conf` with the bed's server `tls` and (client) `client_tls`, when tls is on."""
+        if not self.tls:
+            return conf
+        if server:
+            conf["tls"] = {"cert_file": self.pki["node.pem"], "key_file": self.pki["node.key"],
+                           "client_ca_file": self.pki["ca.pem"]}
+        if client:
+            conf["client_tls"] = self.client_tls()
+        return conf
+
+    def client_tls(self):
+        return {"ca_file": self.pki["ca.pem"], "cert_file": self.pki["node.pem"],
+                "key_file": self.pki["node.key"]}
+
+    def plaintext_refused(self):
+        """With tls on: for the PMM, each SMM and MDM replica, each edge and the vehicle,
+        whether a plaintext client is refused (smigctl's health check without TLS flags)."""
+        out = {}
+        for name in ("proximity", *REPLICAS["migrator"], *REPLICAS["decision"], *self.edges,
+                     "vehicle"):
+            r = subprocess.run([BIN["smigctl"], "health", self.sock(name), "--timeout=2s"],
+                               capture_output=True, text=True)
+            out[name] = r.returncode != 0
+        return out
+
+    def tls_flags(self):
+        """smigctl's flags for the bed's TLS (none without it)."""
+        if not self.tls:
+            return []
+        return [f"--tls-ca={self.pki['ca.pem']}", f"--tls-cert={self.pki['node.pem']}",
+                f"--tls-key={self.pki['node.key']}"]
+
     def sock(self, name):
         """A node's gRPC address. "migrator" and "decision" are every replica's, comma-separated
         (what smigctl's --smm/--mdm and the MDM's migrator_address take)."""
@@ -289,9 +347,10 @@ class Bed:
                      "--replace", "--realtime",
                      *([f"--seed={self.linkemu_seed}"] if self.linkemu_seed else [])])
         self._await_line(f"linkemu-{edge}", '"ready"')
-        conf = {"role": "ROLE_EDGE", "server_id": edge, "local_addresses": self.edge_addresses(edge),
-                "sctp_stack": self.stack, "probe_port": PROBE_PORT, "grpc_address": self.sock(edge),
-                "metrics_address": self.metrics_address(edge), "max_sessions": 16}
+        conf = self._with_tls({
+            "role": "ROLE_EDGE", "server_id": edge, "local_addresses": self.edge_addresses(edge),
+            "sctp_stack": self.stack, "probe_port": PROBE_PORT, "grpc_address": self.sock(edge),
+            "metrics_address": self.metrics_address(edge), "max_sessions": 16})
         if self.stack == "userland":
             conf["udp_encaps_port"] = 9899
         if self.failover:
@@ -307,25 +366,27 @@ class Bed:
         media_dir = os.environ.get("SMIG_MEDIA_DIR") or os.path.join(BUILD, "media")
         os.makedirs(media_dir, exist_ok=True)
         self.media = make_media(os.path.join(media_dir, f"testsrc2-{media_seconds}s.ts"), media_seconds)
+        if self.tls:
+            self.make_pki()
         self.build_network()
 
         servers = [{"id": e, "agent_address": self.sock(e), "sctp_addresses": self.edge_addresses(e),
                     "sctp_port": PROBE_PORT, "capacity": 16} for e in self.edges]
-        self._spawn("proximity", "air", [BIN["proximity"], "--config=" + self._config("proximity", {
+        self._spawn("proximity", "air", [BIN["proximity"], "--config=" + self._config("proximity", self._with_tls({
             "grpc_address": self.sock("proximity"), "metrics_address": self.metrics_address("proximity"),
-            "servers": servers, "report_ttl": "3s"})])
+            "servers": servers, "report_ttl": "3s"}))])
         self._start_etcd()
         for r in REPLICAS["migrator"]:
-            self._config(r, {
+            self._config(r, self._with_tls({
                 "grpc_address": self.sock(r), "metrics_address": self.metrics_address(r),
                 "proximity_address": self.sock("proximity"), "overlap_timeout": overlap_timeout,
-                "store": self._store(r)})
+                "store": self._store(r)}, client=True))
         for r in REPLICAS["decision"]:
-            self._config(r, {
+            self._config(r, self._with_tls({
                 "grpc_address": self.sock(r), "metrics_address": self.metrics_address(r),
                 "proximity_address": self.sock("proximity"),
                 "migrator_address": self.sock("migrator"),
-                "policy": policy or {"mode": "MODE_MANUAL"}, "store": self._store(r)})
+                "policy": policy or {"mode": "MODE_MANUAL"}, "store": self._store(r)}, client=True))
         self._await_line("proximity", "grpc_port")
         for r in (*REPLICAS["migrator"], *REPLICAS["decision"]):
             self._start_replica(r)
@@ -364,6 +425,9 @@ class Bed:
             vconf["udp_encaps_port"] = 9899
         if self.failover:
             vconf["failover"] = self.failover
+        if self.tls:
+            self._with_tls(vconf)
+            vconf["proximity"]["client_tls"] = self.client_tls()
         self._spawn("vehicle", "veh", [BIN["dataplane"], f"--config={self._config('vehicle', vconf)}"])
         self._await_line("vehicle", "grpc_port")
         self.radios = radios
@@ -385,7 +449,8 @@ class Bed:
     def smigctl(self, *args, check=True):
         """smigctl with JSON output against this bed's services; the parsed JSON lines."""
         r = subprocess.run([BIN["smigctl"], *args, "--output=json", f"--pmm={self.sock('proximity')}",
-                            f"--mdm={self.sock('decision')}", f"--smm={self.sock('migrator')}"],
+                            f"--mdm={self.sock('decision')}", f"--smm={self.sock('migrator')}",
+                            *self.tls_flags()],
                            capture_output=True, text=True)
         if check and r.returncode not in (0, 1):
             raise RuntimeError(f"smigctl {' '.join(args)}: {r.stderr.strip()}")

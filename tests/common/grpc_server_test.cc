@@ -213,8 +213,9 @@ TEST(GrpcServerTest, IncompleteOrMissingTlsFilesAreClearErrors) {
 
 }  // namespace
 // ClientCredentials from a ClientTlsConfig: mutual TLS to a server that requires a client
-// certificate, nothing without one, and plaintext on a unix socket whatever the config.
-TEST(GrpcClientTest, ClientCredentialsReachMutualTlsServersAndUnixSocketsInPlaintext) {
+// certificate, nothing without one; on a unix socket the same (a plaintext one takes
+// plaintext clients).
+TEST(GrpcClientTest, ClientCredentialsReachMutualTlsServersOnTcpAndUnixSockets) {
   if (std::system("command -v openssl >/dev/null") != 0) GTEST_SKIP() << "needs openssl";
   TestPki pki;
   ASSERT_TRUE(pki.Make());
@@ -245,11 +246,20 @@ TEST(GrpcClientTest, ClientCredentialsReachMutualTlsServersAndUnixSocketsInPlain
   EXPECT_NE(check(without_cert->Channel(address)), grpc::StatusCode::OK);
   EXPECT_NE(check(ClientCredentials().Channel(address)), grpc::StatusCode::OK);  // plaintext
 
+  const std::string tls_sock = absl::StrCat("unix:", pki.dir, "/tls.sock");
+  absl::StatusOr<std::unique_ptr<GrpcServer>> over_unix = GrpcServer::Start(
+      {.grpc_address = tls_sock,
+       .metrics_address = "",
+       .tls = {.cert_file = pki.cert, .key_file = pki.key, .client_ca_file = pki.cert}},
+      {}, nullptr);
+  ASSERT_TRUE(over_unix.ok()) << over_unix.status();
+  EXPECT_EQ(check(with_cert->Channel(tls_sock)), grpc::StatusCode::OK);
+  EXPECT_NE(check(ClientCredentials().Channel(tls_sock)), grpc::StatusCode::OK);
   const std::string sock = absl::StrCat("unix:", pki.dir, "/plain.sock");
   absl::StatusOr<std::unique_ptr<GrpcServer>> plain =
       GrpcServer::Start({.grpc_address = sock, .metrics_address = ""}, {}, nullptr);
   ASSERT_TRUE(plain.ok()) << plain.status();
-  EXPECT_EQ(check(with_cert->Channel(sock)), grpc::StatusCode::OK);
+  EXPECT_EQ(check(ClientCredentials().Channel(sock)), grpc::StatusCode::OK);
 }
 
 TEST(GrpcClientTest, AnIncompleteOrUnreadableClientTlsConfigIsAClearError) {

@@ -36,15 +36,19 @@ inline const bool kQuietLogs = [] {
 
 // Signs as an edge of `generation` of kSession does (kKey is generation 1's).
 inline dataplane::HelloAuthenticator Auth(uint64_t generation = 1) {
-  return *dataplane::HelloAuthenticator::Create(
-      dataplane::RatchetSessionKey(kKey, 1, std::max<uint64_t>(generation, 1)));
+  return *dataplane::HelloAuthenticator::Create(dataplane::RatchetSessionKey(kKey, 1, generation));
 }
 
-// `hello` with a valid nonce and MAC under kKey ratcheted to its generation (its positions
-// kept), so the input reaches the code behind the HMAC check. A generation past 64 is
-// signed with generation 1's key (the vehicle refuses it as it should: a wrong key).
+// The generation whose key Resign signs `hello` with: its own from 1 to 64 (ratcheting is
+// a loop), else 1 (the vehicle refuses that, as it should: a wrong key).
+inline uint64_t SigningGeneration(const dataplane::v1::Hello& hello) {
+  return hello.generation() >= 1 && hello.generation() <= 64 ? hello.generation() : 1;
+}
+
+// `hello` with a valid nonce and MAC under kKey ratcheted to SigningGeneration (its
+// positions kept), so the input reaches the code behind the HMAC check.
 inline dataplane::v1::Hello Resign(const dataplane::v1::Hello& hello) {
-  dataplane::v1::Hello signed_hello = Auth(hello.generation() <= 64 ? hello.generation() : 1).Sign(
+  dataplane::v1::Hello signed_hello = Auth(SigningGeneration(hello)).Sign(
       hello.session_id(), hello.server_id().empty() ? "edge-f" : hello.server_id(),
       hello.generation());
   *signed_hello.mutable_positions() = hello.positions();

@@ -1,7 +1,8 @@
 // HELLO (dataplane/protocol/hello.h): the payload of a CONTROL frame, parsed as the
 // ControlMessage it claims to be; a HELLO in it goes through HelloAuthenticator::Verify,
 // as the vehicle does before anything else. A forged MAC must never verify; the same
-// HELLO signed with the key must, and must stop verifying when any signed field changes.
+// HELLO signed with its generation's session key must, and must stop verifying when any
+// signed field changes or under the next generation's key.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -22,19 +23,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   v1::Hello good = smig::fuzz::Resign(hello);
-  Check(auth.Verify(good).ok(), "a HELLO signed with the key verifies");
+  const uint64_t g = smig::fuzz::SigningGeneration(hello);
+  const HelloAuthenticator signer = g == 1 ? auth : smig::fuzz::Auth(g);
+  Check(signer.Verify(good).ok(), "a HELLO signed with the key verifies");
+  Check(!smig::fuzz::Auth(g + 1).Verify(good).ok(), "the next generation's key fails");
   // Round trip through the wire, as it travels.
   v1::Hello parsed;
   Check(parsed.ParseFromString(good.SerializeAsString()), "a signed HELLO parses back");
-  Check(auth.Verify(parsed).ok(), "a signed HELLO verifies after the wire");
+  Check(signer.Verify(parsed).ok(), "a signed HELLO verifies after the wire");
   v1::Hello tampered = good;
   tampered.set_generation(good.generation() + 1);
-  Check(!auth.Verify(tampered).ok(), "a changed generation fails");
+  Check(!signer.Verify(tampered).ok(), "a changed generation fails");
   tampered = good;
   tampered.set_session_id(good.session_id() ^ 1);
-  Check(!auth.Verify(tampered).ok(), "a changed session fails");
+  Check(!signer.Verify(tampered).ok(), "a changed session fails");
   tampered = good;
   tampered.set_server_id(good.server_id() + "x");
-  Check(!auth.Verify(tampered).ok(), "a changed server id fails");
+  Check(!signer.Verify(tampered).ok(), "a changed server id fails");
   return 0;
 }

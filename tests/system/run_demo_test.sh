@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The system test: an edge demo drive, then its summary checked (check_demo.py, the demo's
 # own verdict: smigbed.verdict).
-#   run_demo_test.sh OUT_DIR userland|kernel [SCENARIO.yaml]
-# SCENARIO defaults to scripts/scenarios/default.yaml.
+#   run_demo_test.sh OUT_DIR userland|kernel [SCENARIO.yaml [DEMO_FLAG...]]
+# SCENARIO defaults to scripts/scenarios/default.yaml; DEMO_FLAGs go to the demo (--tls).
 # kernel: the demo runs inside the project's VM (scripts/vm, via scripts/run-kernel-test) unless this host's
 # kernel has SCTP; the media is made on the host first (the VM's / is read-only) and
 # OUT_DIR is shared read-write with the VM.
@@ -10,12 +10,13 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 out=$1 stack=$2 scenario=${3:-$root/scripts/scenarios/default.yaml}
+shift $(( $# < 3 ? $# : 3 ))
 if [ "$(id -u)" -ne 0 ]; then echo "needs root (network namespaces)"; exit 77; fi
 rm -rf "$out"
 mkdir -p "$out"
 # The smigbed package (scripts/smigbed); the VM runner carries the environment over.
 export PYTHONPATH="$root/scripts${PYTHONPATH:+:$PYTHONPATH}"
-demo=(/usr/bin/python3 -m smigbed.edge_demo --out "$out" --sctp-stack="$stack" --scenario "$scenario")
+demo=(/usr/bin/python3 -m smigbed.edge_demo --out "$out" --sctp-stack="$stack" --scenario "$scenario" "$@")
 rc=0
 if [ "$stack" = kernel ]; then
   /usr/bin/python3 -c "import sys; from smigbed import scenario, testbed; \

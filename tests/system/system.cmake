@@ -21,6 +21,14 @@ add_test(NAME system.edge_demo.lossy.userland
 set_tests_properties(system.edge_demo.lossy.userland PROPERTIES LABELS system
   TIMEOUT 900 SKIP_RETURN_CODE 77)
 
+# The default drive with --tls: mutual TLS on every gRPC hop (services, agents, smigctl),
+# a CA made for the run; the verdict also demands that every server refuses plaintext.
+add_test(NAME system.edge_demo.tls.userland
+  COMMAND ${_sys}/run_demo_test.sh ${CMAKE_BINARY_DIR}/system/demo-tls-userland userland
+          ${_smigbed_path}/scenarios/default.yaml --tls)
+set_tests_properties(system.edge_demo.tls.userland PROPERTIES LABELS system
+  TIMEOUT 900 SKIP_RETURN_CODE 77)
+
 foreach(case manual_migration_through_reflection
              automatic_migration_follows_real_rtt_after_the_dwell
              killing_the_target_during_the_overlap_rolls_back)

@@ -35,6 +35,7 @@ constexpr VerbInfo kVerbs[] = {
     {"evaluate", Verb::kEvaluate, "SESSION", 1},
     {"policy", Verb::kPolicy, "", 0},
     {"session", Verb::kCreateSession, "", 0},  // only as `session create`
+    {"health", Verb::kHealth, "ADDRESS", 1},
 };
 
 absl::StatusOr<uint64_t> ParseSession(absl::string_view what, absl::string_view s) {
@@ -125,6 +126,9 @@ absl::StatusOr<Command> ParseCommand(const std::vector<std::string>& words,
     case Verb::kCancel:
       c.migration_id = args[0];
       break;
+    case Verb::kHealth:
+      c.address = args[0];
+      break;
     case Verb::kMigrate:
     case Verb::kEvaluate: {
       SMIG_ASSIGN_OR_RETURN(c.session_id, ParseSession(absl::StrCat(name, ":"), args[0]));
@@ -184,6 +188,8 @@ Service ServiceOf(Verb verb) {
     case Verb::kWatch:
     case Verb::kCancel:
       return Service::kSmm;
+    case Verb::kHealth:
+      return Service::kAny;
     case Verb::kHelp:
       break;
   }
@@ -241,6 +247,10 @@ MDM (decision)
                                 change the policy: the fields given replace the current ones
                                 (protobuf JSON, unknown keys rejected; a 0 counts as unset)
                                   smigctl policy set --json='{"margin":0.3,"dwell":"2s"}'
+Any server (PMM, MDM, SMM, a data plane's agent)
+  health ADDRESS                grpc.health.v1.Health/Check: SERVING exits 0, anything
+                                else 1, no answer 2 (the --tls-* flags apply)
+                                  smigctl health unix:/run/smig/edge.sock
 
 global flags
   --pmm=ADDR      PMM address (else $SMIG_PMM, else 127.0.0.1:7100)

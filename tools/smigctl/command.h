@@ -53,10 +53,12 @@ enum class Verb {
   kPolicy,
   kPolicySet,
   kCreateSession,
+  kHealth,
 };
 
 // Which service a verb talks to (for the address in error messages).
-enum class Service { kNone, kPmm, kMdm, kSmm };
+// kAny: the address is the command's own (health ADDRESS).
+enum class Service { kNone, kPmm, kMdm, kSmm, kAny };
 
 struct Command {
   Verb verb = Verb::kHelp;
@@ -64,6 +66,7 @@ struct Command {
   absl::Duration timeout = absl::Seconds(5);
   std::string vehicle_id;    // proximity
   std::string migration_id;  // migration, watch, cancel
+  std::string address;       // health
   uint64_t session_id = 0;   // migrate, evaluate; migrations/decisions filter (0: all)
   uint32_t limit = 0;        // decisions (0: the server's default)
   std::string to;            // migrate: a server id, or "auto"

@@ -25,6 +25,7 @@
 #include "common/grpc_status.h"
 #include "common/replica_client.h"
 #include "common/status_macros.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "smig/dataplane/v1/agent.grpc.pb.h"
 #include "smig/decision/v1/decision.grpc.pb.h"
 #include "smig/migrator/v1/migrator.grpc.pb.h"
@@ -247,6 +248,13 @@ class Ctl {
         *one.add_sessions() = r;
         return Print(r, RenderSessions(one));
       }
+      case Verb::kHealth: {
+        grpc::health::v1::HealthCheckResponse r;
+        if (!Call("Check", &grpc::health::v1::Health::Stub::Check, {}, r)) return 2;
+        Print(r, absl::StrCat(grpc::health::v1::HealthCheckResponse::ServingStatus_Name(r.status()),
+                              "\n"));
+        return r.status() == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
+      }
       case Verb::kHelp:
         break;
     }
@@ -464,6 +472,10 @@ int main(int argc, char** argv) {
     case Service::kSmm:
       service = "SMM";
       address = ResolveAddress(absl::GetFlag(FLAGS_smm), std::getenv("SMIG_SMM"), "127.0.0.1:7300");
+      break;
+    case Service::kAny:
+      service = "server";
+      address = command->address;
       break;
     case Service::kNone:
       return 2;

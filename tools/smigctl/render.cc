@@ -279,8 +279,11 @@ std::string FormatRpcError(absl::string_view method, absl::string_view service,
   // neither: the server was reached, and it says what failed behind it.
   if (origin == ErrorOrigin::kNoAnswer) {
     if (absl::IsUnavailable(status)) {
-      message = absl::StrCat("cannot reach the ", service, " at ", address, " (--",
-                             Lower(std::string(service)), "=ADDR): ", message);
+      // `health ADDRESS` names its server itself: no flag to point elsewhere.
+      const std::string flag = service == "server"
+                                   ? ""
+                                   : absl::StrCat(" (--", Lower(std::string(service)), "=ADDR)");
+      message = absl::StrCat("cannot reach the ", service, " at ", address, flag, ": ", message);
     } else if (absl::IsDeadlineExceeded(status)) {
       message = absl::StrCat("no answer from the ", service, " at ", address,
                              " within --timeout: ", message);

@@ -94,6 +94,25 @@ TEST(SmigctlParseCommandTest, EveryCommandWithItsArguments) {
   }
   EXPECT_TRUE(Parse({"evaluate", "5"}).ok());
   EXPECT_TRUE(Parse({"watch", "mig-1"}).ok());
+
+  c = Parse({"health", "unix:/run/smig/edge.sock"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->address, "unix:/run/smig/edge.sock");
+  EXPECT_EQ(ServiceOf(c->verb), Service::kAny);
+  EXPECT_THAT(Parse({"health"}).status().message(), HasSubstr("health: missing ADDRESS"));
+}
+
+TEST(SmigctlParseCommandTest, SessionCreateTakesAVehicleAgent) {
+  FlagValues f;
+  f.json = R"({"session_id":"1"})";
+  f.vehicle_agent = "unix:/run/smig/vehicle.sock";
+  absl::StatusOr<Command> c = ParseCommand({"session", "create"}, f);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->vehicle_agent, "unix:/run/smig/vehicle.sock");
+  FlagValues other;
+  other.vehicle_agent = "unix:/x.sock";
+  EXPECT_THAT(ParseCommand({"sessions"}, other).status().message(),
+              HasSubstr("--vehicle-agent does not apply to sessions"));
 }
 
 TEST(SmigctlParseCommandTest, UsageErrorsSayWhatIsWrong) {
@@ -230,7 +249,8 @@ TEST(SmigctlUsageTest, ListsEveryCommandWithAnExample) {
        {"smigctl servers", "smigctl proximity car-1", "smigctl sessions", "smigctl migrations",
         "smigctl migration mig-7", "smigctl migrate 1 --to=edge-2 --watch", "smigctl cancel",
         "smigctl decisions", "smigctl evaluate 1", "smigctl policy --output", "smigctl policy set",
-        "--pmm=ADDR", "--mdm=ADDR", "--smm=ADDR", "--tls-ca", "--timeout"}) {
+        "smigctl health unix:", "--vehicle-agent=ADDRESS", "--pmm=ADDR", "--mdm=ADDR",
+        "--smm=ADDR", "--tls-ca", "--timeout"}) {
     EXPECT_THAT(u, HasSubstr(example));
   }
 }

@@ -187,8 +187,8 @@ def main(argv=None):
     summary = None
     try:
         bed.start(media_seconds=int(duration), policy=policy)
-        # --tls: every server must refuse a client without TLS (judged by the verdict).
-        plaintext_refused = bed.plaintext_refused() if args.tls else None
+        # --tls: every server must answer the bed's certificate and refuse plaintext.
+        tls_enforced = bed.tls_enforced() if args.tls else None
         initial = {f"{e}/{r}": link for e in bed.edges for r, link in (scenario.get("links") or {}).items()}
         apply_links(bed, initial)
         events = list(scenario.get("events") or [])
@@ -267,7 +267,7 @@ def main(argv=None):
     summary["redundancy"] = scenario.get("redundancy") or "auto"
     summary["tls"] = args.tls
     if args.tls:
-        summary["tls_plaintext_refused"] = plaintext_refused
+        summary["tls_enforced"] = tls_enforced
     # What the drive is judged against (smigbed.verdict): absolute, from the scenario.
     summary["goals"] = scenario["goals"]
     summary["follow_slack_s"] = FOLLOW_SLACK_S

@@ -242,16 +242,16 @@ class Bed:
         return {"ca_file": self.pki["ca.pem"], "cert_file": self.pki["node.pem"],
                 "key_file": self.pki["node.key"]}
 
-    def plaintext_refused(self):
+    def tls_enforced(self):
         """With tls on: for the PMM, each SMM and MDM replica, each edge and the vehicle,
-        whether a plaintext client is refused (smigctl's health check without TLS flags)."""
-        out = {}
-        for name in ("proximity", *REPLICAS["migrator"], *REPLICAS["decision"], *self.edges,
-                     "vehicle"):
-            r = subprocess.run([BIN["smigctl"], "health", self.sock(name), "--timeout=2s"],
-                               capture_output=True, text=True)
-            out[name] = r.returncode != 0
-        return out
+        whether smigctl's health check is answered SERVING with the bed's client
+        certificate and refused without TLS."""
+        def health(name, *flags):
+            return subprocess.run([BIN["smigctl"], "health", self.sock(name), "--timeout=2s",
+                                   *flags], capture_output=True, text=True).returncode
+        return {name: health(name, *self.tls_flags()) == 0 and health(name) != 0
+                for name in ("proximity", *REPLICAS["migrator"], *REPLICAS["decision"],
+                             *self.edges, "vehicle")}
 
     def tls_flags(self):
         """smigctl's flags for the bed's TLS (none without it)."""

@@ -159,10 +159,10 @@ def judge(s, min_migrations=None):
         v.expect(len(auto) >= min_migrations, f"{len(auto)} automatic migrations (>= {min_migrations})")
     follow_the_car(s, v)
     if s.get("tls"):
-        refused = s.get("tls_plaintext_refused") or {}
-        v.expect(bool(refused) and all(refused.values()),
-                 "mutual TLS: a client without TLS was refused by every server tried "
-                 f"({', '.join(f'{n}: {r}' for n, r in refused.items()) or 'none tried'})")
+        enforced = s.get("tls_enforced") or {}
+        v.expect(bool(enforced) and all(enforced.values()),
+                 "mutual TLS: every server answers the bed's certificate and refuses plaintext "
+                 f"({', '.join(f'{n}: {r}' for n, r in enforced.items()) or 'none tried'})")
     changes = s.get("nearest_changes") or []
     for n, m in enumerate(s["migrations"], 1):
         want = nearest_at(changes, m["started_at_s"])

@@ -254,6 +254,17 @@ class VerdictTest(unittest.TestCase):
         self.assertEqual(statuses(v, "edge-1 nearest at 0 s: the session is already there"), ["PASS"])
         self.assertTrue(v.lines()[-1].startswith("verdict: PASS"))
 
+    def test_with_tls_every_server_must_enforce_it(self):
+        ok = {"proximity": True, "smm-0": True, "edge-1": True, "vehicle": True}
+        self.assertEqual(verdict.judge(summary(tls=True, tls_enforced=ok)).failures, [])
+        v = verdict.judge(summary(tls=True, tls_enforced=dict(ok, vehicle=False)))
+        self.assertEqual(v.exit_code, 1)
+        self.assertTrue(any("vehicle: False" in f for f in v.failures), v.failures)
+        # Not checked at all is a failure too, and so is it under emulation.
+        self.assertEqual(verdict.judge(summary(tls=True)).exit_code, 1)
+        self.assertEqual(verdict.judge(summary(tls=True, emulated_cpu=True)).exit_code, 1)
+        self.assertEqual(verdict.judge(summary(tls=False)).failures, [])
+
     def test_a_drive_without_migrations_fails(self):
         v = verdict.judge(summary(migrations=[]))
         self.assertEqual(v.exit_code, 1)

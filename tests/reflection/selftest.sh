@@ -8,9 +8,9 @@ migrator="${1:?usage: selftest.sh SMIG_MIGRATOR_BINARY}"
 [[ -x "$migrator" ]] || { echo "selftest: $migrator is not executable" >&2; exit 2; }
 
 work="$(mktemp -d)"
-pid=""
+pid="" tls_pid=""
 cleanup() {
-  if [[ -n "$pid" ]]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi
+  for p in $pid $tls_pid; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -91,6 +91,42 @@ fi
 check "camelCase key rejected" 1 '' 'unknown field "sessionId"' -- \
   -plaintext -d '{"sessionId":"5","target_server_id":"edge-2"}' "$addr" smig.migrator.v1.Migrator/Migrate
 [[ -s "$work/out" ]] && { failures=$((failures + 1)); echo "FAIL camelCase call printed a response"; }
+
+# Over mutual TLS: a second migrator with a certificate from a CA made here, requiring
+# client certificates from it. The client lists and calls with -cacert/-cert/-key, and is
+# refused without its certificate and in plaintext.
+if command -v openssl > /dev/null; then
+  (cd "$work" &&
+   openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=ca -keyout ca.key -out ca.pem &&
+   openssl req -newkey rsa:2048 -nodes -subj /CN=smig -keyout node.key -out node.csr &&
+   printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' > san.ext &&
+   openssl x509 -req -in node.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 \
+     -extfile san.ext -out node.pem) > "$work/openssl.log" 2>&1 ||
+    { failures=$((failures + 1)); echo "FAIL openssl could not make the test PKI"; cat "$work/openssl.log"; }
+  printf '{"servers":[{"id":"edge-1","agent_address":"127.0.0.1:1"}],"tls":{"cert_file":"%s","key_file":"%s","client_ca_file":"%s"}}\n' \
+    "$work/node.pem" "$work/node.key" "$work/ca.pem" > "$work/migrator-tls.json"
+  "$migrator" --config="$work/migrator-tls.json" --grpc-address=127.0.0.1:0 --metrics-address=off \
+    > "$work/tls.stdout" 2> "$work/tls.stderr" &
+  tls_pid=$!
+  tls_port=""
+  for _ in $(seq 100); do
+    tls_port="$(sed -n 's/.*"grpc_port":\([0-9][0-9]*\).*/\1/p' "$work/tls.stdout" | head -1)"
+    [[ -n "$tls_port" ]] && break
+    sleep 0.1
+  done
+  tls_addr="127.0.0.1:$tls_port"
+  tls=(-cacert "$work/ca.pem" -cert "$work/node.pem" -key "$work/node.key")
+  check "TLS: list has Migrator" 0 '^smig\.migrator\.v1\.Migrator$' '' -- "${tls[@]}" "$tls_addr" list
+  check "TLS: describe MigrateRequest" 0 '^  uint64 session_id = 1;$' '' -- \
+    "${tls[@]}" "$tls_addr" describe smig.migrator.v1.MigrateRequest
+  check "TLS: Health Check -> SERVING" 0 '^\{"status":"SERVING"\}$' '' -- \
+    "${tls[@]}" -d '{}' "$tls_addr" grpc.health.v1.Health/Check
+  check "TLS: no client certificate -> refused" 1 '' '' -- -cacert "$work/ca.pem" "$tls_addr" list
+  check "TLS: plaintext -> refused" 1 '' '' -- -plaintext "$tls_addr" list
+  kill "$tls_pid" 2>/dev/null; wait "$tls_pid" 2>/dev/null
+else
+  echo "SKIP TLS checks: no openssl"
+fi
 
 if (( failures )); then
   echo "selftest: $failures failure(s)"

@@ -2,6 +2,7 @@
 implies: every link's settings at a time, which edge is nearest when, and the absolute
 goals the drive is judged against (smigbed.verdict).
 """
+import math
 import os
 
 import yaml
@@ -15,6 +16,7 @@ SCENARIO_KEYS = {"name", "description", "duration_s", "edges", "start_edge", "po
 # The session's redundancy policy (docs/protocol.md, RedundancyPolicy); unset: the SMM's
 # default, auto.
 REDUNDANCY_POLICIES = ("off", "auto", "always")
+MAX_EDGES = 16  # the bed's namespaces and addresses (10.101.<i>.1) have room for these
 
 # The goals a drive is judged against when its `goals:` map does not say otherwise. They
 # are absolute, never derived from the run itself (issue 13). Gaps are between datagrams
@@ -36,6 +38,20 @@ class ScenarioError(Exception):
     pass
 
 
+def is_number(v):
+    """A finite int or float (YAML's true/false are not numbers here)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def mapping(path, where, v, what):
+    """`v` if it is a mapping (None: empty), else a ScenarioError saying what was expected."""
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise ScenarioError(f"{path}: {where}: expected a mapping of {what}, not {v!r}")
+    return v
+
+
 def load_scenario(path):
     """The scenario YAML, checked: unknown keys and bad values name themselves."""
     with open(path) as f:
@@ -45,38 +61,48 @@ def load_scenario(path):
     for k in s:
         if k not in SCENARIO_KEYS:
             raise ScenarioError(f"{path}: unknown key '{k}' (known: {', '.join(sorted(SCENARIO_KEYS))})")
-    edges = [f"edge-{i}" for i in range(1, int(s.get("edges", 3)) + 1)]
+    n_edges = s.get("edges", 3)
+    if not is_number(n_edges) or n_edges != int(n_edges) or not 1 <= n_edges <= MAX_EDGES:
+        raise ScenarioError(f"{path}: edges: {n_edges!r} is not a whole number from 1 to {MAX_EDGES}")
+    edges = [f"edge-{i}" for i in range(1, int(n_edges) + 1)]
     s["edge_names"] = edges
     if s.get("redundancy") is not None and s["redundancy"] not in REDUNDANCY_POLICIES:
         raise ScenarioError(f"{path}: redundancy: {s['redundancy']!r} is not one of "
                             f"{', '.join(REDUNDANCY_POLICIES)}")
-    if float(s.get("duration_s", 0)) <= 5:
-        raise ScenarioError(f"{path}: duration_s must be more than 5 s")
+    if not is_number(s.get("duration_s", 0)) or s.get("duration_s", 0) <= 5:
+        raise ScenarioError(f"{path}: duration_s must be a number of seconds, more than 5")
+    if s.get("start_edge") is not None and s["start_edge"] not in edges:
+        raise ScenarioError(f"{path}: start_edge: {s['start_edge']!r} is not one of {edges}")
+    mapping(path, "policy", s.get("policy"), "the MDM's policy fields")
 
     def check_link(where, link):
-        if not isinstance(link, dict):
-            raise ScenarioError(f"{path}: {where}: expected a mapping of {sorted(LINK_KEYS)}")
-        for k, v in link.items():
+        for k, v in mapping(path, where, link, sorted(LINK_KEYS)).items():
             if k not in LINK_KEYS:
                 raise ScenarioError(f"{path}: {where}: unknown key '{k}'")
-            if k != "up" and (not isinstance(v, (int, float)) or v < 0):
+            if k == "up" and not isinstance(v, bool):
+                raise ScenarioError(f"{path}: {where}.up: {v!r} is not true or false")
+            if k != "up" and (not is_number(v) or v < 0):
                 raise ScenarioError(f"{path}: {where}.{k}: {v!r} is not a non-negative number")
-    for radio, link in (s.get("links") or {}).items():
+    for radio, link in mapping(path, "links", s.get("links"), list(RADIOS)).items():
         if radio not in RADIOS:
             raise ScenarioError(f"{path}: links: unknown radio '{radio}'")
         check_link(f"links.{radio}", link)
     s["goals"] = check_goals(path, s.get("goals"))
     last = -1.0
-    for n, ev in enumerate(s.get("events") or []):
+    events = s.get("events") or []
+    if not isinstance(events, list):
+        raise ScenarioError(f"{path}: events: expected a list of {{at_s, set, note}}, not {events!r}")
+    for n, ev in enumerate(events):
+        ev = mapping(path, f"events[{n}]", ev, "at_s, set, note")
         at = ev.get("at_s")
-        if not isinstance(at, (int, float)) or at < last:
+        if not is_number(at) or at < last:
             raise ScenarioError(f"{path}: events[{n}].at_s must be a number, in time order")
         last = at
         for k in ev:
             if k not in ("at_s", "set", "note"):
                 raise ScenarioError(f"{path}: events[{n}]: unknown key '{k}'")
-        for target, link in (ev.get("set") or {}).items():
-            edge, _, radio = target.partition("/")
+        for target, link in mapping(path, f"events[{n}].set", ev.get("set"), "EDGE/RADIO: link").items():
+            edge, _, radio = str(target).partition("/")
             if edge not in edges or radio not in RADIOS:
                 raise ScenarioError(f"{path}: events[{n}]: '{target}' is not EDGE/RADIO "
                                     f"(edges {edges}, radios {list(RADIOS)})")
@@ -99,7 +125,7 @@ def check_goals(path, given):
         if k == "min_failovers":
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ScenarioError(f"{path}: goals.{k}: {v!r} is not a whole number >= 0")
-        elif isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+        elif not is_number(v) or v <= 0:
             raise ScenarioError(f"{path}: goals.{k}: {v!r} is not a positive number of ms")
         goals[k] = v if k == "min_failovers" else float(v)
     ordered = [(k, goals[k]) for k in ("p99_gap_ms", "p999_gap_ms", "max_gap_ms")

@@ -182,6 +182,24 @@ class ScenarioGoalsTest(unittest.TestCase):
         self.assertIn("goals.p99_gap_ms (60 ms) is above goals.max_gap_ms (50 ms)",
                       self.error("goals: {p99_gap_ms: 60}\n"))
 
+    def test_fuzzer_findings_are_scenario_errors(self):
+        # What tests/fuzz/scenario_fuzz.py found (TypeError, ValueError), and their kin.
+        for text, where in (("edges: null\n", "edges"), ("edges: 2.5\n", "edges"),
+                            ("duration_s: ''\n", "duration_s"), ("duration_s: null\n", "duration_s"),
+                            ("duration_s: .nan\n", "duration_s"),
+                            ("duration_s: 30\nevents: [7]\n", "events[0]"),
+                            ("duration_s: 30\nevents: 7\n", "events"),
+                            ("duration_s: 30\nlinks: [cell]\n", "links"),
+                            ("duration_s: 30\nlinks: {cell: {up: 1}}\n", "links.cell.up"),
+                            ("duration_s: 30\nstart_edge: edge-9\n", "start_edge"),
+                            ("duration_s: 30\npolicy: 3\n", "policy"),
+                            ("duration_s: 30\nevents: [{at_s: 1, set: {7: {up: true}}}]\n",
+                             "events[0]")):
+            with self.subTest(text=text):
+                with self.assertRaises(scenario.ScenarioError) as e:
+                    self.load(text)
+                self.assertIn(where, str(e.exception))
+
     def test_redundancy_policy(self):
         self.assertIsNone(self.load("").get("redundancy"))
         self.assertEqual(self.load("redundancy: always\n")["redundancy"], "always")

@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "common/grpc_address.h"
 
 namespace smig {
 
@@ -13,7 +14,12 @@ ClientCredentials::ClientCredentials() = default;
 absl::StatusOr<ClientCredentials> ClientCredentials::FromConfig(
     const common::v1::ClientTlsConfig& tls) {
   ClientCredentials c;
-  if (tls.ca_file().empty() && tls.cert_file().empty() && tls.key_file().empty()) return c;
+  if (tls.ca_file().empty() && tls.cert_file().empty() && tls.key_file().empty()) {
+    if (!tls.server_name().empty()) {
+      return absl::InvalidArgumentError("client_tls.server_name needs TLS: set ca_file");
+    }
+    return c;
+  }
   if (tls.cert_file().empty() != tls.key_file().empty()) {
     return absl::InvalidArgumentError(
         "client_tls: cert_file and key_file go together (mutual TLS), or neither");
@@ -32,18 +38,17 @@ absl::StatusOr<ClientCredentials> ClientCredentials::FromConfig(
     *out = ss.str();
   }
   c.tls_ = grpc::SslCredentials(o);
+  c.server_name_ = tls.server_name();
   return c;
 }
 
-std::shared_ptr<grpc::ChannelCredentials> ClientCredentials::For(
-    const std::string& address) const {
-  (void)address;  // unix sockets too: the edge demo's --tls speaks mutual TLS over them
-  return tls_ == nullptr ? grpc::InsecureChannelCredentials() : tls_;
-}
-
-std::shared_ptr<grpc::Channel> ClientCredentials::Channel(
-    const std::string& address, const grpc::ChannelArguments& args) const {
-  return grpc::CreateCustomChannel(address, For(address), args);
+std::shared_ptr<grpc::Channel> ClientCredentials::Channel(const std::string& address,
+                                                          grpc::ChannelArguments args) const {
+  if (tls_ == nullptr) return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  if (!server_name_.empty() && IsIpLiteral(GrpcHost(address))) {
+    args.SetSslTargetNameOverride(server_name_);
+  }
+  return grpc::CreateCustomChannel(address, tls_, args);
 }
 
 }  // namespace smig

@@ -6,7 +6,9 @@
 //
 // The same credentials for every address, "unix:" sockets included (their authority is
 // "localhost": a server certificate for them names DNS:localhost). Plaintext is for
-// clients without a client_tls only.
+// clients without a client_tls only. An address by IP ("10.0.0.7:7400", as the PMM finds
+// the data planes' agents) has no name to verify: with client_tls.server_name set, the
+// server's certificate must name that instead.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -28,13 +30,14 @@ class ClientCredentials {
   static absl::StatusOr<ClientCredentials> FromConfig(const common::v1::ClientTlsConfig& tls);
 
   bool tls() const { return tls_ != nullptr; }
-  // For `address` ("host:port", "dns:///name:port" or "unix:/path").
-  std::shared_ptr<grpc::ChannelCredentials> For(const std::string& address) const;
+  // A channel to `address` ("host:port", "dns:///name:port", "ipv4:a.b.c.d:port" or
+  // "unix:/path").
   std::shared_ptr<grpc::Channel> Channel(const std::string& address,
-                                         const grpc::ChannelArguments& args = {}) const;
+                                         grpc::ChannelArguments args = {}) const;
 
  private:
   std::shared_ptr<grpc::ChannelCredentials> tls_;  // null: plaintext
+  std::string server_name_;                        // for addresses by IP
 };
 
 }  // namespace smig

@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/grpc_address.h"
 #include "common/grpc_status.h"
 #include "google/protobuf/descriptor.h"
 #include "grpc/health/v1/health.pb.h"
@@ -146,8 +147,15 @@ absl::StatusOr<std::string> ReadPem(const std::string& path, const char* what) {
   return ss.str();
 }
 
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const TlsFiles& tls) {
+// Plaintext only where no other host can connect: a unix socket or loopback.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const std::string& address,
+                                                                     const TlsFiles& tls) {
   if (tls.cert_file.empty() && tls.key_file.empty() && tls.client_ca_file.empty()) {
+    if (!IsLocalAddress(address)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "gRPC on ", address, " needs TLS (tls.cert_file and tls.key_file): plaintext is "
+          "served on unix sockets and loopback only"));
+    }
     return grpc::InsecureServerCredentials();
   }
   if (tls.cert_file.empty() || tls.key_file.empty()) {
@@ -207,7 +215,7 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds = Credentials(options.tls);
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds = Credentials(options.grpc_address, options.tls);
   if (!creds.ok()) return creds.status();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.grpc_address, *creds, &s->grpc_port_);

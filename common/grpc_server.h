@@ -10,7 +10,8 @@
 //   auto registry = std::make_shared<prometheus::Registry>();
 //   MyService service;
 //   absl::StatusOr<std::unique_ptr<GrpcServer>> server =
-//       GrpcServer::Start({.grpc_address = "0.0.0.0:7000", .metrics_address = "0.0.0.0:9100"},
+//       GrpcServer::Start({.grpc_address = "0.0.0.0:7000", .metrics_address = "0.0.0.0:9100",
+//                          .tls = {.cert_file = "tls.crt", .key_file = "tls.key"}},
 //                         {&service}, registry);
 //   WaitForTerminationSignal();          // SIGTERM or SIGINT
 //   (*server)->Shutdown(absl::Seconds(5));
@@ -38,7 +39,8 @@ class Registry;
 namespace smig {
 
 // PEM files. cert_file + key_file turn on TLS; client_ca_file adds mTLS (clients must show a
-// certificate signed by that CA). All empty: plaintext.
+// certificate signed by that CA). All empty: plaintext, which a server refuses to serve
+// anywhere but on a unix socket or loopback (INVALID_ARGUMENT).
 struct TlsFiles {
   std::string cert_file;
   std::string key_file;

@@ -44,13 +44,11 @@ bool IsReplicaRefusal(const grpc::Status& s) {
 }
 
 ReplicaClient::ReplicaClient(std::string service, std::vector<std::string> addresses,
-                             std::shared_ptr<grpc::ChannelCredentials> credentials)
-    : ReplicaClient(std::move(service), std::move(addresses), std::move(credentials),
-                    Options()) {}
+                             const ClientCredentials& credentials)
+    : ReplicaClient(std::move(service), std::move(addresses), credentials, Options()) {}
 
 ReplicaClient::ReplicaClient(std::string service, std::vector<std::string> addresses,
-                             std::shared_ptr<grpc::ChannelCredentials> credentials,
-                             Options options)
+                             const ClientCredentials& credentials, Options options)
     : service_(std::move(service)), addresses_(std::move(addresses)), options_(options) {
   grpc::ChannelArguments args;
   // A replica that was killed and restarted is found again within a second.
@@ -62,7 +60,7 @@ ReplicaClient::ReplicaClient(std::string service, std::vector<std::string> addre
   // reaches the next replica. One IP or one unix socket is one backend either way.
   args.SetServiceConfigJSON(R"({"loadBalancingConfig":[{"round_robin":{}}]})");
   for (const std::string& a : addresses_) {
-    channels_.push_back(grpc::CreateCustomChannel(a, credentials, args));
+    channels_.push_back(credentials.Channel(a, args));
   }
 }
 

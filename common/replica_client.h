@@ -3,7 +3,7 @@
 // The one place where smigctl and the MDM's SMM client follow the leader.
 //
 //   ReplicaClient smm("SMM", SplitAddresses("unix:/run/smm-0.sock,unix:/run/smm-1.sock"),
-//                     grpc::InsecureChannelCredentials());
+//                     ClientCredentials());
 //   grpc::Status s = smm.CallLeader([&](const std::shared_ptr<grpc::Channel>& ch,
 //                                       const std::string& address) {
 //     grpc::ClientContext ctx;   // one per attempt
@@ -34,11 +34,11 @@
 #include <vector>
 
 #include <grpcpp/channel.h>
-#include <grpcpp/security/credentials.h>
 #include <grpcpp/support/status.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/string_view.h"
+#include "common/grpc_client.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
@@ -70,9 +70,9 @@ class ReplicaClient {
 
   // `service` names it in errors ("SMM"). `addresses` must not be empty.
   ReplicaClient(std::string service, std::vector<std::string> addresses,
-                std::shared_ptr<grpc::ChannelCredentials> credentials);
+                const ClientCredentials& credentials);
   ReplicaClient(std::string service, std::vector<std::string> addresses,
-                std::shared_ptr<grpc::ChannelCredentials> credentials, Options options);
+                const ClientCredentials& credentials, Options options);
 
   // A change: the leader's answer, or UNAVAILABLE "no <service> replica took the call
   // within 3s: <address>: <what it said>; ..." once the budget is spent.

@@ -257,8 +257,8 @@ class Bed:
         """smigctl's flags for the bed's TLS (none without it)."""
         if not self.tls:
             return []
-        return [f"--tls-ca={self.pki['ca.pem']}", f"--tls-cert={self.pki['node.pem']}",
-                f"--tls-key={self.pki['node.key']}"]
+        return [f"--ca={self.pki['ca.pem']}", f"--cert={self.pki['node.pem']}",
+                f"--key={self.pki['node.key']}"]
 
     def sock(self, name):
         """A node's gRPC address. "migrator" and "decision" are every replica's, comma-separated

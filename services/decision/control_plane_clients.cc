@@ -35,9 +35,7 @@ std::unique_ptr<GrpcControlPlaneClients> GrpcControlPlaneClients::Create(
     c->pmm_ = proximity::v1::Proximity::NewStub(credentials.Channel(proximity_address));
   }
   if (std::vector<std::string> smms = SplitAddresses(migrator_address); !smms.empty()) {
-    // The replicas share one transport: unix sockets, or TLS (or not) on every one.
-    std::shared_ptr<grpc::ChannelCredentials> creds = credentials.For(smms.front());
-    c->smm_ = std::make_unique<ReplicaClient>("SMM", std::move(smms), std::move(creds));
+    c->smm_ = std::make_unique<ReplicaClient>("SMM", std::move(smms), credentials);
   }
   return c;
 }

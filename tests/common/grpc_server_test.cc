@@ -200,6 +200,26 @@ TEST(GrpcServerTest, TlsAndMutualTlsFromFiles) {
             HealthCheckResponse::SERVING);
 }
 
+TEST(GrpcServerTest, PlaintextIsServedOnUnixSocketsAndLoopbackOnly) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  absl::StatusOr<std::unique_ptr<GrpcServer>> open =
+      GrpcServer::Start({.grpc_address = "0.0.0.0:0", .metrics_address = ""}, {}, registry);
+  EXPECT_EQ(open.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(open.status().message(),
+              ::testing::HasSubstr("gRPC on 0.0.0.0:0 needs TLS (tls.cert_file and tls.key_file)"));
+  EXPECT_TRUE(GrpcServer::Start({.grpc_address = "localhost:0", .metrics_address = ""}, {},
+                                registry).ok());
+  if (std::system("command -v openssl >/dev/null") != 0) GTEST_SKIP() << "needs openssl";
+  TestPki pki;
+  ASSERT_TRUE(pki.Make());
+  absl::StatusOr<std::unique_ptr<GrpcServer>> tls = GrpcServer::Start(
+      {.grpc_address = "0.0.0.0:0",
+       .metrics_address = "",
+       .tls = {.cert_file = pki.cert, .key_file = pki.key}},
+      {}, registry);
+  EXPECT_TRUE(tls.ok()) << tls.status();
+}
+
 TEST(GrpcServerTest, IncompleteOrMissingTlsFilesAreClearErrors) {
   auto registry = std::make_shared<prometheus::Registry>();
   auto only_cert = GrpcServer::Start({.tls = {.cert_file = "/nonexistent.pem"}}, {}, registry);
@@ -260,6 +280,41 @@ TEST(GrpcClientTest, ClientCredentialsReachMutualTlsServersOnTcpAndUnixSockets) 
       GrpcServer::Start({.grpc_address = sock, .metrics_address = ""}, {}, nullptr);
   ASSERT_TRUE(plain.ok()) << plain.status();
   EXPECT_EQ(check(ClientCredentials().Channel(sock)), grpc::StatusCode::OK);
+}
+
+// A server dialed by IP (an agent found by its node's IP) must carry server_name in its
+// certificate; one dialed by name must carry that name, whatever server_name says.
+TEST(GrpcClientTest, AServerDialedByIpAddressIsVerifiedAgainstServerName) {
+  if (std::system("command -v openssl >/dev/null") != 0) GTEST_SKIP() << "needs openssl";
+  TestPki pki;  // DNS:localhost only, no IP address
+  ASSERT_TRUE(pki.Make());
+  absl::StatusOr<std::unique_ptr<GrpcServer>> tls = GrpcServer::Start(
+      {.metrics_address = "", .tls = {.cert_file = pki.cert, .key_file = pki.key}}, {}, nullptr);
+  ASSERT_TRUE(tls.ok()) << tls.status();
+  const int port = (*tls)->grpc_port();
+  auto status_with = [&](const std::string& server_name, const std::string& host) {
+    common::v1::ClientTlsConfig config;
+    config.set_ca_file(pki.cert);
+    config.set_server_name(server_name);
+    absl::StatusOr<ClientCredentials> creds = ClientCredentials::FromConfig(config);
+    EXPECT_TRUE(creds.ok()) << creds.status();
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    HealthCheckResponse resp;
+    return Health::NewStub(creds->Channel(absl::StrCat(host, ":", port)))
+        ->Check(&ctx, HealthCheckRequest(), &resp)
+        .error_code();
+  };
+  EXPECT_EQ(status_with("localhost", "127.0.0.1"), grpc::StatusCode::OK);
+  EXPECT_EQ(status_with("localhost", "ipv4:127.0.0.1"), grpc::StatusCode::OK);
+  EXPECT_NE(status_with("", "127.0.0.1"), grpc::StatusCode::OK);  // the cert names no IP
+  EXPECT_NE(status_with("smig-dataplane.smig.svc", "127.0.0.1"), grpc::StatusCode::OK);
+  EXPECT_EQ(status_with("smig-dataplane.smig.svc", "localhost"), grpc::StatusCode::OK);
+
+  common::v1::ClientTlsConfig plaintext_with_name;
+  plaintext_with_name.set_server_name("localhost");
+  EXPECT_EQ(ClientCredentials::FromConfig(plaintext_with_name).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(GrpcClientTest, AnIncompleteOrUnreadableClientTlsConfigIsAClearError) {

@@ -115,7 +115,7 @@ TEST(ReplicaClientTest, AStandbysRefusalMovesOnToTheLeaderAndTheLeaderIsRemember
   FakeReplica standby("smm-1"), leader("smm-0");
   standby.Answer(Standby());
   ReplicaClient c("SMM", {standby.address(), leader.address()},
-                  grpc::InsecureChannelCredentials(), Fast());
+                  ClientCredentials(), Fast());
   std::string by;
   ASSERT_TRUE(c.CallLeader(Migrate(&by)).ok());
   EXPECT_EQ(by, "smm-0");
@@ -129,7 +129,7 @@ TEST(ReplicaClientTest, NoLeaderYetThenALeader) {
   FakeReplica a("smm-0"), b("smm-1");
   a.Answer(NoLeader());
   b.Answer(NoLeader());
-  ReplicaClient c("SMM", {a.address(), b.address()}, grpc::InsecureChannelCredentials(), Fast());
+  ReplicaClient c("SMM", {a.address(), b.address()}, ClientCredentials(), Fast());
   std::thread elect([&] {
     absl::SleepFor(absl::Milliseconds(300));
     a.Answer(Standby());
@@ -148,7 +148,7 @@ TEST(ReplicaClientTest, NoLeaderYetThenALeader) {
 TEST(ReplicaClientTest, ARealErrorIsNotRetried) {
   FakeReplica a("smm-0"), b("smm-1");
   a.Answer(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no such edge"));
-  ReplicaClient c("SMM", {a.address(), b.address()}, grpc::InsecureChannelCredentials(), Fast());
+  ReplicaClient c("SMM", {a.address(), b.address()}, ClientCredentials(), Fast());
   std::string by;
   grpc::Status s = c.CallLeader(Migrate(&by));
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
@@ -163,7 +163,7 @@ TEST(ReplicaClientTest, AllDownIsUnavailableNamingEveryAddressWithinTheBudget) {
     a_addr = a.address();
     b_addr = b.address();
   }  // both stopped: nothing listens there now
-  ReplicaClient c("SMM", {a_addr, b_addr}, grpc::InsecureChannelCredentials(), Fast());
+  ReplicaClient c("SMM", {a_addr, b_addr}, ClientCredentials(), Fast());
   const absl::Time start = absl::Now();
   std::string by;
   grpc::Status s = c.CallLeader(Migrate(&by));
@@ -179,7 +179,7 @@ TEST(ReplicaClientTest, AllStandbysEndUnavailableSayingWhatTheySaid) {
   FakeReplica a("smm-0"), b("smm-1");
   a.Answer(Standby());
   b.Answer(NoLeader());
-  ReplicaClient c("SMM", {a.address(), b.address()}, grpc::InsecureChannelCredentials(), Fast());
+  ReplicaClient c("SMM", {a.address(), b.address()}, ClientCredentials(), Fast());
   std::string by;
   grpc::Status s = c.CallLeader(Migrate(&by));
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
@@ -193,7 +193,7 @@ TEST(ReplicaClientTest, ReadsGoToAnyReplicaThatAnswers) {
   { FakeReplica gone("x"); down = gone.address(); }
   FakeReplica standby("smm-1");
   standby.Answer(Standby());  // a standby still answers reads
-  ReplicaClient c("SMM", {down, standby.address()}, grpc::InsecureChannelCredentials(), Fast());
+  ReplicaClient c("SMM", {down, standby.address()}, ClientCredentials(), Fast());
   smm::ListSessionsResponse resp;
   grpc::Status s = c.CallAny([&](const std::shared_ptr<grpc::Channel>& ch, const std::string&) {
     grpc::ClientContext ctx;
@@ -212,7 +212,7 @@ TEST(ReplicaClientTest, OneAddressNamingTwoReplicasReachesTheLeader) {
   FakeReplica standby("smm-1"), leader("smm-0");
   standby.Answer(Standby());
   ReplicaClient c("SMM", {absl::StrCat("ipv4:", standby.address(), ",", leader.address())},
-                  grpc::InsecureChannelCredentials(), Fast());
+                  ClientCredentials(), Fast());
   for (int k = 0; k < 6; ++k) {
     std::string by;
     grpc::Status s = c.CallLeader(Migrate(&by));
@@ -227,7 +227,7 @@ TEST(ReplicaClientTest, OneAddressNamingTwoReplicasReachesTheLeader) {
 TEST(ReplicaClientTest, OneAddressWaitsForALeader) {
   FakeReplica a("smm-0");
   a.Answer(NoLeader());
-  ReplicaClient c("SMM", {a.address()}, grpc::InsecureChannelCredentials(), Fast());
+  ReplicaClient c("SMM", {a.address()}, ClientCredentials(), Fast());
   std::thread elect([&] {
     absl::SleepFor(absl::Milliseconds(200));
     a.Answer(grpc::Status::OK);
@@ -244,7 +244,7 @@ TEST(ReplicaClientTest, OneAddressWaitsForALeader) {
 TEST(ReplicaClientTest, OneAddressIsOneCallOnErrorsAndWhenUnreachable) {
   FakeReplica a("smm-0");
   a.Answer(grpc::Status(grpc::StatusCode::NOT_FOUND, "session 9 not found"));
-  ReplicaClient c("SMM", {a.address()}, grpc::InsecureChannelCredentials(), Fast());
+  ReplicaClient c("SMM", {a.address()}, ClientCredentials(), Fast());
   std::string by;
   EXPECT_EQ(c.CallLeader(Migrate(&by)).error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(a.migrates(), 1);

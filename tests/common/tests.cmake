@@ -5,6 +5,7 @@ smig_unit_test(config_test SRCS ${_common}/config_test.cc DEPS smig_config smig_
 smig_unit_test(grpc_status_test SRCS ${_common}/grpc_status_test.cc DEPS smig_grpc_status)
 smig_unit_test(replica_client_test
   SRCS ${_common}/replica_client_test.cc DEPS smig_replica_client smig_proto gRPC::grpc++)
+smig_unit_test(grpc_address_test SRCS ${_common}/grpc_address_test.cc DEPS smig_grpc_address)
 smig_unit_test(grpc_server_test
   SRCS ${_common}/grpc_server_test.cc DEPS smig_grpc_server smig_grpc_client smig_testbed)
 smig_unit_test(clock_test SRCS ${_common}/clock_test.cc DEPS smig_clock)

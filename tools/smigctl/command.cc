@@ -258,8 +258,9 @@ global flags
   --smm=ADDR      SMM address (else $SMIG_SMM, else 127.0.0.1:7300)
   --output=text|json   json: protobuf JSON with proto field names, one object per line
   --timeout=5s    deadline of each call (--watch follows until the migration ends)
-  --tls-ca=FILE   verify servers with this CA (TLS); plaintext when unset
-  --tls-cert=FILE --tls-key=FILE   client certificate for mutual TLS
+  --ca=FILE       verify servers with this CA (TLS); plaintext when unset
+  --cert=FILE --key=FILE   client certificate for mutual TLS
+  --server-name=NAME   the name in the certificate of a server given by IP address
 
 exit status: 0 ok, 1 migration rolled back, 2 usage or RPC error
 RPC errors: "smigctl: METHOD: CODE: message", the server's own message when it answered

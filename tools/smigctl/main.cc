@@ -42,9 +42,11 @@ ABSL_FLAG(std::string, smm, "",
           "leader)");
 ABSL_FLAG(std::string, output, "text", "text or json (protobuf JSON, one object per line)");
 ABSL_FLAG(std::string, timeout, "5s", "Deadline of each call");
-ABSL_FLAG(std::string, tls_ca, "", "CA (PEM) to verify servers with; turns TLS on");
-ABSL_FLAG(std::string, tls_cert, "", "Client certificate (PEM) for mutual TLS");
-ABSL_FLAG(std::string, tls_key, "", "Client key (PEM) for mutual TLS");
+ABSL_FLAG(std::string, ca, "", "CA (PEM) to verify servers with; turns TLS on");
+ABSL_FLAG(std::string, cert, "", "Client certificate (PEM) for mutual TLS");
+ABSL_FLAG(std::string, key, "", "Client key (PEM) for mutual TLS");
+ABSL_FLAG(std::string, server_name, "",
+          "The name a server dialed by IP address must carry in its certificate");
 ABSL_FLAG(std::string, session, "", "migrations, decisions: only this session");
 ABSL_FLAG(std::string, limit, "", "decisions: at most this many");
 ABSL_FLAG(std::string, to, "", "migrate: the target edge id, or auto");
@@ -111,29 +113,31 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, absl::string_view 
   return ss.str();
 }
 
-// The --tls-* flags, read as the services read their client_tls (common/grpc_client.h).
-absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(const std::string& address) {
+// The TLS flags, read as the services read their client_tls (common/grpc_client.h).
+absl::StatusOr<smig::ClientCredentials> Credentials() {
   smig::common::v1::ClientTlsConfig tls;
-  tls.set_ca_file(absl::GetFlag(FLAGS_tls_ca));
-  tls.set_cert_file(absl::GetFlag(FLAGS_tls_cert));
-  tls.set_key_file(absl::GetFlag(FLAGS_tls_key));
+  tls.set_ca_file(absl::GetFlag(FLAGS_ca));
+  tls.set_cert_file(absl::GetFlag(FLAGS_cert));
+  tls.set_key_file(absl::GetFlag(FLAGS_key));
+  tls.set_server_name(absl::GetFlag(FLAGS_server_name));
   absl::StatusOr<smig::ClientCredentials> c = smig::ClientCredentials::FromConfig(tls);
   if (!c.ok()) {
-    return absl::Status(c.status().code(),
-                        absl::StrCat("--tls-ca/--tls-cert/--tls-key: ", c.status().message()));
+    return absl::Status(c.status().code(), absl::StrCat("--ca/--cert/--key/--server-name: ",
+                                                        c.status().message()));
   }
-  return c->For(address);
+  return c;
 }
 
 // Runs one command against the one service it needs.
 class Ctl {
  public:
   Ctl(Command command, std::string service, std::string address,
-      std::shared_ptr<grpc::ChannelCredentials> credentials)
+      smig::ClientCredentials credentials)
       : c_(std::move(command)),
         service_(std::move(service)),
         address_(std::move(address)),
-        replicas_(service_, smig::SplitAddresses(address_), std::move(credentials)) {}
+        credentials_(std::move(credentials)),
+        replicas_(service_, smig::SplitAddresses(address_), credentials_) {}
 
   int Run() {
     const absl::Time now = absl::Now();
@@ -270,9 +274,7 @@ class Ctl {
 
   // The vehicle's OpenSession with the session's id and key (its agent API).
   absl::Status GiveKey(const smm::Session& created) {
-    SMIG_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> creds,
-                          Credentials(c_.vehicle_agent));
-    smig::dataplane::v1::DataplaneAgent::Stub stub(grpc::CreateChannel(c_.vehicle_agent, creds));
+    smig::dataplane::v1::DataplaneAgent::Stub stub(credentials_.Channel(c_.vehicle_agent));
     smig::dataplane::v1::OpenSessionRequest q;
     q.set_session_id(created.session_id());
     q.set_session_key(created.session_key());
@@ -425,6 +427,7 @@ class Ctl {
   Command c_;
   std::string service_;
   std::string address_;
+  smig::ClientCredentials credentials_;
   smig::ReplicaClient replicas_;  // the command's service: one address, or its replicas
 };
 
@@ -480,7 +483,7 @@ int main(int argc, char** argv) {
     case Service::kNone:
       return 2;
   }
-  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = Credentials(address);
+  absl::StatusOr<smig::ClientCredentials> creds = Credentials();
   if (!creds.ok()) return Error(creds.status());
   Ctl ctl(*std::move(command), service, address, *std::move(creds));
   return ctl.Run();

@@ -250,7 +250,7 @@ TEST(SmigctlUsageTest, ListsEveryCommandWithAnExample) {
         "smigctl migration mig-7", "smigctl migrate 1 --to=edge-2 --watch", "smigctl cancel",
         "smigctl decisions", "smigctl evaluate 1", "smigctl policy --output", "smigctl policy set",
         "smigctl health unix:", "--vehicle-agent=ADDRESS", "--pmm=ADDR", "--mdm=ADDR",
-        "--smm=ADDR", "--tls-ca", "--timeout"}) {
+        "--smm=ADDR", "--ca=FILE", "--server-name", "--timeout"}) {
     EXPECT_THAT(u, HasSubstr(example));
   }
 }

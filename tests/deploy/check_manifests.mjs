@@ -1,7 +1,8 @@
 // deploy.manifests: what the rendered manifests must say beyond their schemas: the
 // security context of every pod, probes, resources, that every reference resolves
 // (ConfigMaps, config files, named ports, selectors, programs in the image), minimal RBAC,
-// monitoring of all four components, and what each overlay is for.
+// monitoring of all four components, mutual TLS on every gRPC port, and what each overlay
+// is for.
 //   node tests/deploy/check_manifests.mjs RENDER_DIR
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -18,9 +19,10 @@ const f = new Failures("deploy.manifests");
 // Programs a container may run: the binaries the image gets, and the base image's shell.
 const dockerStages = stages(parseDockerfile());
 const programs = new Set(["sh", ...copiedBinaries(dockerStages, buildTreeInImage(dockerStages)).map((c) => c.name)]);
-// Created by hand per cluster, so never in the rendered output: none (the data plane
-// has no shared secret; docs/protocol.md, "Session keys").
-const externalSecrets = new Set([]);
+// Created per cluster, so never in the rendered output: smig-tls, the pods' certificate
+// (deploy/k8s/make-tls-secret, or cert-manager in overlay cert-manager, checked below). The
+// data plane has no shared secret (docs/protocol.md, "Session keys").
+const externalSecrets = new Set(["smig-tls"]);
 const components = ["smig-dataplane", "smig-proximity", "smig-decision", "smig-migrator"];
 const dashboard = readFileSync(path.join(deployDir, "grafana/smig-migrations.json"), "utf8");
 
@@ -67,12 +69,14 @@ function checkWorkload(where, w, byKind, overlay) {
     // --config=FILE: a ConfigMap key, or written by an init container into a shared volume.
     const config = (c.command ?? []).find((a) => a.startsWith("--config="))?.slice("--config=".length);
     if (config) {
-      const mount = mounts.get(path.posix.dirname(config));
+      // The directory mounted, or the file itself (a subPath of a ConfigMap volume).
+      const mount = mounts.get(path.posix.dirname(config)) ?? mounts.get(config);
+      const key = mount?.subPath ?? path.posix.basename(config);
       const vol = mount && volumes.get(mount.name);
-      if (!f.expect(vol, `${cat}: --config=${config}: nothing mounted at ${path.posix.dirname(config)}`)) continue;
+      if (!f.expect(vol, `${cat}: --config=${config}: nothing mounted at ${path.posix.dirname(config)} or ${config}`)) continue;
       if (vol.configMap && overlay) {
         const cm = byKind("ConfigMap").find((x) => x.metadata.name === vol.configMap.name);
-        f.expect(cm?.data?.[path.posix.basename(config)] !== undefined, `${cat}: ConfigMap ${vol.configMap.name} has no key ${path.posix.basename(config)}`);
+        f.expect(cm?.data?.[key] !== undefined, `${cat}: ConfigMap ${vol.configMap.name} has no key ${key}`);
       } else if (!vol.configMap) {
         const writer = (pod.initContainers ?? []).find((i) =>
           (i.volumeMounts ?? []).some((m) => m.name === vol.name && !m.readOnly) && (i.command ?? []).join(" ").includes(config));
@@ -80,11 +84,6 @@ function checkWorkload(where, w, byKind, overlay) {
       }
     }
     if (init) continue;
-    const ports = new Set((c.ports ?? []).map((p) => p.containerPort));
-    for (const probe of ["livenessProbe", "readinessProbe"]) {
-      const port = c[probe]?.grpc?.port;
-      f.expect(port && ports.has(port), `${cat}: ${probe} must be a gRPC probe on one of its ports`);
-    }
     f.expect((c.ports ?? []).some((p) => p.name === "metrics"), `${cat}: no port named metrics`);
   }
   return { podLabels, ports: all.flatMap(({ c }) => c.ports ?? []) };
@@ -151,6 +150,115 @@ function checkReplicated(where, d, byKind, overlay) {
   }
 }
 
+// Mutual TLS (docs/deploy.md, "TLS"): every smig container mounts the Secret smig-tls at
+// /etc/smig/tls; its probes are `smigctl health` over TLS on its own gRPC port (kubelet's
+// gRPC probes speak no TLS); every config serving gRPC off the loopback has tls with a
+// client CA, and every client_tls names the mounted files. Returns problems, so that the
+// planted negative below can prove each rule bites.
+const tlsDir = "/etc/smig/tls";
+const tlsFiles = { cert_file: `${tlsDir}/tls.crt`, key_file: `${tlsDir}/tls.key`, client_ca_file: `${tlsDir}/ca.crt` };
+const clientTlsFiles = { ca_file: `${tlsDir}/ca.crt`, cert_file: `${tlsDir}/tls.crt`, key_file: `${tlsDir}/tls.key` };
+const probeFlags = { ca: clientTlsFiles.ca_file, cert: clientTlsFiles.cert_file, key: clientTlsFiles.key_file };
+const isLocal = (a) => a.startsWith("unix:") || /^(127(\.\d+){3}|\[::1\]|localhost):\d+$/.test(a);
+// The names the certificate carries for a Service (make-tls-secret and the Certificate).
+const serviceNames = (name) => [name, `${name}.smig.svc`, `${name}.smig.svc.cluster.local`];
+const grpcPort = (p) => p.appProtocol === "grpc";
+
+// The gRPC Services of smig's components (not etcd's: its client speaks plaintext), whose
+// names the certificate must carry.
+function grpcServices(docs) {
+  return docs.filter((d) => d.kind === "Service" && d.spec.ports.some(grpcPort) && components.includes(d.spec.selector?.["app.kubernetes.io/name"]))
+    .map((d) => d.metadata.name).sort();
+}
+
+function tlsProblems(docs) {
+  const out = [];
+  const byKind = (kind) => docs.filter((d) => d.kind === kind);
+  const certNames = new Set(grpcServices(docs).flatMap(serviceNames));
+  for (const s of byKind("Service").filter((x) => components.includes(x.spec.selector?.["app.kubernetes.io/name"]))) {
+    for (const p of s.spec.ports) {
+      if (["grpc", "agent"].includes(p.name) && !grpcPort(p)) out.push(`${describe(s)} port ${p.name}: appProtocol must stay grpc`);
+    }
+  }
+  for (const w of [...byKind("Deployment"), ...byKind("DaemonSet")]) {
+    const pod = w.spec.template.spec;
+    const labels = w.spec.template.metadata?.labels ?? {};
+    const ownNames = byKind("Service").filter((s) => s.spec.ports.some(grpcPort) && matches(s.spec.selector, labels))
+      .flatMap((s) => serviceNames(s.metadata.name));
+    const tlsVolume = (pod.volumes ?? []).find((v) => v.secret?.secretName === "smig-tls");
+    const configMaps = (pod.volumes ?? []).filter((v) => v.configMap).map((v) => byKind("ConfigMap").find((c) => c.metadata.name === v.configMap.name));
+    for (const c of pod.containers) {
+      const at = `${describe(w)}: container ${c.name}`;
+      const m = (c.volumeMounts ?? []).find((x) => x.mountPath === tlsDir);
+      if (!tlsVolume || m?.name !== tlsVolume.name || m.readOnly !== true) out.push(`${at}: must mount Secret smig-tls read-only at ${tlsDir}`);
+      // Its configs (the ConfigMaps of its pod; absent in the base for the data plane).
+      const configs = configMaps.flatMap((cm) => Object.entries(cm?.data ?? {}).filter(([k]) => k.endsWith(".json")))
+        .map(([k, v]) => [k, JSON.parse(v)]);
+      const port = (c.ports ?? []).find((p) => ["grpc", "agent"].includes(p.name))?.containerPort;
+      if (!port) out.push(`${at}: no container port named grpc or agent`);
+      for (const [key, cfg] of configs) {
+        const where = `${at}: ${key}`;
+        const addr = cfg.grpc_address ?? "";
+        if (!addr.endsWith(`:${port}`)) out.push(`${where}: grpc_address ${addr} is not on its gRPC port ${port}`);
+        if (!isLocal(addr)) {
+          for (const [k, want] of Object.entries(tlsFiles)) {
+            if (cfg.tls?.[k] !== want) out.push(`${where}: serves plaintext gRPC on ${addr}: tls.${k} must be ${want}`);
+          }
+        }
+        // Every server it dials serves TLS (the rule above), so each client must speak it.
+        const dials = ["proximity_address", "migrator_address"].some((k) => cfg[k]) || key === "migrator.json" || cfg.proximity?.pmm_address;
+        const clientTls = cfg.client_tls ?? cfg.proximity?.client_tls;
+        if (dials || clientTls) {
+          for (const [k, want] of Object.entries(clientTlsFiles)) {
+            if (clientTls?.[k] !== want) out.push(`${where}: dials smig servers: client_tls.${k} must be ${want}`);
+          }
+        }
+        // The SMM dials data planes at node IPs: the name it verifies must be theirs.
+        if (key === "migrator.json" && !serviceNames("smig-dataplane").includes(cfg.client_tls?.server_name)) {
+          out.push(`${where}: client_tls.server_name must name the Service smig-dataplane (the SMM dials agents by IP)`);
+        }
+        if (clientTls?.server_name && !certNames.has(clientTls.server_name)) out.push(`${where}: client_tls.server_name ${clientTls.server_name} is not a name of the certificate`);
+      }
+      for (const probe of ["livenessProbe", "readinessProbe"]) {
+        const p = c[probe];
+        const cmd = p?.exec?.command ?? [];
+        const verb = cmd.indexOf("health");
+        const flags = Object.fromEntries(cmd.slice(1, Math.max(verb, 1)).map((a) => /^--([a-z_]+)=(.*)$/.exec(a)?.slice(1) ?? [a, null]));
+        const ok = cmd[0] === "smigctl" && verb > 0 && cmd.length === verb + 2 && cmd[verb + 1] === `127.0.0.1:${port}` &&
+          Object.entries(probeFlags).every(([k, v]) => flags[k] === v) && ownNames.includes(flags.server_name) &&
+          Object.values(flags).every((v) => v !== null);
+        if (!ok) {
+          out.push(`${at}: ${probe} must be exec [smigctl, --ca=${probeFlags.ca}, --cert=${probeFlags.cert}, --key=${probeFlags.key}, ` +
+            `--server_name=<its Service: ${ownNames[0] ?? "none"}>, --timeout=..., health, 127.0.0.1:${port}], got ${JSON.stringify(p?.exec?.command ?? p)}`);
+          continue;
+        }
+        const deadline = Number(/^(\d+)s$/.exec(flags.timeout ?? "")?.[1]);
+        if (!(deadline > 0 && (p.timeoutSeconds ?? 1) > deadline)) out.push(`${at}: ${probe}: timeoutSeconds (${p.timeoutSeconds ?? 1}) must exceed smigctl's --timeout (${flags.timeout}) and be set`);
+      }
+    }
+  }
+  // Where smig-tls comes from in the output itself: cert-manager's Certificate.
+  for (const cert of byKind("Certificate").filter((x) => x.spec.secretName === "smig-tls")) {
+    const at = describe(cert);
+    const names = new Set(cert.spec.dnsNames ?? []);
+    const missing = [...certNames].filter((n) => !names.has(n));
+    if (missing.length) out.push(`${at}: dnsNames lack ${missing.join(", ")}`);
+    for (const u of ["server auth", "client auth"]) if (!cert.spec.usages?.includes(u)) out.push(`${at}: usages lack ${u}`);
+    if (!cert.spec.duration || !cert.spec.renewBefore) out.push(`${at}: set duration and renewBefore`);
+    const issuer = byKind("Issuer").find((i) => i.metadata.name === cert.spec.issuerRef?.name);
+    const ca = issuer?.spec.ca && byKind("Certificate").find((x) => x.spec.secretName === issuer.spec.ca.secretName);
+    if (!ca?.spec.isCA) out.push(`${at}: its Issuer must be a CA Issuer whose Secret an isCA Certificate makes`);
+    else if (!byKind("Issuer").find((i) => i.metadata.name === ca.spec.issuerRef?.name)?.spec.selfSigned) {
+      out.push(`${describe(ca)}: must be issued by a selfSigned Issuer`);
+    }
+  }
+  return out;
+}
+
+// make-tls-secret's names: the same Services.
+const makeTlsSecret = readFileSync(path.join(deployDir, "k8s/make-tls-secret"), "utf8");
+const scriptServices = (/^services=\(([^)]*)\)/m.exec(makeTlsSecret)?.[1] ?? "").split(/\s+/).filter(Boolean).sort();
+
 for (const k of kustomizations()) {
   const docs = await renderedDocs(renderDir, k.name);
   const where = `${k.name}`;
@@ -171,6 +279,12 @@ for (const k of kustomizations()) {
     const d = named("Deployment", name);
     if (d) checkReplicated(where, d, byKind, overlay);
   }
+
+  for (const p of tlsProblems(docs)) f.add(`${where}: ${p}`);
+  f.expect(JSON.stringify(scriptServices) === JSON.stringify(grpcServices(docs)),
+    `${where}: make-tls-secret's services=(${scriptServices.join(" ")}) must be the gRPC Services ${grpcServices(docs).join(" ")}`);
+  const certs = byKind("Certificate").filter((c) => c.spec.secretName === "smig-tls");
+  f.expect((k.name === "cert-manager") === (certs.length === 1), `${where}: a Certificate for smig-tls in overlay cert-manager, and only there`);
 
   // Services select their workload and name ports it has; the ServiceMonitor finds them.
   for (const s of byKind("Service")) {
@@ -243,7 +357,7 @@ for (const k of kustomizations()) {
   } else if (f.expect(dpConfig, `${where}: no ConfigMap with dataplane.json`)) {
     const cfg = JSON.parse(dpConfig.data["dataplane.json"]);
     f.expect(cfg.grpc_address?.endsWith(":7400") && cfg.metrics_address?.endsWith(":9400"), `${where}: dataplane.json: agent on 7400, metrics on 9400`);
-    if (k.name === "userland" || k.name === "etcd") {
+    if (["userland", "etcd", "cert-manager"].includes(k.name)) {
       f.expect(cfg.sctp_stack === "userland" && cfg.udp_encaps_port === 9899, `${where}: dataplane.json: sctp_stack userland, udp_encaps_port 9899`);
       f.expect(dpPorts.some((p) => p.protocol === "UDP" && p.port === 9899), `${where}: Service smig-dataplane: no UDP 9899`);
       f.expect(!dpPorts.some((p) => p.protocol === "SCTP"), `${where}: Service smig-dataplane: no SCTP port on userland`);
@@ -254,7 +368,25 @@ for (const k of kustomizations()) {
     } else {
       f.add(`${where}: an overlay this check does not know: add what it must say`);
     }
-    f.expect((k.name === "etcd") === Boolean(named("StatefulSet", "smig-etcd")), `${where}: etcd runs in the cluster in overlay etcd only`);
+    f.expect(["etcd", "cert-manager"].includes(k.name) === Boolean(named("StatefulSet", "smig-etcd")), `${where}: etcd runs in the cluster in overlays etcd and cert-manager only`);
   }
 }
-f.finish(`${kustomizations().map((k) => k.name).join(", ")}: security, probes, references, RBAC, monitoring, overlays`);
+// Planted mistakes: the TLS rules must catch each (else the checks above prove nothing).
+{
+  const docs = await renderedDocs(renderDir, "cert-manager");
+  const bad = structuredClone(docs);
+  const cm = (key) => bad.find((d) => d.kind === "ConfigMap" && d.data?.[key]);
+  const edit = (key, fn) => { const c = cm(key); const cfg = JSON.parse(c.data[key]); fn(cfg); c.data[key] = JSON.stringify(cfg); };
+  edit("proximity.json", (c) => delete c.tls);
+  edit("migrator.json", (c) => delete c.client_tls.server_name);
+  const dp = bad.find((d) => d.kind === "DaemonSet").spec.template.spec;
+  dp.containers[0].readinessProbe = { grpc: { port: 7400 } };
+  dp.containers[0].volumeMounts = dp.containers[0].volumeMounts.filter((m) => m.mountPath !== tlsDir);
+  bad.find((d) => d.kind === "Certificate" && d.spec.secretName === "smig-tls").spec.usages = ["server auth"];
+  const got = tlsProblems(bad);
+  for (const want of ["proximity.json: serves plaintext gRPC", "migrator.json: client_tls.server_name", "container dataplane: readinessProbe must be exec",
+    "container dataplane: must mount Secret smig-tls", "usages lack client auth"]) {
+    f.expect(got.some((p) => p.includes(want)), `planted mistake not reported: "${want}" (reported: ${JSON.stringify(got)})`);
+  }
+}
+f.finish(`${kustomizations().map((k) => k.name).join(", ")}: security, probes, mutual TLS, references, RBAC, monitoring, overlays; planted TLS mistakes caught`);

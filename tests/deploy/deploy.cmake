@@ -2,7 +2,7 @@
 # Tools: node and npm (kubernetes-models, yaml: deploy.npm_ci installs them into
 # tests/deploy/node_modules, the only step that needs the network), kubectl (kustomize v4+),
 # promtool (Debian prometheus), /usr/bin/python3 with python3-protobuf, protoc, ldd and
-# dpkg. A missing tool fails its test with a message, it never skips.
+# dpkg, openssl. A missing tool fails its test with a message, it never skips.
 set(_deploy_src ${CMAKE_CURRENT_LIST_DIR})
 set(_deploy_out ${CMAKE_CURRENT_BINARY_DIR}/deploy)
 
@@ -40,6 +40,11 @@ smig_deploy_test(metrics_contract NEEDS deploy_npm COMMAND node ${_deploy_src}/c
 smig_deploy_test(dockerfile COMMAND node ${_deploy_src}/check_dockerfile.mjs)
 # Reads the binaries of this build tree: ctest runs after the build.
 smig_deploy_test(runtime_libs COMMAND node ${_deploy_src}/check_runtime_libs.mjs ${CMAKE_BINARY_DIR})
+# Mutual TLS for real: make-tls-secret's certificate, and the servers of this build tree with
+# their rendered configs and probe commands on loopback ports (tests/deploy/tls_live.mjs).
+# No root needed.
+smig_deploy_test(tls_live NEEDS deploy_npm deploy_render
+  COMMAND node ${_deploy_src}/tls_live.mjs ${CMAKE_BINARY_DIR} ${_deploy_out}/render)
 # A real Prometheus scrapes a short edge demo (tests/deploy/live_scenario.yaml, run from
 # build/): every dashboard and alert query returns data, every /metrics passes promtool.
 # Needs root (network namespaces): skipped (77) otherwise.

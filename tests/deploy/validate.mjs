@@ -1,6 +1,7 @@
 // deploy.schema: every rendered document validates against the Kubernetes OpenAPI schemas
-// (npm kubernetes-models; the Prometheus Operator CRDs from
-// @kubernetes-models/prometheus-operator), and has no field those schemas do not know.
+// (npm kubernetes-models; the CRDs from @kubernetes-models/prometheus-operator and
+// @kubernetes-models/cert-manager), and has no field those schemas do not know. A kind
+// with no schema is a failure, never skipped.
 //   node tests/deploy/validate.mjs FILE.yaml|DIR...   (DIR: every .yaml in it)
 //
 // Unknown fields: the schemas do not forbid extra properties, so a typo such as
@@ -19,6 +20,7 @@ import { Failures, describe, importDep, parseYamlDocs } from "./lib.mjs";
 function modelModule(apiVersion) {
   const [group, version] = apiVersion.includes("/") ? apiVersion.split("/") : ["", apiVersion];
   if (group === "monitoring.coreos.com") return `@kubernetes-models/prometheus-operator/${apiVersion}`;
+  if (group === "cert-manager.io") return `@kubernetes-models/cert-manager/${apiVersion}`;
   return group ? `kubernetes-models/${group}/${version}` : `kubernetes-models/${version}`;
 }
 

@@ -48,6 +48,9 @@ smig_unit_test(redundant_link_test
 smig_unit_test(migration_test
   SRCS ${_unit}/dataplane/edge/migration_test.cc
   DEPS smig_edge smig_vehicle smig_fakes smig_proto_time)
+smig_unit_test(frame_queue_test
+  SRCS ${_unit}/dataplane/edge/frame_queue_test.cc
+  DEPS smig_edge smig_vehicle smig_fakes smig_proto_time)
 smig_unit_test(node_test
   SRCS ${_unit}/dataplane/daemon/node_test.cc
   DEPS smig_agent_service smig_grpc_server smig_fakes smig_testbed)

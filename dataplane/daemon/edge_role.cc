@@ -43,6 +43,7 @@ absl::StatusOr<std::unique_ptr<Role>> EdgeRole::Create(RoleEnv env, NodeDeps& de
           },
       .max_sessions = config.max_sessions() != 0 ? config.max_sessions() : kDefaultMaxSessions,
       .live_feeds = std::move(feeds)};
+  if (config.max_queued_bytes() != 0) options.max_queued_bytes = config.max_queued_bytes();
   return std::unique_ptr<Role>(
       new EdgeRole(std::move(env), std::move(deps.probe_endpoint), std::move(options)));
 }
@@ -84,6 +85,7 @@ EdgeRole::Exports::Exports(NodeMetrics& m)
       send_deferrals(m.send_deferrals),
       skipped(m.skipped),
       resent(m.resent),
+      queued_dropped(m.queued_dropped),
       redundant_bytes(m.redundant_bytes) {}
 
 void EdgeRole::AttachMetrics(NodeMetrics& metrics) {
@@ -105,6 +107,7 @@ void EdgeRole::ExportMetrics() {
   exports_->send_deferrals.Update(engine_.send_deferrals());
   exports_->skipped.Update(engine_.frames_skipped());
   exports_->resent.Update(engine_.frames_resent());
+  exports_->queued_dropped.Update(engine_.queued_frames_dropped());
   exports_->redundant_bytes.Update(engine_.redundant_bytes());
   exports_->metrics.sessions_duplicating.Set(static_cast<double>(engine_.sessions_duplicating()));
   const std::map<v1::RedundancyPolicy, size_t> by_policy = engine_.sessions_by_redundancy();

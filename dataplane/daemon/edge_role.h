@@ -72,7 +72,7 @@ class EdgeRole final : public Role {
   struct Exports {
     explicit Exports(NodeMetrics& m);
     NodeMetrics& metrics;
-    CounterFeed send_errors, send_deferrals, skipped, resent, redundant_bytes;
+    CounterFeed send_errors, send_deferrals, skipped, resent, queued_dropped, redundant_bytes;
     std::map<std::string, CounterFeed> live_feeds;  // by feed name
   };
 

@@ -44,6 +44,10 @@ NodeMetrics::NodeMetrics(prometheus::Registry& r, const std::string& role)
           r, "smig_frames_resent_total",
           "Edge: frames sent again after a reconnect, because the vehicle's answer showed "
           "they were lost with the previous association.")),
+      queued_dropped(UnlabeledCounter(
+          r, "smig_queued_frames_dropped_total",
+          "Edge: live frames dropped from a flow's queue at max_queued_bytes because its "
+          "vehicle took nothing (never numbered: the player skips ahead, with no hole).")),
       sessions(prometheus::BuildGauge()
                    .Name("smig_sessions_active")
                    .Help("Sessions this data plane serves (edge) or receives (vehicle).")

@@ -77,6 +77,7 @@ class NodeMetrics {
   prometheus::Counter& send_deferrals;
   prometheus::Counter& skipped;
   prometheus::Counter& resent;
+  prometheus::Counter& queued_dropped;
   prometheus::Gauge& sessions;
   prometheus::Histogram& migration_stall;
   prometheus::Family<prometheus::Counter>& path_events;  // {kind}

@@ -287,13 +287,13 @@ void EdgeEngine::SendFrames(Session& s, Flow& f, absl::Time now) {
     const uint64_t copied = s.link->redundant_bytes();
     absl::Status st = s.link->SendData(h.flow_id, EncodeFrame(h, c.data), c.data.size());
     redundant_bytes_ += s.link->redundant_bytes() - copied;
-    if (absl::IsUnavailable(st)) {  // full send buffer: stays pending
+    if (absl::IsUnavailable(st)) {  // full send buffer: stays queued
       ++send_deferrals_;
       s.retry_send_at = now + kFullBufferRetry;
       return;
     }
     if (!st.ok()) {
-      // Stays pending: retried on the next Pump, or sent on the next association (which
+      // Stays queued: retried on the next Pump, or sent on the next association (which
       // serves again from the vehicle's position anyway).
       OnSendError(s, st, now);
       return;
@@ -305,6 +305,7 @@ void EdgeEngine::SendFrames(Session& s, Flow& f, absl::Time now) {
     bytes_sent_ += c.data.size();
     f.pending.pop_front();
   }
+  f.dropping = false;  // the vehicle took every queued frame
 }
 
 void EdgeEngine::Advance(Flow& f, const media::Chunk& c, absl::Time due) {
@@ -369,14 +370,32 @@ void EdgeEngine::Pump(absl::Time now) {
     }
     if (s.assoc && s.acked) s.link->Tick(now);
     for (auto& [fid, f] : s.flows) {
-      scratch_.clear();
-      if (absl::Status st = f.source->Poll(now, scratch_); !st.ok()) ++send_errors_;
-      for (media::Chunk& c : scratch_) f.pending.push_back({std::move(c), now});
+      Collect(id, f, now);
       if (s.assoc && s.acked && now >= s.retry_send_at) SendFrames(s, f, now);
     }
     // After the frames that were due: they moved each flow past what the vehicle has.
     if (s.position_due && s.assoc && s.acked && now >= s.retry_send_at) SendPosition(s, now);
   }
+}
+
+void EdgeEngine::Collect(uint64_t session, Flow& f, absl::Time now) {
+  if (Held(f)) return;
+  scratch_.clear();
+  if (absl::Status st = f.source->Poll(now, scratch_); !st.ok()) ++send_errors_;
+  for (media::Chunk& c : scratch_) f.pending.Push(std::move(c), now);
+  if (f.source->fd() < 0) return;  // time-driven: held above once full
+  auto [frames, bytes] = f.pending.DropOldestOver(options_.max_queued_bytes);
+  if (frames == 0) return;
+  f.dropped += frames;
+  queued_frames_dropped_ += frames;
+  if (f.dropping) return;
+  f.dropping = true;
+  const std::string error = absl::StrCat(
+      "flow ", f.state.flow_id(), ": the vehicle takes nothing and ", f.pending.bytes(),
+      " bytes of live media are queued (max_queued_bytes ", options_.max_queued_bytes,
+      "): dropping the oldest (", bytes, " bytes so far) until it takes frames again");
+  LOG(WARNING) << "session " << session << ": " << error;
+  if (options_.on_error) options_.on_error(session, error);
 }
 
 absl::Duration EdgeEngine::NextWait(absl::Time now) const {
@@ -386,7 +405,7 @@ absl::Duration EdgeEngine::NextWait(absl::Time now) const {
       if (!f.pending.empty() && s.acked) {
         wait = std::min(wait, std::max(absl::ZeroDuration(), s.retry_send_at - now));
       }
-      wait = std::min(wait, std::max(absl::ZeroDuration(), f.source->NextDue() - now));
+      if (!Held(f)) wait = std::min(wait, std::max(absl::ZeroDuration(), f.source->NextDue() - now));
     }
   }
   return wait;
@@ -582,6 +601,9 @@ absl::StatusOr<v1::Session> EdgeEngine::Describe(uint64_t session) const {
     fl->set_source_offset(f.state.source_offset());
     fl->set_frames(f.frames);
     fl->set_bytes(f.bytes);
+    fl->set_queued_frames(f.pending.size());
+    fl->set_queued_bytes(f.pending.bytes());
+    fl->set_queued_frames_dropped(f.dropped);
   }
   if (s.assoc) {
     if (absl::StatusOr<tv1::AssociationInfo> a = endpoint_.GetAssociation(*s.assoc); a.ok()) {

@@ -27,8 +27,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "dataplane/media/source.h"
+#include "dataplane/edge/frame_queue.h"
 #include "dataplane/edge/redundant_link.h"
+#include "dataplane/media/source.h"
 #include "dataplane/media/udp_source.h"
 #include "dataplane/protocol/frame.h"
 #include "dataplane/protocol/hello.h"
@@ -69,6 +70,12 @@ class EdgeEngine {
     // A released session whose graceful shutdown has not completed this long (no
     // SHUTDOWN_COMPLETE) is aborted and forgotten.
     absl::Duration release_timeout = absl::Seconds(10);
+    // What one flow may queue while its vehicle takes nothing (not connected, not
+    // answering, a full send buffer). A time-driven source (a VOD file) is then not polled:
+    // it waits and catches up, losing nothing. A live source must be read on: its oldest
+    // queued frames are dropped (before they are numbered: the player skips ahead, with
+    // no hole), counted, and reported through on_error once per episode.
+    uint64_t max_queued_bytes = 16 << 20;
   };
 
   EdgeEngine(transport::Endpoint& endpoint, Options options);
@@ -117,6 +124,8 @@ class EdgeEngine {
   // Frames sent again after a reconnect: the vehicle's HelloAck showed they were lost
   // with the previous association.
   uint64_t frames_resent() const { return frames_resent_; }
+  // Queued live frames dropped because their vehicle took nothing (max_queued_bytes).
+  uint64_t queued_frames_dropped() const { return queued_frames_dropped_; }
   // Media bytes sent as second copies on another path (redundancy's cost), all sessions.
   uint64_t redundant_bytes() const { return redundant_bytes_; }
   // Sessions sending two copies right now, and sessions by redundancy policy (as applied).
@@ -136,11 +145,9 @@ class EdgeEngine {
   struct Flow {
     v1::FlowState state;  // next_sequence/source_offset: the next frame to send
     std::unique_ptr<media::Source> source;
-    struct Due {
-      media::Chunk chunk;
-      absl::Time at;  // when the source made it due
-    };
-    std::deque<Due> pending;  // due but not sent yet (association not ready, buffer full)
+    FrameQueue pending;  // due but not sent yet (association not ready, buffer full)
+    bool dropping = false;  // dropping queued live frames now (reported once per episode)
+    uint64_t dropped = 0;   // queued live frames dropped, all episodes
     std::deque<Sent> history;
     uint64_t vehicle_next = 0;  // from HelloAck/Progress
     // Live: fingerprints of the frames before state.next_sequence, oldest first (as many
@@ -177,6 +184,12 @@ class EdgeEngine {
   // what options_.make_source makes.
   absl::StatusOr<std::unique_ptr<media::Source>> OpenSource(const v1::FlowState& fs,
                                                             absl::Time now) const;
+  // Queues what the flow's source made due, within max_queued_bytes.
+  void Collect(uint64_t session, Flow& f, absl::Time now);
+  // A time-driven source waits while its flow's queue is full: not polled, not waited for.
+  bool Held(const Flow& f) const {
+    return f.source->fd() < 0 && f.pending.bytes() >= options_.max_queued_bytes;
+  }
   void OnControl(Session& s, const v1::ControlMessage& m, absl::Time now);
   // The session's association is gone: by an event, a send error (NOT_FOUND), a failed
   // check or a timeout. Forgets it (aborting it at the endpoint unless `ended`, i.e. the
@@ -213,6 +226,7 @@ class EdgeEngine {
   uint64_t send_deferrals_ = 0;
   uint64_t frames_skipped_ = 0;
   uint64_t frames_resent_ = 0;
+  uint64_t queued_frames_dropped_ = 0;
   uint64_t redundant_bytes_ = 0;
 };
 

@@ -17,8 +17,6 @@ constexpr uint32_t kSessionFormatVersion = 1;
 constexpr absl::Duration kReconnectBackoff = absl::Seconds(1);
 constexpr absl::Duration kMaxWait = absl::Milliseconds(5);
 constexpr absl::Duration kFullBufferRetry = absl::Milliseconds(1);
-// Frames before a live flow's checkpoint whose fingerprints the next edge looks for.
-constexpr size_t kAlignFrames = 32;
 }  // namespace
 
 EdgeEngine::EdgeEngine(transport::Endpoint& endpoint, Options options)
@@ -61,12 +59,9 @@ absl::Status EdgeEngine::Serve(const v1::SessionState& state, absl::Time now) {
       return absl::InvalidArgumentError(absl::StrCat("flow ", fs.flow_id(), " appears twice"));
     }
     SMIG_ASSIGN_OR_RETURN(std::unique_ptr<media::Source> source, OpenSource(fs, now));
-    Flow& f = s.flows[fs.flow_id()];
-    f.state = fs;
-    f.source = std::move(source);
-    f.vehicle_next = fs.next_sequence();
-    f.fingerprints.assign(fs.last_frame_fingerprints().begin(),
-                          fs.last_frame_fingerprints().end());
+    s.flows.try_emplace(fs.flow_id(), fs, std::move(source),
+                        EdgeFlow::Limits{.sent_history = options_.sent_history,
+                                         .max_queued_bytes = options_.max_queued_bytes});
   }
   sessions_.emplace(id, std::move(s));
   Pump(now);  // connects
@@ -167,7 +162,7 @@ void EdgeEngine::SendHello(Session& s, absl::Time now) {
 }
 
 bool EdgeEngine::OnSendError(Session& s, const absl::Status& st, absl::Time now) {
-  ++send_errors_;
+  ++counters_.send_errors;
   // NOT_FOUND: the endpoint or its stack no longer has the association (usrsctp: ENOENT;
   // the kernel: EPIPE, ENOTCONN), though no ending event said so. Anything else (a
   // full buffer is UNAVAILABLE and not an error) leaves the frame queued for a retry.
@@ -226,16 +221,13 @@ void EdgeEngine::OnControl(Session& s, const v1::ControlMessage& m, absl::Time n
     }
   }
   if (flows == nullptr) return;
+  const EdgeFlow::Opener open = [this](const v1::FlowState& fs, absl::Time at) {
+    return OpenSource(fs, at);
+  };
   for (const v1::FlowProgress& p : *flows) {
     auto f = s.flows.find(p.flow_id());
     if (f == s.flows.end()) continue;
-    // A new association's HELLO answer: what went out on a lost one may never have
-    // arrived. Send again from where the player is.
-    if (m.has_hello_ack() && p.next_sequence() < f->second.state.next_sequence()) {
-      Rewind(f->second, p.next_sequence(), now);
-    }
-    f->second.vehicle_next = p.next_sequence();
-    f->second.vehicle_reported = true;
+    f->second.OnVehicleAt(p.next_sequence(), m.has_hello_ack(), now, open, counters_);
   }
 }
 
@@ -244,10 +236,7 @@ void EdgeEngine::FillPositions(const Session& s,
   for (const auto& [fid, f] : s.flows) {
     v1::FlowPosition* p = out->Add();
     p->set_flow_id(fid);
-    // SendFrames skips every frame below what the vehicle reported having, so the next
-    // frame on the wire is at least that far, whether or not the source has one due.
-    p->set_next_sequence(f.vehicle_reported ? std::max(f.state.next_sequence(), f.vehicle_next)
-                                            : f.state.next_sequence());
+    p->set_next_sequence(f.Position());
   }
 }
 
@@ -259,7 +248,7 @@ void EdgeEngine::SendPosition(Session& s, absl::Time now) {
   absl::Status st = endpoint_.Send(*s.assoc, {.stream = 0, .max_wait = absl::ZeroDuration()},
                                    EncodeFrame(h, m.SerializeAsString()));
   if (absl::IsUnavailable(st)) {  // full send buffer: the next Pump tries again
-    ++send_deferrals_;
+    ++counters_.send_deferrals;
     s.retry_send_at = now + kFullBufferRetry;
     return;
   }
@@ -267,61 +256,18 @@ void EdgeEngine::SendPosition(Session& s, absl::Time now) {
   s.position_due = false;
 }
 
-void EdgeEngine::SendFrames(Session& s, Flow& f, absl::Time now) {
-  while (!f.pending.empty()) {
-    const media::Chunk& c = f.pending.front().chunk;
-    if (f.vehicle_reported && f.state.next_sequence() < f.vehicle_next) {
-      // The vehicle already has this frame (another edge sent it): numbered, not sent. A
-      // new edge thus starts at the player's position, not at the older checkpoint.
-      Advance(f, c, f.pending.front().at);
-      ++frames_skipped_;
-      f.pending.pop_front();
-      continue;
-    }
-    FrameHeader h{.kind = FrameKind::kData,
-                  .flow_id = static_cast<uint16_t>(f.state.flow_id()),
-                  .flags = static_cast<uint16_t>(c.end_of_flow ? kFlagEndOfFlow : 0),
-                  .session_id = s.state.session_id(),
-                  .sequence = f.state.next_sequence(),
-                  .source_offset = c.offset};
-    const uint64_t copied = s.link->redundant_bytes();
-    absl::Status st = s.link->SendData(h.flow_id, EncodeFrame(h, c.data), c.data.size());
-    redundant_bytes_ += s.link->redundant_bytes() - copied;
-    if (absl::IsUnavailable(st)) {  // full send buffer: stays queued
-      ++send_deferrals_;
-      s.retry_send_at = now + kFullBufferRetry;
-      return;
-    }
-    if (!st.ok()) {
-      // Stays queued: retried on the next Pump, or sent on the next association (which
-      // serves again from the vehicle's position anyway).
-      OnSendError(s, st, now);
-      return;
-    }
-    Advance(f, c, f.pending.front().at);
-    ++f.frames;
-    f.bytes += c.data.size();
-    ++frames_sent_;
-    bytes_sent_ += c.data.size();
-    f.pending.pop_front();
+void EdgeEngine::SendFrames(Session& s, EdgeFlow& f, absl::Time now) {
+  absl::Status st = f.Send(*s.link, s.state.session_id(), counters_);
+  if (absl::IsUnavailable(st)) {  // full send buffer: the rest waits for the next Pump
+    s.retry_send_at = now + kFullBufferRetry;
+  } else if (!st.ok()) {
+    OnSendError(s, st, now);
   }
-  f.dropping = false;  // the vehicle took every queued frame
-}
-
-void EdgeEngine::Advance(Flow& f, const media::Chunk& c, absl::Time due) {
-  f.history.push_back({f.state.next_sequence(), c.offset, due});
-  if (f.history.size() > options_.sent_history) f.history.pop_front();
-  if (c.fingerprint != 0) {
-    f.fingerprints.push_back(c.fingerprint);
-    if (f.fingerprints.size() > options_.sent_history) f.fingerprints.pop_front();
-  }
-  f.state.set_next_sequence(f.state.next_sequence() + 1);
-  f.state.set_source_offset(c.offset + c.data.size());
 }
 
 void EdgeEngine::Pump(absl::Time now) {
   for (auto& [name, feed] : options_.live_feeds) {
-    if (!feed->Drain().ok()) ++send_errors_;
+    if (!feed->Drain().ok()) ++counters_.send_errors;
   }
   for (auto next = sessions_.begin(); next != sessions_.end();) {
     const uint64_t id = next->first;
@@ -370,7 +316,10 @@ void EdgeEngine::Pump(absl::Time now) {
     }
     if (s.assoc && s.acked) s.link->Tick(now);
     for (auto& [fid, f] : s.flows) {
-      Collect(id, f, now);
+      f.Collect(now, counters_, [&](const std::string& error) {
+        LOG(WARNING) << "session " << id << ": " << error;
+        if (options_.on_error) options_.on_error(id, error);
+      });
       if (s.assoc && s.acked && now >= s.retry_send_at) SendFrames(s, f, now);
     }
     // After the frames that were due: they moved each flow past what the vehicle has.
@@ -378,34 +327,14 @@ void EdgeEngine::Pump(absl::Time now) {
   }
 }
 
-void EdgeEngine::Collect(uint64_t session, Flow& f, absl::Time now) {
-  if (Held(f)) return;
-  scratch_.clear();
-  if (absl::Status st = f.source->Poll(now, scratch_); !st.ok()) ++send_errors_;
-  for (media::Chunk& c : scratch_) f.pending.Push(std::move(c), now);
-  if (f.source->fd() < 0) return;  // time-driven: held above once full
-  auto [frames, bytes] = f.pending.DropOldestOver(options_.max_queued_bytes);
-  if (frames == 0) return;
-  f.dropped += frames;
-  queued_frames_dropped_ += frames;
-  if (f.dropping) return;
-  f.dropping = true;
-  const std::string error = absl::StrCat(
-      "flow ", f.state.flow_id(), ": the vehicle takes nothing and ", f.pending.bytes(),
-      " bytes of live media are queued (max_queued_bytes ", options_.max_queued_bytes,
-      "): dropping the oldest (", bytes, " bytes so far) until it takes frames again");
-  LOG(WARNING) << "session " << session << ": " << error;
-  if (options_.on_error) options_.on_error(session, error);
-}
-
 absl::Duration EdgeEngine::NextWait(absl::Time now) const {
   absl::Duration wait = kMaxWait;
   for (const auto& [id, s] : sessions_) {
     for (const auto& [fid, f] : s.flows) {
-      if (!f.pending.empty() && s.acked) {
+      if (f.has_queued() && s.acked) {
         wait = std::min(wait, std::max(absl::ZeroDuration(), s.retry_send_at - now));
       }
-      if (!Held(f)) wait = std::min(wait, std::max(absl::ZeroDuration(), f.source->NextDue() - now));
+      wait = std::min(wait, std::max(absl::ZeroDuration(), f.NextDue() - now));
     }
   }
   return wait;
@@ -418,47 +347,13 @@ std::vector<int> EdgeEngine::SourceFds() const {
   for (const auto& [id, s] : sessions_) {
     for (const auto& [fid, f] : s.flows) {
       // Flows on a standing feed share its descriptor, listed above.
-      const int fd = f.source->fd();
+      const int fd = f.fd();
       if (fd >= 0 && std::find(fds.begin(), fds.begin() + feeds, fd) == fds.begin() + feeds) {
         fds.push_back(fd);
       }
     }
   }
   return fds;
-}
-
-absl::StatusOr<v1::FlowState> EdgeEngine::Checkpoint(const Flow& f, uint64_t want,
-                                                     absl::Time now) const {
-  v1::FlowState fs = f.state;
-  // At `want` when this edge still knows where that frame was; otherwise at the oldest
-  // frame it remembers (duplicates, never holes).
-  if (want >= f.state.next_sequence() || f.history.empty()) {
-    *fs.mutable_checkpoint_due_at() = ToProtoTimestamp(now);
-  } else {
-    // The newest sent frame at or before `want` (history is in sequence order).
-    auto after = std::upper_bound(
-        f.history.begin(), f.history.end(), want,
-        [](uint64_t seq, const Sent& sent) { return seq < sent.sequence; });
-    const Sent* at = after == f.history.begin() ? &f.history.front() : &*std::prev(after);
-    fs.set_next_sequence(at->sequence);
-    fs.set_source_offset(at->offset);
-    *fs.mutable_checkpoint_due_at() = ToProtoTimestamp(at->due);
-  }
-  fs.clear_last_frame_fingerprints();
-  if (!f.source->ResumesByFingerprint()) return fs;
-  // The fingerprints of the kAlignFrames frames before the checkpoint, as far as known.
-  const uint64_t checkpoint = fs.next_sequence();
-  const uint64_t first = f.state.next_sequence() - f.fingerprints.size();
-  for (uint64_t seq = std::max(first, checkpoint - std::min(checkpoint, kAlignFrames));
-       seq < checkpoint; ++seq) {
-    fs.add_last_frame_fingerprints(f.fingerprints[seq - first]);
-  }
-  if (fs.last_frame_fingerprints().empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "flow ", fs.flow_id(), " of live feed '", fs.source().live_feed(),
-        "' has no frame before its checkpoint to find it by"));
-  }
-  return fs;
 }
 
 absl::StatusOr<v1::SessionState> EdgeEngine::Export(uint64_t session, absl::Time now) const {
@@ -474,16 +369,15 @@ absl::StatusOr<v1::SessionState> EdgeEngine::Export(uint64_t session, absl::Time
   out.clear_flows();
   *out.mutable_exported_at() = ToProtoTimestamp(now);
   for (const auto& [fid, f] : s.flows) {
-    if (!f.source->CanMove()) {
+    if (!f.CanMove()) {
       return absl::FailedPreconditionError(absl::StrCat(
           "session ", session, " cannot move: flow ", fid, " reads ",
-          media::DescribeSource(f.state.source()),
+          media::DescribeSource(f.state().source()),
           ", which only this edge receives (a live stream that can move is a live_feed every "
           "edge ingests)"));
     }
     // Where the player is, when the vehicle said so.
-    absl::StatusOr<v1::FlowState> fs =
-        Checkpoint(f, f.vehicle_reported ? f.vehicle_next : f.state.next_sequence(), now);
+    absl::StatusOr<v1::FlowState> fs = f.CheckpointAtVehicle(now);
     if (!fs.ok()) {
       return absl::FailedPreconditionError(
           absl::StrCat("session ", session, " cannot move yet: ", fs.status().message()));
@@ -491,46 +385,6 @@ absl::StatusOr<v1::SessionState> EdgeEngine::Export(uint64_t session, absl::Time
     *out.add_flows() = *std::move(fs);
   }
   return out;
-}
-
-void EdgeEngine::Rewind(Flow& f, uint64_t want, absl::Time now) {
-  // A source that cannot serve again goes on (the vehicle counts the hole).
-  if (!f.source->CanResume()) return;
-  if (f.history.empty() || want >= f.state.next_sequence()) return;
-  // The newest sent frame at or before `want` (history is in sequence order), or the
-  // oldest one remembered (duplicates, never holes, as far as history reaches).
-  auto after = std::upper_bound(
-      f.history.begin(), f.history.end(), want,
-      [](uint64_t seq, const Sent& sent) { return seq < sent.sequence; });
-  const Sent at = after == f.history.begin() ? f.history.front() : *std::prev(after);
-  if (at.sequence >= f.state.next_sequence()) return;
-  // On the same source where it can (a UDP feed of the flow's own: no second socket can
-  // bind its port, but its ring still holds the datagrams), else on a new one opened at
-  // the checkpoint (a file, a cursor on a standing feed).
-  absl::Status in_place = f.source->SeekTo(at.offset);
-  if (absl::IsUnimplemented(in_place)) {
-    absl::StatusOr<v1::FlowState> fs = Checkpoint(f, want, now);
-    absl::StatusOr<std::unique_ptr<media::Source>> source =
-        fs.ok() ? OpenSource(*fs, now) : fs.status();
-    in_place = source.status();
-    if (source.ok()) f.source = std::move(*source);
-  }
-  if (!in_place.ok()) {
-    ++send_errors_;
-    LOG(WARNING) << "flow " << f.state.flow_id() << ": cannot serve again from sequence "
-                 << at.sequence << " (" << in_place << "); going on from "
-                 << f.state.next_sequence();
-    return;
-  }
-  const uint64_t again = f.state.next_sequence() - at.sequence;
-  while (!f.history.empty() && f.history.back().sequence >= at.sequence) f.history.pop_back();
-  f.fingerprints.resize(f.fingerprints.size() - std::min<size_t>(again, f.fingerprints.size()));
-  f.pending.clear();
-  f.state.set_next_sequence(at.sequence);
-  f.state.set_source_offset(at.offset);
-  *f.state.mutable_checkpoint_due_at() = ToProtoTimestamp(at.due);
-  f.state.clear_last_frame_fingerprints();
-  frames_resent_ += again;
 }
 
 absl::Status EdgeEngine::Release(uint64_t session) {
@@ -594,17 +448,7 @@ absl::StatusOr<v1::Session> EdgeEngine::Describe(uint64_t session) const {
   out.set_redundancy(s.link->policy());
   out.set_duplicating(s.link->duplicating());
   out.set_redundant_bytes(s.link->redundant_bytes());
-  for (const auto& [fid, f] : s.flows) {
-    v1::FlowStatus* fl = out.add_flows();
-    fl->set_flow_id(fid);
-    fl->set_next_sequence(f.state.next_sequence());
-    fl->set_source_offset(f.state.source_offset());
-    fl->set_frames(f.frames);
-    fl->set_bytes(f.bytes);
-    fl->set_queued_frames(f.pending.size());
-    fl->set_queued_bytes(f.pending.bytes());
-    fl->set_queued_frames_dropped(f.dropped);
-  }
+  for (const auto& [fid, f] : s.flows) f.Describe(*out.add_flows());
   if (s.assoc) {
     if (absl::StatusOr<tv1::AssociationInfo> a = endpoint_.GetAssociation(*s.assoc); a.ok()) {
       *out.add_associations() = *a;

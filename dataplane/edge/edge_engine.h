@@ -17,7 +17,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -27,7 +26,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "dataplane/edge/frame_queue.h"
+#include "dataplane/edge/edge_flow.h"
 #include "dataplane/edge/redundant_link.h"
 #include "dataplane/media/source.h"
 #include "dataplane/media/udp_source.h"
@@ -112,22 +111,22 @@ class EdgeEngine {
   // True for an association this edge opened for a session.
   bool Carries(transport::AssocId assoc) const { return by_assoc_.contains(assoc); }
   absl::StatusOr<v1::Session> Describe(uint64_t session) const;
-  uint64_t frames_sent() const { return frames_sent_; }
-  uint64_t bytes_sent() const { return bytes_sent_; }
-  uint64_t send_errors() const { return send_errors_; }
+  uint64_t frames_sent() const { return counters_.frames_sent; }
+  uint64_t bytes_sent() const { return counters_.bytes_sent; }
+  uint64_t send_errors() const { return counters_.send_errors; }
   // Sends deferred because an association's send buffer was full (not errors: the frames
   // stay queued and go out once there is room).
-  uint64_t send_deferrals() const { return send_deferrals_; }
+  uint64_t send_deferrals() const { return counters_.send_deferrals; }
   // Frames not sent because the vehicle reported it already had them (from another edge):
   // a new edge starts at the player's position rather than at the older checkpoint.
-  uint64_t frames_skipped() const { return frames_skipped_; }
+  uint64_t frames_skipped() const { return counters_.frames_skipped; }
   // Frames sent again after a reconnect: the vehicle's HelloAck showed they were lost
   // with the previous association.
-  uint64_t frames_resent() const { return frames_resent_; }
+  uint64_t frames_resent() const { return counters_.frames_resent; }
   // Queued live frames dropped because their vehicle took nothing (max_queued_bytes).
-  uint64_t queued_frames_dropped() const { return queued_frames_dropped_; }
+  uint64_t queued_frames_dropped() const { return counters_.queued_frames_dropped; }
   // Media bytes sent as second copies on another path (redundancy's cost), all sessions.
-  uint64_t redundant_bytes() const { return redundant_bytes_; }
+  uint64_t redundant_bytes() const { return counters_.redundant_bytes; }
   // Sessions sending two copies right now, and sessions by redundancy policy (as applied).
   size_t sessions_duplicating() const;
   std::map<v1::RedundancyPolicy, size_t> sessions_by_redundancy() const;
@@ -137,25 +136,6 @@ class EdgeEngine {
   }
 
  private:
-  struct Sent {
-    uint64_t sequence;
-    uint64_t offset;
-    absl::Time due;  // when the source made it due: the stream's timeline
-  };
-  struct Flow {
-    v1::FlowState state;  // next_sequence/source_offset: the next frame to send
-    std::unique_ptr<media::Source> source;
-    FrameQueue pending;  // due but not sent yet (association not ready, buffer full)
-    bool dropping = false;  // dropping queued live frames now (reported once per episode)
-    uint64_t dropped = 0;   // queued live frames dropped, all episodes
-    std::deque<Sent> history;
-    uint64_t vehicle_next = 0;  // from HelloAck/Progress
-    // Live: fingerprints of the frames before state.next_sequence, oldest first (as many
-    // as history holds; seeded from the imported checkpoint).
-    std::deque<uint64_t> fingerprints;
-    bool vehicle_reported = false;
-    uint64_t frames = 0, bytes = 0;
-  };
   struct Session {
     v1::SessionState state;
     std::optional<transport::AssocId> assoc;
@@ -176,7 +156,7 @@ class EdgeEngine {
     // so one slow vehicle cannot stall the other sessions).
     absl::Time retry_send_at = absl::InfinitePast();
     absl::Time next_connect = absl::InfinitePast();
-    std::map<uint32_t, Flow> flows;
+    std::map<uint32_t, EdgeFlow> flows;
     std::unique_ptr<RedundantLink> link;  // DATA goes out through it
   };
 
@@ -184,12 +164,6 @@ class EdgeEngine {
   // what options_.make_source makes.
   absl::StatusOr<std::unique_ptr<media::Source>> OpenSource(const v1::FlowState& fs,
                                                             absl::Time now) const;
-  // Queues what the flow's source made due, within max_queued_bytes.
-  void Collect(uint64_t session, Flow& f, absl::Time now);
-  // A time-driven source waits while its flow's queue is full: not polled, not waited for.
-  bool Held(const Flow& f) const {
-    return f.source->fd() < 0 && f.pending.bytes() >= options_.max_queued_bytes;
-  }
   void OnControl(Session& s, const v1::ControlMessage& m, absl::Time now);
   // The session's association is gone: by an event, a send error (NOT_FOUND), a failed
   // check or a timeout. Forgets it (aborting it at the endpoint unless `ended`, i.e. the
@@ -205,29 +179,14 @@ class EdgeEngine {
                             google::protobuf::RepeatedPtrField<v1::FlowPosition>* out);
   void SendPosition(Session& s, absl::Time now);
   void SendHello(Session& s, absl::Time now);
-  // The flow's state for serving it from `want` (or from the oldest frame remembered
-  // before it), with a live flow's fingerprints; FAILED_PRECONDITION for a live flow with
-  // no frame before the checkpoint.
-  absl::StatusOr<v1::FlowState> Checkpoint(const Flow& f, uint64_t want, absl::Time now) const;
-  // Serves `f` again from `want` (a reconnect after frames were lost with an association).
-  void Rewind(Flow& f, uint64_t want, absl::Time now);
-  void SendFrames(Session& s, Flow& f, absl::Time now);
-  // Moves `f` past its next frame `c` (sent, or skipped because the vehicle has it).
-  void Advance(Flow& f, const media::Chunk& c, absl::Time due);
+  // Sends the flow's queued frames, unless the send buffer was full a moment ago.
+  void SendFrames(Session& s, EdgeFlow& f, absl::Time now);
 
   transport::Endpoint& endpoint_;
   Options options_;
   std::map<uint64_t, Session> sessions_;
   std::map<transport::AssocId, uint64_t> by_assoc_;
-  std::vector<media::Chunk> scratch_;
-  uint64_t frames_sent_ = 0;
-  uint64_t bytes_sent_ = 0;
-  uint64_t send_errors_ = 0;
-  uint64_t send_deferrals_ = 0;
-  uint64_t frames_skipped_ = 0;
-  uint64_t frames_resent_ = 0;
-  uint64_t queued_frames_dropped_ = 0;
-  uint64_t redundant_bytes_ = 0;
+  EdgeCounters counters_;
 };
 
 }  // namespace smig::dataplane

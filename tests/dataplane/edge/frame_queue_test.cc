@@ -11,6 +11,7 @@
 #include "dataplane/vehicle/vehicle_engine.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/dataplane/edge/engine_loop.h"
 #include "tests/dataplane/edge/paced_source.h"
 #include "tests/fakes/fake_endpoint.h"
 #include "tests/fakes/session_keys.h"
@@ -105,19 +106,9 @@ class QueueTest : public ::testing::Test {
   // Runs both ends for `d` in 1 ms steps; the largest queue the edge had is kept.
   void Run(absl::Duration d) {
     for (absl::Time end = now_ + d; now_ < end; now_ += absl::Milliseconds(1)) {
-      for (int i = 0; i < 100; ++i) {
-        auto in = edge_ep_->Receive(absl::ZeroDuration());
-        bool more = in.ok() && in->has_value();
-        edge_->Handle(in, now_);
-        if (!more) break;
-      }
+      testing::Deliver(*edge_, *edge_ep_, now_, 100);
       edge_->Pump(now_);
-      for (int i = 0; i < 1000; ++i) {
-        auto in = vehicle_ep_->Receive(absl::ZeroDuration());
-        bool more = in.ok() && in->has_value();
-        vehicle_->Handle(in, now_);
-        if (!more) break;
-      }
+      testing::Deliver(*vehicle_, *vehicle_ep_, now_, 1000);
       const v1::FlowStatus flow = edge_->Describe(kSession)->flows(0);
       max_queued_ = std::max<uint64_t>(max_queued_, flow.queued_bytes());
     }

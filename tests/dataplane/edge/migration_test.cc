@@ -15,6 +15,7 @@
 #include "common/proto_time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/dataplane/edge/engine_loop.h"
 #include "tests/dataplane/edge/paced_source.h"
 #include "tests/fakes/fake_endpoint.h"
 #include "tests/fakes/session_keys.h"
@@ -95,20 +96,10 @@ class MigrationTest : public ::testing::Test {
       for (auto* pair : {&a_pair_, &b_pair_}) {
         EdgeEngine& e = *pair->first;
         FakeEndpoint& ep = *pair->second;
-        for (int i = 0; i < 100; ++i) {
-          auto in = ep.Receive(absl::ZeroDuration());
-          bool more = in.ok() && in->has_value();
-          e.Handle(in, now_);
-          if (!more) break;
-        }
+        testing::Deliver(e, ep, now_, 100);
         e.Pump(now_);
       }
-      for (int i = 0; i < 1000; ++i) {
-        auto in = vehicle_ep_->Receive(absl::ZeroDuration());
-        bool more = in.ok() && in->has_value();
-        vehicle_->Handle(in, now_);
-        if (!more) break;
-      }
+      testing::Deliver(*vehicle_, *vehicle_ep_, now_, 1000);
     }
   }
 
@@ -380,12 +371,7 @@ TEST_F(MigrationTest, AnAnswerWithoutTheSessionKeyGetsNoMedia) {
   ASSERT_TRUE(a_->Serve(state, now_).ok());
   int hellos = 0, data = 0;
   for (int step = 0; step < 3000; ++step, now_ += absl::Milliseconds(1)) {
-    for (int i = 0; i < 100; ++i) {
-      auto in = a_ep_->Receive(absl::ZeroDuration());
-      bool more = in.ok() && in->has_value();
-      a_->Handle(in, now_);
-      if (!more) break;
-    }
+    testing::Deliver(*a_, *a_ep_, now_, 100);
     a_->Pump(now_);
     for (int i = 0; i < 100; ++i) {
       auto in = impostor->Receive(absl::ZeroDuration());

@@ -9,6 +9,7 @@
 #include "dataplane/vehicle/vehicle_engine.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/dataplane/edge/engine_loop.h"
 #include "tests/dataplane/edge/paced_source.h"
 #include "tests/fakes/fake_endpoint.h"
 #include "tests/fakes/session_keys.h"
@@ -70,19 +71,9 @@ class RedundantLinkTest : public ::testing::Test {
   // Runs both engines for `d` of simulated time, in 1 ms steps.
   void Run(absl::Duration d) {
     for (absl::Time end = now_ + d; now_ < end; now_ += absl::Milliseconds(1)) {
-      for (int i = 0; i < 100; ++i) {
-        auto in = edge_ep_->Receive(absl::ZeroDuration());
-        bool more = in.ok() && in->has_value();
-        edge_->Handle(in, now_);
-        if (!more) break;
-      }
+      testing::Deliver(*edge_, *edge_ep_, now_, 100);
       edge_->Pump(now_);
-      for (int i = 0; i < 1000; ++i) {
-        auto in = vehicle_ep_->Receive(absl::ZeroDuration());
-        bool more = in.ok() && in->has_value();
-        vehicle_->Handle(in, now_);
-        if (!more) break;
-      }
+      testing::Deliver(*vehicle_, *vehicle_ep_, now_, 1000);
     }
   }
   transport::AssocId EdgeAssoc() { return edge_ep_->Associations().at(0); }

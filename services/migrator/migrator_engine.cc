@@ -11,8 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/proto_time.h"
-#include "dataplane/protocol/hello.h"
 #include "common/status_macros.h"
+#include "dataplane/protocol/hello.h"
 
 namespace smig::migrator {
 namespace {

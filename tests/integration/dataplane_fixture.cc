@@ -329,13 +329,6 @@ DataplaneTest::Gaps DataplaneTest::PlayerGaps(
   return g;
 }
 
-void DataplaneTest::JudgeGoal(const std::string& what, absl::Duration worst,
-                              absl::Duration p99) {
-  JudgeLimit(absl::StrCat(what, ": largest during a migration vs steady p99 ",
-                          absl::FormatDuration(p99), " + 5 ms"),
-             worst, p99 + absl::Milliseconds(5));
-}
-
 void DataplaneTest::JudgeLimit(const std::string& what, absl::Duration value,
                                absl::Duration limit) {
   if (value > limit && std::getenv("SMIG_EMULATED_CPU") && !HasFailure()) {

@@ -101,8 +101,8 @@ TEST_F(DataplaneTest, LiveStreamMigratesBetweenEdgesIngestingTheSameFeed) {
 
   // The encoder paces in bursts, so gaps at the player mostly measure ffmpeg. What smig
   // adds is each datagram's delay from the reference recorder (the encoder's third
-  // output) to the player, on the same clock: during a migration it must stay within the
-  // steady state's p99 + 5 ms.
+  // output) to the player, on the same clock: a migration may add at most 20 ms to the
+  // steady state's median delay (the path's own latency), net of the host's stalls.
   Gaps g = PlayerGaps((*player)->datagrams(), windows);
   const auto& pd = (*player)->datagrams();
   const auto& rd = (*reference)->datagrams();
@@ -116,7 +116,7 @@ TEST_F(DataplaneTest, LiveStreamMigratesBetweenEdgesIngestingTheSameFeed) {
       return rd[k].at >= w.from && rd[k].at <= w.to;
     });
     if (in_migration) {
-      worst = std::max(worst, delay);
+      worst = std::max(worst, delay - host_->StalledWithin(rd[k].at, pd[k].at));
     } else if (rd[k].at - rd.front().at > absl::Seconds(1)) {
       steady.push_back(delay);
     }
@@ -129,10 +129,14 @@ TEST_F(DataplaneTest, LiveStreamMigratesBetweenEdgesIngestingTheSameFeed) {
             << played.cc_errors << "; encoder-to-player delay p50 "
             << absl::FormatDuration(steady[steady.size() / 2]) << " p99 "
             << absl::FormatDuration(p99) << " max " << absl::FormatDuration(steady.back())
-            << ", largest during a migration " << absl::FormatDuration(worst) << "; player "
+            << ", largest during a migration " << absl::FormatDuration(worst)
+            << " (net of host stalls); player "
             << SteadyAndWorst(g) << "; reordered by loopback (put back) "
             << (*player)->reordered() << "\n";
-  JudgeGoal("encoder-to-player delay", worst, p99);
+  const absl::Duration median = steady[steady.size() / 2];
+  JudgeLimit(absl::StrCat("encoder-to-player delay during a migration, net of host stalls, vs "
+                          "the steady median ", absl::FormatDuration(median), " + 20 ms"),
+             worst, median + absl::Milliseconds(20));
 }
 
 }  // namespace

@@ -20,7 +20,9 @@ constexpr absl::Duration kFullBufferRetry = absl::Milliseconds(1);
 }  // namespace
 
 EdgeEngine::EdgeEngine(transport::Endpoint& endpoint, Options options)
-    : endpoint_(endpoint), options_(std::move(options)) {}
+    : endpoint_(endpoint),
+      options_(std::move(options)),
+      open_source_([this](const v1::FlowState& fs, absl::Time at) { return OpenSource(fs, at); }) {}
 
 absl::Status EdgeEngine::Serve(const v1::SessionState& state, absl::Time now) {
   const uint64_t id = state.session_id();
@@ -221,13 +223,10 @@ void EdgeEngine::OnControl(Session& s, const v1::ControlMessage& m, absl::Time n
     }
   }
   if (flows == nullptr) return;
-  const EdgeFlow::Opener open = [this](const v1::FlowState& fs, absl::Time at) {
-    return OpenSource(fs, at);
-  };
   for (const v1::FlowProgress& p : *flows) {
     auto f = s.flows.find(p.flow_id());
     if (f == s.flows.end()) continue;
-    f->second.OnVehicleAt(p.next_sequence(), m.has_hello_ack(), now, open, counters_);
+    f->second.OnVehicleAt(p.next_sequence(), m.has_hello_ack(), now, open_source_, counters_);
   }
 }
 
@@ -316,10 +315,10 @@ void EdgeEngine::Pump(absl::Time now) {
     }
     if (s.assoc && s.acked) s.link->Tick(now);
     for (auto& [fid, f] : s.flows) {
-      f.Collect(now, counters_, [&](const std::string& error) {
-        LOG(WARNING) << "session " << id << ": " << error;
-        if (options_.on_error) options_.on_error(id, error);
-      });
+      if (std::optional<std::string> error = f.Collect(now, counters_)) {
+        LOG(WARNING) << "session " << id << ": " << *error;
+        if (options_.on_error) options_.on_error(id, *error);
+      }
       if (s.assoc && s.acked && now >= s.retry_send_at) SendFrames(s, f, now);
     }
     // After the frames that were due: they moved each flow past what the vehicle has.

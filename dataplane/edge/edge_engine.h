@@ -186,6 +186,7 @@ class EdgeEngine {
   Options options_;
   std::map<uint64_t, Session> sessions_;
   std::map<transport::AssocId, uint64_t> by_assoc_;
+  const EdgeFlow::Opener open_source_;  // OpenSource, for flows that serve again
   EdgeCounters counters_;
 };
 

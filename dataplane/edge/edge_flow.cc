@@ -23,23 +23,22 @@ EdgeFlow::EdgeFlow(const v1::FlowState& state, std::unique_ptr<media::Source> so
                     state.last_frame_fingerprints().end()),
       vehicle_next_(state.next_sequence()) {}
 
-void EdgeFlow::Collect(absl::Time now, EdgeCounters& counters,
-                       const std::function<void(const std::string&)>& report) {
-  if (Held()) return;
+std::optional<std::string> EdgeFlow::Collect(absl::Time now, EdgeCounters& counters) {
+  if (Held()) return std::nullopt;
   scratch_.clear();
   if (absl::Status st = source_->Poll(now, scratch_); !st.ok()) ++counters.send_errors;
   for (media::Chunk& c : scratch_) pending_.Push(std::move(c), now);
-  if (source_->fd() < 0) return;  // time-driven: held above once full
+  if (source_->fd() < 0) return std::nullopt;  // time-driven: held above once full
   auto [frames, bytes] = pending_.DropOldestOver(limits_.max_queued_bytes);
-  if (frames == 0) return;
+  if (frames == 0) return std::nullopt;
   dropped_ += frames;
   counters.queued_frames_dropped += frames;
-  if (dropping_) return;
+  if (dropping_) return std::nullopt;
   dropping_ = true;
-  report(absl::StrCat("flow ", state_.flow_id(), ": the vehicle takes nothing and ",
+  return absl::StrCat("flow ", state_.flow_id(), ": the vehicle takes nothing and ",
                       pending_.bytes(), " bytes of live media are queued (max_queued_bytes ",
                       limits_.max_queued_bytes, "): dropping the oldest (", bytes,
-                      " bytes so far) until it takes frames again"));
+                      " bytes so far) until it takes frames again");
 }
 
 absl::Status EdgeFlow::Send(RedundantLink& link, uint64_t session, EdgeCounters& counters) {

@@ -5,7 +5,7 @@
 // hands each flow the session's RedundantLink to send on.
 //
 //   EdgeFlow f(state, std::move(source), {.sent_history = 16384, .max_queued_bytes = 16 << 20});
-//   f.Collect(now, counters, report);                   // every Pump
+//   f.Collect(now, counters);                           // every Pump
 //   absl::Status st = f.Send(link, session, counters);  // once the vehicle has answered
 //   f.OnVehicleAt(next_sequence, /*hello_ack=*/true, now, open, counters);
 //   absl::StatusOr<v1::FlowState> checkpoint = f.CheckpointAtVehicle(now);
@@ -15,6 +15,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -53,10 +54,9 @@ class EdgeFlow {
   EdgeFlow(const v1::FlowState& state, std::unique_ptr<media::Source> source, Limits limits);
 
   // Queues what the source made due, within max_queued_bytes: a time-driven source waits
-  // while the queue is full; a live one drops the oldest queued frames, and `report` is
-  // told once per episode.
-  void Collect(absl::Time now, EdgeCounters& counters,
-               const std::function<void(const std::string&)>& report);
+  // while the queue is full; a live one drops the oldest queued frames. Returns the error
+  // to report once per episode of drops, else nothing.
+  std::optional<std::string> Collect(absl::Time now, EdgeCounters& counters);
   // Sends the queued frames on `link` (skipping those the vehicle has). OK once the queue
   // is empty; UNAVAILABLE when a send buffer is full (the rest stays queued, counted as a
   // deferral); another error from the link (the frame stays queued).

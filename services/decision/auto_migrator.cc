@@ -117,23 +117,27 @@ void AutoMigrator::DecideFor(const std::vector<proximity::v1::VehicleProximity>&
     for (const migrator::v1::Session& session : sessions_) live.insert(session.session_id());
     engine_.RetainSessions(live);
   }
+  // Counts what this pass starts too, so that sessions decided one after another never
+  // take a server over its max_load or past its migrations in flight.
+  Occupancy occupancy = OccupancyOf(sessions_);
   for (const proximity::v1::VehicleProximity& p : vehicles) {
     for (const migrator::v1::Session& session : sessions_) {
       if (session.vehicle_id() != p.vehicle_id()) continue;
       // The SMM is moving it already; the next decision sees where it ended up.
       if (!session.migration_id().empty()) continue;
-      v1::DecisionRecord d = engine_.Decide(
-          session.session_id(), session.vehicle_id(), session.server_id(), p, clock_.Now(),
-          acting ? DecideOptions{.record_only_changes = true} : DecideOptions{.observe = true});
+      DecideOptions options{.occupancy = &occupancy};
+      (acting ? options.record_only_changes : options.observe) = true;
+      v1::DecisionRecord d = engine_.Decide(session.session_id(), session.vehicle_id(),
+                                            session.server_id(), p, clock_.Now(), options);
       if (acting && d.outcome() == v1::OUTCOME_MIGRATE &&
-          engine_.policy().mode() == v1::MODE_AUTOMATIC) {
-        MigrateOne(session, d);
+          engine_.policy().mode() == v1::MODE_AUTOMATIC && MigrateOne(session, d)) {
+        ++occupancy.arriving[d.target_server_id()];
       }
     }
   }
 }
 
-void AutoMigrator::MigrateOne(const migrator::v1::Session& session,
+bool AutoMigrator::MigrateOne(const migrator::v1::Session& session,
                               const v1::DecisionRecord& decision) {
   const std::string reason = absl::StrJoin(decision.reasons(), "; ");
   const std::string request_id = MigrateRequestId(decision);
@@ -160,12 +164,13 @@ void AutoMigrator::MigrateOne(const migrator::v1::Session& session,
     // The engine has reset the session's dwell, so the next attempt waits a dwell again.
     LOG(WARNING) << "session " << session.session_id() << " to " << decision.target_server_id()
                  << ": " << migration.status();
-    return;
+    return false;
   }
   engine_.SetMigrationId(decision.id(), *migration).IgnoreError();  // best effort: history only
   LOG(INFO) << "session " << session.session_id() << " " << session.server_id() << " -> "
             << decision.target_server_id() << ": migration " << *migration << " (request "
             << request_id << "; " << reason << ")";
+  return true;
 }
 
 }  // namespace smig::decision

@@ -77,7 +77,8 @@ class AutoMigrator {
   void WatchLoop();
   void DecideLoop();
   void DecideFor(const std::vector<proximity::v1::VehicleProximity>& vehicles);
-  void MigrateOne(const migrator::v1::Session& session, const v1::DecisionRecord& decision);
+  // True if the SMM started (or already had) the migration.
+  bool MigrateOne(const migrator::v1::Session& session, const v1::DecisionRecord& decision);
   bool Acting() const { return may_act_ == nullptr || may_act_(); }
   bool Wake() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !dirty_.empty(); }
   // Whether `line` is news for `topic`, i.e. not the line noted for it last time (then

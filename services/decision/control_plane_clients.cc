@@ -17,13 +17,29 @@ absl::Status NotConfigured(absl::string_view key) {
 
 }  // namespace
 
+absl::StatusOr<migrator::v1::Session> FindSession(
+    const std::vector<migrator::v1::Session>& sessions, uint64_t session_id) {
+  for (const migrator::v1::Session& s : sessions) {
+    if (s.session_id() == session_id) return s;
+  }
+  return absl::NotFoundError(absl::StrCat("session ", session_id, " is not known to the SMM"));
+}
+
 absl::StatusOr<migrator::v1::Session> FindSession(ControlPlaneClients& clients,
                                                   uint64_t session_id) {
   SMIG_ASSIGN_OR_RETURN(std::vector<migrator::v1::Session> sessions, clients.ListSessions());
-  for (migrator::v1::Session& s : sessions) {
-    if (s.session_id() == session_id) return std::move(s);
+  return FindSession(sessions, session_id);
+}
+
+Occupancy OccupancyOf(const std::vector<migrator::v1::Session>& sessions) {
+  Occupancy o;
+  for (const migrator::v1::Session& s : sessions) {
+    ++o.serving[s.server_id()];
+    if (!s.migration_id().empty() && !s.migration_to_server_id().empty()) {
+      ++o.arriving[s.migration_to_server_id()];
+    }
   }
-  return absl::NotFoundError(absl::StrCat("session ", session_id, " is not known to the SMM"));
+  return o;
 }
 
 std::unique_ptr<GrpcControlPlaneClients> GrpcControlPlaneClients::Create(

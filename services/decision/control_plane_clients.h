@@ -23,6 +23,7 @@
 #include "smig/migrator/v1/migrator.grpc.pb.h"
 #include "smig/proximity/v1/proximity.grpc.pb.h"
 #include "common/grpc_client.h"
+#include "services/decision/decision_engine.h"
 
 namespace grpc {
 class Channel;
@@ -54,9 +55,15 @@ class ControlPlaneClients {
   virtual void CancelWatch() = 0;
 };
 
-// ListSessions, then the one asked for; NOT_FOUND naming it if the SMM does not know it.
+// The one asked for among `sessions`; NOT_FOUND naming it if the SMM does not know it.
+absl::StatusOr<migrator::v1::Session> FindSession(
+    const std::vector<migrator::v1::Session>& sessions, uint64_t session_id);
+// ListSessions, then FindSession.
 absl::StatusOr<migrator::v1::Session> FindSession(ControlPlaneClients& clients,
                                                   uint64_t session_id);
+// The sessions each server serves and the migrations in flight to each (a migrating
+// session counts at its server until it has moved).
+Occupancy OccupancyOf(const std::vector<migrator::v1::Session>& sessions);
 
 // The real clients, over plaintext gRPC. An empty address makes every call to that service
 // FAILED_PRECONDITION, so smig-decision still serves its policy and history without it.

@@ -3,6 +3,7 @@
 #include <prometheus/counter.h>
 #include <prometheus/registry.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -18,8 +19,14 @@ namespace {
 
 using proximity::v1::ServerProximity;
 
-constexpr absl::string_view kLabels[] = {"stay",         "migrate",    "dwell",
-                                         "no_candidate", "hysteresis", "capacity"};
+constexpr absl::string_view kLabels[] = {"stay",       "migrate",  "dwell",       "no_candidate",
+                                         "hysteresis", "capacity", "rate_limited"};
+constexpr uint32_t kDefaultMaxMigrationsPerServer = 4;
+
+uint32_t CountOf(const absl::flat_hash_map<std::string, uint32_t>& m, const std::string& id) {
+  auto it = m.find(id);
+  return it == m.end() ? 0 : it->second;
+}
 
 absl::Duration DwellOf(const v1::Policy& p) { return FromProto(p.dwell()); }
 
@@ -36,6 +43,7 @@ struct Judged {
   double cost = 0;
   bool measured = false;
   bool full = false;
+  uint32_t arriving = 0;  // migrations in flight to it
 };
 
 }  // namespace
@@ -49,6 +57,7 @@ v1::Policy DefaultPolicy() {
   p.mutable_dwell()->set_seconds(3);
   p.set_max_load(0.9);
   p.set_mode(v1::MODE_MANUAL);
+  p.set_max_migrations_per_server(kDefaultMaxMigrationsPerServer);
   return p;
 }
 
@@ -95,7 +104,8 @@ DecisionEngine::DecisionEngine(prometheus::Registry* registry, size_t history)
                      .Name("smig_decisions_total")
                      .Help("MDM decisions taken, by outcome (stay, migrate, dwell, no_candidate, "
                            "hysteresis: stayed inside the margin, capacity: stayed because the "
-                           "better server was full)")
+                           "better server was full, rate_limited: the dwell ran out but the "
+                           "target had max_migrations_per_server in flight)")
                      .Register(*registry);
   // Every label value exists from the start, so dashboards and rates see zeros, not gaps.
   for (absl::string_view l : kLabels) counters_[l] = &family.Add({{"outcome", std::string(l)}});
@@ -109,6 +119,9 @@ v1::Policy DecisionEngine::policy() const {
 absl::StatusOr<v1::Policy> NormalizePolicy(v1::Policy p) {
   if (!p.has_dwell()) *p.mutable_dwell() = DefaultPolicy().dwell();
   if (p.mode() == v1::MODE_UNSPECIFIED) p.set_mode(v1::MODE_MANUAL);
+  if (p.max_migrations_per_server() == 0) {
+    p.set_max_migrations_per_server(kDefaultMaxMigrationsPerServer);
+  }
   SMIG_RETURN_IF_ERROR(ValidatePolicy(p));
   return p;
 }
@@ -154,13 +167,24 @@ v1::DecisionRecord DecisionEngine::Decide(uint64_t session_id, absl::string_view
   std::vector<Judged> judged;
   judged.reserve(proximity.servers_size());
   const Judged* current = nullptr;
+  const Occupancy* occupancy = options.occupancy;
   for (const ServerProximity& s : proximity.servers()) {
     Judged j{.server = &s, .measured = Measured(s)};
+    // The PMM's count may predate migrations the SMM has finished or started: the larger
+    // of the two, and every session on its way in.
+    uint32_t sessions = s.sessions();
+    if (occupancy != nullptr) {
+      sessions = std::max(sessions, CountOf(occupancy->serving, s.server_id()));
+      j.arriving = CountOf(occupancy->arriving, s.server_id());
+    }
+    const uint32_t taken = sessions + j.arriving;
+    const bool is_current = s.server_id() == current_server_id;
     v1::Candidate* c = r.add_candidates();
     c->set_server_id(s.server_id());
     c->set_srtt_ms(s.srtt_ms());
     c->set_bandwidth_bps(s.bandwidth_bps());
-    if (s.capacity() > 0) c->set_load(static_cast<double>(s.sessions()) / s.capacity());
+    c->set_arriving(j.arriving);
+    if (s.capacity() > 0) c->set_load(static_cast<double>(taken) / s.capacity());
     if (!s.reachable()) {
       c->set_note("unreachable");
     } else if (!j.measured) {
@@ -169,10 +193,19 @@ v1::DecisionRecord DecisionEngine::Decide(uint64_t session_id, absl::string_view
       j.cost = p.latency_weight() * s.srtt_ms() / best_srtt + p.load_weight() * c->load();
       if (use_bw) j.cost += p.bandwidth_weight() * best_bw / s.bandwidth_bps();
       c->set_cost(j.cost);
-      j.full = s.capacity() > 0 && s.sessions() >= p.max_load() * s.capacity();
+      // A candidate is full when this session would take it over max_load; the current
+      // server (which counts it already) when nothing more fits.
+      const double limit = p.max_load() * s.capacity();
+      j.full = s.capacity() > 0 && (is_current ? taken >= limit : taken + 1 > limit);
       if (j.full) {
-        c->set_note(absl::StrFormat("full: %d of %d sessions (max_load %g)", s.sessions(),
-                                    s.capacity(), p.max_load()));
+        c->set_note(absl::StrFormat("full: %d of %d sessions%s (max_load %g)", sessions,
+                                    s.capacity(),
+                                    j.arriving > 0 ? absl::StrCat(" and ", j.arriving, " arriving")
+                                                   : "",
+                                    p.max_load()));
+      } else if (!is_current && j.arriving >= p.max_migrations_per_server()) {
+        c->set_note(absl::StrFormat("busy: %d migrations in flight (at most %d)", j.arriving,
+                                    p.max_migrations_per_server()));
       }
       c->set_eligible(!j.full);
     }
@@ -201,11 +234,13 @@ v1::DecisionRecord DecisionEngine::Decide(uint64_t session_id, absl::string_view
 
   std::string label;
   auto add = [&r](std::string reason) { r.add_reasons(std::move(reason)); };
-  auto say_full = [&] {
+  // Why a cheaper server was passed over: it is full. A STAY for that reason is counted
+  // as "capacity"; a move elsewhere says it too (the session spreads to the next best).
+  auto say_full = [&](bool stays) {
     if (best_full == nullptr) return;
     add(absl::StrCat(best_full->server->server_id(), " would cost ", Cost(best_full->cost),
                      " but is ", r.candidates(best_full - judged.data()).note()));
-    label = "capacity";
+    if (stays) label = "capacity";
   };
   auto current_state = [&]() -> std::string {
     if (current == nullptr) return "is not in the PMM's view of the vehicle";
@@ -219,7 +254,7 @@ v1::DecisionRecord DecisionEngine::Decide(uint64_t session_id, absl::string_view
       label = "stay";
       add(absl::StrCat(current_server_id, " (current) costs ", Cost(current->cost),
                        "; no other server is eligible"));
-      say_full();
+      say_full(true);
     } else {
       r.set_outcome(v1::OUTCOME_NO_CANDIDATE);
       label = "no_candidate";
@@ -241,7 +276,7 @@ v1::DecisionRecord DecisionEngine::Decide(uint64_t session_id, absl::string_view
       add(absl::StrCat(current_server_id, " (current) is the cheapest at ", Cost(current->cost),
                        "; next ", best->server->server_id(), " ", Cost(best->cost)));
     }
-    say_full();
+    say_full(true);
     if (!options.peek) dwell_.erase(session_id);
   } else {
     const std::string& winner = best->server->server_id();
@@ -262,10 +297,19 @@ v1::DecisionRecord DecisionEngine::Decide(uint64_t session_id, absl::string_view
         it->second.current == current_server_id) {
       since = it->second.since;
     }
+    say_full(false);
     const absl::Duration waited = now - since;
     const absl::Duration dwell = DwellOf(p);
     *r.mutable_dwell_started_at() = ToProtoTimestamp(since);
-    if (waited >= dwell) {
+    if (waited >= dwell && best->arriving >= p.max_migrations_per_server()) {
+      // Its dwell is done; it goes as soon as the target has a migration slot free.
+      r.set_outcome(v1::OUTCOME_DWELL);
+      label = "rate_limited";
+      add(absl::StrCat("rate limited: ", winner, " has ", best->arriving,
+                       " migrations in flight (at most ", p.max_migrations_per_server(),
+                       " per server); the session moves once one ends"));
+      if (!options.peek) dwell_[session_id] = Dwell{std::string(current_server_id), winner, since};
+    } else if (waited >= dwell) {
       r.set_outcome(v1::OUTCOME_MIGRATE);
       label = "migrate";
       add(absl::StrCat(winner, " has been the best for ", Secs(waited), " (dwell ",

@@ -35,13 +35,24 @@ class Registry;
 
 namespace smig::decision {
 
-// latency 1, bandwidth 0.2, load 0.5, margin 0.2, dwell 3 s, max_load 0.9, MANUAL.
+// latency 1, bandwidth 0.2, load 0.5, margin 0.2, dwell 3 s, max_load 0.9, MANUAL,
+// 4 migrations in flight per server.
 v1::Policy DefaultPolicy();
 // OK, or INVALID_ARGUMENT naming the first offending field and its value.
 absl::Status ValidatePolicy(const v1::Policy& policy);
-// The policy as it would be in force: an unset dwell takes the default (3 s) and
-// MODE_UNSPECIFIED means MANUAL; then ValidatePolicy.
+// The policy as it would be in force: an unset dwell takes the default (3 s),
+// max_migrations_per_server 0 the default (4), and MODE_UNSPECIFIED means MANUAL; then
+// ValidatePolicy.
 absl::StatusOr<v1::Policy> NormalizePolicy(v1::Policy policy);
+
+// What the SMM lists about each server beyond the PMM's report, which may be older: the
+// sessions served there and the migrations in flight to it (control_plane_clients.h,
+// OccupancyOf). A decision counts max(PMM's sessions, serving) + arriving against a
+// server's capacity, and arriving against max_migrations_per_server.
+struct Occupancy {
+  absl::flat_hash_map<std::string, uint32_t> serving;
+  absl::flat_hash_map<std::string, uint32_t> arriving;
+};
 
 struct DecideOptions {
   // Read the session's dwell state without changing it (Evaluate: the background loop owns
@@ -56,6 +67,8 @@ struct DecideOptions {
   // and a new leader acts on a dwell that already ran out, but act as if nobody acted on a
   // MIGRATE (its dwell stays, with its start) and keep nothing (no history, no metric).
   bool observe = false;
+  // The SMM's view (must outlive the call); null: the PMM's report alone.
+  const Occupancy* occupancy = nullptr;
 };
 
 class DecisionEngine {

@@ -22,13 +22,16 @@ grpc::Status DecisionService::Evaluate(grpc::ServerContext*, const v1::EvaluateR
   if (req->session_id() == 0) {
     return ToGrpcStatus(absl::InvalidArgumentError("session_id is required"));
   }
-  absl::StatusOr<migrator::v1::Session> session = FindSession(clients_, req->session_id());
+  absl::StatusOr<std::vector<migrator::v1::Session>> sessions = clients_.ListSessions();
+  if (!sessions.ok()) return ToGrpcStatus(sessions.status());
+  absl::StatusOr<migrator::v1::Session> session = FindSession(*sessions, req->session_id());
   if (!session.ok()) return ToGrpcStatus(session.status());
   absl::StatusOr<proximity::v1::VehicleProximity> prox =
       clients_.GetProximity(session->vehicle_id());
   if (!prox.ok()) return ToGrpcStatus(prox.status());
+  const Occupancy occupancy = OccupancyOf(*sessions);
   *resp = engine_.Decide(session->session_id(), session->vehicle_id(), session->server_id(),
-                         *prox, clock_.Now(), {.peek = true});
+                         *prox, clock_.Now(), {.peek = true, .occupancy = &occupancy});
   return grpc::Status::OK;
 }
 

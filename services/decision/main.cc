@@ -48,6 +48,9 @@ absl::StatusOr<v1::Policy> PolicyFromConfig(const std::string& path, const v1::P
   if (has("load_weight", "loadWeight")) p.set_load_weight(given.load_weight());
   if (has("margin", "margin")) p.set_margin(given.margin());
   if (has("max_load", "maxLoad")) p.set_max_load(given.max_load());
+  if (given.max_migrations_per_server() != 0) {
+    p.set_max_migrations_per_server(given.max_migrations_per_server());
+  }
   if (given.has_dwell()) *p.mutable_dwell() = given.dwell();
   if (given.mode() != v1::MODE_UNSPECIFIED) p.set_mode(given.mode());
   if (absl::Status s = smig::decision::ValidatePolicy(p); !s.ok()) {

@@ -188,6 +188,7 @@ absl::StatusOr<MigrationTable::Reservation> MigrationTable::Reserve(
   r.migration.set_id(r.id);
   AddPhase(r.migration, v1::PHASE_PREPARING, note, now);
   s.set_migration_id(r.id);  // reserved while the journal writes it
+  s.set_migration_to_server_id(r.to);
   out.session = s;
   out.next_id = next_id_;
   return out;
@@ -198,6 +199,7 @@ void MigrationTable::Unreserve(const Record& r) {
   if (auto it = sessions_.find(r.session_id);
       it != sessions_.end() && it->second.migration_id() == r.id) {
     it->second.clear_migration_id();
+    it->second.clear_migration_to_server_id();
   }
 }
 

@@ -349,6 +349,7 @@ absl::Status MigratorEngine::Finish(Record& r, v1::Phase phase, const std::strin
   *next.mutable_duration() = ToProtoDuration(finished - FromProto(next.started_at()));
   AddPhase(next, phase, phase == v1::PHASE_DONE ? "" : rollback_reason, finished);
   end.session.clear_migration_id();
+  end.session.clear_migration_to_server_id();
   if (phase == v1::PHASE_DONE) {
     end.session.set_server_id(next.to_server_id());
     end.session.set_generation(next.generation());

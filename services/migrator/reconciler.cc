@@ -191,6 +191,7 @@ Reconciler::Plan Reconciler::Decide(uint64_t session, const std::optional<v1::Se
     next.set_server_id(plan.keeper);
     next.set_generation(plan.keeper_generation);
     next.clear_migration_id();
+    next.clear_migration_to_server_id();
     if (!record) {
       next.set_note(absl::StrCat("adopted by ", leader, ": served by ", plan.keeper,
                                  " but unknown to the journal"));
@@ -237,6 +238,7 @@ Reconciler::Plan Reconciler::Decide(uint64_t session, const std::optional<v1::Se
         next.set_generation(migration->generation());
       }
       next.clear_migration_id();
+      next.clear_migration_to_server_id();
       plan.record = next;
       plan.ended.push_back(End(*migration, cut_over ? v1::PHASE_DONE : v1::PHASE_ROLLED_BACK,
                                why, now));

@@ -194,6 +194,79 @@ TEST(DecisionEngineTest, AFullServerIsNeverChosenEvenIfNearest) {
   EXPECT_EQ(d.target_server_id(), "edge-3");
 }
 
+TEST(DecisionEngineTest, MigrationsInFlightAndTheSmmsCountFillAServerTheReportCallsEmpty) {
+  DecisionEngine engine;
+  Clock clock;
+  // The PMM last heard edge-2 with 1 session of 4; the SMM lists 2 there and 1 on its way.
+  auto p = Proximity({{"edge-1", 20}, {.id = "edge-2", .srtt_ms = 5, .sessions = 1, .capacity = 4}});
+  Occupancy occupancy{.serving = {{"edge-2", 2}}, .arriving = {{"edge-2", 1}}};
+  v1::Policy policy = DefaultPolicy();
+  policy.set_max_load(0.75);  // 3 of 4
+  ASSERT_TRUE(engine.UpdatePolicy(policy).ok());
+  v1::DecisionRecord d = engine.Decide(1, "car-1", "edge-1", p, clock.now, {.occupancy = &occupancy});
+  EXPECT_EQ(d.outcome(), v1::OUTCOME_STAY);
+  const v1::Candidate& c = CandidateOf(d, "edge-2");
+  EXPECT_FALSE(c.eligible());
+  EXPECT_EQ(c.arriving(), 1u);
+  EXPECT_DOUBLE_EQ(c.load(), 0.75);
+  EXPECT_EQ(c.note(), "full: 2 of 4 sessions and 1 arriving (max_load 0.75)");
+  EXPECT_THAT(d.reasons(), Contains(HasSubstr("edge-2 would cost")));
+
+  // Without the SMM's view, the report alone leaves room.
+  d = engine.Decide(1, "car-1", "edge-1", p, clock.now);
+  EXPECT_EQ(d.outcome(), v1::OUTCOME_DWELL);
+  EXPECT_TRUE(CandidateOf(d, "edge-2").eligible());
+
+  // A fractional limit is never passed: 2.7 of 3 allows 2 sessions, not a third.
+  policy.set_max_load(0.9);
+  ASSERT_TRUE(engine.UpdatePolicy(policy).ok());
+  auto q = Proximity({{"edge-1", 20}, {.id = "edge-2", .srtt_ms = 5, .sessions = 2, .capacity = 3}});
+  EXPECT_FALSE(CandidateOf(engine.Decide(2, "car-1", "edge-1", q, clock.now), "edge-2").eligible());
+}
+
+TEST(DecisionEngineTest, AMoveAwayFromAFullNearestServerSaysSo) {
+  DecisionEngine engine;
+  Clock clock;
+  auto p = Proximity({{"edge-0", 40},
+                      {.id = "edge-1", .srtt_ms = 5, .sessions = 3, .capacity = 3},
+                      {.id = "edge-2", .srtt_ms = 10, .sessions = 0, .capacity = 10}});
+  v1::Policy policy = DefaultPolicy();
+  policy.set_max_load(1);
+  ASSERT_TRUE(engine.UpdatePolicy(policy).ok());
+  engine.Decide(1, "car-1", "edge-0", p, clock.now);
+  clock.Advance(absl::Seconds(3));
+  v1::DecisionRecord d = engine.Decide(1, "car-1", "edge-0", p, clock.now);
+  EXPECT_EQ(d.outcome(), v1::OUTCOME_MIGRATE);
+  EXPECT_EQ(d.target_server_id(), "edge-2");
+  EXPECT_THAT(d.reasons(), Contains(HasSubstr("edge-1 would cost 1.50 but is full: 3 of 3 sessions")));
+}
+
+TEST(DecisionEngineTest, ATargetWithItsMaximumOfMigrationsInFlightWaitsKeepingTheDwell) {
+  prometheus::Registry registry;
+  DecisionEngine engine(&registry);
+  Clock clock;
+  v1::Policy policy = DefaultPolicy();
+  policy.set_max_migrations_per_server(2);
+  ASSERT_TRUE(engine.UpdatePolicy(policy).ok());
+  auto p = Proximity({{"edge-1", 20}, {.id = "edge-2", .srtt_ms = 5, .capacity = 100}});
+  Occupancy busy{.arriving = {{"edge-2", 2}}};
+  v1::DecisionRecord d = engine.Decide(1, "car-1", "edge-1", p, clock.now, {.occupancy = &busy});
+  EXPECT_EQ(d.outcome(), v1::OUTCOME_DWELL);  // the dwell starts as usual
+  EXPECT_EQ(CandidateOf(d, "edge-2").note(), "busy: 2 migrations in flight (at most 2)");
+  clock.Advance(absl::Seconds(5));
+  d = engine.Decide(1, "car-1", "edge-1", p, clock.now, {.occupancy = &busy});
+  EXPECT_EQ(d.outcome(), v1::OUTCOME_DWELL);
+  EXPECT_EQ(d.target_server_id(), "edge-2");
+  EXPECT_THAT(d.reasons(), Contains(HasSubstr("rate limited: edge-2 has 2 migrations in flight "
+                                              "(at most 2 per server)")));
+  EXPECT_EQ(Counter(registry, "rate_limited"), 1);
+  // One ends: the session moves at once, its dwell long done.
+  clock.Advance(absl::Milliseconds(100));
+  Occupancy freed{.arriving = {{"edge-2", 1}}};
+  d = engine.Decide(1, "car-1", "edge-1", p, clock.now, {.occupancy = &freed});
+  EXPECT_EQ(d.outcome(), v1::OUTCOME_MIGRATE);
+}
+
 TEST(DecisionEngineTest, UnreachableAndUnmeasuredCandidatesAreIgnored) {
   DecisionEngine engine;
   Clock clock;
@@ -269,6 +342,7 @@ TEST(DecisionEngineTest, PolicyDefaultsAndValidationNameTheField) {
   EXPECT_EQ(p.dwell().seconds(), 3);
   EXPECT_EQ(p.max_load(), 0.9);
   EXPECT_EQ(p.mode(), v1::MODE_MANUAL);
+  EXPECT_EQ(p.max_migrations_per_server(), 4u);
 
   struct Bad {
     std::function<void(v1::Policy&)> edit;
@@ -308,6 +382,7 @@ TEST(DecisionEngineTest, PolicyDefaultsAndValidationNameTheField) {
   EXPECT_EQ(r->dwell().seconds(), 3);  // unset dwell: the default
   EXPECT_EQ(r->mode(), v1::MODE_MANUAL);
   EXPECT_EQ(r->margin(), 0);  // numbers are taken as given
+  EXPECT_EQ(r->max_migrations_per_server(), 4u);  // 0: the default
 }
 
 TEST(DecisionEngineTest, HistoryIsNewestFirstFilteredAndBounded) {

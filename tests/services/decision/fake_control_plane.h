@@ -1,5 +1,5 @@
 // A ControlPlaneClients fake: sessions and proximity the test sets, Migrate calls recorded
-// (and, by default, done at once: the session moves to the target), and a WatchProximity
+// (and, by default, done at once: the session moves to the target; or left in flight), and a WatchProximity
 // that sends every vehicle's proximity, then each SetProximity, and can fail on purpose.
 // ReplicaClients: one replica's share of a FakeControlPlane when several replicas run.
 #pragma once
@@ -20,6 +20,9 @@ namespace smig::decision::testing {
 struct MigrateCall {
   uint64_t session_id;
   std::string target, reason, request_id;
+  // In flight mode, after the call: the sessions the SMM lists on the target plus those in
+  // flight to it, and those in flight alone.
+  uint32_t target_taken = 0, target_arriving = 0;
 };
 
 class FakeControlPlane final : public ControlPlaneClients {
@@ -41,6 +44,24 @@ class FakeControlPlane final : public ControlPlaneClients {
   void set_move_on_migrate(bool move) {
     absl::MutexLock lock(&mu_);
     move_on_migrate_ = move;
+  }
+  // Migrate leaves the session in flight (migration_id, migration_to_server_id) as the
+  // SMM does while it works, until CompleteMigrations moves every one in flight.
+  void set_migrations_in_flight(bool in_flight) {
+    absl::MutexLock lock(&mu_);
+    in_flight_ = in_flight;
+  }
+  int CompleteMigrations() {
+    absl::MutexLock lock(&mu_);
+    int done = 0;
+    for (auto& [id, s] : sessions_) {
+      if (s.migration_to_server_id().empty()) continue;
+      s.set_server_id(s.migration_to_server_id());
+      s.clear_migration_to_server_id();
+      s.clear_migration_id();
+      ++done;
+    }
+    return done;
   }
   std::vector<MigrateCall> migrate_calls() {
     absl::MutexLock lock(&mu_);
@@ -72,11 +93,22 @@ class FakeControlPlane final : public ControlPlaneClients {
                                       const std::string& reason,
                                       const std::string& request_id) override {
     absl::MutexLock lock(&mu_);
-    calls_.push_back({session_id, target, reason, request_id});
+    MigrateCall& call = calls_.emplace_back(MigrateCall{session_id, target, reason, request_id});
     auto it = sessions_.find(session_id);
     if (it == sessions_.end()) return absl::NotFoundError("no such session");
-    if (move_on_migrate_) it->second.set_server_id(target);
-    return absl::StrCat("m-", calls_.size());
+    const std::string id = absl::StrCat("m-", calls_.size());
+    if (in_flight_) {
+      it->second.set_migration_id(id);
+      it->second.set_migration_to_server_id(target);
+      for (const auto& [other, s] : sessions_) {
+        const bool arriving = s.migration_to_server_id() == target;
+        call.target_arriving += arriving;
+        call.target_taken += arriving || s.server_id() == target;
+      }
+    } else if (move_on_migrate_) {
+      it->second.set_server_id(target);
+    }
+    return id;
   }
   absl::Status WatchProximity(
       const std::function<void(const proximity::v1::VehicleProximity&)>& on_update) override {
@@ -125,6 +157,7 @@ class FakeControlPlane final : public ControlPlaneClients {
   bool watching_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool move_on_migrate_ ABSL_GUARDED_BY(mu_) = true;
+  bool in_flight_ ABSL_GUARDED_BY(mu_) = false;
   int failing_watches_ ABSL_GUARDED_BY(mu_) = 0;
   int watch_calls_ ABSL_GUARDED_BY(mu_) = 0;
   int list_calls_ ABSL_GUARDED_BY(mu_) = 0;

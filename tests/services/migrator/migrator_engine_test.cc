@@ -135,6 +135,7 @@ TEST_F(MigratorEngineTest, MigrationWalksEveryPhaseAndMovesTheSession) {
   EXPECT_EQ(sessions[0].server_id(), "edge-2");
   EXPECT_EQ(sessions[0].generation(), 2u);
   EXPECT_TRUE(sessions[0].migration_id().empty());
+  EXPECT_TRUE(sessions[0].migration_to_server_id().empty());
   EXPECT_FALSE(cluster_.agent("edge-1").Serves(1));  // released at cut-over
   EXPECT_TRUE(cluster_.agent("edge-2").Serves(1));
   // No token source: every fenced call goes unfenced (0).
@@ -291,6 +292,7 @@ TEST_F(MigratorEngineTest, TargetDyingDuringTheOverlapRollsBackAndTheSourceKeeps
   EXPECT_EQ(cluster_.agent("edge-1").releases(), 0);
   EXPECT_EQ((*engine_->ListSessions())[0].server_id(), "edge-1");
   EXPECT_TRUE((*engine_->ListSessions())[0].migration_id().empty());
+  EXPECT_TRUE((*engine_->ListSessions())[0].migration_to_server_id().empty());
   EXPECT_THAT(Metrics(), HasSubstr("smig_migrations_total{result=\"rolled_back\",trigger=\"manual\"} 1"));
 }
 

@@ -118,6 +118,7 @@ TEST_F(MigratorEtcdTest, TheStandbyTakesOverFromAKilledLeaderAndTheSessionEndsOn
   ASSERT_TRUE(listed.ok()) << listed.status();
   ASSERT_EQ(listed->size(), 1u);
   EXPECT_EQ((*listed)[0].migration_id(), m->id());
+  EXPECT_EQ((*listed)[0].migration_to_server_id(), "edge-2");
 
   // kill -9: the leader stops renewing without resigning; etcd expires its lease.
   const absl::Time died = absl::Now();
@@ -152,6 +153,7 @@ TEST_F(MigratorEtcdTest, TheStandbyTakesOverFromAKilledLeaderAndTheSessionEndsOn
   ASSERT_EQ(listed->size(), 1u);
   EXPECT_EQ((*listed)[0].server_id(), "edge-1");
   EXPECT_TRUE((*listed)[0].migration_id().empty());
+  EXPECT_TRUE((*listed)[0].migration_to_server_id().empty());
   absl::StatusOr<v1::Migration> read = c.engine->GetMigration(m->id());
   ASSERT_TRUE(read.ok()) << read.status();
   EXPECT_EQ(read->phase(), v1::PHASE_ROLLED_BACK);

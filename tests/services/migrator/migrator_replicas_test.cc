@@ -318,6 +318,7 @@ TEST_P(LeaderDiesTest, TheNextLeaderEndsTheMigrationAndTheSessionIsOnOneEdge) {
   EXPECT_EQ(sessions[0].server_id(), keeper);
   EXPECT_EQ(sessions[0].generation(), cluster_.agent(keeper).generation(1));
   EXPECT_TRUE(sessions[0].migration_id().empty());
+  EXPECT_TRUE(sessions[0].migration_to_server_id().empty());
   // The store agrees, as any replica reads it.
   MigrationJournal::Snapshot journal = Journal();
   EXPECT_EQ(journal.sessions.at(1).SerializeAsString(), sessions[0].SerializeAsString());

@@ -4,11 +4,13 @@
 
 Ends with a verdict (smigbed.verdict) and exits with it: 0 PASS, 1 FAIL (or the bed
 failed), 2 a bad scenario or argument, 77 passed except timing goals that a software-
-emulated CPU cannot be judged on.
+emulated CPU cannot be judged on. A stop signal (SIGINT, SIGTERM, SIGHUP) ends it early
+and cleanly, with a summary marked INTERRUPTED and exit 128 + the signal.
 """
 import argparse
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -28,6 +30,76 @@ def apply_links(bed, changes):
         edge, _, radio = target.partition("/")
         bed.set_link(edge, radio, up=link.get("up"), delay_ms=link.get("delay_ms"),
                      loss_pct=link.get("loss_pct"), rate_mbit=link.get("rate_mbit"))
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Interrupted(Exception):
+    """A stop signal arrived: the demo ends as at its end, and exits 128 + the signal."""
+
+    def __init__(self, signum):
+        self.name = signal.Signals(signum).name
+        self.exit_code = 128 + signum
+        super().__init__(f"stopped by {self.name}")
+
+
+def _raise_interrupted(signum, _frame):
+    raise Interrupted(signum)
+
+
+def _hold_signals():
+    """From here on a further stop signal is ignored: the cleanup must finish (an impatient
+    second Ctrl-C would otherwise leave processes and namespaces behind)."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def drive(bed, timeline, events, applied, duration):
+    """Applies the scenario's events on time until the stream has played whole (or its
+    tail's allowance has passed)."""
+    end = bed.t0 + duration + 15  # the stream's tail, then give up
+    while time.time() < end:
+        t = time.time() - bed.t0
+        while events and events[0]["at_s"] <= t:
+            ev = events.pop(0)
+            apply_links(bed, ev.get("set") or {})
+            applied.append((ev["at_s"], time.time() - bed.t0))
+            timeline.say(f"scenario: {ev.get('note') or ev.get('set')}")
+        if t > duration and bed.delivered_bytes() >= os.path.getsize(bed.media):
+            break
+        time.sleep(0.02)
+
+
+def keep_running(bed, out):
+    """--keep-running: says how to reach everything, then waits for a stop signal."""
+    print("\nedge-demo: --keep-running: the edge stays up until Ctrl-C (or SIGTERM, SIGHUP)")
+    print(f"  smigctl --smm={bed.sock('migrator')} --pmm={bed.sock('proximity')} "
+          f"--mdm={bed.sock('decision')} {' '.join(bed.tls_flags())} migrations")
+    replicas = [*REPLICAS["migrator"], *REPLICAS["decision"]]
+    print(f"  gRPC (reflection, health): {bed.sock('proximity')} "
+          + " ".join(bed.sock(n) for n in [*replicas, *bed.edges]))
+    nodes = ["proximity", *replicas, "vehicle", *bed.edges]
+    print(f"  /metrics (namespace {bed.ns['air']}): " + " ".join(
+        f"{n}=http://{bed.metrics_address(n)}/metrics" for n in nodes))
+    smm, mdm = bed.leader("migrator", timeout=0), bed.leader("decision", timeout=0)
+    print(f"  etcd {bed.etcd_dir} (pid {bed.pid('etcd')}); the SMM leader is {smm}, the "
+          f"MDM leader {mdm} (their smig_leader gauge). Replicas and pids: "
+          + ", ".join(f"{n} {bed.pid(n)}" for n in replicas))
+    print(f"  kill the SMM leader and watch the standby take over (about 1.5 s):\n"
+          f"    sudo kill -9 {bed.pid(smm) if smm else '<pid>'}; sleep 2; "
+          f"tail -n 3 {bed.logs}/{REPLICAS['migrator'][1 if smm == REPLICAS['migrator'][0] else 0]}.err")
+    print(f"    {BIN['smigctl']} --smm={bed.sock('migrator')} {' '.join(bed.tls_flags())} sessions   "
+          "# any replica answers; changes go to the leader")
+    with open(os.path.join(out, "endpoints.json"), "w") as f:
+        json.dump({"netns": bed.ns["air"],
+                   "metrics": {n: bed.metrics_address(n) for n in nodes},
+                   "grpc": {n: bed.sock(n) for n in ["proximity", *replicas, "vehicle",
+                                                     *bed.edges]},
+                   "smm": bed.sock("migrator"), "mdm": bed.sock("decision"),
+                   "pids": {n: bed.pid(n) for n in ["etcd", *replicas]}}, f, indent=1)
+    while True:
+        time.sleep(1)
 
 
 class Timeline:
@@ -184,7 +256,15 @@ def main(argv=None):
     print(f"edge-demo: scenario {scenario.get('name', args.scenario)} ({duration:.0f} s, "
           f"{len(bed.edges)} edges, radios cell + dsrc), {args.sctp_stack} SCTP, "
           f"{'mutual TLS on every gRPC hop, ' if args.tls else ''}output in {out}")
-    summary = None
+    # A stop signal (Ctrl-C, SIGTERM, SIGHUP) ends the drive where it is: everything is
+    # stopped and removed as at its end, and the summary says it was interrupted.
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _raise_interrupted)
+    interrupted = None
+    timeline = None
+    applied = []  # (scheduled s, applied s) of each event, in order
+    start_edge = None
+    tls_enforced = None
     try:
         bed.start(media_seconds=int(duration), policy=policy)
         # --tls: every server must answer the bed's certificate and refuse plaintext.
@@ -192,7 +272,6 @@ def main(argv=None):
         initial = {f"{e}/{r}": link for e in bed.edges for r, link in (scenario.get("links") or {}).items()}
         apply_links(bed, initial)
         events = list(scenario.get("events") or [])
-        applied = []  # (scheduled s, applied s) of each event, in order
         while events and events[0]["at_s"] <= 0:  # before the session starts: on time
             ev = events.pop(0)
             apply_links(bed, ev.get("set") or {})
@@ -205,55 +284,51 @@ def main(argv=None):
         # The timeline polls on its own thread: on a slow (emulated) machine each smigctl
         # call takes a while, and the scenario's link changes must still happen on time.
         timeline.start()
-        end = bed.t0 + duration + 15  # the stream's tail, then give up
-        while time.time() < end:
-            t = time.time() - bed.t0
-            while events and events[0]["at_s"] <= t:
-                ev = events.pop(0)
-                apply_links(bed, ev.get("set") or {})
-                applied.append((ev["at_s"], time.time() - bed.t0))
-                timeline.say(f"scenario: {ev.get('note') or ev.get('set')}")
-            if t > duration and bed.delivered_bytes() >= os.path.getsize(bed.media):
-                break
-            time.sleep(0.02)
+        drive(bed, timeline, events, applied, duration)
+    except Interrupted as e:
+        interrupted = e
+        if e.name == "SIGHUP":  # the terminal may be gone: what is left to say goes to a file
+            sys.stdout = sys.stderr = open(os.path.join(out, "after-sighup.log"), "w", buffering=1)
+        print(f"\nedge-demo: {e}: stopping every process and removing the namespaces",
+              file=sys.stderr)
+    except (RuntimeError, OSError) as e:
+        _hold_signals()
+        print(f"edge-demo: {e}", file=sys.stderr)
+        if timeline is not None:
+            timeline.stop()
+        bed.stop()
+        return 1
+    if interrupted is not None and timeline is None:
+        _hold_signals()
+        bed.stop()  # before the session began: nothing to summarise but the interruption
+        with open(os.path.join(out, "summary.json"), "w") as f:
+            json.dump({"scenario": scenario.get("name", args.scenario),
+                       "interrupted": interrupted.name, "exit_codes": bed.exit_codes(),
+                       "verdict": {"result": "INTERRUPTED", "failed": [], "not_judged": []}},
+                      f, indent=1)
+        print(f"\n  {out}/summary.json: interrupted by {interrupted.name} before the session began")
+        return interrupted.exit_code
+    if interrupted is not None:
+        _hold_signals()
+    try:
         timeline.stop()
         timeline.final_failovers()
         migrations = migrations_from_smm(bed)
-        if args.keep_running:
-            print("\nedge-demo: --keep-running: the edge stays up until Ctrl-C")
-            print(f"  smigctl --smm={bed.sock('migrator')} --pmm={bed.sock('proximity')} "
-                  f"--mdm={bed.sock('decision')} {' '.join(bed.tls_flags())} migrations")
-            replicas = [*REPLICAS["migrator"], *REPLICAS["decision"]]
-            print(f"  gRPC (reflection, health): {bed.sock('proximity')} "
-                  + " ".join(bed.sock(n) for n in [*replicas, *bed.edges]))
-            nodes = ["proximity", *replicas, "vehicle", *bed.edges]
-            print(f"  /metrics (namespace {bed.ns['air']}): " + " ".join(
-                f"{n}=http://{bed.metrics_address(n)}/metrics" for n in nodes))
-            smm, mdm = bed.leader("migrator", timeout=0), bed.leader("decision", timeout=0)
-            print(f"  etcd {bed.etcd_dir} (pid {bed.pid('etcd')}); the SMM leader is {smm}, the "
-                  f"MDM leader {mdm} (their smig_leader gauge). Replicas and pids: "
-                  + ", ".join(f"{n} {bed.pid(n)}" for n in replicas))
-            print(f"  kill the SMM leader and watch the standby take over (about 1.5 s):\n"
-                  f"    sudo kill -9 {bed.pid(smm) if smm else '<pid>'}; sleep 2; "
-                  f"tail -n 3 {bed.logs}/{REPLICAS['migrator'][1 if smm == REPLICAS['migrator'][0] else 0]}.err")
-            print(f"    {BIN['smigctl']} --smm={bed.sock('migrator')} {' '.join(bed.tls_flags())} sessions   "
-                  "# any replica answers; changes go to the leader")
-            with open(os.path.join(out, "endpoints.json"), "w") as f:
-                json.dump({"netns": bed.ns["air"],
-                           "metrics": {n: bed.metrics_address(n) for n in nodes},
-                           "grpc": {n: bed.sock(n) for n in ["proximity", *replicas, "vehicle",
-                                                             *bed.edges]},
-                           "smm": bed.sock("migrator"), "mdm": bed.sock("decision"),
-                           "pids": {n: bed.pid(n) for n in ["etcd", *replicas]}}, f, indent=1)
-            try:
-                while True:
-                    time.sleep(1)
-            except KeyboardInterrupt:
-                pass
     except (RuntimeError, OSError) as e:
+        _hold_signals()
         print(f"edge-demo: {e}", file=sys.stderr)
-        bed.stop()
-        return 1
+        if interrupted is None:
+            bed.stop()
+            return 1
+        # A signal to the whole process group (a terminal's Ctrl-C) has stopped the
+        # services too: the summary goes on without the SMM's record of the migrations.
+        migrations = []
+    if args.keep_running and interrupted is None:
+        try:
+            keep_running(bed, out)
+        except Interrupted:
+            pass  # how --keep-running ends: not an interruption of the drive
+    _hold_signals()
     bed.stop()
     summary = analyse(bed, migrations, timeline.failovers)
     summary["scenario"] = scenario.get("name", args.scenario)
@@ -278,12 +353,19 @@ def main(argv=None):
     verdict = judge(summary)
     summary["verdict"] = {"result": "FAIL" if verdict.failures else "PASS",
                           "failed": verdict.failures, "not_judged": verdict.skipped}
+    if interrupted is not None:
+        # A cut-short drive is judged as far as it went, but never passes.
+        summary["interrupted"] = interrupted.name
+        summary["verdict"]["result"] = "INTERRUPTED"
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
     draw(bed, timeline.samples, summary, os.path.join(out, "timeline.png"))
     print_summary(summary)
     print_verdict(verdict)
     print(f"\n  {out}/summary.json, {out}/timeline.png, logs in {out}/logs")
+    if interrupted is not None:
+        print(f"  interrupted by {interrupted.name}: the drive was cut short")
+        return interrupted.exit_code
     return verdict.exit_code
 
 

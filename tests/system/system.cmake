@@ -60,3 +60,11 @@ add_test(NAME chaos.leader_kills.userland
   COMMAND /usr/bin/python3 ${_sys}/chaos_test.py ${CMAKE_BINARY_DIR}/system/chaos)
 set_tests_properties(chaos.leader_kills.userland PROPERTIES LABELS chaos TIMEOUT 600
   SKIP_RETURN_CODE 77 ENVIRONMENT PYTHONPATH=${_smigbed_path})
+
+# A stop signal ends the edge demo cleanly (SIGTERM to its pid mid-drive, SIGHUP to its
+# process group, SIGTERM while starting): exit 128 + signal, no process or namespace left,
+# a summary saying INTERRUPTED (tests/system/signal_exit_test.py).
+add_test(NAME system.edge_demo.signals.userland
+  COMMAND /usr/bin/python3 ${_sys}/signal_exit_test.py ${CMAKE_BINARY_DIR}/system/signals)
+set_tests_properties(system.edge_demo.signals.userland PROPERTIES LABELS system TIMEOUT 600
+  SKIP_RETURN_CODE 77 ENVIRONMENT PYTHONPATH=${_smigbed_path})

@@ -27,7 +27,10 @@
 // tests advance a SimulatedClock; the clock must outlive the loop.
 #pragma once
 
+#include <atomic>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -54,7 +57,8 @@ class AutoMigrator {
  public:
   struct Options {
     absl::Duration tick = absl::Milliseconds(500);
-    // ListSessions is cached this long (dropped at once after a Migrate).
+    // ListSessions is cached this long (a Migrate it started is noted in the cache; one that
+    // failed drops the cache at once).
     absl::Duration sessions_ttl = absl::Seconds(1);
     absl::Duration min_backoff = absl::Milliseconds(250);
     absl::Duration max_backoff = absl::Seconds(10);
@@ -73,12 +77,18 @@ class AutoMigrator {
   // Cancels the watch and joins both threads; a Migrate in flight finishes first.
   void Stop();
 
+  // Decisions taken (one per session of a vehicle decided for) and passes made so far.
+  uint64_t decided() const { return decided_.load(std::memory_order_relaxed); }
+  uint64_t passes() const { return passes_.load(std::memory_order_relaxed); }
+
  private:
   void WatchLoop();
   void DecideLoop();
-  void DecideFor(const std::vector<proximity::v1::VehicleProximity>& vehicles);
-  // True if the SMM started (or already had) the migration.
-  bool MigrateOne(const migrator::v1::Session& session, const v1::DecisionRecord& decision);
+  using Snapshot = std::shared_ptr<const proximity::v1::VehicleProximity>;
+  void DecideFor(const std::vector<Snapshot>& vehicles);
+  // The migration's id if the SMM started it (or already had it).
+  std::optional<std::string> MigrateOne(const migrator::v1::Session& session,
+                                        const v1::DecisionRecord& decision);
   bool Acting() const { return may_act_ == nullptr || may_act_(); }
   bool Wake() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !dirty_.empty(); }
   // Whether `line` is news for `topic`, i.e. not the line noted for it last time (then
@@ -94,16 +104,22 @@ class AutoMigrator {
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  absl::flat_hash_map<std::string, proximity::v1::VehicleProximity> latest_ ABSL_GUARDED_BY(mu_);
+  // Shared, not copied: a pass takes every vehicle's snapshot (10,000 every tick at scale).
+  absl::flat_hash_map<std::string, Snapshot> latest_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<std::string> dirty_ ABSL_GUARDED_BY(mu_);  // vehicles with news
 
   // The decide thread's own state.
   std::vector<migrator::v1::Session> sessions_;
+  absl::flat_hash_map<std::string, std::vector<size_t>> by_vehicle_;  // indexes in sessions_
+  Occupancy occupancy_;  // of sessions_
   absl::Time sessions_at_ = absl::InfinitePast();
   bool acting_ = false;  // whether the previous pass acted
 
   absl::Mutex log_mu_;
   absl::flat_hash_map<std::string, std::string> last_log_ ABSL_GUARDED_BY(log_mu_);
+
+  std::atomic<uint64_t> decided_ = 0;
+  std::atomic<uint64_t> passes_ = 0;
 
   std::thread watch_thread_;
   std::thread decide_thread_;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -42,9 +43,29 @@ struct Judged {
   const ServerProximity* server = nullptr;
   double cost = 0;
   bool measured = false;
+  bool current = false;   // the server the session is on
   bool full = false;
+  uint32_t sessions = 0;  // served there (the larger of the PMM's and the SMM's count)
   uint32_t arriving = 0;  // migrations in flight to it
+  double load = 0;        // (sessions + arriving) / capacity
 };
+
+// Why a candidate is not eligible (or must wait), in words; "" when nothing holds it back.
+std::string NoteOf(const Judged& j, const v1::Policy& p) {
+  const ServerProximity& s = *j.server;
+  if (!s.reachable()) return "unreachable";
+  if (!j.measured) return "not measured: no RTT yet";
+  if (j.full) {
+    return absl::StrFormat("full: %d of %d sessions%s (max_load %g)", j.sessions, s.capacity(),
+                           j.arriving > 0 ? absl::StrCat(" and ", j.arriving, " arriving") : "",
+                           p.max_load());
+  }
+  if (!j.current && j.arriving >= p.max_migrations_per_server()) {
+    return absl::StrFormat("busy: %d migrations in flight (at most %d)", j.arriving,
+                           p.max_migrations_per_server());
+  }
+  return "";
+}
 
 }  // namespace
 
@@ -140,7 +161,6 @@ v1::DecisionRecord DecisionEngine::Decide(uint64_t session_id, absl::string_view
   absl::MutexLock lock(&mu_);
   const v1::Policy& p = policy_;
   v1::DecisionRecord r;
-  r.set_id(absl::StrCat(id_prefix_, "-", next_id_++));
   r.set_session_id(session_id);
   r.set_vehicle_id(std::string(vehicle_id));
   r.set_current_server_id(std::string(current_server_id));
@@ -164,7 +184,7 @@ v1::DecisionRecord DecisionEngine::Decide(uint64_t session_id, absl::string_view
   // cheaper than one with it: the term counts only when every server has an estimate.
   const bool use_bw = every_bw_known && best_bw > 0;
 
-  std::vector<Judged> judged;
+  absl::InlinedVector<Judged, 32> judged;
   judged.reserve(proximity.servers_size());
   const Judged* current = nullptr;
   const Occupancy* occupancy = options.occupancy;
@@ -172,47 +192,26 @@ v1::DecisionRecord DecisionEngine::Decide(uint64_t session_id, absl::string_view
     Judged j{.server = &s, .measured = Measured(s)};
     // The PMM's count may predate migrations the SMM has finished or started: the larger
     // of the two, and every session on its way in.
-    uint32_t sessions = s.sessions();
-    if (occupancy != nullptr) {
-      sessions = std::max(sessions, CountOf(occupancy->serving, s.server_id()));
+    j.sessions = s.sessions();
+    if (occupancy != nullptr && s.capacity() > 0) {
+      j.sessions = std::max(j.sessions, CountOf(occupancy->serving, s.server_id()));
       j.arriving = CountOf(occupancy->arriving, s.server_id());
     }
-    const uint32_t taken = sessions + j.arriving;
-    const bool is_current = s.server_id() == current_server_id;
-    v1::Candidate* c = r.add_candidates();
-    c->set_server_id(s.server_id());
-    c->set_srtt_ms(s.srtt_ms());
-    c->set_bandwidth_bps(s.bandwidth_bps());
-    c->set_arriving(j.arriving);
-    if (s.capacity() > 0) c->set_load(static_cast<double>(taken) / s.capacity());
-    if (!s.reachable()) {
-      c->set_note("unreachable");
-    } else if (!j.measured) {
-      c->set_note("not measured: no RTT yet");
-    } else {
-      j.cost = p.latency_weight() * s.srtt_ms() / best_srtt + p.load_weight() * c->load();
+    j.current = s.server_id() == current_server_id;
+    const uint32_t taken = j.sessions + j.arriving;
+    if (s.capacity() > 0) j.load = static_cast<double>(taken) / s.capacity();
+    if (j.measured) {
+      j.cost = p.latency_weight() * s.srtt_ms() / best_srtt + p.load_weight() * j.load;
       if (use_bw) j.cost += p.bandwidth_weight() * best_bw / s.bandwidth_bps();
-      c->set_cost(j.cost);
       // A candidate is full when this session would take it over max_load; the current
       // server (which counts it already) when nothing more fits.
       const double limit = p.max_load() * s.capacity();
-      j.full = s.capacity() > 0 && (is_current ? taken >= limit : taken + 1 > limit);
-      if (j.full) {
-        c->set_note(absl::StrFormat("full: %d of %d sessions%s (max_load %g)", sessions,
-                                    s.capacity(),
-                                    j.arriving > 0 ? absl::StrCat(" and ", j.arriving, " arriving")
-                                                   : "",
-                                    p.max_load()));
-      } else if (!is_current && j.arriving >= p.max_migrations_per_server()) {
-        c->set_note(absl::StrFormat("busy: %d migrations in flight (at most %d)", j.arriving,
-                                    p.max_migrations_per_server()));
-      }
-      c->set_eligible(!j.full);
+      j.full = s.capacity() > 0 && (j.current ? taken >= limit : taken + 1 > limit);
     }
     judged.push_back(j);
   }
   for (const Judged& j : judged) {
-    if (j.server->server_id() == current_server_id) current = &j;
+    if (j.current) current = &j;
   }
   const bool current_ok = current != nullptr && current->measured;
   const double threshold = current_ok ? current->cost * (1 - p.margin())
@@ -239,7 +238,7 @@ v1::DecisionRecord DecisionEngine::Decide(uint64_t session_id, absl::string_view
   auto say_full = [&](bool stays) {
     if (best_full == nullptr) return;
     add(absl::StrCat(best_full->server->server_id(), " would cost ", Cost(best_full->cost),
-                     " but is ", r.candidates(best_full - judged.data()).note()));
+                     " but is ", NoteOf(*best_full, p)));
     if (stays) label = "capacity";
   };
   auto current_state = [&]() -> std::string {
@@ -259,7 +258,7 @@ v1::DecisionRecord DecisionEngine::Decide(uint64_t session_id, absl::string_view
       r.set_outcome(v1::OUTCOME_NO_CANDIDATE);
       label = "no_candidate";
       add(absl::StrCat(current_server_id, " (current) ",
-                       current_ok ? r.candidates(current - judged.data()).note() : current_state(),
+                       current_ok ? NoteOf(*current, p) : current_state(),
                        " and no other server is reachable with room; the session stays"));
     }
     if (!options.peek) dwell_.erase(session_id);
@@ -293,10 +292,13 @@ v1::DecisionRecord DecisionEngine::Decide(uint64_t session_id, absl::string_view
     // The same winner, over the same current server, must hold for the whole dwell time.
     absl::Time since = now;
     auto it = dwell_.find(session_id);
-    if (it != dwell_.end() && it->second.candidate == winner &&
-        it->second.current == current_server_id) {
-      since = it->second.since;
-    }
+    const bool same_dwell = it != dwell_.end() && it->second.candidate == winner &&
+                            it->second.current == current_server_id;
+    if (same_dwell) since = it->second.since;
+    // Keeps the dwell running (written only when it starts: most passes find it there).
+    auto hold_dwell = [&] {
+      if (!same_dwell) dwell_[session_id] = Dwell{std::string(current_server_id), winner, since};
+    };
     say_full(false);
     const absl::Duration waited = now - since;
     const absl::Duration dwell = DwellOf(p);
@@ -308,7 +310,7 @@ v1::DecisionRecord DecisionEngine::Decide(uint64_t session_id, absl::string_view
       add(absl::StrCat("rate limited: ", winner, " has ", best->arriving,
                        " migrations in flight (at most ", p.max_migrations_per_server(),
                        " per server); the session moves once one ends"));
-      if (!options.peek) dwell_[session_id] = Dwell{std::string(current_server_id), winner, since};
+      if (!options.peek) hold_dwell();
     } else if (waited >= dwell) {
       r.set_outcome(v1::OUTCOME_MIGRATE);
       label = "migrate";
@@ -317,7 +319,7 @@ v1::DecisionRecord DecisionEngine::Decide(uint64_t session_id, absl::string_view
       // The SMM moves the session now; whatever happens next starts a new dwell. Unless
       // nobody acts on it (observe): then the dwell, and its start, stay.
       if (!options.peek && options.observe) {
-        dwell_[session_id] = Dwell{std::string(current_server_id), winner, since};
+        hold_dwell();
       } else if (!options.peek) {
         dwell_.erase(session_id);
       }
@@ -326,14 +328,28 @@ v1::DecisionRecord DecisionEngine::Decide(uint64_t session_id, absl::string_view
       label = "dwell";
       add(absl::StrCat("waiting for dwell: ", absl::StrFormat("%.1f", absl::ToDoubleSeconds(waited)),
                        " s of ", absl::StrFormat("%g s", absl::ToDoubleSeconds(dwell))));
-      if (!options.peek) {
-        dwell_[session_id] = Dwell{std::string(current_server_id), winner, since};
-      }
+      if (!options.peek) hold_dwell();
     }
   }
 
   if (options.observe) return r;
   bool keep = !options.record_only_changes || r.outcome() == v1::OUTCOME_MIGRATE;
+  auto fill_candidates = [&] {
+    for (const Judged& j : judged) {
+      const ServerProximity& s = *j.server;
+      v1::Candidate* c = r.add_candidates();
+      c->set_server_id(s.server_id());
+      c->set_srtt_ms(s.srtt_ms());
+      c->set_bandwidth_bps(s.bandwidth_bps());
+      c->set_arriving(j.arriving);
+      c->set_load(j.load);
+      if (j.measured) {
+        c->set_cost(j.cost);
+        c->set_eligible(!j.full);
+      }
+      c->set_note(NoteOf(j, p));
+    }
+  };
   if (!keep) {
     auto last = last_.find(session_id);
     keep = last == last_.end() || last->second.outcome != r.outcome() ||
@@ -341,6 +357,8 @@ v1::DecisionRecord DecisionEngine::Decide(uint64_t session_id, absl::string_view
            last->second.target != r.target_server_id();
   }
   if (keep) {
+    r.set_id(absl::StrCat(id_prefix_, "-", next_id_++));  // kept records only: ids stay dense
+    fill_candidates();
     last_[session_id] = Last{r.outcome(), r.current_server_id(), r.target_server_id()};
     Record(r, label);
   }

@@ -1,5 +1,7 @@
 #include "services/migrator/migrator_service.h"
 
+#include <algorithm>
+
 #include "common/grpc_status.h"
 
 namespace smig::migrator {
@@ -10,11 +12,25 @@ grpc::Status MigratorService::CreateSession(grpc::ServerContext*,
   return Reply(engine_.CreateSession(*req), resp);
 }
 
-grpc::Status MigratorService::ListSessions(grpc::ServerContext*, const v1::ListSessionsRequest*,
+grpc::Status MigratorService::ListSessions(grpc::ServerContext*,
+                                           const v1::ListSessionsRequest* req,
                                            v1::ListSessionsResponse* resp) {
   absl::StatusOr<std::vector<v1::Session>> sessions = engine_.ListSessions();
   if (!sessions.ok()) return ToGrpcStatus(sessions.status());
-  for (v1::Session& s : *sessions) *resp->add_sessions() = std::move(s);
+  std::sort(sessions->begin(), sessions->end(), [](const v1::Session& a, const v1::Session& b) {
+    return a.session_id() < b.session_id();
+  });
+  uint32_t matched = 0;
+  for (v1::Session& s : *sessions) {
+    if (!req->vehicle_id().empty() && s.vehicle_id() != req->vehicle_id()) continue;
+    if (!req->server_id().empty() && s.server_id() != req->server_id() &&
+        s.migration_to_server_id() != req->server_id()) {
+      continue;
+    }
+    if (req->limit() == 0 || matched < req->limit()) *resp->add_sessions() = std::move(s);
+    ++matched;
+  }
+  resp->set_matched(matched);
   return grpc::Status::OK;
 }
 

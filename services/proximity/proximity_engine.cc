@@ -67,32 +67,32 @@ absl::Status ValidateServer(const v1::Server& s) {
 void ProximityWatch::Push(const v1::VehicleProximity& p) {
   absl::MutexLock lock(&mu_);
   if (closed_) return;
-  for (v1::VehicleProximity& queued : queue_) {
-    if (queued.vehicle_id() == p.vehicle_id()) {
-      queued = p;  // a whole snapshot: the newer one says everything the older did
-      return;
-    }
+  if (auto queued = latest_.find(p.vehicle_id()); queued != latest_.end()) {
+    queued->second = p;  // a whole snapshot: the newer one says everything the older did
+    return;
   }
-  if (queue_.size() >= limit_) {
-    queue_.pop_front();
+  if (order_.size() >= limit_) {
+    latest_.erase(order_.front());
+    order_.pop_front();
     ++dropped_;
   }
-  queue_.push_back(p);
+  order_.push_back(p.vehicle_id());
+  latest_.emplace(p.vehicle_id(), p);
 }
 
 std::optional<v1::VehicleProximity> ProximityWatch::Pop(absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
-  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return closed_ || !queue_.empty(); };
+  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return closed_ || !order_.empty(); };
   mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
-  if (queue_.empty()) return std::nullopt;
-  v1::VehicleProximity p = std::move(queue_.front());
-  queue_.pop_front();
-  return p;
+  if (order_.empty()) return std::nullopt;
+  auto node = latest_.extract(order_.front());
+  order_.pop_front();
+  return std::move(node.mapped());
 }
 
 bool ProximityWatch::closed() {
   absl::MutexLock lock(&mu_);
-  return closed_ && queue_.empty();
+  return closed_ && order_.empty();
 }
 
 uint64_t ProximityWatch::dropped() {
@@ -268,19 +268,28 @@ absl::Status ProximityEngine::Report(const v1::ProximityReport& report) {
 v1::VehicleProximity ProximityEngine::Compute(const std::string& id, const Vehicle& v,
                                               absl::Time now) const {
   v1::VehicleProximity p;
+  ComputeInto(id, v, now, p);
+  return p;
+}
+
+void ProximityEngine::ComputeInto(const std::string& id, const Vehicle& v, absl::Time now,
+                                  v1::VehicleProximity& p) const {
+  p.Clear();  // keeps its servers' memory: computing every report allocates next to nothing
   p.set_vehicle_id(id);
   // The PMM's own receive time, not the vehicle's measured_at: the car's clock may be off,
   // and expiry must not depend on it.
   *p.mutable_updated_at() = ToProtoTimestamp(v.received_at);
   const bool fresh = now - v.received_at <= options_.report_ttl;
-  std::map<std::string, const v1::Measurement*> measured;
-  std::string target;
+  // Views into v.report, which outlives p's computation: no copy per measurement.
+  absl::flat_hash_map<absl::string_view, const v1::Measurement*> measured;
+  absl::string_view target;
   if (fresh) {
     target = v.report.serving_server_id();
-    p.set_target_server_id(target);
+    p.set_target_server_id(std::string(target));
+    measured.reserve(v.report.measurements_size());
     for (const v1::Measurement& m : v.report.measurements()) measured[m.server_id()] = &m;
   }
-  auto live = [&](const std::string& sid) {
+  auto live = [&](absl::string_view sid) {
     auto it = servers_.find(sid);
     return it != servers_.end() && Live(it->second, now);
   };
@@ -292,7 +301,11 @@ v1::VehicleProximity ProximityEngine::Compute(const std::string& id, const Vehic
   const v1::Measurement* best = nullptr;
   for (const auto& [sid, m] : measured) {
     if (sid == target || !m->reachable() || !live(sid)) continue;
-    if (!best || m->srtt_ms() < best->srtt_ms()) best = m;
+    // On a tie, the smaller id: the same answer whatever the order of the report.
+    if (!best || m->srtt_ms() < best->srtt_ms() ||
+        (m->srtt_ms() == best->srtt_ms() && m->server_id() < best->server_id())) {
+      best = m;
+    }
   }
   if (best && target_m && target_m->reachable() && !(best->srtt_ms() < target_m->srtt_ms())) {
     best = nullptr;
@@ -323,7 +336,6 @@ v1::VehicleProximity ProximityEngine::Compute(const std::string& id, const Vehic
       sp->set_role(v1::ROLE_IDLE);
     }
   }
-  return p;
 }
 
 void ProximityEngine::PublishLocked(const std::string* id, absl::Time now) {
@@ -337,7 +349,8 @@ void ProximityEngine::PublishLocked(const std::string* id, absl::Time now) {
     }
   }
   auto publish = [&](const std::string& vid, Vehicle& v) {
-    v1::VehicleProximity p = Compute(vid, v, now);
+    v1::VehicleProximity& p = scratch_;
+    ComputeInto(vid, v, now, p);
     if (v.published && !Changed(*v.published, p)) return;
     v.published = p;
     for (const auto& w : watches) {
@@ -384,10 +397,9 @@ void ProximityEngine::Sweep() {
   for (auto it = servers_.begin(); it != servers_.end();) {
     it = Live(it->second, now) ? std::next(it) : servers_.erase(it);
   }
-  for (auto it = vehicles_.begin(); it != vehicles_.end();) {
-    bool forget = now - it->second.received_at > options_.forget_vehicle_after;
-    it = forget ? vehicles_.erase(it) : std::next(it);
-  }
+  absl::erase_if(vehicles_, [&](const auto& kv) {
+    return now - kv.second.received_at > options_.forget_vehicle_after;
+  });
   UpdateGaugeLocked(now);
   PublishLocked(nullptr, now);
 }

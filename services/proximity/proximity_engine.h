@@ -24,6 +24,8 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -62,7 +64,10 @@ class ProximityWatch {
   const std::string filter_;  // "" = every vehicle
   const size_t limit_;
   absl::Mutex mu_;
-  std::deque<v1::VehicleProximity> queue_ ABSL_GUARDED_BY(mu_);
+  // Vehicles in the order their snapshots were first queued, and each one's newest: a push
+  // and a pop cost the same with 10,000 vehicles queued as with one.
+  std::deque<std::string> order_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, v1::VehicleProximity> latest_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
 };
@@ -76,7 +81,9 @@ class ProximityEngine {
     // A vehicle silent this long is forgotten (Get: NOT_FOUND), so that cars that drove
     // away do not pile up; before that its servers are merely IDLE.
     absl::Duration forget_vehicle_after = absl::Minutes(5);
-    size_t watch_queue_limit = 256;
+    // Vehicles one watcher may have queued (one snapshot each) before the oldest is dropped:
+    // a watcher of every vehicle (the MDM) needs room for the whole fleet.
+    size_t watch_queue_limit = 65536;
     std::shared_ptr<prometheus::Registry> registry;  // may be null: no metrics
   };
 
@@ -125,6 +132,8 @@ class ProximityEngine {
   bool Live(const v1::Server& s, absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::VehicleProximity Compute(const std::string& id, const Vehicle& v, absl::Time now) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ComputeInto(const std::string& id, const Vehicle& v, absl::Time now,
+                   v1::VehicleProximity& out) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Recomputes `id` (or every vehicle, if null) and pushes noticeable changes.
   void PublishLocked(const std::string* id, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UpdateGaugeLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -135,9 +144,10 @@ class ProximityEngine {
   prometheus::Counter* reports_counter_ = nullptr;
 
   absl::Mutex mu_;
-  std::map<std::string, v1::Server> servers_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, Vehicle> vehicles_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, v1::Server, std::less<>> servers_ ABSL_GUARDED_BY(mu_);
+  absl::node_hash_map<std::string, Vehicle> vehicles_ ABSL_GUARDED_BY(mu_);
   std::vector<std::weak_ptr<ProximityWatch>> watches_ ABSL_GUARDED_BY(mu_);
+  v1::VehicleProximity scratch_ ABSL_GUARDED_BY(mu_);  // PublishLocked's, reused
   bool watches_closed_ ABSL_GUARDED_BY(mu_) = false;
 };
 

@@ -104,7 +104,9 @@ absl::StatusOr<Command> ParseCommand(const std::vector<std::string>& words,
   const Verb v = c.verb;
   for (absl::Status s : {
            CheckFlag(!flags.session.empty(), "session", v, name, {Verb::kMigrations, Verb::kDecisions}),
-           CheckFlag(!flags.limit.empty(), "limit", v, name, {Verb::kDecisions}),
+           CheckFlag(!flags.limit.empty(), "limit", v, name, {Verb::kDecisions, Verb::kSessions}),
+           CheckFlag(!flags.vehicle.empty(), "vehicle", v, name, {Verb::kSessions}),
+           CheckFlag(!flags.edge.empty(), "edge", v, name, {Verb::kSessions}),
            CheckFlag(!flags.to.empty(), "to", v, name, {Verb::kMigrate}),
            CheckFlag(!flags.reason.empty(), "reason", v, name, {Verb::kMigrate, Verb::kCancel}),
            CheckFlag(!flags.request_id.empty(), "request-id", v, name, {Verb::kMigrate}),
@@ -151,6 +153,8 @@ absl::StatusOr<Command> ParseCommand(const std::vector<std::string>& words,
     return Bad(absl::StrCat(name, ": give exactly one of --json='{...}' and --file=FILE"));
   }
   c.vehicle_agent = flags.vehicle_agent;
+  c.vehicle = flags.vehicle;
+  c.edge = flags.edge;
   if (!flags.redundancy.empty()) {
     c.redundancy = dataplane::v1::REDUNDANCY_POLICY_UNSPECIFIED;
     for (auto p : {dataplane::v1::REDUNDANCY_POLICY_OFF, dataplane::v1::REDUNDANCY_POLICY_AUTO,
@@ -207,8 +211,11 @@ PMM (proximity)
   proximity VEHICLE             each server's role, reachability, RTT, hops, paths
                                   smigctl proximity car-1
 SMM (migrator)
-  sessions                      sessions, their edge, generation, migration in flight
-                                  smigctl sessions --output=json
+  sessions [--vehicle=ID] [--edge=ID] [--limit=N]
+                                sessions, their edge, generation, migration in flight;
+                                only a vehicle's, only those on (or moving to) an edge,
+                                at most N (by id; the count of all that matched follows)
+                                  smigctl sessions --edge=edge-2 --limit=20
   session create --json='{...}' | --file=FILE [--redundancy=off|auto|always]
                  [--vehicle-agent=ADDRESS]
                                 open a session on an edge (CreateSessionRequest JSON);

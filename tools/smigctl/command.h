@@ -27,7 +27,9 @@ struct FlagValues {
   std::string output = "text";
   std::string timeout = "5s";
   std::string session;  // migrations, decisions: filter
-  std::string limit;    // decisions
+  std::string limit;    // decisions, sessions
+  std::string vehicle;  // sessions: filter
+  std::string edge;     // sessions: filter (serving, or the target of a migration)
   std::string to;       // migrate: an edge id or "auto"
   std::string reason;   // migrate, cancel
   std::string request_id;
@@ -68,7 +70,9 @@ struct Command {
   std::string migration_id;  // migration, watch, cancel
   std::string address;       // health
   uint64_t session_id = 0;   // migrate, evaluate; migrations/decisions filter (0: all)
-  uint32_t limit = 0;        // decisions (0: the server's default)
+  uint32_t limit = 0;        // decisions (0: the server's default), sessions (0: all)
+  std::string vehicle;       // sessions: only this vehicle's
+  std::string edge;          // sessions: only those on (or moving to) this edge
   std::string to;            // migrate: a server id, or "auto"
   std::string reason;
   std::string request_id;

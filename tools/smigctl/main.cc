@@ -48,7 +48,9 @@ ABSL_FLAG(std::string, key, "", "Client key (PEM) for mutual TLS");
 ABSL_FLAG(std::string, server_name, "",
           "The name a server dialed by IP address must carry in its certificate");
 ABSL_FLAG(std::string, session, "", "migrations, decisions: only this session");
-ABSL_FLAG(std::string, limit, "", "decisions: at most this many");
+ABSL_FLAG(std::string, limit, "", "decisions, sessions: at most this many");
+ABSL_FLAG(std::string, vehicle, "", "sessions: only this vehicle's");
+ABSL_FLAG(std::string, edge, "", "sessions: only those on (or moving to) this edge");
 ABSL_FLAG(std::string, to, "", "migrate: the target edge id, or auto");
 ABSL_FLAG(std::string, reason, "", "migrate, cancel: why (recorded by the SMM)");
 ABSL_FLAG(std::string, request_id, "", "migrate: idempotency key");
@@ -155,8 +157,12 @@ class Ctl {
         return Print(r, RenderProximity(r));
       }
       case Verb::kSessions: {
+        smm::ListSessionsRequest q;
+        q.set_vehicle_id(c_.vehicle);
+        q.set_server_id(c_.edge);
+        q.set_limit(c_.limit);
         smm::ListSessionsResponse r;
-        if (!Call("ListSessions", &smm::Migrator::Stub::ListSessions, {}, r)) return 2;
+        if (!Call("ListSessions", &smm::Migrator::Stub::ListSessions, q, r)) return 2;
         return Print(r, RenderSessions(r));
       }
       case Verb::kMigrations: {
@@ -446,6 +452,8 @@ int main(int argc, char** argv) {
   f.timeout = absl::GetFlag(FLAGS_timeout);
   f.session = absl::GetFlag(FLAGS_session);
   f.limit = absl::GetFlag(FLAGS_limit);
+  f.vehicle = absl::GetFlag(FLAGS_vehicle);
+  f.edge = absl::GetFlag(FLAGS_edge);
   f.to = absl::GetFlag(FLAGS_to);
   f.reason = absl::GetFlag(FLAGS_reason);
   f.request_id = absl::GetFlag(FLAGS_request_id);

@@ -139,11 +139,19 @@ std::string RenderProximity(const proximity::v1::VehicleProximity& p) {
 std::string RenderSessions(const migrator::v1::ListSessionsResponse& response) {
   Table t({"SESSION", "VEHICLE", "SERVER", "GENERATION", "REDUNDANCY", "MIGRATION"});
   for (const migrator::v1::Session& s : response.sessions()) {
+    std::string migration = Or(s.migration_id());
+    if (!s.migration_to_server_id().empty()) {
+      absl::StrAppend(&migration, " -> ", s.migration_to_server_id());
+    }
     t.AddRow({absl::StrCat(s.session_id()), Or(s.vehicle_id()), Or(s.server_id()),
-              absl::StrCat(s.generation()), RedundancyLabel(s.redundancy()),
-              Or(s.migration_id())});
+              absl::StrCat(s.generation()), RedundancyLabel(s.redundancy()), migration});
   }
-  return t.Render();
+  std::string out = t.Render();
+  if (response.matched() > static_cast<uint32_t>(response.sessions_size())) {
+    absl::StrAppend(&out, "(", response.sessions_size(), " of ", response.matched(),
+                    " matching sessions; --limit lists more)\n");
+  }
+  return out;
 }
 
 std::string RenderMigrations(const migrator::v1::ListMigrationsResponse& response,

@@ -88,6 +88,54 @@ TEST(MigratorServiceTest, CodesAndAWatchedMigration) {
   }
 }
 
+// ListSessions at fleet size: by vehicle, by edge (serving it, or the target of its
+// migration in flight), at most `limit` by id, with the count of all that matched.
+TEST(MigratorServiceTest, ListSessionsFiltersByVehicleAndEdgeAndLimits) {
+  testing::FakeCluster cluster;
+  cluster.Add("edge-1");
+  cluster.Add("edge-2").set_never_confirm(true);  // a migration to it stays in flight
+  MigratorEngine engine(cluster, nullptr, {}, nullptr);
+  MigratorService service(engine);
+  absl::StatusOr<std::unique_ptr<GrpcServer>> server =
+      GrpcServer::Start({.metrics_address = ""}, {&service}, nullptr);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = v1::Migrator::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", (*server)->grpc_port()), grpc::InsecureChannelCredentials()));
+  for (int id = 5; id >= 1; --id) {  // created out of order: listed by id
+    v1::CreateSessionRequest create;
+    create.set_session_id(id);
+    create.set_vehicle_id(id <= 3 ? "bus-1" : absl::StrCat("car-", id));
+    create.set_server_id("edge-1");
+    create.add_flows();
+    ASSERT_TRUE(engine.CreateSession(create).ok());
+  }
+  v1::MigrateRequest to;
+  to.set_session_id(5);
+  to.set_target_server_id("edge-2");
+  ASSERT_TRUE(engine.Migrate(to).ok());
+
+  auto list = [&](const std::string& vehicle, const std::string& edge, uint32_t limit) {
+    v1::ListSessionsRequest req;
+    req.set_vehicle_id(vehicle);
+    req.set_server_id(edge);
+    req.set_limit(limit);
+    v1::ListSessionsResponse resp;
+    grpc::ClientContext ctx;
+    EXPECT_TRUE(stub->ListSessions(&ctx, req, &resp).ok());
+    std::vector<uint64_t> ids;
+    for (const v1::Session& s : resp.sessions()) ids.push_back(s.session_id());
+    return std::pair{ids, resp.matched()};
+  };
+  using ::testing::ElementsAre;
+  using ::testing::Pair;
+  EXPECT_THAT(list("", "", 0), Pair(ElementsAre(1, 2, 3, 4, 5), 5u));
+  EXPECT_THAT(list("bus-1", "", 0), Pair(ElementsAre(1, 2, 3), 3u));
+  EXPECT_THAT(list("", "edge-2", 0), Pair(ElementsAre(5), 1u));  // on its way there
+  EXPECT_THAT(list("", "edge-1", 2), Pair(ElementsAre(1, 2), 5u));
+  EXPECT_THAT(list("bus-1", "edge-2", 0), Pair(ElementsAre(), 0u));
+  EXPECT_THAT(list("nobody", "", 0), Pair(ElementsAre(), 0u));
+}
+
 // A standby over gRPC: changes are FAILED_PRECONDITION naming the leader, reads are served
 // (from the store), and a watch streams the migration the leader ran.
 TEST(MigratorServiceTest, AStandbyNamesTheLeaderAndServesReads) {

@@ -89,6 +89,16 @@ TEST(SmigctlParseCommandTest, EveryCommandWithItsArguments) {
   EXPECT_EQ(c->verb, Verb::kPolicySet);
   EXPECT_EQ(c->json, R"({"margin":0.3})");
 
+  f = {};
+  f.vehicle = "bus-1";
+  f.edge = "edge-2";
+  f.limit = "50";
+  c = Parse({"sessions"}, f);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->vehicle, "bus-1");
+  EXPECT_EQ(c->edge, "edge-2");
+  EXPECT_EQ(c->limit, 50u);
+
   for (const char* verb : {"servers", "sessions", "migrations", "policy", "help"}) {
     EXPECT_TRUE(Parse({verb}).ok()) << verb;
   }
@@ -130,6 +140,14 @@ TEST(SmigctlParseCommandTest, UsageErrorsSayWhatIsWrong) {
   EXPECT_THAT(ErrorOf({"migrate", "0"}, to), HasSubstr("not a session id"));
   EXPECT_THAT(ErrorOf({"migrate", "-1"}, to), HasSubstr("not a session id"));
   EXPECT_THAT(ErrorOf({"sessions"}, to), HasSubstr("--to does not apply to sessions"));
+  FlagValues fleet;
+  fleet.vehicle = "car-1";
+  EXPECT_THAT(ErrorOf({"migrations"}, fleet), HasSubstr("--vehicle does not apply to migrations"));
+  fleet = {};
+  fleet.edge = "edge-1";
+  EXPECT_THAT(ErrorOf({"servers"}, fleet), HasSubstr("--edge does not apply to servers"));
+  fleet.limit = "none";
+  EXPECT_THAT(ErrorOf({"sessions"}, fleet), HasSubstr("--limit=none"));
 
   FlagValues f;
   f.output = "yaml";

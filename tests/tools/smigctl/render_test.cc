@@ -58,6 +58,15 @@ TEST(SmigctlRenderTest, Sessions) {
             "SESSION  VEHICLE  SERVER  GENERATION  REDUNDANCY  MIGRATION\n"
             "1        car-1    edge-1  2           always      mig-7\n"
             "12       car-2    edge-3  1           -           -\n");
+
+  // A limited listing says how many matched; the target of a migration in flight shows.
+  r.mutable_sessions(0)->set_migration_to_server_id("edge-2");
+  r.set_matched(9000);
+  EXPECT_EQ(RenderSessions(r),
+            "SESSION  VEHICLE  SERVER  GENERATION  REDUNDANCY  MIGRATION\n"
+            "1        car-1    edge-1  2           always      mig-7 -> edge-2\n"
+            "12       car-2    edge-3  1           -           -\n"
+            "(2 of 9000 matching sessions; --limit lists more)\n");
 }
 
 TEST(SmigctlRenderTest, ServersShowLoadSourceAndExpiry) {

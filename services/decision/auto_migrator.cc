@@ -146,8 +146,8 @@ void AutoMigrator::DecideFor(const std::vector<Snapshot>& vehicles) {
           // session again after each migration (400 a second in a fleet of 10,000).
           sessions_[i].set_migration_id(*id);
           sessions_[i].set_migration_to_server_id(d.target_server_id());
-          ++occupancy_.arriving[d.target_server_id()];
-          ++occupancy.arriving[d.target_server_id()];
+          ++occupancy_.servers[d.target_server_id()].arriving;
+          ++occupancy.servers[d.target_server_id()].arriving;
         }
       }
     }

@@ -34,9 +34,9 @@ absl::StatusOr<migrator::v1::Session> FindSession(ControlPlaneClients& clients,
 Occupancy OccupancyOf(const std::vector<migrator::v1::Session>& sessions) {
   Occupancy o;
   for (const migrator::v1::Session& s : sessions) {
-    ++o.serving[s.server_id()];
+    ++o.servers[s.server_id()].serving;
     if (!s.migration_id().empty() && !s.migration_to_server_id().empty()) {
-      ++o.arriving[s.migration_to_server_id()];
+      ++o.servers[s.migration_to_server_id()].arriving;
     }
   }
   return o;

@@ -24,10 +24,7 @@ constexpr absl::string_view kLabels[] = {"stay",       "migrate",  "dwell",     
                                          "hysteresis", "capacity", "rate_limited"};
 constexpr uint32_t kDefaultMaxMigrationsPerServer = 4;
 
-uint32_t CountOf(const absl::flat_hash_map<std::string, uint32_t>& m, const std::string& id) {
-  auto it = m.find(id);
-  return it == m.end() ? 0 : it->second;
-}
+
 
 absl::Duration DwellOf(const v1::Policy& p) { return FromProto(p.dwell()); }
 
@@ -194,8 +191,10 @@ v1::DecisionRecord DecisionEngine::Decide(uint64_t session_id, absl::string_view
     // of the two, and every session on its way in.
     j.sessions = s.sessions();
     if (occupancy != nullptr && s.capacity() > 0) {
-      j.sessions = std::max(j.sessions, CountOf(occupancy->serving, s.server_id()));
-      j.arriving = CountOf(occupancy->arriving, s.server_id());
+      if (auto it = occupancy->servers.find(s.server_id()); it != occupancy->servers.end()) {
+        j.sessions = std::max(j.sessions, it->second.serving);
+        j.arriving = it->second.arriving;
+      }
     }
     j.current = s.server_id() == current_server_id;
     const uint32_t taken = j.sessions + j.arriving;
@@ -231,106 +230,112 @@ v1::DecisionRecord DecisionEngine::Decide(uint64_t session_id, absl::string_view
     best_full = nullptr;
   }
 
-  std::string label;
-  auto add = [&r](std::string reason) { r.add_reasons(std::move(reason)); };
-  // Why a cheaper server was passed over: it is full. A STAY for that reason is counted
-  // as "capacity"; a move elsewhere says it too (the session spreads to the next best).
-  auto say_full = [&](bool stays) {
-    if (best_full == nullptr) return;
-    add(absl::StrCat(best_full->server->server_id(), " would cost ", Cost(best_full->cost),
-                     " but is ", NoteOf(*best_full, p)));
-    if (stays) label = "capacity";
-  };
-  auto current_state = [&]() -> std::string {
-    if (current == nullptr) return "is not in the PMM's view of the vehicle";
-    if (!current->server->reachable()) return "is unreachable";
-    return "has no RTT measured";
-  };
-
+  // First what to do (outcome, label, target, the dwell), then, only for a record that is
+  // kept or handed back whole, why in words: the loop decides every vehicle every tick and
+  // keeps only changes, and formatting reasons it then drops would cost more than deciding.
+  enum class Why { kOnlyCurrent, kNothingEligible, kInsideMargin, kCheapest, kBetter };
+  Why why;
+  absl::string_view label;
+  std::string winner;
+  absl::Time since = now;
   if (best == nullptr) {
-    if (current_ok && !current->full) {
-      r.set_outcome(v1::OUTCOME_STAY);
-      label = "stay";
-      add(absl::StrCat(current_server_id, " (current) costs ", Cost(current->cost),
-                       "; no other server is eligible"));
-      say_full(true);
-    } else {
-      r.set_outcome(v1::OUTCOME_NO_CANDIDATE);
-      label = "no_candidate";
-      add(absl::StrCat(current_server_id, " (current) ",
-                       current_ok ? NoteOf(*current, p) : current_state(),
-                       " and no other server is reachable with room; the session stays"));
-    }
+    why = current_ok && !current->full ? Why::kOnlyCurrent : Why::kNothingEligible;
+    r.set_outcome(why == Why::kOnlyCurrent ? v1::OUTCOME_STAY : v1::OUTCOME_NO_CANDIDATE);
+    label = why == Why::kOnlyCurrent ? "stay" : "no_candidate";
     if (!options.peek) dwell_.erase(session_id);
   } else if (current_ok && !(best->cost < threshold)) {
+    why = best->cost < current->cost ? Why::kInsideMargin : Why::kCheapest;
     r.set_outcome(v1::OUTCOME_STAY);
-    if (best->cost < current->cost) {
-      label = "hysteresis";
-      add(absl::StrCat(best->server->server_id(), " costs ", Cost(best->cost), " vs ",
-                       current_server_id, " ", Cost(current->cost), ": ",
-                       Percent(1 - best->cost / current->cost), " better, inside the ",
-                       Percent(p.margin()), " margin"));
-    } else {
-      label = "stay";
-      add(absl::StrCat(current_server_id, " (current) is the cheapest at ", Cost(current->cost),
-                       "; next ", best->server->server_id(), " ", Cost(best->cost)));
-    }
-    say_full(true);
+    label = why == Why::kInsideMargin ? "hysteresis" : "stay";
     if (!options.peek) dwell_.erase(session_id);
   } else {
-    const std::string& winner = best->server->server_id();
+    why = Why::kBetter;
+    winner = best->server->server_id();
     r.set_target_server_id(winner);
-    if (current_ok) {
-      add(absl::StrCat(winner, " costs ", Cost(best->cost), " vs ", current_server_id, " ",
-                       Cost(current->cost), ": ",
-                       current->cost > 0 ? Percent(1 - best->cost / current->cost) : "0 %",
-                       " better, over the ", Percent(p.margin()), " margin"));
-    } else {
-      add(absl::StrCat(current_server_id, " (current) ", current_state(), "; ", winner,
-                       " is the best eligible server at ", Cost(best->cost)));
-    }
     // The same winner, over the same current server, must hold for the whole dwell time.
-    absl::Time since = now;
     auto it = dwell_.find(session_id);
     const bool same_dwell = it != dwell_.end() && it->second.candidate == winner &&
                             it->second.current == current_server_id;
     if (same_dwell) since = it->second.since;
-    // Keeps the dwell running (written only when it starts: most passes find it there).
-    auto hold_dwell = [&] {
-      if (!same_dwell) dwell_[session_id] = Dwell{std::string(current_server_id), winner, since};
+    *r.mutable_dwell_started_at() = ToProtoTimestamp(since);
+    const bool dwell_over = now - since >= DwellOf(p);
+    // A winner whose dwell is over waits only for a free migration slot at the target.
+    const bool rate_limited = dwell_over && best->arriving >= p.max_migrations_per_server();
+    r.set_outcome(dwell_over && !rate_limited ? v1::OUTCOME_MIGRATE : v1::OUTCOME_DWELL);
+    label = rate_limited ? "rate_limited" : dwell_over ? "migrate" : "dwell";
+    // The SMM moves the session on a MIGRATE, and whatever happens next starts a new dwell;
+    // unless nobody acts on it (observe): then the dwell, and its start, stay. Otherwise the
+    // dwell runs on (written only when it starts: most passes find it there).
+    if (options.peek) {
+    } else if (r.outcome() == v1::OUTCOME_MIGRATE && !options.observe) {
+      dwell_.erase(session_id);
+    } else if (!same_dwell) {
+      dwell_[session_id] = Dwell{std::string(current_server_id), winner, since};
+    }
+  }
+  // A STAY because the better server was full is counted as "capacity".
+  if (r.outcome() == v1::OUTCOME_STAY && best_full != nullptr) label = "capacity";
+
+  auto explain = [&] {
+    auto add = [&r](std::string reason) { r.add_reasons(std::move(reason)); };
+    auto current_state = [&]() -> std::string {
+      if (current == nullptr) return "is not in the PMM's view of the vehicle";
+      if (!current->server->reachable()) return "is unreachable";
+      return "has no RTT measured";
     };
-    say_full(false);
+    switch (why) {
+      case Why::kOnlyCurrent:
+        add(absl::StrCat(current_server_id, " (current) costs ", Cost(current->cost),
+                         "; no other server is eligible"));
+        break;
+      case Why::kNothingEligible:
+        add(absl::StrCat(current_server_id, " (current) ",
+                         current_ok ? NoteOf(*current, p) : current_state(),
+                         " and no other server is reachable with room; the session stays"));
+        break;
+      case Why::kInsideMargin:
+        add(absl::StrCat(best->server->server_id(), " costs ", Cost(best->cost), " vs ",
+                         current_server_id, " ", Cost(current->cost), ": ",
+                         Percent(1 - best->cost / current->cost), " better, inside the ",
+                         Percent(p.margin()), " margin"));
+        break;
+      case Why::kCheapest:
+        add(absl::StrCat(current_server_id, " (current) is the cheapest at ", Cost(current->cost),
+                         "; next ", best->server->server_id(), " ", Cost(best->cost)));
+        break;
+      case Why::kBetter:
+        if (current_ok) {
+          add(absl::StrCat(winner, " costs ", Cost(best->cost), " vs ", current_server_id, " ",
+                           Cost(current->cost), ": ",
+                           current->cost > 0 ? Percent(1 - best->cost / current->cost) : "0 %",
+                           " better, over the ", Percent(p.margin()), " margin"));
+        } else {
+          add(absl::StrCat(current_server_id, " (current) ", current_state(), "; ", winner,
+                           " is the best eligible server at ", Cost(best->cost)));
+        }
+        break;
+    }
+    // Why a cheaper server was passed over: it is full (the session stays, or spreads to
+    // the next best).
+    if (best_full != nullptr && why != Why::kNothingEligible) {
+      add(absl::StrCat(best_full->server->server_id(), " would cost ", Cost(best_full->cost),
+                       " but is ", NoteOf(*best_full, p)));
+    }
+    if (why != Why::kBetter) return;
     const absl::Duration waited = now - since;
     const absl::Duration dwell = DwellOf(p);
-    *r.mutable_dwell_started_at() = ToProtoTimestamp(since);
-    if (waited >= dwell && best->arriving >= p.max_migrations_per_server()) {
-      // Its dwell is done; it goes as soon as the target has a migration slot free.
-      r.set_outcome(v1::OUTCOME_DWELL);
-      label = "rate_limited";
+    if (label == "rate_limited") {
       add(absl::StrCat("rate limited: ", winner, " has ", best->arriving,
                        " migrations in flight (at most ", p.max_migrations_per_server(),
                        " per server); the session moves once one ends"));
-      if (!options.peek) hold_dwell();
-    } else if (waited >= dwell) {
-      r.set_outcome(v1::OUTCOME_MIGRATE);
-      label = "migrate";
+    } else if (r.outcome() == v1::OUTCOME_MIGRATE) {
       add(absl::StrCat(winner, " has been the best for ", Secs(waited), " (dwell ",
                        absl::StrFormat("%g s", absl::ToDoubleSeconds(dwell)), ")"));
-      // The SMM moves the session now; whatever happens next starts a new dwell. Unless
-      // nobody acts on it (observe): then the dwell, and its start, stay.
-      if (!options.peek && options.observe) {
-        hold_dwell();
-      } else if (!options.peek) {
-        dwell_.erase(session_id);
-      }
     } else {
-      r.set_outcome(v1::OUTCOME_DWELL);
-      label = "dwell";
       add(absl::StrCat("waiting for dwell: ", absl::StrFormat("%.1f", absl::ToDoubleSeconds(waited)),
                        " s of ", absl::StrFormat("%g s", absl::ToDoubleSeconds(dwell))));
-      if (!options.peek) hold_dwell();
     }
-  }
+  };
 
   if (options.observe) return r;
   bool keep = !options.record_only_changes || r.outcome() == v1::OUTCOME_MIGRATE;
@@ -358,6 +363,7 @@ v1::DecisionRecord DecisionEngine::Decide(uint64_t session_id, absl::string_view
   }
   if (keep) {
     r.set_id(absl::StrCat(id_prefix_, "-", next_id_++));  // kept records only: ids stay dense
+    explain();
     fill_candidates();
     last_[session_id] = Last{r.outcome(), r.current_server_id(), r.target_server_id()};
     Record(r, label);

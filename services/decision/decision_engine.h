@@ -50,8 +50,11 @@ absl::StatusOr<v1::Policy> NormalizePolicy(v1::Policy policy);
 // OccupancyOf). A decision counts max(PMM's sessions, serving) + arriving against a
 // server's capacity, and arriving against max_migrations_per_server.
 struct Occupancy {
-  absl::flat_hash_map<std::string, uint32_t> serving;
-  absl::flat_hash_map<std::string, uint32_t> arriving;
+  struct Counts {
+    uint32_t serving = 0;
+    uint32_t arriving = 0;
+  };
+  absl::flat_hash_map<std::string, Counts> servers;  // one lookup per candidate
 };
 
 struct DecideOptions {
@@ -60,15 +63,16 @@ struct DecideOptions {
   bool peek = false;
   // Keep the decision in the history (and count it) only when its outcome, target or
   // current server differs from the session's previous one, or it is a MIGRATE. The loop
-  // decides every 500 ms; this keeps ListDecisions and the metric about changes. A record
-  // not kept comes back without its candidates (the loop needs the outcome, the target and
-  // the reasons; building 20 candidates for each of 10,000 vehicles every tick is not free).
+  // decides every tick; this keeps ListDecisions and the metric about changes. A record not
+  // kept comes back with its outcome and target only, without reasons or candidates (a
+  // MIGRATE is always kept; wording 10,000 decisions a tick that are then dropped would
+  // cost more than deciding them).
   bool record_only_changes = false;
   // A standby replica's loop (services/decision/policy_store.h): keep the dwell clock
   // running exactly as the leader's does, so that Evaluate answers alike on every replica
   // and a new leader acts on a dwell that already ran out, but act as if nobody acted on a
   // MIGRATE (its dwell stays, with its start) and keep nothing (no history, no metric);
-  // the record comes back without its candidates.
+  // the record comes back without reasons or candidates.
   bool observe = false;
   // The SMM's view (must outlive the call); null: the PMM's report alone.
   const Occupancy* occupancy = nullptr;

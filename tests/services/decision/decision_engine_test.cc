@@ -199,7 +199,7 @@ TEST(DecisionEngineTest, MigrationsInFlightAndTheSmmsCountFillAServerTheReportCa
   Clock clock;
   // The PMM last heard edge-2 with 1 session of 4; the SMM lists 2 there and 1 on its way.
   auto p = Proximity({{"edge-1", 20}, {.id = "edge-2", .srtt_ms = 5, .sessions = 1, .capacity = 4}});
-  Occupancy occupancy{.serving = {{"edge-2", 2}}, .arriving = {{"edge-2", 1}}};
+  Occupancy occupancy{.servers = {{"edge-2", {.serving = 2, .arriving = 1}}}};
   v1::Policy policy = DefaultPolicy();
   policy.set_max_load(0.75);  // 3 of 4
   ASSERT_TRUE(engine.UpdatePolicy(policy).ok());
@@ -249,7 +249,7 @@ TEST(DecisionEngineTest, ATargetWithItsMaximumOfMigrationsInFlightWaitsKeepingTh
   policy.set_max_migrations_per_server(2);
   ASSERT_TRUE(engine.UpdatePolicy(policy).ok());
   auto p = Proximity({{"edge-1", 20}, {.id = "edge-2", .srtt_ms = 5, .capacity = 100}});
-  Occupancy busy{.arriving = {{"edge-2", 2}}};
+  Occupancy busy{.servers = {{"edge-2", {.arriving = 2}}}};
   v1::DecisionRecord d = engine.Decide(1, "car-1", "edge-1", p, clock.now, {.occupancy = &busy});
   EXPECT_EQ(d.outcome(), v1::OUTCOME_DWELL);  // the dwell starts as usual
   EXPECT_EQ(CandidateOf(d, "edge-2").note(), "busy: 2 migrations in flight (at most 2)");
@@ -262,7 +262,7 @@ TEST(DecisionEngineTest, ATargetWithItsMaximumOfMigrationsInFlightWaitsKeepingTh
   EXPECT_EQ(Counter(registry, "rate_limited"), 1);
   // One ends: the session moves at once, its dwell long done.
   clock.Advance(absl::Milliseconds(100));
-  Occupancy freed{.arriving = {{"edge-2", 1}}};
+  Occupancy freed{.servers = {{"edge-2", {.arriving = 1}}}};
   d = engine.Decide(1, "car-1", "edge-1", p, clock.now, {.occupancy = &freed});
   EXPECT_EQ(d.outcome(), v1::OUTCOME_MIGRATE);
 }

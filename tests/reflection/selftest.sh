@@ -78,7 +78,7 @@ check "Migrate unknown session -> NotFound" 1 '' \
   -plaintext -d '{"session_id":"5","target_server_id":"edge-2"}' "$addr" smig.migrator.v1.Migrator/Migrate
 grep -q '^  Message: session 5 is unknown$' "$work/err" ||
   { failures=$((failures + 1)); echo "FAIL Migrate message is not \"session 5 is unknown\""; cat "$work/err"; }
-check "ListSessions -> empty" 0 '^\{"sessions":\[\]\}$' '' -- \
+check "ListSessions -> empty" 0 '^\{"sessions":\[\],"matched":0\}$' '' -- \
   -plaintext "$addr" smig.migrator.v1.Migrator/ListSessions
 check "WatchMigration unknown -> NotFound" 1 '' '^  Code: NotFound$' -- \
   -plaintext -d '{"migration_id":"no-such-migration"}' "$addr" smig.migrator.v1.Migrator/WatchMigration

@@ -45,15 +45,7 @@ constexpr AutoMigrator::Options kFastLoop = {.tick = absl::Milliseconds(10),
                                               .min_backoff = absl::Milliseconds(5),
                                               .max_backoff = absl::Milliseconds(20)};
 
-// Polls `done` for up to `timeout` (the loop runs on its own threads).
-bool Eventually(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(5)) {
-  absl::Time end = absl::Now() + timeout;
-  while (absl::Now() < end) {
-    if (done()) return true;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return done();
-}
+using testing::Eventually;
 
 class DecisionServiceTest : public ::testing::Test {
  protected:

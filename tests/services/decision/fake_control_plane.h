@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -16,6 +17,17 @@
 #include "services/decision/control_plane_clients.h"
 
 namespace smig::decision::testing {
+
+// Polls `done` for up to `timeout` of real time (the loop runs on its own threads).
+inline bool Eventually(const std::function<bool()>& done,
+                       absl::Duration timeout = absl::Seconds(5)) {
+  const absl::Time end = absl::Now() + timeout;
+  while (absl::Now() < end) {
+    if (done()) return true;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return done();
+}
 
 struct MigrateCall {
   uint64_t session_id;

@@ -49,14 +49,7 @@ proximity::v1::VehicleProximity Near(const std::string& vehicle) {
   return p;
 }
 
-bool Eventually(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(5)) {
-  absl::Time end = absl::Now() + timeout;
-  while (absl::Now() < end) {
-    if (done()) return true;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return done();
-}
+using testing::Eventually;
 
 TEST(FleetCapacityTest, ANearestEdgeTooSmallIsFilledNeverOverAndTheRestSpreadsRateLimited) {
   SimulatedClock clock;

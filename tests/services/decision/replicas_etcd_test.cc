@@ -33,13 +33,7 @@ constexpr AutoMigrator::Options kFastLoop = {.tick = absl::Milliseconds(10),
                                               .min_backoff = absl::Milliseconds(5),
                                               .max_backoff = absl::Milliseconds(20)};
 
-bool Eventually(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(5)) {
-  for (absl::Time end = absl::Now() + timeout; absl::Now() < end;) {
-    if (done()) return true;
-    absl::SleepFor(absl::Milliseconds(2));
-  }
-  return done();
-}
+using testing::Eventually;
 
 v1::Policy Policy(v1::Mode mode, absl::Duration dwell, double margin = 0.2) {
   v1::Policy p = DefaultPolicy();

@@ -54,13 +54,7 @@ migrator::v1::Session Session(uint64_t id, const std::string& server) {
   return s;
 }
 
-bool Eventually(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(5)) {
-  for (absl::Time end = absl::Now() + timeout; absl::Now() < end;) {
-    if (done()) return true;
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  return done();
-}
+using testing::Eventually;
 
 v1::Policy Policy(v1::Mode mode, absl::Duration dwell, double margin = 0.2) {
   v1::Policy p = DefaultPolicy();

@@ -51,7 +51,10 @@ function(smig_network_suite target)
 endfunction()
 
 # Kernel-only cases are not run on the userland stack at all.
+# The named-path case judges a gap (not judged under TCG, so skipped there when missed): a
+# kernel entry of its own, so that its skip hides no other case's pass.
 smig_network_suite(transport_integration SRCS transport_test.cc transport_path_test.cc USERLAND_FILTER "-*Kernel*"
+  KERNEL_OWN ASendNamingTheSecondPath
   DEPS smig_transport DEFINES SMIG_SCTPCAT="$<TARGET_FILE:smig-sctpcat>")
 smig_network_suite(dataplane_integration
   SRCS dataplane_fixture.cc dataplane_test.cc dataplane_live_test.cc dataplane_bad_input_test.cc

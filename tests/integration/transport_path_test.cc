@@ -1,6 +1,7 @@
 // The transport suite's cases about naming a path (SendOptions::path), on either stack
 // ($SMIG_TEST_STACK), across the two-namespace testbed with smig-sctpcat as the peers.
 #include <cstdint>
+#include <cstdlib>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -83,8 +84,16 @@ TEST_F(TwoHostTest, ASendNamingTheSecondPathArrivesWhileTheFirstIsBlocked) {
   EXPECT_EQ(got->unique_received(), sent->messages_sent()) << "messages lost";
   EXPECT_EQ(got->missing(), 0u);
   EXPECT_EQ(got->duplicates(), 0u);
-  // No failover pause: the named path never broke.
-  EXPECT_LE(got->max_gap_ms(), 60.0);
+  // No failover pause: the named path never broke. A timing goal, so not judged under
+  // software CPU emulation (the kernel stack in the project's VM under TCG, where a
+  // descheduled guest alone makes gaps: 74 ms seen in one CI run), as the data plane's
+  // timing goals are not; everything above is judged there too.
+  constexpr double kMaxGapMs = 60;
+  if (got->max_gap_ms() > kMaxGapMs && std::getenv("SMIG_EMULATED_CPU") && !HasFailure()) {
+    GTEST_SKIP() << "largest gap " << got->max_gap_ms() << " ms against " << kMaxGapMs
+                 << " ms: not judged under software CPU emulation (everything else is judged)";
+  }
+  EXPECT_LE(got->max_gap_ms(), kMaxGapMs);
 }
 
 }  // namespace

@@ -293,6 +293,24 @@ class VerdictTest(unittest.TestCase):
         # Emulation does not excuse it: nothing happened, late or not.
         self.assertEqual(verdict.judge(summary(migrations=[], emulated_cpu=True)).exit_code, 1)
 
+    def test_a_change_skipped_under_emulation_is_not_judged_if_the_car_was_followed_later(self):
+        # The CI's VM run: edge-2's window passed with no migration (the emulator's delay
+        # in every srtt hid the margin), then the session went straight to edge-3.
+        straight = [{"session": 1, "from": "edge-1", "to": "edge-3", "trigger": "auto",
+                     "started_at_s": 40.9, "duration_ms": 723.0, "stall_ms": 31.6,
+                     "result": "done", "reason": "", "rollback_reason": ""}]
+        v = verdict.judge(summary(migrations=straight))
+        self.assertEqual(statuses(v, "edge-2 nearest at 15.1 s"), ["FAIL"])
+        v = verdict.judge(summary(migrations=straight, emulated_cpu=True))
+        self.assertEqual(statuses(v, "edge-2 nearest at 15.1 s"), ["SKIP"])
+        self.assertIn("it followed later (edge-1 -> edge-3 at 40.9 s)", v.skipped[0])
+        self.assertEqual(v.exit_code, 77)
+        # Not when nothing followed it: the last change missed fails even so.
+        only_first = [dict(summary()["migrations"][0])]
+        v = verdict.judge(summary(migrations=only_first, emulated_cpu=True))
+        self.assertEqual(statuses(v, "edge-3 nearest at 37.1 s"), ["FAIL"])
+        self.assertEqual(v.exit_code, 1)
+
     def test_a_rolled_back_migration_does_not_follow_the_car(self):
         s = summary()
         s["migrations"][0].update(result="rolled_back", rollback_reason="edge-2 gone")

@@ -9,6 +9,9 @@
     plotting      timeline.png (matplotlib)
     scenario      edge-demo drives (scripts/scenarios/*.yaml), their goals, and the nearest
                   edge over time
+    trace         SUMO mobility traces (sumo --fcd-output), read and checked
+    radio         the edges file beside a trace, and the radio model: distance -> links
+    trace_drive   one vehicle of a trace as a drive (a scenario), with its goals
     edge_demo     the edge demo (python3 -m smigbed.edge_demo; scripts/edge-demo)
     udp_recorder  the player's socket, recorded (started by the testbed)
 

@@ -149,29 +149,55 @@ def link_states(scenario, t):
     return state
 
 
-def nearest(scenario, t):
-    """The edge with the smallest round trip over any up link at time t (ties: first)."""
-    best, best_rtt = None, None
-    for e in scenario["edge_names"]:
-        for r in RADIOS:
-            link = link_states(scenario, t)[(e, r)]
-            if link.get("up", True):
-                rtt = 2 * link.get("delay_ms", 0)
-                if best_rtt is None or rtt < best_rtt:
-                    best, best_rtt = e, rtt
+def round_trips(states, edges):
+    """{edge: the smallest round trip over its up links} from link_states (edges without
+    an up link are left out)."""
+    out = {}
+    for e in edges:
+        rtts = [2 * states[(e, r)].get("delay_ms", 0) for r in RADIOS
+                if states[(e, r)].get("up", True)]
+        if rtts:
+            out[e] = min(rtts)
+    return out
+
+
+def pick_nearest(rtts, edges, current=None, margin=0.0):
+    """The edge with the smallest round trip (ties: the first in `edges`). With a
+    `current` edge that is still reachable, another edge wins only with a round trip below
+    (1 - margin) of the current's: the MDM's rule (a move must be `margin` better), so the
+    verdict never asks for a move that the policy forbids."""
+    best = min((e for e in edges if e in rtts), key=lambda e: rtts[e], default=None)
+    if current in rtts and best is not None and not rtts[best] < (1 - margin) * rtts[current]:
+        return current
     return best
 
 
-def nearest_changes(scenario):
-    """[(t, edge)] each time the nearest edge changes, sampled every 0.1 s."""
+def nearest(scenario, t):
+    """The edge with the smallest round trip over any up link at time t (ties: first)."""
+    edges = scenario["edge_names"]
+    return pick_nearest(round_trips(link_states(scenario, t), edges), edges)
+
+
+def nearest_changes(scenario, margin=0.0):
+    """[(t, edge)] each time the nearest edge changes, to 0.1 s (an event's change counts
+    from the first tenth of a second at or after it); with a margin, a change needs a round
+    trip that much better (pick_nearest)."""
+    edges = scenario["edge_names"]
+    state = link_states(scenario, -1.0)  # the links before any event
+    slots = {}  # tenth of a second -> the events in it, in order
+    for ev in scenario.get("events") or []:
+        if ev["at_s"] <= scenario["duration_s"]:
+            slots.setdefault(max(0, math.ceil(round(ev["at_s"] * 10, 6))), []).append(ev)
     out, last = [], None
-    t = 0.0
-    while t <= scenario["duration_s"]:
-        n = nearest(scenario, t)
+    for slot in sorted(set(slots) | {0}):
+        for ev in slots.get(slot, []):
+            for target, link in (ev.get("set") or {}).items():
+                edge, _, radio = target.partition("/")
+                state[(edge, radio)].update(link)
+        n = pick_nearest(round_trips(state, edges), edges, last, margin)
         if n != last:
-            out.append((round(t, 1), n))
+            out.append((slot / 10, n))
             last = n
-        t += 0.1
     return out
 
 

@@ -359,8 +359,10 @@ class Bed:
         self._await_line(edge, "grpc_port")
         del i
 
-    def start(self, media_seconds=60, policy=None, report_interval="0.5s", overlap_timeout="10s"):
-        """Network, link emulation, data planes, services, the player; opens the session."""
+    def start(self, media_seconds=60, policy=None, report_interval="0.5s", overlap_timeout="10s",
+              capacities=None):
+        """Network, link emulation, data planes, services, the player; opens the session.
+        `capacities`: {edge: sessions it may serve} for the PMM's server list (default 16)."""
         for d in (self.out, self.run, self.logs):
             os.makedirs(d, exist_ok=True)
         media_dir = os.environ.get("SMIG_MEDIA_DIR") or os.path.join(BUILD, "media")
@@ -371,7 +373,8 @@ class Bed:
         self.build_network()
 
         servers = [{"id": e, "agent_address": self.sock(e), "sctp_addresses": self.edge_addresses(e),
-                    "sctp_port": PROBE_PORT, "capacity": 16} for e in self.edges]
+                    "sctp_port": PROBE_PORT, "capacity": (capacities or {}).get(e, 16)}
+                   for e in self.edges]
         self._spawn("proximity", "air", [BIN["proximity"], "--config=" + self._config("proximity", self._with_tls({
             "grpc_address": self.sock("proximity"), "metrics_address": self.metrics_address("proximity"),
             "servers": servers, "report_ttl": "3s"}))])

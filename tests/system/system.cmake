@@ -48,6 +48,12 @@ add_test(NAME smigbed.analysis
 set_tests_properties(smigbed.analysis PROPERTIES LABELS unit TIMEOUT 60
   ENVIRONMENT PYTHONPATH=${_smigbed_path})
 
+add_test(NAME smigbed.trace
+  COMMAND /usr/bin/python3 -m unittest -v test_trace
+  WORKING_DIRECTORY ${_sys})
+set_tests_properties(smigbed.trace PROPERTIES LABELS unit TIMEOUT 60
+  ENVIRONMENT PYTHONPATH=${_smigbed_path})
+
 # The reflection client (like grpcurl, no compiled stubs) against a real SMM.
 add_test(NAME integration.reflection_selftest
   COMMAND ${CMAKE_CURRENT_LIST_DIR}/../reflection/selftest.sh $<TARGET_FILE:smig-migrator>)

@@ -23,6 +23,7 @@ import time
 import yaml
 
 from .analysis import analyse, migrations_from_smm
+from .city_plot import draw_city
 from .plotting import draw
 from .radio import PlacementError, load_placement
 from .scenario import (DEFAULT_SCENARIO, ScenarioError, as_applied, load_scenario, nearest,
@@ -243,7 +244,7 @@ def print_verdict(verdict):
 
 def trace_scenario(args, policy):
     """--trace: the chosen vehicle's drive as a scenario (smigbed.trace_drive)."""
-    edges = args.edges or default_edges_file(args.trace)
+    edges = args.edges or beside(args.trace, ".edges.yaml")
     if not args.edges and not os.path.exists(edges):
         raise PlacementError(f"{edges}: no edges file beside the trace: give --edges FILE.yaml "
                              "(its format: scripts/scenarios/city/city.edges.yaml)")
@@ -254,14 +255,19 @@ def trace_scenario(args, policy):
     print(f"edge-demo: trace {args.trace}: vehicle {vehicle} of {len(trace.vehicles)}, "
           f"{scenario['duration_s']:g} s past {len(placement.edges)} edges ({edges}), "
           f"{len(scenario['events'])} link changes")
-    return scenario
+    net = beside(args.trace, ".net.xml")
+
+    def draw_fleet(summary, samples, path):
+        draw_city(trace, placement, vehicle, net, summary, samples, path)
+    return scenario, draw_fleet
 
 
-def default_edges_file(trace_path):
-    for suffix in (".fcd.xml", ".xml"):
-        if trace_path.endswith(suffix):
-            return trace_path[:-len(suffix)] + ".edges.yaml"
-    return trace_path + ".edges.yaml"
+def beside(trace_path, suffix):
+    """The file beside a trace with `suffix` for its .fcd.xml (or .xml)."""
+    for own in (".fcd.xml", ".xml"):
+        if trace_path.endswith(own):
+            return trace_path[:-len(own)] + suffix
+    return trace_path + suffix
 
 
 def main(argv=None):
@@ -287,7 +293,8 @@ def main(argv=None):
     policy = {"latency_weight": 1, "bandwidth_weight": 0, "load_weight": 0.1, "margin": 0.3,
               "dwell": "3s", "max_load": 0.9, "mode": "MODE_AUTOMATIC"}
     try:
-        scenario = (trace_scenario(args, policy) if args.trace else load_scenario(args.scenario))
+        scenario, draw_fleet = (trace_scenario(args, policy) if args.trace
+                                else (load_scenario(args.scenario), None))
     except (OSError, ScenarioError, yaml.YAMLError, TraceError, PlacementError) as e:
         print(f"edge-demo: {e}", file=sys.stderr)
         return 2
@@ -407,9 +414,12 @@ def main(argv=None):
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
     draw(bed, timeline.samples, summary, os.path.join(out, "timeline.png"))
+    if draw_fleet is not None:
+        draw_fleet(summary, timeline.samples, os.path.join(out, "fleet.png"))
     print_summary(summary)
     print_verdict(verdict)
-    print(f"\n  {out}/summary.json, {out}/timeline.png, logs in {out}/logs")
+    print(f"\n  {out}/summary.json, {out}/timeline.png"
+          f"{f', {out}/fleet.png' if draw_fleet else ''}, logs in {out}/logs")
     if interrupted is not None:
         print(f"  interrupted by {interrupted.name}: the drive was cut short")
         return interrupted.exit_code

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The system test: an edge demo drive, then its summary checked (check_demo.py, the demo's
 # own verdict: smigbed.verdict).
-#   run_demo_test.sh OUT_DIR userland|kernel [SCENARIO.yaml [DEMO_FLAG...]]
-# SCENARIO defaults to scripts/scenarios/default.yaml; DEMO_FLAGs go to the demo (--tls).
+#   run_demo_test.sh OUT_DIR userland|kernel [SCENARIO.yaml|TRACE.xml [DEMO_FLAG...]]
+# SCENARIO defaults to scripts/scenarios/default.yaml; a .xml is a SUMO trace (--trace,
+# userland only); DEMO_FLAGs go to the demo (--tls, --vehicle ID).
 # kernel: the demo runs inside the project's VM (scripts/vm, via scripts/run-kernel-test) unless this host's
 # kernel has SCTP; the media is made on the host first (the VM's / is read-only) and
 # OUT_DIR is shared read-write with the VM.
@@ -16,7 +17,11 @@ rm -rf "$out"
 mkdir -p "$out"
 # The smigbed package (scripts/smigbed); the VM runner carries the environment over.
 export PYTHONPATH="$root/scripts${PYTHONPATH:+:$PYTHONPATH}"
-demo=(/usr/bin/python3 -m smigbed.edge_demo --out "$out" --sctp-stack="$stack" --scenario "$scenario" "$@")
+case $scenario in
+  *.xml) drive=(--trace "$scenario") ;;
+  *) drive=(--scenario "$scenario") ;;
+esac
+demo=(/usr/bin/python3 -m smigbed.edge_demo --out "$out" --sctp-stack="$stack" "${drive[@]}" "$@")
 rc=0
 if [ "$stack" = kernel ]; then
   /usr/bin/python3 -c "import sys; from smigbed import scenario, testbed; \
@@ -34,6 +39,10 @@ fi
 if [ ! -f "$out/summary.json" ]; then
   echo "no $out/summary.json (the demo exited $rc)"
   exit $(( rc == 0 ? 1 : rc ))
+fi
+if [[ $scenario == *.xml ]] && [ ! -s "$out/fleet.png" ]; then
+  echo "no $out/fleet.png (a --trace run draws the fleet view; the demo exited $rc)"
+  exit 1
 fi
 echo "the demo exited $rc; its summary, checked:"
 exec /usr/bin/python3 "$here/check_demo.py" "$out/summary.json"

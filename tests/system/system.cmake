@@ -29,6 +29,15 @@ add_test(NAME system.edge_demo.tls.userland
 set_tests_properties(system.edge_demo.tls.userland PROPERTIES LABELS system
   TIMEOUT 900 SKIP_RETURN_CODE 77)
 
+# One car of the shipped SUMO city (--trace; the demo picks the vehicle that changes
+# nearest edge most): the radio model's fading, lossy dsrc and the serving dsrc's death
+# as the car leaves its range, two automatic migrations, fleet.png drawn.
+add_test(NAME system.edge_demo.trace.userland
+  COMMAND ${_sys}/run_demo_test.sh ${CMAKE_BINARY_DIR}/system/demo-trace-userland userland
+          ${_smigbed_path}/scenarios/city/city.fcd.xml)
+set_tests_properties(system.edge_demo.trace.userland PROPERTIES LABELS system
+  TIMEOUT 900 SKIP_RETURN_CODE 77)
+
 foreach(case manual_migration_through_reflection
              automatic_migration_follows_real_rtt_after_the_dwell
              killing_the_target_during_the_overlap_rolls_back)

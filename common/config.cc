@@ -1,9 +1,7 @@
 #include "common/config.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/str_cat.h"
+#include "common/file.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace smig {
@@ -22,11 +20,9 @@ absl::Status ParseJsonConfig(absl::string_view json, absl::string_view origin,
 }
 
 absl::Status LoadJsonConfigInto(const std::string& path, google::protobuf::Message& out) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read config file ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ParseJsonConfig(ss.str(), path, out);
+  absl::StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok()) return absl::Status(text.status().code(), absl::StrCat("config file: ", text.status().message()));
+  return ParseJsonConfig(*text, path, out);
 }
 
 }  // namespace smig

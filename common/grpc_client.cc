@@ -1,10 +1,9 @@
 #include "common/grpc_client.h"
 
-#include <fstream>
-#include <sstream>
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "common/file.h"
 #include "common/grpc_address.h"
 
 namespace smig {
@@ -29,13 +28,11 @@ absl::StatusOr<ClientCredentials> ClientCredentials::FromConfig(
                                   std::tuple{&tls.cert_file(), "cert_file", &o.pem_cert_chain},
                                   std::tuple{&tls.key_file(), "key_file", &o.pem_private_key}}) {
     if (path->empty()) continue;
-    std::ifstream in(*path);
-    if (!in) {
-      return absl::NotFoundError(absl::StrCat("client_tls.", field, ": cannot read ", *path));
+    absl::StatusOr<std::string> pem = ReadFile(*path);
+    if (!pem.ok()) {
+      return absl::Status(pem.status().code(), absl::StrCat("client_tls.", field, ": ", pem.status().message()));
     }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    *out = ss.str();
+    *out = *std::move(pem);
   }
   c.tls_ = grpc::SslCredentials(o);
   c.server_name_ = tls.server_name();

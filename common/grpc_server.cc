@@ -11,11 +11,10 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/file.h"
 #include "common/grpc_address.h"
 #include "common/grpc_status.h"
 #include "google/protobuf/descriptor.h"
@@ -140,11 +139,9 @@ class CountingInterceptorFactory : public grpc::experimental::ServerInterceptorF
 };
 
 absl::StatusOr<std::string> ReadPem(const std::string& path, const char* what) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read the TLS ", what, " ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  absl::StatusOr<std::string> pem = ReadFile(path);
+  if (!pem.ok()) return absl::Status(pem.status().code(), absl::StrCat("the TLS ", what, ": ", pem.status().message()));
+  return pem;
 }
 
 // Plaintext only where no other host can connect: a unix socket or loopback.

@@ -120,6 +120,11 @@ bool Redundancy::active(const std::string& address) const {
   return it != paths_.end() && Active(it->second);
 }
 
+absl::Duration Redundancy::rto(const std::string& address) const {
+  auto it = paths_.find(address);
+  return it == paths_.end() ? absl::ZeroDuration() : absl::Milliseconds(it->second.rto_ms);
+}
+
 bool Redundancy::Troubled(const Path& p, absl::Time now) const {
   if (static_cast<int>(p.failures.size()) >= tuning_.flap_count) return true;
   return p.last_trouble.has_value() && now - *p.last_trouble < tuning_.hold;

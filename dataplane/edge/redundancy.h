@@ -89,6 +89,8 @@ class Redundancy {
   std::optional<std::string> carrying() const;
   // Whether `address` is a path reported active.
   bool active(const std::string& address) const;
+  // The path's last sampled retransmission timeout (zero if none was sampled).
+  absl::Duration rto(const std::string& address) const;
   // As of the last Decide().
   bool duplicating() const { return duplicating_; }
   // Why the last Decide() duplicated or not, in words (for logs and the agent API).

@@ -20,6 +20,14 @@
 //   link.Tick(now);                                         // every loop turn
 //   absl::Status s = link.SendData(flow, EncodeFrame(h, payload), payload.size());
 //
+// Catching up: when it starts to duplicate, what went once in the last RTO of its path
+// plus a sample (at most kCatchUpMax) may still be held on a path now in doubt, which
+// SCTP would resend only after its next timeouts (on the userland stack two, 150 ms and
+// more, while the vehicle holds every later frame to keep the order). Those frames are
+// sent again at once on the other path, on its lane; the vehicle keeps each byte once.
+// Seen on the city trace: a dsrc that died as the car left its range cost the player
+// 151-195 ms, with the copies starting at its first timeout.
+//
 // Flows without a copy stream (ids from 7 on with the default 16 streams) go once even
 // while the session duplicates. Not thread-safe: the edge's loop owns it; `endpoint` must
 // outlive it.
@@ -27,9 +35,11 @@
 
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -59,8 +69,14 @@ class RedundantLink {
   v1::RedundancyPolicy policy() const { return redundancy_.policy(); }
   bool duplicating() const { return plan_.has_value(); }
   const std::string& reason() const { return redundancy_.reason(); }
-  // Media bytes sent as second copies: what redundancy cost (SCTP's own overhead aside).
+  // Media bytes sent as second copies: what redundancy cost (SCTP's own overhead aside),
+  // catching up included.
   uint64_t redundant_bytes() const { return redundant_bytes_; }
+  // Frames sent again when the copies started (see "Catching up" above).
+  uint64_t frames_caught_up() const { return frames_caught_up_; }
+
+  // The most a catch-up resends: the fast profile's largest RTO (300 ms) and a sample.
+  static constexpr absl::Duration kCatchUpMax = absl::Milliseconds(400);
   // Second copies that could not be sent (full buffer, path gone).
   uint64_t copies_dropped() const { return copies_dropped_; }
 
@@ -72,6 +88,13 @@ class RedundantLink {
   // The lane for a single copy: the one whose path carries the data now, else one whose
   // path is active, else the data stream.
   int SingleLane() const;
+  // The plan's path for each lane: each lane keeps the path it had.
+  std::array<std::string, 2> PlanLanes() const;
+  // Keeps a frame that went once, for a catch-up; forgets those past kCatchUpMax.
+  void Remember(uint32_t flow, absl::string_view frame, size_t payload_bytes, int lane);
+  // The copies just started: resends the remembered frames that may be held on a path in
+  // doubt on the other path.
+  void CatchUp();
 
   transport::Endpoint& endpoint_;
   const uint64_t session_;
@@ -85,6 +108,18 @@ class RedundantLink {
   std::map<std::string, absl::Time> probe_due_;  // by path: the next heartbeat
   uint64_t redundant_bytes_ = 0;
   uint64_t copies_dropped_ = 0;
+  uint64_t frames_caught_up_ = 0;
+  // The latest time the loop gave (Attach, OnEvent, Tick): when a frame was sent.
+  absl::Time now_ = absl::InfinitePast();
+  struct Sent {
+    absl::Time at;
+    uint32_t flow = 0;
+    size_t payload_bytes = 0;
+    std::string path;  // where its lane went; "" if unknown
+    std::string frame;
+  };
+  std::deque<Sent> recent_;          // went once, newest last
+  std::vector<std::string> spare_;   // buffers of forgotten frames, reused
 };
 
 }  // namespace smig::dataplane

@@ -5,14 +5,13 @@
 #include <prometheus/registry.h>
 
 #include <cstdlib>
-#include <fstream>
 #include <mutex>
 #include <set>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "common/file.h"
 #include "common/logging.h"
 #include "google/protobuf/util/json_util.h"
 #include "services/proximity/endpointslice.pb.h"
@@ -24,14 +23,6 @@ namespace {
 constexpr char kServiceAccountDir[] = "/var/run/secrets/kubernetes.io/serviceaccount";
 // A list of a few hundred edges is well under this; more means something is wrong.
 constexpr size_t kMaxBody = 32 << 20;
-
-std::optional<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 std::string HostPort(const std::string& host, uint32_t port) {
   bool v6 = host.find(':') != std::string::npos;
@@ -107,10 +98,10 @@ absl::StatusOr<KubernetesDiscovery::Options> KubernetesDiscovery::InClusterOptio
   o.namespace_name = config.namespace_();
   if (o.namespace_name.empty()) {
     std::string path = absl::StrCat(kServiceAccountDir, "/namespace");
-    std::optional<std::string> ns = ReadFile(path);
-    if (!ns) {
+    absl::StatusOr<std::string> ns = ReadFile(path);
+    if (!ns.ok()) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "discovery.kubernetes: no namespace in the config and cannot read ", path));
+          "discovery.kubernetes: no namespace in the config and ", ns.status().message()));
     }
     o.namespace_name = std::string(absl::StripAsciiWhitespace(*ns));
   }
@@ -160,7 +151,7 @@ absl::StatusOr<std::string> KubernetesDiscovery::Fetch() {
   struct curl_slist* headers = curl_slist_append(nullptr, "Accept: application/json");
   // Re-read every time: projected service-account tokens are rotated by the kubelet.
   if (!options_.token_file.empty()) {
-    if (std::optional<std::string> token = ReadFile(options_.token_file)) {
+    if (absl::StatusOr<std::string> token = ReadFile(options_.token_file); token.ok()) {
       std::string h = absl::StrCat("Authorization: Bearer ", absl::StripAsciiWhitespace(*token));
       headers = curl_slist_append(headers, h.c_str());
     }
@@ -177,7 +168,7 @@ absl::StatusOr<std::string> KubernetesDiscovery::Fetch() {
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(absl::ToInt64Milliseconds(options_.timeout)));
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);  // no SIGALRM for timeouts: we have threads
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  if (!options_.ca_file.empty() && ReadFile(options_.ca_file)) {
+  if (!options_.ca_file.empty() && ReadFile(options_.ca_file).ok()) {
     curl_easy_setopt(c, CURLOPT_CAINFO, options_.ca_file.c_str());
   }
   CURLcode rc = curl_easy_perform(c);

@@ -7,9 +7,7 @@
 #include <unistd.h>
 
 #include <deque>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 #include <thread>
 
 #include <grpcpp/grpcpp.h>
@@ -20,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/file.h"
 #include "common/flags.h"
 #include "common/grpc_client.h"
 #include "common/grpc_status.h"
@@ -107,12 +106,12 @@ absl::Status CheckKnownFlags(int argc, char** argv) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> ReadFile(const std::string& path, absl::string_view flag) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("--", flag, "=", path, ": cannot read"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+absl::StatusOr<std::string> ReadFlagFile(const std::string& path, absl::string_view flag) {
+  absl::StatusOr<std::string> text = smig::ReadFile(path);
+  if (!text.ok()) {
+    return absl::Status(text.status().code(), absl::StrCat("--", flag, ": ", text.status().message()));
+  }
+  return text;
 }
 
 // The TLS flags, read as the services read their client_tls (common/grpc_client.h).
@@ -275,7 +274,7 @@ class Ctl {
   // --json as given, or the contents of --file.
   absl::StatusOr<std::string> JsonArgument() {
     if (c_.file.empty()) return c_.json;
-    return ReadFile(c_.file, "file");
+    return ReadFlagFile(c_.file, "file");
   }
 
   // The vehicle's OpenSession with the session's id and key (its agent API).

@@ -224,6 +224,37 @@ TEST_F(RedundantLinkTest, AutoDuplicatesWhileTheSrttOfTheCarryingPathRose) {
   EXPECT_GT(edge_->redundant_bytes(), 0u);
 }
 
+// The carrying radio goes dark; AUTO notices trouble (here its srtt) a sample later and
+// starts the copies. What went once on the dark path since is held there (and every later
+// frame with it at the vehicle, which keeps the order) until the stack gives the path up:
+// the catch-up sends those frames again on the other path, so the player waits for the
+// trouble to be noticed, not for the failover.
+TEST_F(RedundantLinkTest, AutoCatchesUpWhatTheDoubtfulPathHeldWhenTheCopiesStart) {
+  ASSERT_TRUE(edge_->Serve(Fresh(v1::REDUNDANCY_POLICY_AUTO), now_).ok());
+  ASSERT_TRUE(net_.SetSrtt(*edge_ep_, EdgeAssoc(), kRadio1, 5).ok());
+  ASSERT_TRUE(net_.SetSrtt(*edge_ep_, EdgeAssoc(), kRadio2, 30).ok());
+  Run(absl::Seconds(1));
+  ASSERT_FALSE(Describe().duplicating());
+  ASSERT_TRUE(net_.SetPathDark(*edge_ep_, EdgeAssoc(), kRadio1, true).ok());
+  Run(absl::Milliseconds(30));
+  const size_t held = net_.HeldMessages(*edge_ep_, EdgeAssoc());
+  EXPECT_GE(held, 2u);
+  ASSERT_TRUE(net_.SetSrtt(*edge_ep_, EdgeAssoc(), kRadio1, 80).ok());  // trouble, seen
+  Run(absl::Milliseconds(120));                                          // at the next sample
+  EXPECT_TRUE(Describe().duplicating());
+  Run(kDetection - absl::Milliseconds(150));
+  ASSERT_TRUE(net_.SetPathState(*edge_ep_, EdgeAssoc(), kRadio1, tv1::PATH_STATE_INACTIVE).ok());
+  Run(absl::Seconds(3));
+  ExpectWholeInOrder();
+  // Dark for 30 ms, then up to one 100 ms sample until the trouble showed; never the
+  // 200 ms the failover took (OffThePlayerWaitsForTheFailover).
+  EXPECT_LE(max_gap_, absl::Milliseconds(30) + Redundancy::kSampleInterval + 2 * kPeriod);
+  EXPECT_LT(max_gap_, kDetection - kPeriod);
+  // The held frames reached the player through the catch-up; SCTP's own resends of
+  // them later were dropped as duplicates.
+  EXPECT_GE(vehicle_->Flows(kSession).at(0).stats.duplicates, held);
+}
+
 TEST_F(RedundantLinkTest, ThePolicyTravelsWithTheCheckpoint) {
   ASSERT_TRUE(edge_->Serve(Fresh(v1::REDUNDANCY_POLICY_ALWAYS), now_).ok());
   Run(absl::Milliseconds(200));

@@ -122,7 +122,11 @@ void RedundantLink::Remember(uint32_t flow, absl::string_view frame, size_t payl
 void RedundantLink::CatchUp() {
   const std::array<std::string, 2> lanes = PlanLanes();
   uint64_t frames = 0, bytes = 0;
-  for (const Sent& s : recent_) {
+  // Newest first: the frames sent since the path went bad are the newest, and the other
+  // path's window, idle until now, opens from its initial size (three or four frames
+  // per round trip): those the vehicle lacks go in its first rounds.
+  for (auto it = recent_.rbegin(); it != recent_.rend(); ++it) {
+    const Sent& s = *it;
     // What went on that path within its RTO and a sample may not be acknowledged yet.
     const absl::Duration window =
         std::min(kCatchUpMax, redundancy_.rto(s.path) + Redundancy::kSampleInterval);

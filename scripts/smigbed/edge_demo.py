@@ -249,8 +249,7 @@ def trace_scenario(args, policy):
         raise PlacementError(f"{edges}: no edges file beside the trace: give --edges FILE.yaml "
                              "(its format: scripts/scenarios/city/city.edges.yaml)")
     trace, placement = load_fcd(args.trace), load_placement(edges)
-    dwell = float(str(policy["dwell"]).rstrip("s"))
-    vehicle = args.vehicle or choose_vehicle(trace, placement, policy["margin"], dwell)
+    vehicle = args.vehicle or choose_vehicle(trace, placement, policy["margin"], dwell_s(policy))
     scenario = drive_for(trace, placement, vehicle, policy["margin"])
     print(f"edge-demo: trace {args.trace}: vehicle {vehicle} of {len(trace.vehicles)}, "
           f"{scenario['duration_s']:g} s past {len(placement.edges)} edges ({edges}), "
@@ -260,6 +259,11 @@ def trace_scenario(args, policy):
     def draw_fleet(summary, samples, path):
         draw_city(trace, placement, vehicle, net, summary, samples, path)
     return scenario, draw_fleet
+
+
+def dwell_s(policy):
+    """The policy's dwell ("3s") in seconds."""
+    return float(str(policy["dwell"]).rstrip("s"))
 
 
 def beside(trace_path, suffix):
@@ -390,7 +394,7 @@ def main(argv=None):
     summary["margin_changes"] = nearest_changes(as_applied(scenario, applied), policy["margin"])
     summary["margin"] = policy["margin"]
     summary["event_lateness_max_s"] = round(max([a - s for s, a in applied] or [0.0]), 3)
-    summary["dwell_s"] = float(str(policy["dwell"]).rstrip("s"))
+    summary["dwell_s"] = dwell_s(policy)
     summary["duration_s"] = duration
     summary["start_edge"] = start_edge
     summary["redundancy"] = scenario.get("redundancy") or "auto"

@@ -311,6 +311,21 @@ class VerdictTest(unittest.TestCase):
         self.assertEqual(statuses(v, "edge-3 nearest at 37.1 s"), ["FAIL"])
         self.assertEqual(v.exit_code, 1)
 
+    def test_the_car_is_followed_by_the_margin_and_targets_judged_without_it(self):
+        # A trace: edge-2's round trip is best from 15.1 s but 30 % better only from 16 s.
+        s = summary(margin_changes=[[0.0, "edge-1"], [16.0, "edge-2"], [37.1, "edge-3"]])
+        v = verdict.judge(s)
+        self.assertEqual(v.failures, [])
+        self.assertEqual(statuses(v, "edge-2 nearest at 16 s: followed by a DONE migration"), ["PASS"])
+        # The dwell counts from the smallest round trip: 18.8 s is after 15.1 + 3.
+        self.assertEqual(statuses(v, "migration 1 started 18.8 s, edge-2 nearest since 15.1 s"),
+                         ["PASS"])
+        # A lasting change by the margin that nothing followed fails.
+        s = summary(margin_changes=[[0.0, "edge-1"], [16.0, "edge-2"], [30.0, "edge-4"],
+                                    [37.1, "edge-3"]])
+        self.assertIn("edge-4 nearest at 30 s (for 7.1 s): no DONE migration to it followed; "
+                      "the session stayed on edge-2", verdict.judge(s).failures)
+
     def test_a_rolled_back_migration_does_not_follow_the_car(self):
         s = summary()
         s["migrations"][0].update(result="rolled_back", rollback_reason="edge-2 gone")

@@ -99,6 +99,13 @@ class PlacementTest(unittest.TestCase):
         self.assertEqual([e.name for e in p.edges], ["edge-1", "edge-2", "edge-3", "edge-4"])
         self.assertEqual({e.capacity for e in p.edges}, {8})
 
+    def test_a_file_that_is_not_utf8_is_a_placement_error(self):
+        with tempfile.NamedTemporaryFile("wb", suffix=".edges.yaml", delete=False) as f:
+            f.write(b"edges:\n  - {x: \xff}\n")
+        self.addCleanup(os.unlink, f.name)
+        with self.assertRaisesRegex(radio.PlacementError, "not UTF-8 text"):
+            radio.load_placement(f.name)
+
     def test_bad_input_names_the_field(self):
         one = "edges:\n  - {x: 0, y: 0, dsrc_range_m: 200}\n"
         self.assertEqual(self.error(one.replace("x: 0", "x: left")), ": edges[0].x: 'left' is not a number")

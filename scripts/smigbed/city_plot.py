@@ -6,7 +6,6 @@ vehicle's track coloured by the edge serving it, and each migration marked where
 was when it started. Below: each edge over time, the trace's vehicles within its dsrc
 range, and the sessions smig served from it.
 """
-import math
 import xml.etree.ElementTree as ET
 
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -83,12 +82,13 @@ def draw_city(trace, placement, vehicle, net_path, summary, timeline, path):
     ax_map.set_title(f"{summary.get('scenario')}: the car's track coloured by its serving edge, "
                      "migrations as X", fontsize=10)
 
-    steps = sorted({s.t for samples in trace.vehicles.values() for s in samples})
+    at = {}  # trace time -> the samples of that step
+    for samples in trace.vehicles.values():
+        for s in samples:
+            at.setdefault(s.t, []).append(s)
+    steps = sorted(at)
     for e in placement.edges:
-        in_range = []
-        for t in steps:
-            here = [s for samples in trace.vehicles.values() for s in samples if s.t == t]
-            in_range.append(sum(1 for s in here if math.hypot(s.x - e.x, s.y - e.y) <= e.dsrc_range_m))
+        in_range = [sum(1 for s in at[t] if e.distance(s.x, s.y) <= e.dsrc_range_m) for t in steps]
         ax_load.plot([t - t0 for t in steps], in_range, color=color[e.name], ls="--", lw=0.8,
                      label=f"{e.name}: vehicles in dsrc range (trace)")
         served = [1 if s == e.name else 0 for _, s in serving]

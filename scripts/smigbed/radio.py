@@ -27,7 +27,7 @@ import math
 
 import yaml
 
-from .scenario import MAX_EDGES
+from .scenario import MAX_EDGES, is_number
 
 DEFAULT_MODEL = {
     "dsrc": {"near_delay_ms": 2.0, "far_delay_ms": 8.0, "clean_fraction": 0.7,
@@ -66,10 +66,6 @@ class Placement:
         return out
 
 
-def _number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def _ramp(lo, hi, f):
     return lo + (hi - lo) * min(1.0, max(0.0, f))
 
@@ -106,7 +102,7 @@ def _model(path, given):
             if k not in DEFAULT_MODEL[radio]:
                 raise PlacementError(f"{path}: radio.{radio}: unknown key {k!r} (known: "
                                      f"{', '.join(DEFAULT_MODEL[radio])})")
-            if not _number(v) or v < 0:
+            if not is_number(v) or v < 0:
                 raise PlacementError(f"{path}: radio.{radio}.{k}: {v!r} is not a non-negative number")
             model[radio][k] = float(v)
     for radio, p in model.items():
@@ -160,7 +156,7 @@ def load_placement(path):
         for k in ("x", "y", "dsrc_range_m"):
             if k not in e:
                 raise PlacementError(f"{where}: no {k}")
-            if not _number(e[k]):
+            if not is_number(e[k]):
                 raise PlacementError(f"{where}.{k}: {e[k]!r} is not a number")
         if e["dsrc_range_m"] <= 0:
             raise PlacementError(f"{where}.dsrc_range_m: {e['dsrc_range_m']!r} is not a positive number")

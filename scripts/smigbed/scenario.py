@@ -143,10 +143,15 @@ def link_states(scenario, t):
     for ev in scenario.get("events") or []:
         if ev["at_s"] > t:
             break
-        for target, link in (ev.get("set") or {}).items():
-            edge, _, radio = target.partition("/")
-            state[(edge, radio)].update(link)
+        apply_event(state, ev)
     return state
+
+
+def apply_event(state, ev):
+    """Applies one event's `set` to link_states' {(edge, radio): settings}."""
+    for target, link in (ev.get("set") or {}).items():
+        edge, _, radio = target.partition("/")
+        state[(edge, radio)].update(link)
 
 
 def round_trips(states, edges):
@@ -191,9 +196,7 @@ def nearest_changes(scenario, margin=0.0):
     out, last = [], None
     for slot in sorted(set(slots) | {0}):
         for ev in slots.get(slot, []):
-            for target, link in (ev.get("set") or {}).items():
-                edge, _, radio = target.partition("/")
-                state[(edge, radio)].update(link)
+            apply_event(state, ev)
         n = pick_nearest(round_trips(state, edges), edges, last, margin)
         if n != last:
             out.append((slot / 10, n))

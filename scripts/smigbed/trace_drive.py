@@ -12,7 +12,8 @@ the links the stream may ride (`goals_for`), never from the run.
 """
 import os
 
-from .scenario import RADIOS, check_goals, link_states, nearest_changes, pick_nearest, round_trips
+from .scenario import (RADIOS, apply_event, check_goals, link_states, nearest_changes,
+                       pick_nearest, round_trips)
 from .trace import TraceError
 from .verdict import FOLLOW_SLACK_S
 
@@ -60,9 +61,7 @@ def goals_for(scenario, margin):
     state = link_states(scenario, -1.0)
     current, best_link, rtt_max, loss_max, dies = None, None, 0.0, 0.0, False
     for ev in scenario["events"]:
-        for target, link in ev["set"].items():
-            edge, _, radio = target.partition("/")
-            state[(edge, radio)].update(link)
+        apply_event(state, ev)
         if best_link is not None and not state[best_link].get("up", True):
             dies = True
         current = pick_nearest(round_trips(state, edges), edges, current, margin)
